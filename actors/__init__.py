@@ -1,0 +1,34 @@
+"""The structured-concurrency engine of Callboard.
+
+It knows nothing of SQL or HTTP: its owner hands it a :class:`JobSource`, a
+:class:`JobRunner` and an :class:`OutcomeSink`, and it runs queue actors and
+job actors inside one task group. It must never import ``runtime``.
+"""
+
+from __future__ import annotations
+
+from actors._job_actor import JobHandle, run_job
+from actors._messages import Claimed, Control, Ended, Outcome
+from actors._protocols import JobRunner, JobSource, OutcomeSink
+from actors._queue_actor import POLL_INTERVAL_DEFAULT, QueueActor
+from actors._supervisor import GRACE_PERIOD_DEFAULT, ShutdownReport, Supervisor
+from actors._timer import DueTimer, Ticker
+
+__all__ = [
+    "GRACE_PERIOD_DEFAULT",
+    "POLL_INTERVAL_DEFAULT",
+    "Claimed",
+    "Control",
+    "DueTimer",
+    "Ended",
+    "JobHandle",
+    "JobRunner",
+    "JobSource",
+    "Outcome",
+    "OutcomeSink",
+    "QueueActor",
+    "ShutdownReport",
+    "Supervisor",
+    "Ticker",
+    "run_job",
+]

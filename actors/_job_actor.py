@@ -1,0 +1,62 @@
+"""The job actor: runs one job's handler inside a cancel scope.
+
+Its mailbox (:class:`JobHandle`) takes control requests from outside; a
+request cancels the scope, so every ``await`` in the handler is an
+interruption point and its ``finally`` blocks run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+
+from actors._messages import CONTROL_ENDINGS, Claimed, Control, Ended, Outcome
+from actors._protocols import JobRunner
+
+
+class JobHandle:
+    """The mailbox of one running job."""
+
+    __slots__ = ("_scope", "control", "job")
+
+    def __init__(self, job: Claimed) -> None:
+        self.job = job
+        self.control: Control | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    def tell(self, control: Control) -> bool:
+        """Deliver a control request; the first one wins. Returns whether it was taken."""
+        if self.control is not None:
+            return False
+        self.control = control
+        if self._scope is not None:
+            self._scope.cancel()
+        return True
+
+    def _attach(self, scope: anyio.CancelScope) -> None:
+        self._scope = scope
+        if self.control is not None:  # told before it started
+            scope.cancel()
+
+
+async def run_job(job: Claimed, runner: JobRunner, handle: JobHandle) -> Outcome:
+    """Run ``job`` to an outcome. Never raises for the handler's errors."""
+    started = anyio.current_time()
+    deadline = started + job.timeout if job.timeout else math.inf
+    returned, value, error = False, None, None
+    with anyio.CancelScope(deadline=deadline) as scope:
+        handle._attach(scope)
+        try:
+            value = await runner.run(job)
+            returned = True
+        except Exception as exc:  # the handler's failure is an outcome, not a crash
+            error = exc
+    duration = anyio.current_time() - started
+    if returned:
+        return Outcome(job, Ended.RETURNED, value=value, duration=duration)
+    if scope.cancel_called and handle.control is not None:
+        return Outcome(job, CONTROL_ENDINGS[handle.control], error=error, duration=duration)
+    if scope.cancel_called and anyio.current_time() >= deadline:
+        return Outcome(job, Ended.TIMED_OUT, error=error, duration=duration)
+    return Outcome(job, Ended.RAISED, error=error, duration=duration)

@@ -1,0 +1,107 @@
+"""The queue actor: claims due jobs in batches and runs up to ``capacity``.
+
+It sleeps until something can change its mind: a slot frees, an enqueue in
+this process wakes it, or the poll interval passes (jobs written by other
+processes). It never busy-polls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, MutableMapping
+
+import anyio
+from anyio.abc import TaskStatus
+
+from actors._job_actor import JobHandle, run_job
+from actors._messages import Claimed
+from actors._protocols import JobRunner, JobSource, OutcomeSink
+
+POLL_INTERVAL_DEFAULT = 1.0
+
+
+class QueueActor:
+    """Producer and foreman of one queue."""
+
+    def __init__(
+        self,
+        name: str,
+        capacity: int,
+        *,
+        source: JobSource,
+        runner: JobRunner,
+        sink: OutcomeSink,
+        handles: MutableMapping[Hashable, JobHandle],
+        poll_interval: float = POLL_INTERVAL_DEFAULT,
+    ) -> None:
+        if capacity < 0:
+            raise ValueError(f"queue {name!r}: capacity must be >= 0, got {capacity}")
+        self.name = name
+        self.capacity = capacity
+        self._source, self._runner, self._sink = source, runner, sink
+        self._handles = handles
+        self._poll_interval = poll_interval if poll_interval > 0 else math.inf
+        self._running = 0
+        self._more = True  # the store may hold due jobs we have not claimed
+        self._claiming = True
+        self._wake = anyio.Event()
+        self.finished = anyio.Event()
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def wake(self) -> None:
+        """Tell the actor that due jobs may be waiting (an enqueue, a promotion)."""
+        self._more = True
+        self._wake.set()
+
+    def set_capacity(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError(f"queue {self.name!r}: capacity must be >= 0, got {capacity}")
+        self.capacity = capacity
+        self.wake()
+
+    def stop_claiming(self) -> None:
+        self._claiming = False
+        self._wake.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                task_status.started()
+                await self._produce(tg)
+        finally:
+            self.finished.set()
+
+    async def _produce(self, tg: anyio.abc.TaskGroup) -> None:
+        while True:
+            self._wake = anyio.Event()  # before the checks: a wake after them is not lost
+            if not self._claiming:
+                return
+            free = self.capacity - self._running
+            if free > 0 and self._more:
+                self._more = False
+                jobs = await self._source.claim(self.name, free)
+                if len(jobs) >= free:
+                    self._more = True
+                for job in jobs:
+                    self._running += 1
+                    tg.start_soon(self._run_one, job, name=f"job {job.id}")
+                continue
+            with anyio.move_on_after(self._poll_interval) as timer:
+                await self._wake.wait()
+            if timer.cancelled_caught:
+                self._more = True
+
+    async def _run_one(self, job: Claimed) -> None:
+        handle = JobHandle(job)
+        self._handles[job.id] = handle
+        try:
+            outcome = await run_job(job, self._runner, handle)
+        finally:
+            self._handles.pop(job.id, None)
+        durable = self._sink.finish(outcome)
+        self._running -= 1  # free the slot first: the next claim can share the commit
+        self._wake.set()
+        await durable

@@ -1,0 +1,99 @@
+"""What a handler sees: ``JobContext``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runtime.models import Job
+from runtime.progress import estimate_eta, make_report
+
+if TYPE_CHECKING:
+    from runtime.execution import Executor
+
+JOB_LOGGER = "callboard.job"
+
+
+@dataclass(slots=True)
+class RunState:
+    """The live state of one running attempt, kept in memory and flushed throttled."""
+
+    row: dict[str, Any]
+    progress: float = 0.0
+    details: dict[str, Any] | None = None
+    eta: float | None = None
+    errors: list[str] = field(default_factory=list)
+    progress_from: float = 0.0  # progress when this attempt started (for the ETA)
+    since: float = 0.0
+    dirty: bool = False
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return self.row["id"]  # type: ignore[no-any-return]
+
+
+class JobContext:
+    """Passed to every handler as ``ctx``: report progress, save checkpoints, warn, log."""
+
+    def __init__(self, executor: Executor, state: RunState, job: Job) -> None:
+        self._executor = executor
+        self._state = state
+        self.job = job
+        self.log = logging.LoggerAdapter(
+            logging.getLogger(JOB_LOGGER), {"job_id": str(job.id), "job_type": job.type}
+        )
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.job.id
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempt
+
+    @property
+    def checkpoint_state(self) -> Any:
+        """The state saved by the last ``checkpoint()`` of this job, or None."""
+        return self._state.row.get("checkpoint")
+
+    @property
+    def progress_value(self) -> float:
+        return self._state.progress
+
+    async def progress(
+        self,
+        percent: float | None = None,
+        *,
+        current: float | None = None,
+        total: float | None = None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Report progress. Subscribers see every call; the store gets the latest, throttled."""
+        state = self._state
+        report = make_report(
+            percent=percent,
+            current=current,
+            total=total,
+            bytes_done=bytes_done,
+            bytes_total=bytes_total,
+            details=details,
+            previous=state.progress,
+        )
+        now = self._executor.clock.now()
+        state.progress = report.percent
+        state.details = report.details or state.details
+        state.eta = estimate_eta(now, state.since, state.progress_from, report.percent)
+        self._executor.progress_changed(state, now)
+
+    async def checkpoint(self, state: Any) -> None:
+        """Persist a JSON-serialisable state; a later attempt reads it as ``checkpoint_state``."""
+        await self._executor.save_checkpoint(self._state, state)
+
+    def warn(self, message: str) -> None:
+        """Record a non-critical error on the job and carry on."""
+        self._state.errors.append(str(message))
+        self._executor.warned(self._state, str(message))

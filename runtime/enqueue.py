@@ -1,0 +1,122 @@
+"""Turning enqueue calls into store rows: validation and defaults, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from runtime.clock import to_epoch
+from runtime.errors import InvalidParams
+from runtime.registry import JobType
+from runtime.status import JobStatus
+
+Row = dict[str, Any]
+
+
+def build_rows(
+    job_type: JobType,
+    params: Iterable[Any],
+    *,
+    now: float,
+    queue: str | None,
+    priority: int | None,
+    delay: float | timedelta | None,
+    at: datetime | None,
+    idempotency_keys: Sequence[str | None] | None,
+    tenant_id: str | None,
+    user_id: str | None,
+    timeout: float | None,
+    max_retries: int | None,
+) -> list[Row]:
+    """Validate every item first: one bad item stores nothing."""
+    items = list(params)
+    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
+    if len(keys) != len(items):
+        raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
+    due = _due(now, delay, at)
+    common = _common(job_type, now, due, queue, priority, tenant_id, user_id, timeout, max_retries)
+    rows = []
+    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+        rows.append(
+            {
+                **common,
+                "id": uuid.uuid4(),
+                "params": _validated(job_type, item, index, len(items)),
+                "idempotency_key": key,
+            }
+        )
+    return rows
+
+
+def _validated(job_type: JobType, item: Any, index: int, total: int) -> dict[str, Any]:
+    try:
+        return job_type.validate(item).model_dump(mode="json")
+    except InvalidParams as err:
+        if total == 1:
+            raise
+        errors = [{**e, "index": index} for e in err.errors]
+        raise InvalidParams(job_type.name, errors, f"item {index}: {err}") from err
+
+
+def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> float:
+    if delay is not None and at is not None:
+        raise ValueError("give delay or at, not both")
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if delay is not None:
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0, got {delay}")
+        return now + delay
+    if at is not None:
+        return to_epoch(at)
+    return now
+
+
+def _common(
+    job_type: JobType,
+    now: float,
+    due: float,
+    queue: str | None,
+    priority: int | None,
+    tenant_id: str | None,
+    user_id: str | None,
+    timeout: float | None,
+    max_retries: int | None,
+) -> Row:
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be > 0, got {timeout}")
+    if max_retries is not None and max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+    if queue is not None and not queue:
+        raise ValueError("queue name must not be empty")
+    status = JobStatus.SCHEDULED if due > now else JobStatus.WAITING
+    return {
+        "type": job_type.name,
+        "group": job_type.group,
+        "queue": queue or job_type.queue,
+        "status": status.value,
+        "priority": job_type.priority if priority is None else priority,
+        "result": None,
+        "error": None,
+        "traceback": None,
+        "errors": None,
+        "progress": 0.0,
+        "progress_details": None,
+        "eta": None,
+        "attempt": 0,
+        "max_retries": job_type.max_retries if max_retries is None else max_retries,
+        "retry_delay": job_type.retry_delay,
+        "timeout": job_type.timeout if timeout is None else timeout,
+        "scheduled_at": due,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": now,
+        "locked_by": None,
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "checkpoint": None,
+        "checkpoint_at": None,
+    }

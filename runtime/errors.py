@@ -1,0 +1,104 @@
+"""Every error Callboard raises on purpose.
+
+::
+
+    CallboardError
+     |- UnknownJobType          no job type has that name
+     |- DuplicateJobType        a name registered twice in one registry
+     |- InvalidParams           params failed the type's pydantic model
+     |- InvalidJobType          a handler or its options cannot be used
+     |- JobNotFound             no job has that id (for this tenant)
+     |- IllegalTransition       the job's status does not allow the change
+     |- RuntimeNotRunning       a Runtime used outside ``async with``
+     `- HandlerSignal           raised by handlers to steer their job
+         |- Retry               try again (after a delay)
+         |- Fail                fail now, without retries
+         `- Skip                end the job as skipped
+
+Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CallboardError(Exception):
+    """A Callboard error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class UnknownJobType(CallboardError, LookupError):
+    """No job type has that name."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        hint = f"; known types: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown job type {name!r}{hint}")
+        self.name = name
+
+
+class DuplicateJobType(CallboardError, ValueError):
+    """A job type with that name is already registered."""
+
+
+class InvalidJobType(CallboardError, TypeError):
+    """The handler or its options cannot be used as a job type."""
+
+
+class InvalidParams(CallboardError, ValueError):
+    """The params do not match the job type's model."""
+
+    def __init__(self, job_type: str, errors: list[dict[str, Any]], message: str = "") -> None:
+        fields = "; ".join(_describe(e) for e in errors)
+        super().__init__(message or f"invalid params for job type {job_type!r}: {fields}")
+        self.job_type = job_type
+        self.errors = errors
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ())) or "params"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+class JobNotFound(CallboardError, LookupError):
+    """No job has that id."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"no job with id {str(job_id)!r}")
+        self.job_id = job_id
+
+
+class IllegalTransition(CallboardError):
+    """The job's current status does not allow this change."""
+
+    def __init__(self, job_id: object, current: str, action: str) -> None:
+        super().__init__(f"cannot {action} job {job_id}: its status is {current!r}")
+        self.job_id = job_id
+        self.current = current
+        self.action = action
+
+
+class RuntimeNotRunning(CallboardError, RuntimeError):
+    """The Runtime is not running: use it inside ``async with Runtime(...)``."""
+
+
+class HandlerSignal(CallboardError):
+    """Raised by a job handler to steer its job."""
+
+
+class Retry(HandlerSignal):
+    """The handler asked for another attempt."""
+
+    def __init__(self, after: float | None = None, reason: str | None = None) -> None:
+        super().__init__(reason or "retry requested")
+        self.after = after
+
+
+class Fail(HandlerSignal):
+    """The handler failed the job without retries."""
+
+
+class Skip(HandlerSignal):
+    """The handler skipped the job."""

@@ -1,0 +1,59 @@
+"""``rt.events(id)``: a job's events as an async iterator that ends with the job."""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from runtime.events import Subscription
+from runtime.models import JobEvent, event_from_job
+
+if TYPE_CHECKING:
+    from runtime.runtime import Runtime
+
+
+class JobEvents:
+    """Yields the job's current status first, then every event, and stops after
+    the final status. Use ``async with`` (or ``aclose()``) to stop early."""
+
+    def __init__(self, runtime: Runtime, job_id: uuid.UUID) -> None:
+        self._runtime = runtime
+        self._job_id = job_id
+        self._sub: Subscription | None = None
+        self._done = False
+
+    def __aiter__(self) -> JobEvents:
+        return self
+
+    async def __anext__(self) -> JobEvent:
+        if self._done:
+            raise StopAsyncIteration
+        if self._sub is None:
+            self._sub = self._runtime.subscribe(self._job_id)
+            job = await self._runtime.get(self._job_id)
+            first = event_from_job(job)
+            return self._seen(first)
+        return self._seen(await self._sub.receive())
+
+    def _seen(self, event: JobEvent) -> JobEvent:
+        if event.is_final:
+            self._done = True
+            self.aclose_nowait()
+        return event
+
+    def aclose_nowait(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        self._done = True
+
+    async def aclose(self) -> None:
+        self.aclose_nowait()
+
+    async def __aenter__(self) -> JobEvents:
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.aclose_nowait()

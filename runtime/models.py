@@ -1,0 +1,129 @@
+"""The pydantic snapshots that the public API returns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from runtime.clock import to_datetime
+from runtime.status import JobStatus
+
+
+class Job(BaseModel):
+    """A snapshot of one job as the store had it when it was read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID
+    type: str
+    group: str
+    queue: str
+    status: JobStatus
+    priority: int = 0
+    params: dict[str, Any] = {}
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    errors: list[str] = []
+    progress: float = 0.0
+    progress_details: dict[str, Any] | None = None
+    eta: datetime | None = None
+    attempt: int = 0
+    max_retries: int = 0
+    timeout: float | None = None
+    scheduled_at: datetime | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    locked_by: str | None = None
+    idempotency_key: str | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    checkpoint: Any = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_terminal
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Job:
+        """Build a snapshot from a store row without re-validating it (hot path)."""
+        values = {name: row[name] for name in _PLAIN if name in row}
+        for name in _TIMES:
+            values[name] = to_datetime(row.get(name))
+        values["status"] = JobStatus(row["status"])
+        values["errors"] = row.get("errors") or []
+        values["params"] = row.get("params") or {}
+        return cls.model_construct(**values)
+
+
+_TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at")
+_PLAIN = tuple(
+    name for name in Job.model_fields if name not in _TIMES and name not in {"status", "errors"}
+)
+
+
+EventKind = Literal["status", "progress", "checkpoint", "warning"]
+
+
+class JobEvent(BaseModel):
+    """Something that happened to a job, as subscribers see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: uuid.UUID
+    kind: EventKind
+    status: JobStatus
+    at: datetime | None
+    progress: float | None = None
+    progress_details: dict[str, Any] | None = None
+    eta: datetime | None = None
+    message: str | None = None
+    queue: str = ""
+    type: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.kind == "status" and self.status.is_terminal
+
+
+def event_from_row(
+    row: Mapping[str, Any], at: float, kind: EventKind = "status", message: str | None = None
+) -> JobEvent:
+    """A job event from a store row (no validation: rows are already valid)."""
+    status = JobStatus(row["status"])
+    if message is None and kind == "status":
+        message = row.get("error")
+    return JobEvent.model_construct(
+        job_id=row["id"],
+        kind=kind,
+        status=status,
+        at=to_datetime(at),
+        progress=row.get("progress"),
+        progress_details=row.get("progress_details"),
+        eta=to_datetime(row.get("eta")),
+        message=message,
+        queue=row["queue"],
+        type=row["type"],
+    )
+
+
+def event_from_job(job: Job) -> JobEvent:
+    """A status event describing a snapshot (the first event of ``rt.events``)."""
+    return JobEvent.model_construct(
+        job_id=job.id,
+        kind="status",
+        status=job.status,
+        at=job.updated_at,
+        progress=job.progress,
+        progress_details=job.progress_details,
+        eta=job.eta,
+        message=job.error,
+        queue=job.queue,
+        type=job.type,
+    )

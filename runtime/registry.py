@@ -1,0 +1,230 @@
+"""Job types, job groups and queues, and the registry that holds them."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from runtime.errors import DuplicateJobType, InvalidJobType, InvalidParams, UnknownJobType
+
+if TYPE_CHECKING:
+    from runtime.context import JobContext
+
+QUEUE_DEFAULT = "default"
+GROUP_DEFAULT = "default"
+QUEUE_CAPACITY_DEFAULT = 10
+MAX_RETRIES_DEFAULT = 3
+RETRY_DELAY_DEFAULT = 1.0
+
+Handler = Callable[["JobContext", Any], Awaitable[Any]]
+F = TypeVar("F", bound=Handler)
+
+
+@dataclass(frozen=True, slots=True)
+class JobGroup:
+    """A named family of job types (for listing and filtering)."""
+
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A named queue and how many of its jobs may run at once in one runtime."""
+
+    name: str
+    capacity: int = QUEUE_CAPACITY_DEFAULT
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("queue name must not be empty")
+        if self.capacity < 0:
+            raise ValueError(f"queue {self.name!r}: capacity must be >= 0, got {self.capacity}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobType:
+    """A registered handler with its params model and defaults."""
+
+    name: str
+    handler: Handler
+    params_model: type[BaseModel]
+    group: str = GROUP_DEFAULT
+    queue: str = QUEUE_DEFAULT
+    timeout: float | None = None
+    max_retries: int = MAX_RETRIES_DEFAULT
+    retry_delay: float = RETRY_DELAY_DEFAULT
+    priority: int = 0
+    description: str = ""
+
+    def validate(self, params: Any) -> BaseModel:
+        """Validate ``params`` (a mapping or a model instance) into the params model."""
+        if isinstance(params, self.params_model):
+            return params
+        if isinstance(params, BaseModel):
+            params = params.model_dump()
+        if params is None:
+            params = {}
+        try:
+            return self.params_model.model_validate(params)
+        except ValidationError as err:
+            raise InvalidParams(self.name, _plain_errors(err)) from err
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": self.group,
+            "queue": self.queue,
+            "description": self.description,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "retry_delay": self.retry_delay,
+            "priority": self.priority,
+            "params_schema": self.params_model.model_json_schema(),
+        }
+
+
+def _plain_errors(err: ValidationError) -> list[dict[str, Any]]:
+    """pydantic's errors, JSON-safe (no exception objects in ``ctx``)."""
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in err.errors(include_url=False)
+    ]
+
+
+class Registry:
+    """Holds job types, groups and queues by name."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, JobType] = {}
+        self._groups: dict[str, JobGroup] = {GROUP_DEFAULT: JobGroup(GROUP_DEFAULT)}
+        self._queues: dict[str, Queue] = {QUEUE_DEFAULT: Queue(QUEUE_DEFAULT)}
+
+    def job(
+        self,
+        name: str | None = None,
+        *,
+        group: str = GROUP_DEFAULT,
+        queue: str = QUEUE_DEFAULT,
+        timeout: float | None = None,
+        max_retries: int = MAX_RETRIES_DEFAULT,
+        retry_delay: float = RETRY_DELAY_DEFAULT,
+        priority: int = 0,
+        description: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register ``async def handler(ctx, params: Model)`` as a job type."""
+
+        def register(handler: F) -> F:
+            model = _params_model(handler)
+            doc = inspect.getdoc(handler) or ""
+            self.add(
+                JobType(
+                    name=name or handler.__name__,
+                    handler=handler,
+                    params_model=model,
+                    group=group,
+                    queue=queue,
+                    timeout=timeout,
+                    max_retries=max_retries,
+                    retry_delay=retry_delay,
+                    priority=priority,
+                    description=description if description is not None else doc,
+                )
+            )
+            return handler
+
+        return register
+
+    def add(self, job_type: JobType) -> JobType:
+        _check_options(job_type)
+        if job_type.name in self._types:
+            raise DuplicateJobType(f"job type {job_type.name!r} is already registered")
+        self._types[job_type.name] = job_type
+        self._groups.setdefault(job_type.group, JobGroup(job_type.group))
+        self._queues.setdefault(job_type.queue, Queue(job_type.queue))
+        return job_type
+
+    def add_group(self, group: JobGroup) -> None:
+        self._groups[group.name] = group
+
+    def add_queue(self, queue: Queue) -> None:
+        self._queues[queue.name] = queue
+
+    def get(self, name_or_handler: str | Callable[..., Any]) -> JobType:
+        if isinstance(name_or_handler, str):
+            name = name_or_handler
+        else:
+            name = self._name_of(name_or_handler)
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownJobType(name, list(self._types)) from None
+
+    def _name_of(self, handler: Callable[..., Any]) -> str:
+        for job_type in self._types.values():
+            if job_type.handler is handler:
+                return job_type.name
+        return getattr(handler, "__name__", repr(handler))
+
+    def types(self) -> list[JobType]:
+        return sorted(self._types.values(), key=lambda t: t.name)
+
+    def groups(self) -> list[JobGroup]:
+        return sorted(self._groups.values(), key=lambda g: g.name)
+
+    def queues(self) -> list[Queue]:
+        return sorted(self._queues.values(), key=lambda q: q.name)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every type with its params JSON schema."""
+        return [t.describe() for t in self.types()]
+
+
+def _params_model(handler: Callable[..., Any]) -> type[BaseModel]:
+    if not inspect.iscoroutinefunction(handler):
+        raise InvalidJobType(f"job handler {handler!r} must be an async def function")
+    params = list(inspect.signature(handler).parameters.values())
+    if len(params) != 2:
+        raise InvalidJobType(
+            f"job handler {handler.__qualname__} must take (ctx, params), takes {len(params)}"
+        )
+    try:
+        hints = typing.get_type_hints(handler)
+    except NameError as err:
+        raise InvalidJobType(
+            f"cannot resolve annotations of {handler.__qualname__}: {err}"
+        ) from err
+    model = hints.get(params[1].name)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise InvalidJobType(
+            f"the params argument of {handler.__qualname__} must be annotated with a "
+            f"pydantic BaseModel subclass, got {model!r}"
+        )
+    return model
+
+
+def _check_options(job_type: JobType) -> None:
+    if not job_type.name:
+        raise InvalidJobType("job type name must not be empty")
+    if job_type.timeout is not None and job_type.timeout <= 0:
+        raise InvalidJobType(f"job type {job_type.name!r}: timeout must be > 0")
+    if job_type.max_retries < 0:
+        raise InvalidJobType(f"job type {job_type.name!r}: max_retries must be >= 0")
+    if job_type.retry_delay < 0:
+        raise InvalidJobType(f"job type {job_type.name!r}: retry_delay must be >= 0")
+
+
+default_registry = Registry()
+
+
+def job(
+    name: str | None = None,
+    **kwargs: Any,
+) -> Callable[[F], F]:
+    """Register a job type in the default registry. See :meth:`Registry.job`."""
+    return default_registry.job(name, **kwargs)

@@ -1,0 +1,485 @@
+"""The ``Runtime`` facade: wires the store, the registry and the actors.
+
+::
+
+    async with Runtime("sqlite:///callboard.db", queues={"compute": 4}) as rt:
+        job = await rt.enqueue("resize", {"path": "a.png"})
+        done = await rt.wait(job.id, timeout=30)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from actors import (
+    GRACE_PERIOD_DEFAULT,
+    POLL_INTERVAL_DEFAULT,
+    Control,
+    DueTimer,
+    Supervisor,
+    Ticker,
+)
+from runtime.clock import Clock
+from runtime.enqueue import build_rows
+from runtime.errors import JobNotFound, RuntimeNotRunning
+from runtime.events import EventBus, Subscription
+from runtime.execution import PROGRESS_FLUSH_INTERVAL_DEFAULT, Executor
+from runtime.job_events import JobEvents
+from runtime.models import Job, event_from_row
+from runtime.registry import QUEUE_CAPACITY_DEFAULT, JobType, Registry, default_registry
+from runtime.status import ACTIVE, PENDING, JobStatus
+from runtime.store import Store, WriterStatistics, reads
+from runtime.store.ops import (
+    DeleteJob,
+    Heartbeat,
+    InsertJobs,
+    Promote,
+    Rescue,
+    Transition,
+    Unregister,
+)
+
+DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
+LEASE_DEFAULT = 30.0
+HEARTBEAT_INTERVAL_DEFAULT = 10.0
+WAIT_POLL_INTERVAL_DEFAULT = 1.0
+
+JobTypeRef = str | Callable[..., Any] | JobType
+Params = Mapping[str, Any] | Any
+
+
+class Runtime:
+    """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
+
+    ``queues`` maps queue names to capacities (jobs of that queue running at
+    once here); queues named by job types but not listed get
+    ``QUEUE_CAPACITY_DEFAULT``. With ``workers=False`` the runtime only
+    enqueues and reads (a client): it runs no jobs.
+    """
+
+    def __init__(
+        self,
+        url: str = DATABASE_URL_DEFAULT,
+        *,
+        registry: Registry | None = None,
+        queues: Mapping[str, int] | None = None,
+        workers: bool = True,
+        grace_period: float = GRACE_PERIOD_DEFAULT,
+        poll_interval: float = POLL_INTERVAL_DEFAULT,
+        lease: float = LEASE_DEFAULT,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL_DEFAULT,
+        progress_interval: float = PROGRESS_FLUSH_INTERVAL_DEFAULT,
+    ) -> None:
+        for name, capacity in (queues or {}).items():
+            if capacity < 0:
+                raise ValueError(f"queue {name!r}: capacity must be >= 0, got {capacity}")
+        if grace_period < 0:
+            raise ValueError(f"grace_period must be >= 0, got {grace_period}")
+        if heartbeat_interval <= 0 or lease <= heartbeat_interval:
+            raise ValueError(
+                f"lease ({lease}) must be longer than heartbeat_interval ({heartbeat_interval})"
+            )
+        self.url = url
+        self.registry = registry if registry is not None else default_registry
+        self._queue_config = dict(queues or {})
+        self._workers = workers
+        self._grace = grace_period
+        self._poll = poll_interval
+        self._lease = lease
+        self._heartbeat = heartbeat_interval
+        self._progress_interval = progress_interval
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = Clock()
+        self.bus = EventBus()
+        self._store: Store | None = None
+        self._tg: TaskGroup | None = None
+        self._supervisor: Supervisor | None = None
+        self._due: DueTimer | None = None
+        self._executor: Executor | None = None
+        self._services = anyio.CancelScope()
+        self._services_done = anyio.Event()
+        self._supervisor_done = anyio.Event()
+        self._started_at = 0.0
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        self.clock.anchor()
+        self._started_at = self.clock.now()
+        self._store = await anyio.to_thread.run_sync(Store, self.url)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            await self._tg.start(self._store.writer.run)
+            if self._workers:
+                await self._start_workers(self._tg)
+        except BaseException:
+            self._store.writer.close()
+            self._tg.cancel_scope.cancel()
+            await self._tg.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def _start_workers(self, tg: TaskGroup) -> None:
+        await self._renew_lease()
+        await self._rescue()
+        self._executor = Executor(
+            store=self.store,
+            registry=self.registry,
+            bus=self.bus,
+            clock=self.clock,
+            worker_id=self.worker_id,
+            on_status=self._status_changed,
+            progress_interval=self._progress_interval,
+        )
+        self._supervisor = Supervisor(
+            self._capacities(),
+            source=self._executor,
+            runner=self._executor,
+            sink=self._executor,
+            poll_interval=self._poll,
+        )
+        self._due = DueTimer(self._promote, now=self.clock.now, recheck=self._poll)
+        await tg.start(self._run_supervisor)
+        await tg.start(self._run_services)
+
+    def _capacities(self) -> dict[str, int]:
+        capacities = {q.name: q.capacity for q in self.registry.queues()}
+        for name in capacities:
+            if name not in self._queue_config:
+                capacities[name] = QUEUE_CAPACITY_DEFAULT
+        capacities.update(self._queue_config)
+        return capacities
+
+    async def _run_supervisor(self, *, task_status: TaskStatus[None]) -> None:
+        assert self._supervisor is not None
+        try:
+            await self._supervisor.run(task_status=task_status)
+        finally:
+            self._supervisor_done.set()
+
+    async def _run_services(self, *, task_status: TaskStatus[None]) -> None:
+        assert self._executor is not None and self._due is not None
+        try:
+            with self._services:
+                async with anyio.create_task_group() as tg:
+                    await tg.start(self._due.run)
+                    await tg.start(self._executor.run_flusher)
+                    await tg.start(Ticker(self._tick, self._heartbeat).run)
+                    task_status.started()
+        finally:
+            self._services_done.set()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tg is not None and self._store is not None
+        with anyio.CancelScope(shield=True):  # a cancelled host still shuts down cleanly
+            try:
+                await self._shutdown()
+            finally:
+                self._store.writer.close()
+        # Exit the task group with no exception of the body: on trio it would
+        # come back wrapped in an ExceptionGroup. The body's own exception
+        # propagates by itself once this returns.
+        await self._tg.__aexit__(None, None, None)
+        self._tg = None
+        await anyio.to_thread.run_sync(self._store.dispose)
+
+    async def _shutdown(self) -> None:
+        """Stop claiming, drain within the grace period, interrupt the rest, persist."""
+        if self._supervisor is None or self._executor is None:
+            return
+        self._supervisor.stop(self._grace)
+        await self._supervisor_done.wait()
+        self._services.cancel()
+        await self._services_done.wait()
+        await self._executor.flush_progress()
+        await self.store.write(Unregister(self.worker_id))
+
+    # -- background work ------------------------------------------------------
+
+    async def _promote(self) -> float | None:
+        queues, nxt = await self.store.write(Promote(self.clock.now()))
+        assert self._supervisor is not None
+        for queue in queues:
+            self._supervisor.wake(queue)
+        return nxt  # type: ignore[no-any-return]
+
+    async def _tick(self) -> None:
+        await self._renew_lease()
+        await self._rescue()
+
+    async def _renew_lease(self) -> None:
+        stopping = await self.store.write(
+            Heartbeat(
+                self.worker_id,
+                socket.gethostname(),
+                os.getpid(),
+                self.clock.now(),
+                self._started_at,
+            )
+        )
+        for job_id, status in stopping:
+            control = Control.CANCEL if status == JobStatus.CANCELING.value else Control.SUSPEND
+            if self._supervisor is not None:
+                self._supervisor.tell(job_id, control)
+
+    async def _rescue(self) -> None:
+        rescued = await self.store.write(
+            Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease)
+        )
+        for job in rescued:
+            if job.status is JobStatus.WAITING and self._supervisor is not None:
+                self._supervisor.wake(job.queue)
+
+    def _status_changed(self, row: Mapping[str, Any]) -> None:
+        """Wake whoever a committed status change concerns."""
+        status = row["status"]
+        if status == JobStatus.WAITING.value and self._supervisor is not None:
+            self._supervisor.wake(row["queue"])
+        elif status == JobStatus.SCHEDULED.value and self._due is not None:
+            self._due.note(row["scheduled_at"])
+
+    # -- enqueue ----------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        job_type: JobTypeRef,
+        params: Params = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        idempotency_key: str | None = None,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Job:
+        """Validate and store one job; it is durable when this returns.
+
+        With an ``idempotency_key`` already used by the same tenant, the
+        existing job is returned and nothing new is stored.
+        """
+        jobs = await self.enqueue_many(
+            job_type,
+            [params],
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            at=at,
+            idempotency_keys=[idempotency_key],
+            tenant_id=tenant_id,
+            user_id=user_id,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        return jobs[0]
+
+    async def enqueue_many(
+        self,
+        job_type: JobTypeRef,
+        params: Iterable[Params],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        at: datetime | None = None,
+        idempotency_keys: Sequence[str | None] | None = None,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> list[Job]:
+        """Validate and store many jobs of one type in one transaction.
+
+        If any params fail validation, :class:`InvalidParams` names the first
+        bad item (``errors`` carry its index) and nothing is stored.
+        """
+        jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
+        now = self.clock.now()
+        rows = build_rows(
+            jt,
+            params,
+            now=now,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            at=at,
+            idempotency_keys=idempotency_keys,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        owners = await self.store.write(InsertJobs(rows))
+        result = []
+        for row in rows:
+            stored = owners.get((row["tenant_id"] or "", row["idempotency_key"]), row)
+            if stored is row:
+                self._announce(row)
+            result.append(Job.from_row(stored))
+        return result
+
+    def _announce(self, row: dict[str, Any]) -> None:
+        self._status_changed(row)
+        self._publish(row)
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None or self._tg is None:
+            raise RuntimeNotRunning()
+        return self._store
+
+    async def get(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
+        """The job's current snapshot; :class:`JobNotFound` if there is none (for this tenant)."""
+        key = _as_uuid(job_id)
+        row = await self.store.read(reads.get_job, key, tenant_id)
+        if row is None:
+            raise JobNotFound(job_id)
+        return Job.from_row(row)
+
+    async def get_by_idempotency_key(self, key: str, *, tenant_id: str | None = None) -> Job | None:
+        row = await self.store.read(reads.get_by_key, key, tenant_id)
+        return None if row is None else Job.from_row(row)
+
+    async def list(
+        self,
+        *,
+        status: Iterable[JobStatus | str] | JobStatus | str | None = None,
+        type: str | None = None,
+        queue: str | None = None,
+        group: str | None = None,
+        tenant_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Jobs matching every given filter, newest first."""
+        if not 0 < limit <= reads.LIST_LIMIT_MAX:
+            raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        filters = _filters(status, type, queue, group, tenant_id)
+        rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
+        return [Job.from_row(r) for r in rows]
+
+    async def count(
+        self,
+        *,
+        status: Iterable[JobStatus | str] | JobStatus | str | None = None,
+        type: str | None = None,
+        queue: str | None = None,
+        group: str | None = None,
+        tenant_id: str | None = None,
+    ) -> int:
+        filters = _filters(status, type, queue, group, tenant_id)
+        return await self.store.read(reads.count_jobs, filters)
+
+    async def wait(
+        self,
+        job_id: uuid.UUID | str,
+        *,
+        timeout: float | None = None,
+        tenant_id: str | None = None,
+    ) -> Job:
+        """Wait until the job is finished and return it; ``TimeoutError`` after ``timeout``."""
+        key = _as_uuid(job_id)
+        with self.bus.subscribe(key, lambda e: e.is_final) as sub:
+            job = await self.get(key, tenant_id=tenant_id)
+            if job.is_finished:
+                return job
+            with anyio.fail_after(timeout):
+                return await self._wait_finished(key, sub, tenant_id)
+
+    async def _wait_finished(self, key: uuid.UUID, sub: Subscription, tenant_id: str | None) -> Job:
+        while True:
+            # Events cover this process; the poll covers jobs run by others.
+            with anyio.move_on_after(WAIT_POLL_INTERVAL_DEFAULT):
+                await sub.receive()
+            job = await self.get(key, tenant_id=tenant_id)
+            if job.is_finished:
+                return job
+
+    def events(self, job_id: uuid.UUID | str) -> JobEvents:
+        """An async iterator of the job's events (status, progress) until it finishes."""
+        return JobEvents(self, _as_uuid(job_id))
+
+    def subscribe(self, job_id: uuid.UUID | str | None = None) -> Subscription:
+        """A raw subscription to events of one job, or of all jobs when ``job_id`` is None."""
+        return self.bus.subscribe(None if job_id is None else _as_uuid(job_id))
+
+    def writer_statistics(self) -> WriterStatistics:
+        return self.store.writer.statistics()
+
+    # -- control ---------------------------------------------------------------------
+
+    async def cancel(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
+        """Cancel a job: pending jobs end ``canceled`` at once, running ones via ``canceling``.
+
+        Raises :class:`IllegalTransition` for a finished job and changes nothing.
+        """
+        key = _as_uuid(job_id)
+        now = self.clock.now()
+        ended = {"status": JobStatus.CANCELED.value, "finished_at": now, "updated_at": now}
+        moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
+        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now}
+        moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
+        row = await self.store.write(Transition(key, "cancel", moves, tenant_id))
+        if row["status"] == JobStatus.CANCELING.value and self._supervisor is not None:
+            self._supervisor.tell(key, Control.CANCEL)
+        self._publish(row)
+        return Job.from_row(row)
+
+    async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
+        """Delete a finished job; :class:`IllegalTransition` if it is not finished."""
+        await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
+
+    def _publish(self, row: Mapping[str, Any]) -> None:
+        if self.bus.wants(row["id"]):
+            self.bus.publish(event_from_row(row, self.clock.now()))
+
+
+def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        raise JobNotFound(job_id) from None
+
+
+def _filters(
+    status: Iterable[JobStatus | str] | JobStatus | str | None,
+    type: str | None,
+    queue: str | None,
+    group: str | None,
+    tenant_id: str | None,
+) -> dict[str, Any]:
+    statuses: list[str] | None = None
+    if isinstance(status, str):
+        statuses = [JobStatus(status).value]
+    elif status is not None:
+        statuses = [JobStatus(s).value for s in status]
+    return {
+        "status": statuses,
+        "type": type,
+        "queue": queue,
+        "group": group,
+        "tenant_id": tenant_id,
+    }

@@ -1,0 +1,82 @@
+"""Job statuses and the one table of legal transitions.
+
+::
+
+    scheduled --due--> waiting --claimed--> running --> completed | failed | timeout | skipped
+       ^                 |  ^                  |  `--cancel--> canceling --> canceled
+       |                 v  |                  |  `--suspend-> suspending --> suspended
+       |              locked                   |                                |
+       |                                       |             resume -> resuming -> waiting
+       `------ retry with backoff <------------'
+
+Every status change in the store is a compare-and-set against this table
+(``UPDATE ... WHERE status IN (allowed sources)``), so racing requests cannot
+both win. Terminal statuses never change.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    WAITING = "waiting"
+    LOCKED = "locked"
+    RUNNING = "running"
+    CANCELING = "canceling"
+    SUSPENDING = "suspending"
+    SUSPENDED = "suspended"
+    RESUMING = "resuming"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        """Claimed by a worker: its handler runs or is unwinding."""
+        return self in ACTIVE
+
+
+S = JobStatus
+
+TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.CANCELED, S.TIMEOUT, S.SKIPPED})
+ACTIVE = frozenset({S.RUNNING, S.CANCELING, S.SUSPENDING})
+PENDING = frozenset({S.SCHEDULED, S.WAITING, S.LOCKED})
+
+# Where each status may go next. A running job may come back to waiting
+# (interrupted by shutdown, or rescued after its worker died) and to
+# scheduled (a retry after backoff).
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    S.SCHEDULED: frozenset({S.WAITING, S.CANCELED, S.SUSPENDED}),
+    S.WAITING: frozenset({S.RUNNING, S.LOCKED, S.SCHEDULED, S.CANCELED, S.SUSPENDED}),
+    S.LOCKED: frozenset({S.WAITING, S.RUNNING, S.CANCELED, S.SUSPENDED}),
+    S.RUNNING: frozenset(
+        {S.CANCELING, S.SUSPENDING, S.WAITING, S.SCHEDULED}
+        | {S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED}
+    ),
+    S.CANCELING: frozenset({S.CANCELED, S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED}),
+    S.SUSPENDING: frozenset({S.SUSPENDED, S.CANCELING, S.COMPLETED, S.FAILED, S.TIMEOUT}),
+    S.SUSPENDED: frozenset({S.RESUMING, S.CANCELED}),
+    S.RESUMING: frozenset({S.WAITING, S.CANCELED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.TIMEOUT: frozenset(),
+    S.SKIPPED: frozenset(),
+}
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """The statuses from which ``target`` may be reached: the CAS guard."""
+    return frozenset(s for s, nexts in TRANSITIONS.items() if target in nexts)

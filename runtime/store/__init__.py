@@ -1,0 +1,47 @@
+"""Persistence: the schema, the writer actor, the writes and the reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import Engine
+
+from runtime.store.engine import open_engine
+from runtime.store.writer import Op, Pending, StoreWriter, WriterStatistics
+
+T = TypeVar("T")
+
+__all__ = ["Op", "Pending", "Store", "StoreWriter", "WriterStatistics"]
+
+
+class Store:
+    """One database: writes through the writer actor, reads on pooled threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = open_engine(url)
+        self.writer = StoreWriter(self.engine)
+
+    def submit(self, op: Op) -> Pending:
+        return self.writer.submit(op)
+
+    async def write(self, op: Op) -> Any:
+        return await self.writer.write(op)
+
+    async def read(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``query(conn, *args, **kwargs)`` on a pooled connection in a thread."""
+
+        def run() -> T:
+            with self.engine.connect() as conn:
+                return query(conn, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(run)
+
+    def read_sync(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.engine.connect() as conn:
+            return query(conn, *args, **kwargs)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,46 @@
+"""Engines for the supported databases, tuned for a job store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlmodel import SQLModel
+
+SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine for ``url`` and the schema if it is missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        raise ValueError(f"unsupported database URL {url!r}: only sqlite:/// is supported yet")
+    if parsed.database in (None, "", ":memory:"):
+        raise ValueError(f"{url!r}: an in-memory SQLite database cannot be shared; use a file")
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    _tune_sqlite(engine)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS_DEFAULT}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin(conn: Connection) -> None:
+        # Writers take the write lock up front: upgrading a read transaction
+        # later could fail with SQLITE_BUSY without waiting.
+        mode = conn.get_execution_options().get("callboard_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def writer_connection(engine: Engine) -> Connection:
+    return engine.connect().execution_options(callboard_begin="IMMEDIATE")

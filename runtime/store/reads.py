@@ -1,0 +1,61 @@
+"""Read queries. They run on pooled connections, beside the writer (WAL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import Connection
+
+from runtime.store.tables import jobs
+
+Row = dict[str, Any]
+LIST_LIMIT_MAX = 1000
+
+
+def get_job(conn: Connection, job_id: uuid.UUID, tenant_id: str | None = None) -> Row | None:
+    query = select(jobs).where(jobs.c.id == job_id)
+    if tenant_id is not None:
+        query = query.where(jobs.c.tenant_id == tenant_id)
+    found = conn.execute(query).first()
+    return None if found is None else dict(found._mapping)
+
+
+def get_by_key(conn: Connection, key: str, tenant_id: str | None) -> Row | None:
+    found = conn.execute(
+        select(jobs).where(
+            jobs.c.idempotency_key == key,
+            func.coalesce(jobs.c.tenant_id, "") == (tenant_id or ""),
+        )
+    ).first()
+    return None if found is None else dict(found._mapping)
+
+
+def _filtered(query: Select[Any], filters: dict[str, Any]) -> Select[Any]:
+    for name, value in filters.items():
+        if value is None:
+            continue
+        column = jobs.c[name]
+        if isinstance(value, (list, tuple, set, frozenset)):
+            query = query.where(column.in_(list(value)))
+        else:
+            query = query.where(column == value)
+    return query
+
+
+def list_jobs(conn: Connection, filters: dict[str, Any], *, limit: int, offset: int) -> list[Row]:
+    query = _filtered(select(jobs), filters)
+    query = query.order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit).offset(offset)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def count_jobs(conn: Connection, filters: dict[str, Any]) -> int:
+    query = _filtered(select(func.count()).select_from(jobs), filters)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def statuses(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(list(ids))))
+    return {r.id: r.status for r in rows}

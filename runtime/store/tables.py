@@ -1,0 +1,98 @@
+"""The schema, as SQLModel tables. Hot paths use Core statements on them.
+
+Times are epoch seconds (floats): the same in SQLite and PostgreSQL, cheap
+to compare, and derived from the runtime's clock rather than the database's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, func, text
+from sqlmodel import Field, SQLModel
+
+
+class JobRow(SQLModel, table=True):
+    __tablename__ = "callboard_jobs"
+
+    id: uuid.UUID = Field(primary_key=True)
+    type: str
+    group: str
+    queue: str
+    status: str
+    priority: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: Any = Field(default=None, sa_column=Column(JSON))
+    error: str | None = None
+    traceback: str | None = None
+    errors: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    progress: float = 0.0
+    progress_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    eta: float | None = None
+    attempt: int = 0
+    max_retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    scheduled_at: float
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float
+    locked_by: str | None = None
+    idempotency_key: str | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    checkpoint: Any = Field(default=None, sa_column=Column(JSON))
+    checkpoint_at: float | None = None
+
+
+class WorkerRow(SQLModel, table=True):
+    """A live runtime: its lease is renewed by heartbeats."""
+
+    __tablename__ = "callboard_workers"
+
+    id: str = Field(primary_key=True)
+    hostname: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+
+
+jobs = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
+workers = WorkerRow.__table__  # type: ignore[attr-defined]
+
+_WAITING = text("status = 'waiting'")
+_SCHEDULED = text("status = 'scheduled'")
+_KEYED = text("idempotency_key IS NOT NULL")
+_LOCKED = text("locked_by IS NOT NULL")
+
+# The claim reads this partial index in order: priority first, then age.
+Index(
+    "ix_callboard_jobs_claim",
+    jobs.c.queue,
+    jobs.c.priority.desc(),
+    jobs.c.scheduled_at,
+    sqlite_where=_WAITING,
+    postgresql_where=_WAITING,
+)
+Index(
+    "ix_callboard_jobs_due",
+    jobs.c.scheduled_at,
+    sqlite_where=_SCHEDULED,
+    postgresql_where=_SCHEDULED,
+)
+Index("ix_callboard_jobs_status", jobs.c.status, jobs.c.queue)
+Index("ix_callboard_jobs_created", jobs.c.created_at)
+Index("ix_callboard_jobs_owner", jobs.c.locked_by, sqlite_where=_LOCKED, postgresql_where=_LOCKED)
+# One job per idempotency key and tenant; NULL tenants compare equal here.
+Index(
+    "ux_callboard_jobs_idempotency",
+    func.coalesce(jobs.c.tenant_id, ""),
+    jobs.c.idempotency_key,
+    unique=True,
+    sqlite_where=_KEYED,
+    postgresql_where=_KEYED,
+)
+
+JOB_COLUMNS = tuple(c.name for c in jobs.columns)
