@@ -159,7 +159,7 @@ class Executor:
             }
             for s in batch.values()
         ]
-        rows = await self._store.write(SaveProgress(updates))
+        rows = await self._store.write(SaveProgress(self._worker, updates))
         self._store.writer.progress_rows += rows
 
     # -- events ----------------------------------------------------------------

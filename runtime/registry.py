@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -116,11 +115,16 @@ class Registry:
         retry_delay: float = RETRY_DELAY_DEFAULT,
         priority: int = 0,
         description: str | None = None,
+        params: type[BaseModel] | None = None,
     ) -> Callable[[F], F]:
-        """Register ``async def handler(ctx, params: Model)`` as a job type."""
+        """Register ``async def handler(ctx, params: Model)`` as a job type.
+
+        The params model comes from the annotation of the second argument,
+        or from ``params=`` when given.
+        """
 
         def register(handler: F) -> F:
-            model = _params_model(handler)
+            model = _params_model(handler, params)
             doc = inspect.getdoc(handler) or ""
             self.add(
                 JobType(
@@ -185,7 +189,7 @@ class Registry:
         return [t.describe() for t in self.types()]
 
 
-def _params_model(handler: Callable[..., Any]) -> type[BaseModel]:
+def _params_model(handler: Callable[..., Any], given: type[BaseModel] | None) -> type[BaseModel]:
     if not inspect.iscoroutinefunction(handler):
         raise InvalidJobType(f"job handler {handler!r} must be an async def function")
     params = list(inspect.signature(handler).parameters.values())
@@ -193,19 +197,26 @@ def _params_model(handler: Callable[..., Any]) -> type[BaseModel]:
         raise InvalidJobType(
             f"job handler {handler.__qualname__} must take (ctx, params), takes {len(params)}"
         )
-    try:
-        hints = typing.get_type_hints(handler)
-    except NameError as err:
-        raise InvalidJobType(
-            f"cannot resolve annotations of {handler.__qualname__}: {err}"
-        ) from err
-    model = hints.get(params[1].name)
+    model = given if given is not None else _annotation(handler, params[1].annotation)
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise InvalidJobType(
             f"the params argument of {handler.__qualname__} must be annotated with a "
-            f"pydantic BaseModel subclass, got {model!r}"
+            f"pydantic BaseModel subclass (or pass params=Model), got {model!r}"
         )
     return model
+
+
+def _annotation(handler: Callable[..., Any], annotation: Any) -> Any:
+    """Resolve one postponed annotation the way ``typing.get_type_hints`` would."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, getattr(handler, "__globals__", {}))  # annotation text
+    except NameError as err:
+        raise InvalidJobType(
+            f"cannot resolve the params annotation of {handler.__qualname__} ({err}); "
+            "define the model at module level or pass params=Model"
+        ) from err
 
 
 def _check_options(job_type: JobType) -> None:

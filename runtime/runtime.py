@@ -37,7 +37,7 @@ from runtime.job_events import JobEvents
 from runtime.models import Job, event_from_row
 from runtime.registry import QUEUE_CAPACITY_DEFAULT, JobType, Registry, default_registry
 from runtime.status import ACTIVE, PENDING, JobStatus
-from runtime.store import Store, WriterStatistics, reads
+from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import (
     DeleteJob,
     Heartbeat,
@@ -115,7 +115,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         self.clock.anchor()
         self._started_at = self.clock.now()
-        self._store = await anyio.to_thread.run_sync(Store, self.url)
+        self._store = await threads.run_sync(Store, self.url)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -186,17 +186,19 @@ class Runtime:
         tb: TracebackType | None,
     ) -> None:
         assert self._tg is not None and self._store is not None
-        with anyio.CancelScope(shield=True):  # a cancelled host still shuts down cleanly
-            try:
-                await self._shutdown()
-            finally:
-                self._store.writer.close()
-        # Exit the task group with no exception of the body: on trio it would
-        # come back wrapped in an ExceptionGroup. The body's own exception
-        # propagates by itself once this returns.
-        await self._tg.__aexit__(None, None, None)
-        self._tg = None
-        await anyio.to_thread.run_sync(self._store.dispose)
+        try:
+            if not self._tg.cancel_scope.cancel_called:  # else a child crashed: no grace
+                with anyio.CancelScope(shield=True):  # a cancelled host still shuts down
+                    await self._shutdown()
+        finally:
+            self._store.writer.close()
+            # Exit the task group with no exception of the body: on trio it
+            # would come back wrapped in an ExceptionGroup. The body's own
+            # exception propagates by itself once this returns.
+            await self._tg.__aexit__(None, None, None)
+            self._tg = None
+            with anyio.CancelScope(shield=True):
+                await threads.run_sync(self._store.dispose)
 
     async def _shutdown(self) -> None:
         """Stop claiming, drain within the grace period, interrupt the rest, persist."""

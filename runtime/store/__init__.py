@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import anyio
 from sqlalchemy import Engine
 
+from runtime.store import threads
 from runtime.store.engine import open_engine
 from runtime.store.writer import Op, Pending, StoreWriter, WriterStatistics
 
@@ -37,7 +38,7 @@ class Store:
             with self.engine.connect() as conn:
                 return query(conn, *args, **kwargs)
 
-        return await anyio.to_thread.run_sync(run)
+        return await threads.run_sync(run)
 
     def read_sync(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.engine.connect() as conn:

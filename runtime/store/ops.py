@@ -165,14 +165,15 @@ class Transition:
 
 @dataclass(slots=True)
 class SaveProgress:
-    """The latest progress of several running jobs, in one statement."""
+    """The latest progress of several jobs this worker runs, in one statement."""
 
+    worker: str
     updates: list[Row]
 
     def apply(self, conn: Connection) -> int:
         stmt = (
             update(jobs)
-            .where(jobs.c.id == bindparam("job_id"), jobs.c.status.in_(_ACTIVE))
+            .where(jobs.c.id == bindparam("job_id"), jobs.c.locked_by == self.worker)
             .values(
                 progress=bindparam("progress"),
                 progress_details=bindparam("progress_details"),

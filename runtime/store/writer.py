@@ -18,6 +18,7 @@ from anyio.abc import TaskStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from runtime.store import threads
 from runtime.store.engine import writer_connection
 
 WRITER_BATCH_MAX_DEFAULT = 512
@@ -93,7 +94,7 @@ class StoreWriter:
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        conn = await anyio.to_thread.run_sync(writer_connection, self._engine)
+        conn = await threads.run_sync(writer_connection, self._engine)
         try:
             task_status.started()
             async with self._receive:
@@ -101,12 +102,12 @@ class StoreWriter:
                     batch = [first, *self._more()]
                     # Shielded: a batch once started always commits and answers.
                     with anyio.CancelScope(shield=True):
-                        outcomes = await anyio.to_thread.run_sync(self._commit, conn, batch)
+                        outcomes = await threads.run_sync(self._commit, conn, batch)
                     for pending, (result, error) in zip(batch, outcomes, strict=True):
                         pending._settle(result, error)
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(conn.close)
+                await threads.run_sync(conn.close)
 
     def _more(self) -> list[Pending]:
         more: list[Pending] = []

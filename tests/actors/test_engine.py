@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+import trio.testing
+
+from actors import Claimed, Control, DueTimer, Ended, Supervisor
+from tests.actors.fakes import ListSink, MemorySource, ScriptRunner
+
+pytestmark = pytest.mark.trio
+
+
+def job(name: str, body=None, *, timeout: float | None = None, queue: str = "q") -> Claimed:
+    async def noop() -> str:
+        await trio.sleep(1)
+        return name
+
+    return Claimed(name, queue, timeout, payload=body or noop)
+
+
+def engine(source: MemorySource, capacity: int = 2, poll: float = math.inf):
+    runner, sink = ScriptRunner(), ListSink()
+    sup = Supervisor({"q": capacity}, source=source, runner=runner, sink=sink, poll_interval=poll)
+    return sup, runner, sink
+
+
+async def test_queue_runs_at_most_capacity_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    source = MemorySource([job(f"j{i}") for i in range(7)])
+    sup, runner, sink = engine(source, capacity=3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(7)
+        sup.stop()
+    assert runner.peak == 3
+    assert {o.ended for o in sink.outcomes.values()} == {Ended.RETURNED}
+    assert trio.current_time() == pytest.approx(3.0)  # ceil(7 / 3) rounds of one second
+
+
+async def test_wake_claims_new_work_without_polling(autojump_clock: trio.testing.MockClock) -> None:
+    source = MemorySource()
+    sup, _runner, sink = engine(source)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.testing.wait_all_tasks_blocked()
+        source.add(job("late"))
+        start = trio.current_time()
+        sup.wake("q")
+        await sink.wait_for(1)
+        sup.stop()
+    assert trio.current_time() - start == pytest.approx(1.0)  # just the job's own second
+
+
+async def test_poll_finds_work_nobody_announced(autojump_clock: trio.testing.MockClock) -> None:
+    source = MemorySource()
+    sup, _runner, sink = engine(source, poll=5.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.testing.wait_all_tasks_blocked()
+        source.add(job("foreign"))
+        await sink.wait_for(1)
+        sup.stop()
+    assert trio.current_time() == pytest.approx(6.0)  # next poll at 5s, then 1s of work
+
+
+async def test_timeout_cancels_handler_and_runs_finally(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cleaned = []
+
+    async def forever() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cleaned.append(trio.current_time())
+
+    sup, _runner, sink = engine(MemorySource([job("slow", forever, timeout=2.5)]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(1)
+        sup.stop()
+    assert sink.outcomes["slow"].ended is Ended.TIMED_OUT
+    assert cleaned == [pytest.approx(2.5)]
+
+
+async def test_cancel_request_ends_job_as_canceled(autojump_clock: trio.testing.MockClock) -> None:
+    started = trio.Event()
+
+    async def waits() -> None:
+        started.set()
+        await trio.sleep_forever()
+
+    sup, _runner, sink = engine(MemorySource([job("c", waits)]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await started.wait()
+        assert sup.tell("c", Control.CANCEL)
+        assert not sup.tell("c", Control.SUSPEND)  # the first request wins
+        await sink.wait_for(1)
+        assert not sup.tell("c", Control.CANCEL)  # gone: nothing to tell
+        sup.stop()
+    assert sink.outcomes["c"].ended is Ended.CANCELED
+
+
+async def test_handler_error_is_an_outcome_not_a_crash(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def boom() -> None:
+        raise ValueError("bad input")
+
+    sup, _runner, sink = engine(MemorySource([job("e", boom), job("ok")]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(2)
+        sup.stop()
+    failed = sink.outcomes["e"]
+    assert failed.ended is Ended.RAISED and isinstance(failed.error, ValueError)
+    assert sink.outcomes["ok"].ended is Ended.RETURNED
+
+
+async def test_shutdown_waits_for_grace_then_interrupts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def quick() -> str:
+        await trio.sleep(2)
+        return "done"
+
+    async def slow() -> None:
+        await trio.sleep(100)
+
+    source = MemorySource([job("quick", quick), job("slow", slow)])
+    sup, _runner, sink = engine(source)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.testing.wait_all_tasks_blocked()
+        source.add(job("never"))
+        sup.stop(grace=5)
+    assert sink.outcomes["quick"].ended is Ended.RETURNED
+    assert sink.outcomes["slow"].ended is Ended.INTERRUPTED
+    assert "never" not in sink.outcomes  # claiming stopped first
+    assert sup.report is not None and [j.id for j in sup.report.interrupted] == ["slow"]
+    assert trio.current_time() == pytest.approx(5.0)
+
+
+async def test_capacity_change_takes_effect_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    source = MemorySource([job(f"j{i}") for i in range(4)])
+    sup, runner, sink = engine(source, capacity=0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == []
+        sup.queues["q"].set_capacity(4)
+        await sink.wait_for(4)
+        sup.stop()
+    assert runner.peak == 4
+
+
+async def test_due_timer_fires_at_the_noted_time(autojump_clock: trio.testing.MockClock) -> None:
+    fired: list[float] = []
+
+    async def fire() -> float | None:
+        fired.append(trio.current_time())
+        return None
+
+    timer = DueTimer(fire, now=trio.current_time, recheck=math.inf)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(timer.run)
+        await trio.testing.wait_all_tasks_blocked()
+        timer.note(30.0)
+        timer.note(50.0)  # later than what is known: changes nothing
+        await trio.sleep(100)
+        nursery.cancel_scope.cancel()
+    assert fired == [0.0, 30.0]

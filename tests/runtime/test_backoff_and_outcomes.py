@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from actors import Claimed, Ended, Outcome
+from runtime.backoff import retry_delay
+from runtime.errors import Fail, Retry, Skip
+from runtime.outcomes import decide
+
+
+def row(attempt: int = 1, max_retries: int = 3, **extra: object) -> dict[str, object]:
+    return {
+        "attempt": attempt,
+        "max_retries": max_retries,
+        "retry_delay": 2.0,
+        "timeout": 5.0,
+        **extra,
+    }
+
+
+def outcome(ended: Ended, value: object = None, error: BaseException | None = None) -> Outcome:
+    return Outcome(Claimed("j", "q"), ended, value=value, error=error)
+
+
+def test_backoff_doubles_from_the_base_within_jitter() -> None:
+    rng = random.Random(7)
+    delays = [retry_delay(n, 2.0, jitter=0.2, rng=rng) for n in (1, 2, 3, 4)]
+    for n, delay in enumerate(delays):
+        assert 2.0 * 2**n * 0.8 <= delay <= 2.0 * 2**n * 1.2
+
+
+def test_backoff_is_capped() -> None:
+    assert retry_delay(40, 2.0, cap=60.0) <= 60.0
+
+
+def test_failure_with_attempts_left_is_scheduled_again() -> None:
+    values = decide(outcome(Ended.RAISED, error=ValueError("nope")), row(attempt=1), now=100.0)
+    assert values["status"] == "scheduled"
+    assert 100.0 + 1.6 <= values["scheduled_at"] <= 100.0 + 2.4
+    assert values["error"] == "ValueError: nope"
+    assert "ValueError: nope" in values["traceback"]
+
+
+def test_failure_on_last_attempt_fails_the_job() -> None:
+    values = decide(outcome(Ended.RAISED, error=ValueError("nope")), row(attempt=4), now=1.0)
+    assert values["status"] == "failed" and values["finished_at"] == 1.0
+
+
+def test_retry_signal_uses_its_own_delay() -> None:
+    values = decide(outcome(Ended.RAISED, error=Retry(after=30)), row(), now=0.0)
+    assert (values["status"], values["scheduled_at"]) == ("scheduled", 30.0)
+
+
+def test_fail_signal_skips_retries_and_skip_signal_skips() -> None:
+    assert decide(outcome(Ended.RAISED, error=Fail("bad")), row(), 0.0)["status"] == "failed"
+    skipped = decide(outcome(Ended.RAISED, error=Skip("not today")), row(), 0.0)
+    assert (skipped["status"], skipped["error"]) == ("skipped", "not today")
+
+
+def test_timeout_retries_then_ends_as_timeout() -> None:
+    assert decide(outcome(Ended.TIMED_OUT), row(attempt=1), 0.0)["status"] == "scheduled"
+    last = decide(outcome(Ended.TIMED_OUT), row(attempt=4), 0.0)
+    assert last["status"] == "timeout" and last["error"] == "timed out after 5s (attempt 4)"
+
+
+def test_interrupted_attempt_is_not_counted() -> None:
+    values = decide(outcome(Ended.INTERRUPTED), row(attempt=2), now=9.0)
+    assert values == {"status": "waiting", "attempt": 1, "scheduled_at": 9.0}
+
+
+@pytest.mark.parametrize("value", [{1, 2}, object()])
+def test_result_that_is_not_json_fails_clearly(value: object) -> None:
+    values = decide(outcome(Ended.RETURNED, value=value), row(), 0.0)
+    assert values["status"] == "failed"
+    assert values["error"].startswith("result is not JSON-serialisable")

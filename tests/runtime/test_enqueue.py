@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from runtime import InvalidParams, JobStatus, Registry, Runtime, UnknownJobType
+from tests.runtime.jobs import Journal, Steps, register
+
+pytestmark = pytest.mark.trio
+
+
+@pytest.fixture
+def journal(registry: Registry) -> Journal:
+    journal = Journal()
+    register(registry, journal)
+    return journal
+
+
+def stored_count(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "callboard.db") as conn:
+        return int(conn.execute("select count(*) from callboard_jobs").fetchone()[0])
+
+
+async def test_enqueue_is_durable_before_it_returns(
+    make_runtime: Callable[..., Runtime], journal: Journal, tmp_path: Path
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        job = await rt.enqueue("steps", {"steps": 2})
+        # Another connection (another process, in effect) already sees it.
+        with sqlite3.connect(tmp_path / "callboard.db") as conn:
+            status = conn.execute(
+                "select status from callboard_jobs where id = ?", (job.id.hex,)
+            ).fetchone()
+    assert status == ("waiting",)
+    assert job.status is JobStatus.WAITING and job.params == {"steps": 2, "seconds": 1.0}
+
+
+async def test_enqueue_takes_a_model_or_the_handler(
+    make_runtime: Callable[..., Runtime], registry: Registry, journal: Journal
+) -> None:
+    handler = registry.get("steps").handler
+    async with make_runtime(workers=False) as rt:
+        job = await rt.enqueue(handler, Steps(steps=5), priority=3, tenant_id="t1", user_id="u1")
+    assert (job.type, job.params["steps"], job.priority, job.tenant_id, job.user_id) == (
+        "steps",
+        5,
+        3,
+        "t1",
+        "u1",
+    )
+
+
+async def test_unknown_type_and_invalid_params_store_nothing(
+    make_runtime: Callable[..., Runtime], journal: Journal, tmp_path: Path
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        with pytest.raises(UnknownJobType):
+            await rt.enqueue("nope", {})
+        with pytest.raises(InvalidParams) as caught:
+            await rt.enqueue("steps", {"steps": "many"})
+        with pytest.raises(InvalidParams, match="item 2"):
+            await rt.enqueue_many("steps", [{}, {}, {"seconds": "x"}])
+    assert caught.value.errors[0]["loc"] == ["steps"]
+    assert stored_count(tmp_path) == 0
+
+
+async def test_enqueue_many_stores_a_batch_in_one_transaction(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        before = rt.writer_statistics().transactions
+        jobs = await rt.enqueue_many("steps", [{"steps": i} for i in range(1, 501)])
+        assert rt.writer_statistics().transactions == before + 1
+        assert await rt.count() == 500
+    assert [j.params["steps"] for j in jobs] == list(range(1, 501))
+
+
+async def test_idempotency_key_returns_the_existing_job(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        first = await rt.enqueue("steps", {}, idempotency_key="k")
+        again = await rt.enqueue("steps", {"steps": 9}, idempotency_key="k")
+        other_tenant = await rt.enqueue("steps", {}, idempotency_key="k", tenant_id="t2")
+        found = await rt.get_by_idempotency_key("k")
+        assert await rt.count() == 2
+    assert again.id == first.id and again.params == first.params
+    assert other_tenant.id != first.id
+    assert found is not None and found.id == first.id
+
+
+async def test_racing_enqueues_with_one_key_store_one_job(
+    make_runtime: Callable[..., Runtime], journal: Journal, db_url: str, registry: Registry
+) -> None:
+    results = []
+    async with (
+        make_runtime(workers=False) as rt,
+        Runtime(db_url, registry=registry, workers=False) as other,
+    ):
+
+        async def enqueue(r: Runtime) -> None:
+            results.append(await r.enqueue("steps", {}, idempotency_key="race"))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(enqueue, rt)
+                nursery.start_soon(enqueue, other)  # a second writer on the same file
+        assert await rt.count() == 1
+    assert len({j.id for j in results}) == 1
+
+
+async def test_concurrent_enqueues_share_commits(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        before = rt.writer_statistics().transactions
+        async with trio.open_nursery() as nursery:
+            for _ in range(200):
+                nursery.start_soon(rt.enqueue, "steps", {})
+        used = rt.writer_statistics().transactions - before
+        assert await rt.count() == 200
+    assert used < 200  # group commit: many enqueues per transaction
+
+
+async def test_delay_and_at_schedule_for_later(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        later = await rt.enqueue("steps", {}, delay=60)
+        with pytest.raises(ValueError, match="delay or at, not both"):
+            await rt.enqueue("steps", {}, delay=1, at=later.created_at)
+        with pytest.raises(ValueError, match="naive datetime"):
+            await rt.enqueue("steps", {}, at=later.created_at.replace(tzinfo=None))
+    assert later.status is JobStatus.SCHEDULED
+    assert later.scheduled_at is not None and later.created_at is not None
+    assert (later.scheduled_at - later.created_at).total_seconds() == pytest.approx(60)

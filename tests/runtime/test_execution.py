@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+from pydantic import BaseModel
+
+from runtime import JobContext, JobStatus, Registry, Runtime
+from tests.runtime.jobs import Journal, register
+
+
+class Many(BaseModel):
+    calls: int
+
+
+class Nothing(BaseModel):
+    pass
+
+
+pytestmark = pytest.mark.trio
+
+
+@pytest.fixture
+def journal(registry: Registry) -> Journal:
+    journal = Journal()
+    register(registry, journal)
+    return journal
+
+
+async def test_issue_example_runs_to_completion(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(queues={"default": 4}) as rt:
+        job = await rt.enqueue("steps", {"steps": 3, "seconds": 0.001})
+        done = await rt.wait(job.id, timeout=30)
+    assert done.status is JobStatus.COMPLETED and done.result == 3
+    assert done.attempt == 1 and done.progress == 100.0
+    assert done.started_at is not None and done.finished_at is not None
+
+
+async def test_enqueue_wakes_the_queue_without_polling(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    # The poll interval is hours long: only the in-process wake-up can start the job.
+    async with make_runtime(poll_interval=3600.0) as rt:
+        await trio.testing.wait_all_tasks_blocked()
+        job = await rt.enqueue("echo", {"value": 1})
+        done = await rt.wait(job.id, timeout=10)
+    assert done.result == 1
+
+
+async def test_higher_priority_runs_first_then_oldest(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        for value, priority in [("low-1", 0), ("high", 9), ("low-2", 0), ("mid", 5)]:
+            await rt.enqueue("echo", {"value": value}, priority=priority)
+    order: list[str] = []
+    async with make_runtime(queues={"default": 1}) as rt:
+        with rt.subscribe() as events:
+            async for event in events:
+                if event.status is JobStatus.RUNNING and event.kind == "status":
+                    job = await rt.get(event.job_id)
+                    order.append(job.params["value"])
+                if len(order) == 4:
+                    break
+    assert order == ["high", "mid", "low-1", "low-2"]
+
+
+async def test_queue_capacity_bounds_concurrency(
+    make_runtime: Callable[..., Runtime], journal: Journal, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime(queues={"default": 3}) as rt:
+        jobs = await rt.enqueue_many("steps", [{"steps": 2}] * 8)
+        for job in jobs:
+            await rt.wait(job.id)
+    assert journal.peak == 3
+
+
+async def test_delayed_job_runs_when_due(
+    make_runtime: Callable[..., Runtime], journal: Journal, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime() as rt:
+        job = await rt.enqueue("echo", {"value": "later"}, delay=3600)
+        await trio.sleep(3599)
+        assert (await rt.get(job.id)).status is JobStatus.SCHEDULED
+        done = await rt.wait(job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.started_at is not None and done.scheduled_at is not None
+    assert done.started_at >= done.scheduled_at
+
+
+async def test_progress_reaches_every_subscriber_but_store_is_throttled(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="many", params=Many)
+    async def many(ctx: JobContext, params: Many) -> None:
+        for i in range(params.calls):
+            await ctx.progress(current=i + 1, total=params.calls)
+            await trio.sleep(0.001)  # 1,000 calls over one second
+
+    async with make_runtime(progress_interval=0.5) as rt:
+        job = await rt.enqueue("many", {"calls": 1000})
+        seen = [e async for e in rt.events(job.id) if e.kind == "progress"]
+        writes = rt.writer_statistics().progress_rows
+    assert len(seen) == 1000
+    assert [e.progress for e in seen][-1] == 100.0
+    assert writes <= 3  # one write per half second of reporting, not one per call
+
+
+async def test_progress_forms_details_and_eta(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    gate = trio.Event()
+
+    @registry.job(name="forms", params=Nothing)
+    async def forms(ctx: JobContext, params: Nothing) -> None:
+        await trio.sleep(10)
+        await ctx.progress(25)
+        await ctx.progress(bytes_done=512, bytes_total=1024, details={"file": "a.bin"})
+        with pytest.raises(ValueError, match="one of percent"):
+            await ctx.progress(50, current=1, total=2)
+        with pytest.raises(ValueError, match="within 0..100"):
+            await ctx.progress(140)
+        await gate.wait()
+
+    async with make_runtime(progress_interval=0.1) as rt:
+        job = await rt.enqueue("forms", {})
+        await trio.sleep(11)
+        mid = await rt.get(job.id)
+        gate.set()
+        await rt.wait(job.id)
+    assert mid.progress == 50.0
+    assert mid.progress_details == {"file": "a.bin", "bytes_done": 512, "bytes_total": 1024}
+    assert mid.eta is not None and mid.started_at is not None
+    # Half done after ten seconds: ten more to go.
+    assert (mid.eta - mid.started_at).total_seconds() == pytest.approx(20, abs=0.5)

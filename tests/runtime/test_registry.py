@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from runtime import InvalidParams, JobContext, Registry, UnknownJobType
+from runtime.errors import DuplicateJobType, InvalidJobType
+from runtime.registry import Queue
+
+
+class Resize(BaseModel):
+    path: str
+    width: int = 256
+
+
+def test_job_decorator_registers_type_with_its_options(registry: Registry) -> None:
+    @registry.job(
+        name="resize",
+        group="media",
+        queue="compute",
+        timeout=60,
+        max_retries=3,
+        retry_delay=2.0,
+        priority=5,
+    )
+    async def resize(ctx: JobContext, params: Resize) -> dict[str, int]:
+        """Resize an image."""
+        return {"width": params.width}
+
+    jt = registry.get("resize")
+    assert (jt.group, jt.queue, jt.timeout, jt.max_retries, jt.retry_delay, jt.priority) == (
+        "media",
+        "compute",
+        60,
+        3,
+        2.0,
+        5,
+    )
+    assert jt.params_model is Resize and jt.description == "Resize an image."
+    assert registry.get(resize) is jt  # by handler too
+    assert "media" in [g.name for g in registry.groups()]
+    assert Queue("compute") in registry.queues()
+
+
+def test_describe_lists_types_with_params_json_schema(registry: Registry) -> None:
+    @registry.job()
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    [described] = registry.describe()
+    assert described["name"] == "resize"
+    assert described["params_schema"]["required"] == ["path"]
+    assert described["params_schema"]["properties"]["width"]["default"] == 256
+
+
+def test_unknown_type_names_the_known_ones(registry: Registry) -> None:
+    @registry.job()
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    with pytest.raises(UnknownJobType, match="unknown job type 'rezise'; known types: resize"):
+        registry.get("rezise")
+
+
+def test_validation_errors_are_field_by_field(registry: Registry) -> None:
+    @registry.job()
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    with pytest.raises(InvalidParams) as caught:
+        registry.get("resize").validate({"width": "wide"})
+    locs = sorted(tuple(e["loc"]) for e in caught.value.errors)
+    assert locs == [("path",), ("width",)]
+    assert "path: Field required" in str(caught.value)
+
+
+def test_handler_must_be_async_with_a_model_annotation(registry: Registry) -> None:
+    def sync(ctx: JobContext, params: Resize) -> None: ...
+
+    async def untyped(ctx, params):  # type: ignore[no-untyped-def]
+        ...
+
+    async def one_arg(ctx: JobContext) -> None: ...
+
+    with pytest.raises(InvalidJobType, match="must be an async def"):
+        registry.job()(sync)  # type: ignore[type-var]
+    with pytest.raises(InvalidJobType, match="pydantic BaseModel subclass"):
+        registry.job()(untyped)
+    with pytest.raises(InvalidJobType, match=r"must take \(ctx, params\), takes 1"):
+        registry.job()(one_arg)  # type: ignore[type-var]
+
+
+def test_bad_options_and_duplicates_are_refused(registry: Registry) -> None:
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    with pytest.raises(InvalidJobType, match="timeout must be > 0"):
+        registry.job(timeout=0)(resize)
+    with pytest.raises(InvalidJobType, match="max_retries must be >= 0"):
+        registry.job(max_retries=-1)(resize)
+    registry.job()(resize)
+    with pytest.raises(DuplicateJobType, match="'resize' is already registered"):
+        registry.job()(resize)
+
+
+def test_queue_capacity_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="capacity must be >= 0, got -1"):
+        Queue("q", capacity=-1)
