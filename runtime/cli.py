@@ -53,9 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for module in args.app:
         importlib.import_module(module)
-    if getattr(args, "demo", False) or args.command != "serve":
-        if "demo.count" not in {t.name for t in default_registry.types()}:
-            register_demo(default_registry)
+    wants_demo = getattr(args, "demo", False) or args.command != "serve"
+    if wants_demo and "demo.count" not in {t.name for t in default_registry.types()}:
+        register_demo(default_registry)
     try:
         return anyio.run(_run, args, backend="trio")
     except CallboardError as err:

@@ -55,7 +55,7 @@ def mock_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
 
         async def keep_busy() -> None:
             while not done:
-                time.sleep(0.0002)  # let the worker thread take the GIL
+                time.sleep(0.0002)  # noqa: ASYNC251  # on purpose: hand the GIL to the thread
                 await trio.lowlevel.cancel_shielded_checkpoint()
 
         async with trio.open_nursery() as nursery:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
 from sqlalchemy import Engine
 
 from runtime.store import threads

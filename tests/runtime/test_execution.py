@@ -122,7 +122,7 @@ async def test_progress_forms_details_and_eta(
         await ctx.progress(bytes_done=512, bytes_total=1024, details={"file": "a.bin"})
         with pytest.raises(ValueError, match="one of percent"):
             await ctx.progress(50, current=1, total=2)
-        with pytest.raises(ValueError, match="within 0..100"):
+        with pytest.raises(ValueError, match=r"within 0\.\.100"):
             await ctx.progress(140)
         await gate.wait()
 
