@@ -7,15 +7,13 @@ by its reader is collected instead of buffering forever.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from runtime.models import JobEvent
 
@@ -23,28 +21,41 @@ EventFilter = Callable[[JobEvent], bool]
 
 
 class Subscription:
-    """An unbounded stream of events; every update is delivered in order."""
+    """An unbounded queue of events; every update is delivered, in order.
+
+    A plain deque and an event rather than a memory stream: nothing to
+    close when a reader walks away, and light enough for thousands.
+    """
 
     def __init__(self, bus: EventBus, job_id: uuid.UUID | None, accept: EventFilter | None) -> None:
         self._bus = bus
         self.job_id = job_id
         self.accept = accept
-        self._send: MemoryObjectSendStream[JobEvent]
-        self._receive: MemoryObjectReceiveStream[JobEvent]
-        self._send, self._receive = anyio.create_memory_object_stream[JobEvent](math.inf)
+        self._items: deque[JobEvent] = deque()
+        self._ready: anyio.Event | None = None
+        self._closed = False
 
     def deliver(self, event: JobEvent) -> None:
-        if self.accept is None or self.accept(event):
-            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                self._send.send_nowait(event)
+        if self._closed or (self.accept is not None and not self.accept(event)):
+            return
+        self._items.append(event)
+        if self._ready is not None:
+            self._ready.set()
 
     async def receive(self) -> JobEvent:
-        return await self._receive.receive()
+        """The next event; ``anyio.EndOfStream`` once closed and drained."""
+        while not self._items:
+            if self._closed:
+                raise anyio.EndOfStream
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        return self._items.popleft()
 
     def close(self) -> None:
         self._bus._remove(self)
-        self._send.close()
-        self._receive.close()
+        self._closed = True
+        if self._ready is not None:
+            self._ready.set()
 
     def __enter__(self) -> Subscription:
         return self
@@ -59,8 +70,8 @@ class Subscription:
 
     async def __anext__(self) -> JobEvent:
         try:
-            return await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return await self.receive()
+        except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
 

@@ -119,15 +119,29 @@ class Runtime:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
-            await self._tg.start(self._store.writer.run)
-            if self._workers:
-                await self._start_workers(self._tg)
+            await self._tg.start(self._run_tree)
         except BaseException:
             self._store.writer.close()
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
+            self._tg = None
             raise
         return self
+
+    async def _run_tree(self, *, task_status: TaskStatus[None]) -> None:
+        """The actor tree, shielded from the host's cancellation.
+
+        Cancelling the code around ``async with Runtime`` must not tear jobs
+        down mid-write: the host's cancellation reaches the runtime only
+        through ``__aexit__``, which shuts down gracefully.
+        """
+        assert self._store is not None
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tree:
+                await tree.start(self._store.writer.run)
+                if self._workers:
+                    await self._start_workers(tree)
+                task_status.started()
 
     async def _start_workers(self, tg: TaskGroup) -> None:
         await self._renew_lease()

@@ -21,6 +21,7 @@ from runtime.status import ACTIVE, TERMINAL, JobStatus
 from runtime.store.tables import jobs, workers
 
 Row = dict[str, Any]
+RESCUE_ALLOWANCE_DEFAULT = 2
 _ACTIVE = tuple(s.value for s in ACTIVE)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 
@@ -270,8 +271,11 @@ class Rescued:
 class Rescue:
     """Take back the jobs of workers whose lease expired or whose process is gone.
 
-    A rescued running job counts the lost attempt: it waits to run again
-    (from its last checkpoint) while attempts are left, and fails otherwise.
+    A rescued running job counts the lost attempt and waits to run again
+    from its last checkpoint: a crash is rarely the job's fault, so it may
+    use ``RESCUE_ALLOWANCE_DEFAULT`` attempts beyond ``max_retries``. A job
+    that keeps taking its workers down fails after that. A job that was
+    being cancelled ends canceled.
     """
 
     worker: str
@@ -309,7 +313,7 @@ class Rescue:
         message = f"attempt {row.attempt} lost: its worker stopped without finishing it"
         if row.status == JobStatus.CANCELING.value:
             target = JobStatus.CANCELED
-        elif row.attempt <= row.max_retries:
+        elif row.attempt <= row.max_retries + RESCUE_ALLOWANCE_DEFAULT:
             target = JobStatus.WAITING
         else:
             target = JobStatus.FAILED

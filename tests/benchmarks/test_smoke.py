@@ -1,0 +1,107 @@
+"""Every workload at a tiny scale, so the harness cannot rot. Nothing here is timed.
+
+huey runs only when its virtualenv is already installed: the suite must not
+depend on installing a peer from PyPI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import cli, page
+from benchmarks.systems import HUEY_ENVIRONMENT, SYSTEMS_BY_NAME
+from benchmarks.workloads import WORKLOADS
+
+SCALE = 0.005
+ALWAYS = ("raw_sqlite", "raw_trio", "callboard")
+PROSE = "# Benchmarks\n\nHand-written prose that a run must keep.\n"
+
+
+@dataclass(frozen=True)
+class Run:
+    exit_code: int
+    document: dict[str, Any]
+    docs: str
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    out = tmp_path_factory.mktemp("benchmarks")
+    docs = out / "benchmarks.md"
+    docs.write_text(f"{PROSE}\n{page.MARKER}\n\nA stale table.\n")
+    systems = [*ALWAYS, *(["huey"] if HUEY_ENVIRONMENT.is_ready() else [])]
+    exit_code = cli.main(
+        [
+            *("--systems", ",".join(systems)),
+            *("--scale", str(SCALE), "--repeat", "1", "--no-install"),
+            *("--out", str(out), "--docs", str(docs), "--step-timeout", "120"),
+        ]
+    )
+    document = json.loads((out / cli.RESULTS_FILE).read_text())
+    return Run(exit_code, document, docs.read_text())
+
+
+def test_run_succeeds_and_writes_machine_info(run: Run) -> None:
+    assert run.exit_code == 0
+    assert {"cpu_count", "python", "sqlite", "date"} <= set(run.document["machine"])
+
+
+def test_docs_keep_the_prose_and_replace_the_table(run: Run) -> None:
+    prose, marker, generated = run.docs.partition(page.MARKER)
+    assert marker
+    assert prose.startswith(PROSE)
+    assert "A stale table." not in generated
+    for workload in WORKLOADS:
+        assert f"| {workload.name} |" in generated
+
+
+@pytest.mark.parametrize("system", [*ALWAYS, "huey"])
+def test_every_applicable_step_verified_its_jobs(run: Run, system: str) -> None:
+    if system == "huey" and not HUEY_ENVIRONMENT.is_ready():
+        pytest.skip(
+            f"huey's virtualenv is not installed at {HUEY_ENVIRONMENT.path()}; "
+            "`python -m benchmarks --systems huey` installs it"
+        )
+    spec = SYSTEMS_BY_NAME[system]
+    results = run.document["results"][system]
+    for workload in WORKLOADS:
+        outcome = results[workload.name]
+        if spec.reason_not_applicable(workload.name) is not None:
+            assert outcome["status"] == "n/a", workload.name
+            continue
+        assert outcome["status"] == "ok", (workload.name, outcome)
+        measured = outcome["median"]
+        for step in workload.measured_steps:
+            if spec.reason_not_applicable(workload.name, step) is None:
+                jobs, verified = measured[f"{step}.jobs"], measured[f"{step}.verified"]
+                assert verified == jobs > 0, (workload.name, step)
+
+
+def test_child_side_modules_use_only_the_standard_library() -> None:
+    # Peers' drivers import these from a virtualenv that has only the peer.
+    import ast
+    import sys
+
+    import benchmarks
+
+    root = Path(benchmarks.__file__).parent
+    for name in ("__init__.py", "child.py", "probe.py", "drivers/__init__.py"):
+        tree = ast.parse((root / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                assert top in sys.stdlib_module_names or module == "benchmarks.probe", (
+                    name,
+                    module,
+                )
