@@ -93,6 +93,10 @@ class JobContext:
         """Persist a JSON-serialisable state; a later attempt reads it as ``checkpoint_state``."""
         await self._executor.save_checkpoint(self._state, state)
 
+    async def check_in(self, message: str) -> None:
+        """Set the job's short status line (shown by the API and sent to its status hook)."""
+        await self._executor.check_in(self._state, str(message))
+
     def warn(self, message: str) -> None:
         """Record a non-critical error on the job and carry on."""
         self._state.errors.append(str(message))

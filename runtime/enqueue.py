@@ -29,6 +29,7 @@ def build_rows(
     user_id: str | None,
     timeout: float | None,
     max_retries: int | None,
+    status_hook: str | None = None,
 ) -> list[Row]:
     """Validate every item first: one bad item stores nothing."""
     items = list(params)
@@ -36,7 +37,9 @@ def build_rows(
     if len(keys) != len(items):
         raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
     due = _due(now, delay, at)
-    common = _common(job_type, now, due, queue, priority, tenant_id, user_id, timeout, max_retries)
+    common = _common(
+        job_type, now, due, queue, priority, tenant_id, user_id, timeout, max_retries, status_hook
+    )
     rows = []
     for index, (item, key) in enumerate(zip(items, keys, strict=True)):
         rows.append(
@@ -84,6 +87,7 @@ def _common(
     user_id: str | None,
     timeout: float | None,
     max_retries: int | None,
+    status_hook: str | None,
 ) -> Row:
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be > 0, got {timeout}")
@@ -119,4 +123,10 @@ def _common(
         "user_id": user_id,
         "checkpoint": None,
         "checkpoint_at": None,
+        "revision": 1,
+        "check_in": None,
+        "status_hook": status_hook,
+        "lock_key": None,
+        "schedule_id": None,
+        "slot": None,
     }

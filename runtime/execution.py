@@ -25,7 +25,7 @@ from runtime.models import EventKind, Job, event_from_row
 from runtime.outcomes import decide
 from runtime.registry import Registry
 from runtime.store import Store
-from runtime.store.ops import Claim, Finish, SaveCheckpoint, SaveProgress
+from runtime.store.ops import CheckIn, Claim, Finish, SaveCheckpoint, SaveProgress
 
 PROGRESS_FLUSH_INTERVAL_DEFAULT = 0.5
 
@@ -103,7 +103,7 @@ class Executor:
         if not await pending:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
             return
-        self._publish_status({**state.row, **values})
+        self._publish_status({**state.row, **values, "revision": state.row["revision"] + 1})
 
     # -- progress, checkpoints, warnings -------------------------------------
 
@@ -125,6 +125,15 @@ class Executor:
         state.row["checkpoint"] = value
         if self._bus.wants(state.job_id):
             self._publish(state.row, "checkpoint")
+
+    async def check_in(self, state: RunState, message: str) -> None:
+        now = self.clock.now()
+        revision = await self._store.write(CheckIn(state.job_id, self._worker, message, now))
+        if revision is None:
+            return
+        state.row.update(check_in=message, revision=revision)
+        if self._bus.wants(state.job_id):
+            self._publish(state.row, "check_in", message)
 
     def _mark_dirty(self, state: RunState) -> None:
         if not self._dirty:

@@ -45,6 +45,12 @@ class Job(BaseModel):
     tenant_id: str | None = None
     user_id: str | None = None
     checkpoint: Any = None
+    revision: int = 0
+    check_in: str | None = None
+    status_hook: str | None = None
+    lock_key: str | None = None
+    schedule_id: str | None = None
+    slot: datetime | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -62,13 +68,13 @@ class Job(BaseModel):
         return cls.model_construct(**values)
 
 
-_TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at")
+_TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at", "slot")
 _PLAIN = tuple(
     name for name in Job.model_fields if name not in _TIMES and name not in {"status", "errors"}
 )
 
 
-EventKind = Literal["status", "progress", "checkpoint", "warning"]
+EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in"]
 
 
 class JobEvent(BaseModel):
@@ -86,6 +92,7 @@ class JobEvent(BaseModel):
     message: str | None = None
     queue: str = ""
     type: str = ""
+    revision: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -110,6 +117,7 @@ def event_from_row(
         message=message,
         queue=row["queue"],
         type=row["type"],
+        revision=row.get("revision"),
     )
 
 
@@ -126,4 +134,5 @@ def event_from_job(job: Job) -> JobEvent:
         message=job.error,
         queue=job.queue,
         type=job.type,
+        revision=job.revision,
     )

@@ -285,6 +285,7 @@ class Runtime:
         user_id: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        status_hook: str | None = None,
     ) -> Job:
         """Validate and store one job; it is durable when this returns.
 
@@ -303,6 +304,7 @@ class Runtime:
             user_id=user_id,
             timeout=timeout,
             max_retries=max_retries,
+            status_hook=status_hook,
         )
         return jobs[0]
 
@@ -320,6 +322,7 @@ class Runtime:
         user_id: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        status_hook: str | None = None,
     ) -> list[Job]:
         """Validate and store many jobs of one type in one transaction.
 
@@ -341,6 +344,7 @@ class Runtime:
             user_id=user_id,
             timeout=timeout,
             max_retries=max_retries,
+            status_hook=status_hook,
         )
         owners = await self.store.write(InsertJobs(rows))
         result = []

@@ -83,6 +83,7 @@ class Claim:
                 started_at=self.now,
                 updated_at=self.now,
                 locked_by=self.worker,
+                revision=jobs.c.revision + 1,
             )
             .returning(*jobs.columns)
         )
@@ -101,7 +102,11 @@ class Promote:
         moved = conn.execute(
             update(jobs)
             .where(jobs.c.status == JobStatus.SCHEDULED.value, jobs.c.scheduled_at <= self.now)
-            .values(status=JobStatus.WAITING.value, updated_at=self.now)
+            .values(
+                status=JobStatus.WAITING.value,
+                updated_at=self.now,
+                revision=jobs.c.revision + 1,
+            )
             .returning(jobs.c.queue)
         )
         queues = {r.queue for r in moved}
@@ -127,7 +132,7 @@ class Finish:
                 jobs.c.status.in_(_ACTIVE),
                 jobs.c.locked_by == self.worker,
             )
-            .values(**self.values)
+            .values(**self.values, revision=jobs.c.revision + 1)
         )
         return result.rowcount == 1
 
@@ -159,9 +164,10 @@ class Transition:
         conn.execute(
             update(jobs)
             .where(jobs.c.id == self.job_id, jobs.c.status == current.value)
-            .values(**values)
+            .values(**values, revision=jobs.c.revision + 1)
         )
-        return {**found._mapping, **values, "previous_status": current.value}
+        revision = found.revision + 1
+        return {**found._mapping, **values, "revision": revision, "previous_status": current.value}
 
 
 @dataclass(slots=True)
@@ -200,6 +206,25 @@ class SaveCheckpoint:
             .values(checkpoint=self.state, checkpoint_at=self.now, updated_at=self.now)
         )
         return result.rowcount == 1
+
+
+@dataclass(slots=True)
+class CheckIn:
+    """A running job's short human-readable status line."""
+
+    job_id: uuid.UUID
+    worker: str
+    message: str
+    now: float
+
+    def apply(self, conn: Connection) -> int | None:
+        found = conn.execute(
+            update(jobs)
+            .where(jobs.c.id == self.job_id, jobs.c.locked_by == self.worker)
+            .values(check_in=self.message, updated_at=self.now, revision=jobs.c.revision + 1)
+            .returning(jobs.c.revision)
+        ).first()
+        return None if found is None else int(found.revision)
 
 
 @dataclass(slots=True)
@@ -323,7 +348,9 @@ class Rescue:
         if target is not JobStatus.CANCELED:
             values["error"] = message
         conn.execute(
-            update(jobs).where(jobs.c.id == row.id, jobs.c.status == row.status).values(**values)
+            update(jobs)
+            .where(jobs.c.id == row.id, jobs.c.status == row.status)
+            .values(**values, revision=jobs.c.revision + 1)
         )
         return Rescued(row.id, row.queue, target)
 

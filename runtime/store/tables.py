@@ -45,6 +45,13 @@ class JobRow(SQLModel, table=True):
     user_id: str | None = None
     checkpoint: Any = Field(default=None, sa_column=Column(JSON))
     checkpoint_at: float | None = None
+    # Bumped by every status change and check-in: orders hooks and event streams.
+    revision: int = 0
+    check_in: str | None = None
+    status_hook: str | None = None
+    lock_key: str | None = None
+    schedule_id: str | None = None
+    slot: float | None = None  # the schedule slot this job fires
 
 
 class WorkerRow(SQLModel, table=True):
@@ -66,6 +73,7 @@ _WAITING = text("status = 'waiting'")
 _SCHEDULED = text("status = 'scheduled'")
 _KEYED = text("idempotency_key IS NOT NULL")
 _LOCKED = text("locked_by IS NOT NULL")
+_SCHEDULED_SLOT = text("schedule_id IS NOT NULL")
 
 # The claim reads this partial index in order: priority first, then age.
 Index(
@@ -93,6 +101,16 @@ Index(
     unique=True,
     sqlite_where=_KEYED,
     postgresql_where=_KEYED,
+)
+
+# Exactly one job per schedule slot, even with several runtimes firing.
+Index(
+    "ux_callboard_jobs_schedule_slot",
+    jobs.c.schedule_id,
+    jobs.c.slot,
+    unique=True,
+    sqlite_where=_SCHEDULED_SLOT,
+    postgresql_where=_SCHEDULED_SLOT,
 )
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)

@@ -123,7 +123,7 @@ async def test_events_stop_after_the_final_status(
         job = await rt.enqueue("steps", {"steps": 2})
         events = [(e.kind, e.status, e.progress) async for e in rt.events(job.id)]
         finished = [(e.kind, e.status) async for e in rt.events(job.id)]
-    assert events[0][:2] == ("status", "waiting")
+    assert events[0][0] == "status" and events[0][1] in ("waiting", "running")
     assert ("progress", "running", 50.0) in events
     assert events[-1][:2] == ("status", "completed")
     assert finished == [("status", "completed")]  # a finished job: one event, then done
