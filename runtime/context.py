@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import logging
+import inspect
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runtime.joblog import JobLogger
 from runtime.models import Job
 from runtime.progress import estimate_eta, make_report
 
 if TYPE_CHECKING:
     from runtime.execution import Executor
-
-JOB_LOGGER = "callboard.job"
 
 
 @dataclass(slots=True)
@@ -27,7 +26,7 @@ class RunState:
     errors: list[str] = field(default_factory=list)
     progress_from: float = 0.0  # progress when this attempt started (for the ETA)
     since: float = 0.0
-    dirty: bool = False
+    logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -41,9 +40,15 @@ class JobContext:
         self._executor = executor
         self._state = state
         self.job = job
-        self.log = logging.LoggerAdapter(
-            logging.getLogger(JOB_LOGGER), {"job_id": str(job.id), "job_type": job.type}
-        )
+        self.log = JobLogger(job.id, job.type, self._keep_log)
+
+    def _keep_log(self, level: int, message: str, extra: dict[str, Any] | None) -> None:
+        self._executor.logged(self._state, level, message, extra)
+
+    @property
+    def resumed(self) -> bool:
+        """Whether this run continues a job that was suspended and resumed."""
+        return bool(self._state.row.get("resumed"))
 
     @property
     def id(self) -> uuid.UUID:
@@ -101,3 +106,22 @@ class JobContext:
         """Record a non-critical error on the job and carry on."""
         self._state.errors.append(str(message))
         self._executor.warned(self._state, str(message))
+
+
+class HookContext:
+    """What ``on_suspend`` and ``on_resume`` hooks see: the job, wherever it runs."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    @property
+    def checkpoint_state(self) -> Any:
+        return self.job.checkpoint
+
+
+async def call_maybe_async(fn: Any, *args: Any) -> Any:
+    """Call a sync or async hook or predicate."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

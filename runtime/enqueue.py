@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from runtime.clock import to_epoch
 from runtime.errors import InvalidParams
@@ -15,39 +15,49 @@ from runtime.status import JobStatus
 Row = dict[str, Any]
 
 
+class EnqueueOptions(TypedDict, total=False):
+    """What every enqueue call may set besides the params (see ``Runtime.enqueue``)."""
+
+    queue: str | None
+    priority: int | None
+    delay: float | timedelta | None
+    at: datetime | None
+    tenant_id: str | None
+    user_id: str | None
+    timeout: float | None
+    max_retries: int | None
+    status_hook: str | None
+    lock_key: str | None
+
+
 def build_rows(
     job_type: JobType,
     params: Iterable[Any],
     *,
     now: float,
-    queue: str | None,
-    priority: int | None,
-    delay: float | timedelta | None,
-    at: datetime | None,
-    idempotency_keys: Sequence[str | None] | None,
-    tenant_id: str | None,
-    user_id: str | None,
-    timeout: float | None,
-    max_retries: int | None,
-    status_hook: str | None = None,
+    idempotency_keys: Sequence[str | None] | None = None,
+    **options: Unpack[EnqueueOptions],
 ) -> list[Row]:
     """Validate every item first: one bad item stores nothing."""
     items = list(params)
     keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
     if len(keys) != len(items):
         raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
-    due = _due(now, delay, at)
-    common = _common(
-        job_type, now, due, queue, priority, tenant_id, user_id, timeout, max_retries, status_hook
-    )
+    due = _due(now, options.get("delay"), options.get("at"))
+    common = _common(job_type, now, due, options)
+    lock_key = options.get("lock_key")
+    tenant_id = options.get("tenant_id")
     rows = []
     for index, (item, key) in enumerate(zip(items, keys, strict=True)):
+        values = _validated(job_type, item, index, len(items))
         rows.append(
             {
                 **common,
                 "id": uuid.uuid4(),
-                "params": _validated(job_type, item, index, len(items)),
+                "params": values,
                 "idempotency_key": key,
+                "lock_key": lock_key if lock_key is not None else job_type.lock_key_for(values),
+                "unique_key": job_type.unique_key_for(values, tenant_id),
             }
         )
     return rows
@@ -77,18 +87,9 @@ def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> fl
     return now
 
 
-def _common(
-    job_type: JobType,
-    now: float,
-    due: float,
-    queue: str | None,
-    priority: int | None,
-    tenant_id: str | None,
-    user_id: str | None,
-    timeout: float | None,
-    max_retries: int | None,
-    status_hook: str | None,
-) -> Row:
+def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) -> Row:
+    timeout, max_retries = options.get("timeout"), options.get("max_retries")
+    queue, priority = options.get("queue"), options.get("priority")
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be > 0, got {timeout}")
     if max_retries is not None and max_retries < 0:
@@ -118,15 +119,19 @@ def _common(
         "started_at": None,
         "finished_at": None,
         "updated_at": now,
-        "locked_by": None,
-        "tenant_id": tenant_id,
-        "user_id": user_id,
+        "worker_id": None,
+        "tenant_id": options.get("tenant_id"),
+        "user_id": options.get("user_id"),
         "checkpoint": None,
         "checkpoint_at": None,
         "revision": 1,
         "check_in": None,
-        "status_hook": status_hook,
+        "status_hook": options.get("status_hook"),
         "lock_key": None,
+        "locked_by": None,
+        "unique_key": None,
+        "resumed": False,
+        "checkpoint_version": None,
         "schedule_id": None,
         "slot": None,
     }

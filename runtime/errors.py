@@ -9,7 +9,9 @@
      |- InvalidJobType          a handler or its options cannot be used
      |- JobNotFound             no job has that id (for this tenant)
      |- IllegalTransition       the job's status does not allow the change
-     |- RuntimeNotRunning       a Runtime used outside ``async with``
+     |- UnknownQueue            no queue has that name
+ |- HookFailed              an on_suspend/on_resume hook raised: nothing changed
+ |- RuntimeNotRunning       a Runtime used outside ``async with``
      `- HandlerSignal           raised by handlers to steer their job
          |- Retry               try again (after a delay)
          |- Fail                fail now, without retries
@@ -78,6 +80,14 @@ class IllegalTransition(CallboardError):
         self.job_id = job_id
         self.current = current
         self.action = action
+
+
+class UnknownQueue(CallboardError, LookupError):
+    """No queue has that name."""
+
+
+class HookFailed(CallboardError):
+    """A job type's on_suspend or on_resume hook raised; nothing was changed."""
 
 
 class RuntimeNotRunning(CallboardError, RuntimeError):

@@ -1,33 +1,31 @@
 """The executor: the engine's source, runner and sink, backed by the store.
 
-It claims jobs through the writer, runs handlers with a ``JobContext``,
-records outcomes, and flushes progress throttled: subscribers see every
-update, the store the latest one per job at most every
-``PROGRESS_FLUSH_INTERVAL_DEFAULT`` seconds.
+It claims jobs through the writer (respecting locks and per-type limits),
+runs handlers with a ``JobContext``, and records outcomes. Live state
+(progress, warnings, log records) is written throttled by the flusher.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import anyio
-from anyio.abc import TaskStatus
-
 from actors import Claimed, Outcome
+from runtime.checkpoints import upgraded_state
 from runtime.clock import Clock
-from runtime.context import JobContext, RunState
-from runtime.errors import Fail, InvalidParams, UnknownJobType
+from runtime.context import JobContext, RunState, call_maybe_async
+from runtime.errors import Fail, InvalidParams, Skip, UnknownJobType
 from runtime.events import EventBus
+from runtime.flusher import Flusher, take_logs
+from runtime.joblog import status_entry
 from runtime.models import EventKind, Job, event_from_row
 from runtime.outcomes import decide
 from runtime.registry import Registry
 from runtime.store import Store
-from runtime.store.ops import CheckIn, Claim, Finish, SaveCheckpoint, SaveProgress
-
-PROGRESS_FLUSH_INTERVAL_DEFAULT = 0.5
+from runtime.store.claim import Claim, ClaimResult, TypeLimit
+from runtime.store.log_ops import AppendLogs
+from runtime.store.ops import CheckIn, Finish, SaveCheckpoint
 
 log = logging.getLogger("callboard.executor")
 
@@ -41,30 +39,45 @@ class Executor:
         bus: EventBus,
         clock: Clock,
         worker_id: str,
+        flusher: Flusher,
         on_status: Callable[[dict[str, Any]], None],
-        progress_interval: float = PROGRESS_FLUSH_INTERVAL_DEFAULT,
+        on_rate_limited: Callable[[str, float], None],
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
         self._worker = worker_id
+        self.flusher = flusher
         self._on_status = on_status  # the runtime wakes queues and timers from here
-        self._interval = progress_interval
-        self._dirty: dict[uuid.UUID, RunState] = {}
-        self._dirty_event = anyio.Event()
+        self._on_rate_limited = on_rate_limited
 
     # -- JobSource ---------------------------------------------------------
 
     async def claim(self, queue: str, limit: int) -> Sequence[Claimed]:
         now = self.clock.now()
-        rows = await self._store.write(Claim(queue, limit, self._worker, now))
+        try:
+            result: ClaimResult = await self._store.write(
+                Claim(queue, limit, self._worker, now, self._limits(queue))
+            )
+        except Exception:  # a conflicting claim elsewhere: the next wake-up or poll retries
+            log.exception("claim on queue %r failed", queue)
+            return []
+        if result.retry_at is not None:
+            self._on_rate_limited(queue, result.retry_at)
         claimed = []
-        for row in rows:
+        for row in result.rows:
             state = RunState(row, progress=row["progress"] or 0.0, since=now)
             state.progress_from = state.progress
             state.errors = list(row["errors"] or [])
             claimed.append(Claimed(row["id"], queue, row["timeout"], payload=state))
             self._publish_status(row)
         return claimed
+
+    def _limits(self, queue: str) -> dict[str, TypeLimit]:
+        return {
+            t.name: TypeLimit(t.max_concurrency, t.rate)
+            for t in self._registry.types()
+            if t.queue == queue and (t.max_concurrency is not None or t.rate_limit is not None)
+        }
 
     # -- JobRunner ---------------------------------------------------------
 
@@ -76,14 +89,17 @@ class Executor:
             params = job_type.validate(row["params"])
         except (UnknownJobType, InvalidParams) as err:
             raise Fail(f"cannot run job: {err}") from err
+        row["checkpoint"] = upgraded_state(job_type, row["checkpoint"], row["checkpoint_version"])
         ctx = JobContext(self, state, Job.from_row(row))
+        if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
+            raise Skip(f"should_run of job type {job_type.name!r} returned False")
         return await job_type.handler(ctx, params)
 
     # -- OutcomeSink -------------------------------------------------------
 
     def finish(self, outcome: Outcome) -> Awaitable[None]:
         state: RunState = outcome.job.payload
-        self._dirty.pop(state.job_id, None)
+        self.flusher.forget(state)
         now = self.clock.now()
         values = decide(outcome, state.row, now)
         values.update(
@@ -92,37 +108,56 @@ class Executor:
             eta=values.get("eta"),
             errors=state.errors or None,
             updated_at=now,
-            locked_by=None,
+            worker_id=None,
+            resumed=False,
         )
-        pending = self._store.submit(Finish(state.job_id, self._worker, values))
+        logs = take_logs([state])
+        logs.append(_story(state.row, values, now))
+        self._store.submit(AppendLogs(logs))
+        pending = self._store.submit(
+            Finish(state.job_id, self._worker, values, state.row["lock_key"])
+        )
         return self._finished(pending, state, values)
 
     async def _finished(
-        self, pending: Awaitable[bool], state: RunState, values: dict[str, Any]
+        self, pending: Awaitable[tuple[bool, set[str]]], state: RunState, values: dict[str, Any]
     ) -> None:
-        if not await pending:
+        done, released = await pending
+        if not done:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
             return
         self._publish_status({**state.row, **values, "revision": state.row["revision"] + 1})
+        for queue in released:
+            self._on_status({"status": "waiting", "queue": queue})
 
-    # -- progress, checkpoints, warnings -------------------------------------
+    # -- progress, checkpoints, warnings, logs --------------------------------
 
     def progress_changed(self, state: RunState, now: float) -> None:
         if self._bus.wants(state.job_id):
             row = {**state.row, "progress": state.progress, "progress_details": state.details}
             row["eta"] = state.eta
             self._bus.publish(event_from_row(row, now, "progress"))
-        self._mark_dirty(state)
+        self.flusher.mark(state)
 
     def warned(self, state: RunState, message: str) -> None:
         if self._bus.wants(state.job_id):
             self._publish(state.row, "warning", message)
-        self._mark_dirty(state)
+        self.flusher.mark(state)
+
+    def logged(
+        self, state: RunState, level: int, message: str, extra: dict[str, Any] | None
+    ) -> None:
+        now = self.clock.now()
+        state.logs.append(
+            {"job_id": state.job_id, "at": now, "level": level, "message": message, "extra": extra}
+        )
+        self.flusher.mark(state)
 
     async def save_checkpoint(self, state: RunState, value: Any) -> None:
         now = self.clock.now()
-        await self._store.write(SaveCheckpoint(state.job_id, self._worker, value, now))
-        state.row["checkpoint"] = value
+        version = self._registry.get(state.row["type"]).version
+        await self._store.write(SaveCheckpoint(state.job_id, self._worker, value, version, now))
+        state.row.update(checkpoint=value, checkpoint_version=version)
         if self._bus.wants(state.job_id):
             self._publish(state.row, "checkpoint")
 
@@ -135,42 +170,6 @@ class Executor:
         if self._bus.wants(state.job_id):
             self._publish(state.row, "check_in", message)
 
-    def _mark_dirty(self, state: RunState) -> None:
-        if not self._dirty:
-            self._dirty_event.set()
-        self._dirty[state.job_id] = state
-
-    async def run_flusher(
-        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Write the latest progress of changed jobs, at most once per interval."""
-        task_status.started()
-        while True:
-            self._dirty_event = anyio.Event()
-            if not self._dirty:
-                await self._dirty_event.wait()
-            await anyio.sleep(self._interval)
-            await self.flush_progress()
-
-    async def flush_progress(self) -> None:
-        if not self._dirty:
-            return
-        now = self.clock.now()
-        batch, self._dirty = self._dirty, {}
-        updates = [
-            {
-                "job_id": s.job_id,
-                "progress": s.progress,
-                "progress_details": s.details,
-                "eta": s.eta,
-                "errors": s.errors or None,
-                "updated_at": now,
-            }
-            for s in batch.values()
-        ]
-        rows = await self._store.write(SaveProgress(self._worker, updates))
-        self._store.writer.progress_rows += rows
-
     # -- events ----------------------------------------------------------------
 
     def _publish_status(self, row: dict[str, Any]) -> None:
@@ -180,3 +179,14 @@ class Executor:
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:
         self._bus.publish(event_from_row(row, self.clock.now(), kind, message))
+
+
+def _story(row: dict[str, Any], values: dict[str, Any], now: float) -> dict[str, Any]:
+    """The log record of how an attempt ended."""
+    status = values["status"]
+    text = f"attempt {row['attempt']} ended: {status}"
+    if values.get("error"):
+        text += f": {values['error']}"
+    if status in ("scheduled", "waiting") and "scheduled_at" in values:
+        text += f" (next attempt in {max(0.0, values['scheduled_at'] - now):.3g}s)"
+    return status_entry(row["id"], now, text, status=status, attempt=row["attempt"])

@@ -40,7 +40,7 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
-    locked_by: str | None = None
+    worker_id: str | None = None
     idempotency_key: str | None = None
     tenant_id: str | None = None
     user_id: str | None = None
@@ -93,6 +93,17 @@ class JobEvent(BaseModel):
     queue: str = ""
     type: str = ""
     revision: int | None = None
+    # What the job is and whose, so subscribers (SSE, status hooks, metrics)
+    # can filter and route events without reading the store.
+    group: str = ""
+    tenant_id: str | None = None
+    attempt: int = 0
+    check_in: str | None = None
+    status_hook: str | None = None
+    schedule_id: str | None = None
+    idempotency_key: str | None = None
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -118,6 +129,15 @@ def event_from_row(
         queue=row["queue"],
         type=row["type"],
         revision=row.get("revision"),
+        group=row.get("group") or "",
+        tenant_id=row.get("tenant_id"),
+        attempt=row.get("attempt") or 0,
+        check_in=row.get("check_in"),
+        status_hook=row.get("status_hook"),
+        schedule_id=row.get("schedule_id"),
+        idempotency_key=row.get("idempotency_key"),
+        scheduled_at=to_datetime(row.get("scheduled_at")),
+        started_at=to_datetime(row.get("started_at")),
     )
 
 
@@ -135,4 +155,13 @@ def event_from_job(job: Job) -> JobEvent:
         queue=job.queue,
         type=job.type,
         revision=job.revision,
+        group=job.group,
+        tenant_id=job.tenant_id,
+        attempt=job.attempt,
+        check_in=job.check_in,
+        status_hook=job.status_hook,
+        schedule_id=job.schedule_id,
+        idempotency_key=job.idempotency_key,
+        scheduled_at=job.scheduled_at,
+        started_at=job.started_at,
     )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 
 from runtime.errors import DuplicateJobType, InvalidJobType, InvalidParams, UnknownJobType
+from runtime.limits import RateLimit, parse_rate_limit
 
 if TYPE_CHECKING:
-    from runtime.context import JobContext
+    from runtime.context import HookContext, JobContext
 
 QUEUE_DEFAULT = "default"
 GROUP_DEFAULT = "default"
@@ -22,6 +25,22 @@ RETRY_DELAY_DEFAULT = 1.0
 
 Handler = Callable[["JobContext", Any], Awaitable[Any]]
 F = TypeVar("F", bound=Handler)
+Upgrade = Callable[[int, Any], Any]  # (checkpoint version, state) -> state for this version
+Predicate = Callable[["JobContext"], "bool | Awaitable[bool]"]
+Hook = Callable[["HookContext"], "Any | Awaitable[Any]"]
+
+
+class JobOptions(TypedDict, total=False):
+    version: int
+    upgrade: Upgrade | None
+    lock: str | None
+    max_concurrency: int | None
+    rate_limit: str | None
+    unique: bool
+    should_run: Predicate | None
+    suspendable: bool
+    on_suspend: Hook | None
+    on_resume: Hook | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,47 @@ class JobType:
     retry_delay: float = RETRY_DELAY_DEFAULT
     priority: int = 0
     description: str = ""
+    version: int = 1
+    upgrade: Upgrade | None = None
+    lock: str | None = None
+    max_concurrency: int | None = None
+    rate_limit: str | None = None
+    unique: bool = False
+    should_run: Predicate | None = None
+    suspendable: bool = True
+    on_suspend: Hook | None = None
+    on_resume: Hook | None = None
+
+    @property
+    def rate(self) -> RateLimit | None:
+        return None if self.rate_limit is None else parse_rate_limit(self.rate_limit)
+
+    def lock_key_for(self, params: dict[str, Any]) -> str | None:
+        """The resource lock key of a job with these (validated, JSON) params."""
+        if self.lock is None:
+            return None
+        try:
+            return self.lock.format(**params)
+        except (KeyError, IndexError, AttributeError) as err:
+            raise InvalidParams(
+                self.name,
+                [
+                    {
+                        "loc": ["lock"],
+                        "msg": f"lock template {self.lock!r} needs {err}",
+                        "type": "lock",
+                    }
+                ],
+            ) from err
+
+    def unique_key_for(self, params: dict[str, Any], tenant_id: str | None) -> str | None:
+        """Equal params of a unique type share this key (per tenant)."""
+        if not self.unique:
+            return None
+        canonical = json.dumps(
+            [self.name, tenant_id, params], sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def validate(self, params: Any) -> BaseModel:
         """Validate ``params`` (a mapping or a model instance) into the params model."""
@@ -116,11 +176,14 @@ class Registry:
         priority: int = 0,
         description: str | None = None,
         params: type[BaseModel] | None = None,
+        **options: Unpack[JobOptions],
     ) -> Callable[[F], F]:
         """Register ``async def handler(ctx, params: Model)`` as a job type.
 
         The params model comes from the annotation of the second argument,
-        or from ``params=`` when given.
+        or from ``params=`` when given. ``options`` are the other fields of
+        :class:`JobType` (version, upgrade, lock, max_concurrency,
+        rate_limit, unique, should_run, suspendable, on_suspend, on_resume).
         """
 
         def register(handler: F) -> F:
@@ -138,6 +201,7 @@ class Registry:
                     retry_delay=retry_delay,
                     priority=priority,
                     description=description if description is not None else doc,
+                    **options,
                 )
             )
             return handler
@@ -222,6 +286,15 @@ def _annotation(handler: Callable[..., Any], annotation: Any) -> Any:
 def _check_options(job_type: JobType) -> None:
     if not job_type.name:
         raise InvalidJobType("job type name must not be empty")
+    if job_type.version < 1:
+        raise InvalidJobType(f"job type {job_type.name!r}: version must be >= 1")
+    if job_type.max_concurrency is not None and job_type.max_concurrency < 1:
+        raise InvalidJobType(f"job type {job_type.name!r}: max_concurrency must be >= 1")
+    if job_type.rate_limit is not None:
+        try:
+            parse_rate_limit(job_type.rate_limit)
+        except ValueError as err:
+            raise InvalidJobType(f"job type {job_type.name!r}: {err}") from err
     if job_type.timeout is not None and job_type.timeout <= 0:
         raise InvalidJobType(f"job type {job_type.name!r}: timeout must be > 0")
     if job_type.max_retries < 0:
@@ -233,9 +306,6 @@ def _check_options(job_type: JobType) -> None:
 default_registry = Registry()
 
 
-def job(
-    name: str | None = None,
-    **kwargs: Any,
-) -> Callable[[F], F]:
+def job(name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
     """Register a job type in the default registry. See :meth:`Registry.job`."""
     return default_registry.job(name, **kwargs)

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -29,14 +29,17 @@ from actors import (
     Ticker,
 )
 from runtime.clock import Clock
-from runtime.enqueue import build_rows
-from runtime.errors import JobNotFound, RuntimeNotRunning
+from runtime.control import ControlMethods
+from runtime.enqueue import EnqueueOptions, build_rows
+from runtime.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
 from runtime.events import EventBus, Subscription
-from runtime.execution import PROGRESS_FLUSH_INTERVAL_DEFAULT, Executor
+from runtime.execution import Executor
+from runtime.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
 from runtime.job_events import JobEvents
+from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
 from runtime.registry import QUEUE_CAPACITY_DEFAULT, JobType, Registry, default_registry
-from runtime.status import ACTIVE, PENDING, JobStatus
+from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import (
     DeleteJob,
@@ -47,6 +50,9 @@ from runtime.store.ops import (
     Transition,
     Unregister,
 )
+from runtime.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
+
+log = logging.getLogger("callboard.runtime")
 
 DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
 LEASE_DEFAULT = 30.0
@@ -54,10 +60,12 @@ HEARTBEAT_INTERVAL_DEFAULT = 10.0
 WAIT_POLL_INTERVAL_DEFAULT = 1.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
+JobId = uuid.UUID | str
+_ENDED = frozenset(s.value for s in (*TERMINAL, JobStatus.SUSPENDED))
 Params = Mapping[str, Any] | Any
 
 
-class Runtime:
+class Runtime(ControlMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
     ``queues`` maps queue names to capacities (jobs of that queue running at
@@ -78,6 +86,9 @@ class Runtime:
         lease: float = LEASE_DEFAULT,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_DEFAULT,
         progress_interval: float = PROGRESS_FLUSH_INTERVAL_DEFAULT,
+        log_limit: int = JOB_LOG_LIMIT_DEFAULT,
+        retention: JobRetention | None = None,
+        sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
     ) -> None:
         for name, capacity in (queues or {}).items():
             if capacity < 0:
@@ -97,6 +108,12 @@ class Runtime:
         self._lease = lease
         self._heartbeat = heartbeat_interval
         self._progress_interval = progress_interval
+        self._log_limit = log_limit
+        self.retention = retention if retention is not None else JobRetention()
+        self._sweep_interval = sweep_interval
+        self._services_tg: TaskGroup | None = None
+        self._wake_pending: dict[str, float] = {}
+        self._flusher: Flusher | None = None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = Clock()
         self.bus = EventBus()
@@ -146,14 +163,18 @@ class Runtime:
     async def _start_workers(self, tg: TaskGroup) -> None:
         await self._renew_lease()
         await self._rescue()
+        self._flusher = Flusher(
+            self.store, self.clock, self.worker_id, self._progress_interval, self._log_limit
+        )
         self._executor = Executor(
             store=self.store,
             registry=self.registry,
             bus=self.bus,
             clock=self.clock,
             worker_id=self.worker_id,
+            flusher=self._flusher,
             on_status=self._status_changed,
-            progress_interval=self._progress_interval,
+            on_rate_limited=self._wake_later,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -182,13 +203,15 @@ class Runtime:
             self._supervisor_done.set()
 
     async def _run_services(self, *, task_status: TaskStatus[None]) -> None:
-        assert self._executor is not None and self._due is not None
+        assert self._flusher is not None and self._due is not None
         try:
             with self._services:
                 async with anyio.create_task_group() as tg:
+                    self._services_tg = tg
                     await tg.start(self._due.run)
-                    await tg.start(self._executor.run_flusher)
+                    await tg.start(self._flusher.run)
                     await tg.start(Ticker(self._tick, self._heartbeat).run)
+                    await tg.start(Ticker(self._sweep, self._sweep_interval).run)
                     task_status.started()
         finally:
             self._services_done.set()
@@ -216,13 +239,13 @@ class Runtime:
 
     async def _shutdown(self) -> None:
         """Stop claiming, drain within the grace period, interrupt the rest, persist."""
-        if self._supervisor is None or self._executor is None:
+        if self._supervisor is None or self._flusher is None:
             return
         self._supervisor.stop(self._grace)
         await self._supervisor_done.wait()
         self._services.cancel()
         await self._services_done.wait()
-        await self._executor.flush_progress()
+        await self._flusher.flush()
         await self.store.write(Unregister(self.worker_id))
 
     # -- background work ------------------------------------------------------
@@ -233,6 +256,11 @@ class Runtime:
         for queue in queues:
             self._supervisor.wake(queue)
         return nxt  # type: ignore[no-any-return]
+
+    async def _sweep(self) -> None:
+        counts = await self.prune()
+        if counts:
+            log.info("pruned finished jobs: %s", counts)
 
     async def _tick(self) -> None:
         await self._renew_lease()
@@ -268,6 +296,30 @@ class Runtime:
             self._supervisor.wake(row["queue"])
         elif status == JobStatus.SCHEDULED.value and self._due is not None:
             self._due.note(row["scheduled_at"])
+        elif self._supervisor is not None and status in _ENDED and self._limited(row.get("type")):
+            self._supervisor.wake(row["queue"])  # a held-back job of its type may start now
+
+    def _limited(self, type_name: str | None) -> bool:
+        try:
+            job_type = self.registry.get(type_name) if type_name else None
+        except UnknownJobType:
+            return False
+        return job_type is not None and job_type.max_concurrency is not None
+
+    def _wake_later(self, queue: str, at: float) -> None:
+        """Wake ``queue`` at epoch ``at`` (a rate-limited type may start again)."""
+        known = self._wake_pending.get(queue)
+        if self._services_tg is None or (known is not None and known <= at):
+            return
+        self._wake_pending[queue] = at
+        self._services_tg.start_soon(self._wake_at, queue, at)
+
+    async def _wake_at(self, queue: str, at: float) -> None:
+        await anyio.sleep(max(0.0, at - self.clock.now()))
+        if self._wake_pending.get(queue) == at:
+            del self._wake_pending[queue]
+        if self._supervisor is not None:
+            self._supervisor.wake(queue)
 
     # -- enqueue ----------------------------------------------------------------
 
@@ -276,35 +328,21 @@ class Runtime:
         job_type: JobTypeRef,
         params: Params = None,
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
         idempotency_key: str | None = None,
-        tenant_id: str | None = None,
-        user_id: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        status_hook: str | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> Job:
         """Validate and store one job; it is durable when this returns.
 
-        With an ``idempotency_key`` already used by the same tenant, the
-        existing job is returned and nothing new is stored.
+        ``options``: ``queue``, ``priority``, ``delay`` (seconds or a
+        timedelta) or ``at`` (an aware datetime), ``tenant_id``,
+        ``user_id``, ``timeout``, ``max_retries``, ``status_hook`` (a URL),
+        ``lock_key`` (overrides the type's lock template). With an
+        ``idempotency_key`` already used by the same tenant, or for a unique
+        type with an equal unfinished job, the existing job is returned and
+        nothing new is stored.
         """
         jobs = await self.enqueue_many(
-            job_type,
-            [params],
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            at=at,
-            idempotency_keys=[idempotency_key],
-            tenant_id=tenant_id,
-            user_id=user_id,
-            timeout=timeout,
-            max_retries=max_retries,
-            status_hook=status_hook,
+            job_type, [params], idempotency_keys=[idempotency_key], **options
         )
         return jobs[0]
 
@@ -313,43 +351,22 @@ class Runtime:
         job_type: JobTypeRef,
         params: Iterable[Params],
         *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | timedelta | None = None,
-        at: datetime | None = None,
         idempotency_keys: Sequence[str | None] | None = None,
-        tenant_id: str | None = None,
-        user_id: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        status_hook: str | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> list[Job]:
         """Validate and store many jobs of one type in one transaction.
 
-        If any params fail validation, :class:`InvalidParams` names the first
-        bad item (``errors`` carry its index) and nothing is stored.
+        Takes the options of :meth:`enqueue`, applied to every job. If any
+        params fail validation, :class:`InvalidParams` names the first bad
+        item (``errors`` carry its index) and nothing is stored.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         now = self.clock.now()
-        rows = build_rows(
-            jt,
-            params,
-            now=now,
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            at=at,
-            idempotency_keys=idempotency_keys,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            timeout=timeout,
-            max_retries=max_retries,
-            status_hook=status_hook,
-        )
-        owners = await self.store.write(InsertJobs(rows))
+        rows = build_rows(jt, params, now=now, idempotency_keys=idempotency_keys, **options)
+        replaced = await self.store.write(InsertJobs(rows))
         result = []
         for row in rows:
-            stored = owners.get((row["tenant_id"] or "", row["idempotency_key"]), row)
+            stored = replaced.get(row["id"], row)
             if stored is row:
                 self._announce(row)
             result.append(Job.from_row(stored))
@@ -387,6 +404,8 @@ class Runtime:
         queue: str | None = None,
         group: str | None = None,
         tenant_id: str | None = None,
+        schedule_id: str | None = None,
+        idempotency_key: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
@@ -396,6 +415,7 @@ class Runtime:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
 
@@ -407,8 +427,11 @@ class Runtime:
         queue: str | None = None,
         group: str | None = None,
         tenant_id: str | None = None,
+        schedule_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
         return await self.store.read(reads.count_jobs, filters)
 
     async def wait(

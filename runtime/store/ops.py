@@ -17,13 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from runtime.errors import IllegalTransition, JobNotFound
+from runtime.joblog import status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus
-from runtime.store.tables import jobs, workers
+from runtime.store.claim import holder_of, release_lock
+from runtime.store.log_ops import append_logs
+from runtime.store.tables import jobs, queue_states, workers
 
 Row = dict[str, Any]
 RESCUE_ALLOWANCE_DEFAULT = 2
 _ACTIVE = tuple(s.value for s in ACTIVE)
 _TERMINAL = tuple(s.value for s in TERMINAL)
+_UNFINISHED = tuple(s.value for s in JobStatus if s not in TERMINAL)
 
 
 def _insert_ignoring_conflicts(conn: Connection) -> Any:
@@ -33,63 +37,40 @@ def _insert_ignoring_conflicts(conn: Connection) -> Any:
 
 @dataclass(slots=True)
 class InsertJobs:
-    """Store new jobs; with idempotency keys, return the row each key owns."""
+    """Store new jobs. Returns, by the id we generated, the row that stands instead
+    when an idempotency key or a unique job's key already had one."""
 
     rows: list[Row]
 
-    def apply(self, conn: Connection) -> dict[tuple[str, str], Row]:
-        keyed = [r for r in self.rows if r["idempotency_key"] is not None]
+    def apply(self, conn: Connection) -> dict[uuid.UUID, Row]:
+        self._park_on_held_locks(conn)
+        keyed = [r for r in self.rows if r["idempotency_key"] or r["unique_key"]]
         if not keyed:
             conn.execute(insert(jobs), self.rows)
             return {}
         conn.execute(_insert_ignoring_conflicts(conn), self.rows)
-        owners: dict[tuple[str, str], Row] = {}
+        replaced: dict[uuid.UUID, Row] = {}
         for r in keyed:
-            tenant = r["tenant_id"] or ""
-            found = conn.execute(
-                select(jobs).where(
-                    func.coalesce(jobs.c.tenant_id, "") == tenant,
-                    jobs.c.idempotency_key == r["idempotency_key"],
-                )
-            ).one()
-            owners[(tenant, r["idempotency_key"])] = dict(found._mapping)
-        return owners
+            stored = dict(conn.execute(select(jobs).where(_same_key(r))).one()._mapping)
+            if stored["id"] != r["id"]:
+                replaced[r["id"]] = stored
+        return replaced
+
+    def _park_on_held_locks(self, conn: Connection) -> None:
+        for r in self.rows:
+            if r["lock_key"] is not None and r["status"] == JobStatus.WAITING.value:
+                holder = holder_of(conn, r["lock_key"])
+                if holder is not None:
+                    r.update(status=JobStatus.LOCKED.value, locked_by=holder)
 
 
-@dataclass(slots=True)
-class Claim:
-    """Mark up to ``limit`` waiting jobs of a queue running, best first."""
-
-    queue: str
-    limit: int
-    worker: str
-    now: float
-
-    def apply(self, conn: Connection) -> list[Row]:
-        pick = (
-            select(jobs.c.id)
-            .where(jobs.c.queue == self.queue, jobs.c.status == JobStatus.WAITING.value)
-            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
-            .limit(self.limit)
+def _same_key(row: Row) -> Any:
+    if row["idempotency_key"]:
+        return and_(
+            func.coalesce(jobs.c.tenant_id, "") == (row["tenant_id"] or ""),
+            jobs.c.idempotency_key == row["idempotency_key"],
         )
-        if conn.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            update(jobs)
-            .where(jobs.c.id.in_(pick.scalar_subquery()))
-            .values(
-                status=JobStatus.RUNNING.value,
-                attempt=jobs.c.attempt + 1,
-                started_at=self.now,
-                updated_at=self.now,
-                locked_by=self.worker,
-                revision=jobs.c.revision + 1,
-            )
-            .returning(*jobs.columns)
-        )
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
-        return rows
+    return and_(jobs.c.unique_key == row["unique_key"], jobs.c.status.in_(_UNFINISHED))
 
 
 @dataclass(slots=True)
@@ -118,23 +99,31 @@ class Promote:
 
 @dataclass(slots=True)
 class Finish:
-    """Record the end of a run, if this worker still owns the job."""
+    """Record the end of a run, if this worker still owns the job.
+
+    Returns whether it did, and the queues of jobs that its lock kept waiting.
+    """
 
     job_id: uuid.UUID
     worker: str
     values: Row
+    lock_key: str | None = None
 
-    def apply(self, conn: Connection) -> bool:
+    def apply(self, conn: Connection) -> tuple[bool, set[str]]:
         result = conn.execute(
             update(jobs)
             .where(
                 jobs.c.id == self.job_id,
                 jobs.c.status.in_(_ACTIVE),
-                jobs.c.locked_by == self.worker,
+                jobs.c.worker_id == self.worker,
             )
             .values(**self.values, revision=jobs.c.revision + 1)
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False, set()
+        if self.values["status"] in _ACTIVE:
+            return True, set()
+        return True, release_lock(conn, self.lock_key, self.values["updated_at"])
 
 
 @dataclass(slots=True)
@@ -167,6 +156,11 @@ class Transition:
             .values(**values, revision=jobs.c.revision + 1)
         )
         revision = found.revision + 1
+        new = values.get("status", current.value)
+        note = f"{self.action}: {current.value} -> {new}"
+        append_logs(
+            conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, status=new)]
+        )
         return {**found._mapping, **values, "revision": revision, "previous_status": current.value}
 
 
@@ -180,7 +174,7 @@ class SaveProgress:
     def apply(self, conn: Connection) -> int:
         stmt = (
             update(jobs)
-            .where(jobs.c.id == bindparam("job_id"), jobs.c.locked_by == self.worker)
+            .where(jobs.c.id == bindparam("job_id"), jobs.c.worker_id == self.worker)
             .values(
                 progress=bindparam("progress"),
                 progress_details=bindparam("progress_details"),
@@ -197,13 +191,19 @@ class SaveCheckpoint:
     job_id: uuid.UUID
     worker: str
     state: Any
+    version: int
     now: float
 
     def apply(self, conn: Connection) -> bool:
         result = conn.execute(
             update(jobs)
-            .where(jobs.c.id == self.job_id, jobs.c.locked_by == self.worker)
-            .values(checkpoint=self.state, checkpoint_at=self.now, updated_at=self.now)
+            .where(jobs.c.id == self.job_id, jobs.c.worker_id == self.worker)
+            .values(
+                checkpoint=self.state,
+                checkpoint_version=self.version,
+                checkpoint_at=self.now,
+                updated_at=self.now,
+            )
         )
         return result.rowcount == 1
 
@@ -220,7 +220,7 @@ class CheckIn:
     def apply(self, conn: Connection) -> int | None:
         found = conn.execute(
             update(jobs)
-            .where(jobs.c.id == self.job_id, jobs.c.locked_by == self.worker)
+            .where(jobs.c.id == self.job_id, jobs.c.worker_id == self.worker)
             .values(check_in=self.message, updated_at=self.now, revision=jobs.c.revision + 1)
             .returning(jobs.c.revision)
         ).first()
@@ -270,7 +270,7 @@ class Heartbeat:
             )
         stopping = conn.execute(
             select(jobs.c.id, jobs.c.status).where(
-                jobs.c.locked_by == self.worker,
+                jobs.c.worker_id == self.worker,
                 jobs.c.status.in_((JobStatus.CANCELING.value, JobStatus.SUSPENDING.value)),
             )
         )
@@ -311,15 +311,25 @@ class Rescue:
 
     def apply(self, conn: Connection) -> list[Rescued]:
         dead = self._dead_workers(conn)
-        owner_gone = ~jobs.c.locked_by.in_(select(workers.c.id))
+        owner_gone = ~jobs.c.worker_id.in_(select(workers.c.id))
         if dead:
-            owner_gone = or_(jobs.c.locked_by.in_(dead), owner_gone)
+            owner_gone = or_(jobs.c.worker_id.in_(dead), owner_gone)
         lost = conn.execute(
-            select(jobs.c.id, jobs.c.queue, jobs.c.status, jobs.c.attempt, jobs.c.max_retries)
-            .where(jobs.c.status.in_(_ACTIVE), jobs.c.locked_by.is_not(None))
-            .where(and_(jobs.c.locked_by != self.worker, owner_gone))
+            select(
+                jobs.c.id,
+                jobs.c.queue,
+                jobs.c.status,
+                jobs.c.attempt,
+                jobs.c.max_retries,
+                jobs.c.lock_key,
+            )
+            .where(jobs.c.status.in_(_ACTIVE), jobs.c.worker_id.is_not(None))
+            .where(and_(jobs.c.worker_id != self.worker, owner_gone))
         ).all()
         rescued = [self._rescue(conn, r) for r in lost]
+        for row in lost:
+            for queue in release_lock(conn, row.lock_key, self.now):
+                rescued.append(Rescued(row.id, queue, JobStatus.WAITING))
         if dead:
             conn.execute(delete(workers).where(workers.c.id.in_(dead)))
         return rescued
@@ -342,7 +352,7 @@ class Rescue:
             target = JobStatus.WAITING
         else:
             target = JobStatus.FAILED
-        values: Row = {"status": target.value, "locked_by": None, "updated_at": self.now}
+        values: Row = {"status": target.value, "worker_id": None, "updated_at": self.now}
         if target is not JobStatus.WAITING:
             values["finished_at"] = self.now
         if target is not JobStatus.CANCELED:
@@ -352,6 +362,7 @@ class Rescue:
             .where(jobs.c.id == row.id, jobs.c.status == row.status)
             .values(**values, revision=jobs.c.revision + 1)
         )
+        append_logs(conn, [status_entry(row.id, self.now, f"{message}: now {target.value}")])
         return Rescued(row.id, row.queue, target)
 
 
@@ -365,3 +376,21 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass(slots=True)
+class SetQueuePaused:
+    name: str
+    paused: bool
+    now: float
+
+    def apply(self, conn: Connection) -> None:
+        changed = conn.execute(
+            update(queue_states)
+            .where(queue_states.c.name == self.name)
+            .values(paused=self.paused, updated_at=self.now)
+        )
+        if changed.rowcount == 0:
+            conn.execute(
+                insert(queue_states).values(name=self.name, paused=self.paused, updated_at=self.now)
+            )

@@ -39,7 +39,7 @@ class JobRow(SQLModel, table=True):
     started_at: float | None = None
     finished_at: float | None = None
     updated_at: float
-    locked_by: str | None = None
+    worker_id: str | None = None
     idempotency_key: str | None = None
     tenant_id: str | None = None
     user_id: str | None = None
@@ -50,8 +50,35 @@ class JobRow(SQLModel, table=True):
     check_in: str | None = None
     status_hook: str | None = None
     lock_key: str | None = None
+    locked_by: str | None = None  # the job holding lock_key while this one waits
+    unique_key: str | None = None
+    resumed: bool = False  # the next run continues a suspended one
+    checkpoint_version: int | None = None
     schedule_id: str | None = None
     slot: float | None = None  # the schedule slot this job fires
+
+
+class JobLogRow(SQLModel, table=True):
+    """One record of a job's log: its own messages and its status changes."""
+
+    __tablename__ = "callboard_job_logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: uuid.UUID = Field(index=True)
+    at: float
+    level: int
+    message: str
+    extra: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class QueueStateRow(SQLModel, table=True):
+    """What an operator changed about a queue, kept across restarts."""
+
+    __tablename__ = "callboard_queues"
+
+    name: str = Field(primary_key=True)
+    paused: bool = False
+    updated_at: float
 
 
 class WorkerRow(SQLModel, table=True):
@@ -68,12 +95,25 @@ class WorkerRow(SQLModel, table=True):
 
 jobs = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
 workers = WorkerRow.__table__  # type: ignore[attr-defined]
+job_logs = JobLogRow.__table__  # type: ignore[attr-defined]
+queue_states = QueueStateRow.__table__  # type: ignore[attr-defined]
+
+# Statuses in which a job holds its resource lock, and in which a unique job
+# blocks an equal one (every unfinished status).
+ACTIVE_SQL = "('running', 'canceling', 'suspending')"
+UNFINISHED_SQL = (
+    "('scheduled', 'waiting', 'locked', 'running', 'canceling', 'suspending', 'suspended',"
+    " 'resuming')"
+)
 
 _WAITING = text("status = 'waiting'")
 _SCHEDULED = text("status = 'scheduled'")
 _KEYED = text("idempotency_key IS NOT NULL")
-_LOCKED = text("locked_by IS NOT NULL")
+_OWNED = text("worker_id IS NOT NULL")
 _SCHEDULED_SLOT = text("schedule_id IS NOT NULL")
+_HOLDING = text(f"lock_key IS NOT NULL AND status IN {ACTIVE_SQL}")
+_LOCKABLE = text("lock_key IS NOT NULL")
+_UNIQUE = text(f"unique_key IS NOT NULL AND status IN {UNFINISHED_SQL}")
 
 # The claim reads this partial index in order: priority first, then age.
 Index(
@@ -92,7 +132,7 @@ Index(
 )
 Index("ix_callboard_jobs_status", jobs.c.status, jobs.c.queue)
 Index("ix_callboard_jobs_created", jobs.c.created_at)
-Index("ix_callboard_jobs_owner", jobs.c.locked_by, sqlite_where=_LOCKED, postgresql_where=_LOCKED)
+Index("ix_callboard_jobs_owner", jobs.c.worker_id, sqlite_where=_OWNED, postgresql_where=_OWNED)
 # One job per idempotency key and tenant; NULL tenants compare equal here.
 Index(
     "ux_callboard_jobs_idempotency",
@@ -112,5 +152,25 @@ Index(
     sqlite_where=_SCHEDULED_SLOT,
     postgresql_where=_SCHEDULED_SLOT,
 )
+
+# Two jobs with one lock key never run at once: the store refuses it.
+Index(
+    "ux_callboard_jobs_lock_holder",
+    jobs.c.lock_key,
+    unique=True,
+    sqlite_where=_HOLDING,
+    postgresql_where=_HOLDING,
+)
+Index("ix_callboard_jobs_lock", jobs.c.lock_key, sqlite_where=_LOCKABLE, postgresql_where=_LOCKABLE)
+# One unfinished job per unique key (unique job types).
+Index(
+    "ux_callboard_jobs_unique",
+    jobs.c.unique_key,
+    unique=True,
+    sqlite_where=_UNIQUE,
+    postgresql_where=_UNIQUE,
+)
+Index("ix_callboard_jobs_finished", jobs.c.status, jobs.c.finished_at)
+Index("ix_callboard_jobs_type_started", jobs.c.type, jobs.c.started_at)
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)

@@ -1,0 +1,239 @@
+"""Job control on the Runtime: suspend and resume, manual retry, queue pause and
+capacity, logs, statistics and pruning. Mixed into :class:`runtime.Runtime`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from actors import Control, Supervisor
+from runtime.clock import Clock, to_epoch
+from runtime.context import HookContext, call_maybe_async
+from runtime.errors import HookFailed, IllegalTransition, UnknownJobType, UnknownQueue
+from runtime.joblog import LogEntry, parse_level
+from runtime.models import Job
+from runtime.registry import JobType, Registry
+from runtime.status import ACTIVE, PENDING, JobStatus
+from runtime.store import Store
+from runtime.store.control_reads import (
+    LOG_LIMIT_MAX,
+    exists,
+    paused_queues,
+    read_logs,
+    status_counts,
+)
+from runtime.store.ops import SetQueuePaused, Transition
+from runtime.sweeper import JobRetention, PruneBeyond, PruneOlder
+
+if TYPE_CHECKING:
+    from runtime.runtime import JobId
+
+STATS_WINDOW = 60.0  # "in the last minute"
+S = JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatistics:
+    """A queue at one moment: counts by status, recent outcomes, and settings here."""
+
+    name: str
+    capacity: int
+    paused: bool
+    waiting: int = 0
+    running: int = 0
+    scheduled: int = 0
+    locked: int = 0
+    suspended: int = 0
+    completed_last_minute: int = 0
+    failed_last_minute: int = 0
+
+
+class ControlMethods:
+    """Requires the Runtime's store, clock, registry and supervisor."""
+
+    registry: Registry
+    clock: Clock
+    retention: JobRetention
+    _supervisor: Supervisor | None
+
+    if TYPE_CHECKING:  # provided by Runtime
+
+        @property
+        def store(self) -> Store: ...
+
+        async def get(self, job_id: JobId, *, tenant_id: str | None = None) -> Job: ...
+
+        def _publish(self, row: Mapping[str, Any]) -> None: ...
+
+        def _status_changed(self, row: Mapping[str, Any]) -> None: ...
+
+        def _capacities(self) -> dict[str, int]: ...
+
+    # -- suspend and resume ---------------------------------------------------
+
+    async def suspend(self, job_id: JobId, *, tenant_id: str | None = None) -> Job:
+        """Park a job: pending jobs become ``suspended`` at once; a running one goes
+        through ``suspending`` (its handler is cancelled, its checkpoint kept)."""
+        job = await self.get(job_id, tenant_id=tenant_id)
+        job_type = self._type_of(job)
+        if job_type is not None and not job_type.suspendable:
+            raise IllegalTransition(job.id, job.status.value, "suspend a non-suspendable job")
+        await self._hook(job_type, "on_suspend", job, "suspend")
+        now = self.clock.now()
+        parked = {"status": S.SUSPENDED.value, "locked_by": None, "updated_at": now}
+        moves = {s: parked for s in PENDING}
+        moves[S.RUNNING] = {"status": S.SUSPENDING.value, "updated_at": now}
+        row = await self.store.write(Transition(job.id, "suspend", moves, tenant_id))
+        if row["status"] == S.SUSPENDING.value and self._supervisor is not None:
+            self._supervisor.tell(job.id, Control.SUSPEND)
+        self._publish(row)
+        return Job.from_row(row)
+
+    async def resume(self, job_id: JobId, *, tenant_id: str | None = None) -> Job:
+        """Resume a suspended job: ``resuming``, then ``waiting``; its next run gets
+        ``ctx.resumed`` and its last checkpoint, and its progress goes on from there."""
+        job = await self.get(job_id, tenant_id=tenant_id)
+        now = self.clock.now()
+        resuming = {S.SUSPENDED: {"status": S.RESUMING.value, "updated_at": now}}
+        row = await self.store.write(Transition(job.id, "resume", resuming, tenant_id))
+        self._publish(row)
+        try:
+            await self._hook(self._type_of(job), "on_resume", job, "resume")
+        except HookFailed:
+            back = {S.RESUMING: {"status": S.SUSPENDED.value, "updated_at": now}}
+            self._publish(await self.store.write(Transition(job.id, "resume", back, tenant_id)))
+            raise
+        ready = {"status": S.WAITING.value, "resumed": True, "scheduled_at": now, "updated_at": now}
+        row = await self.store.write(Transition(job.id, "resume", {S.RESUMING: ready}, tenant_id))
+        self._status_changed(row)
+        self._publish(row)
+        return Job.from_row(row)
+
+    def _type_of(self, job: Job) -> JobType | None:
+        try:
+            return self.registry.get(job.type)
+        except UnknownJobType:
+            return None
+
+    async def _hook(self, job_type: JobType | None, name: str, job: Job, action: str) -> None:
+        hook = getattr(job_type, name, None)
+        if hook is None:
+            return
+        try:
+            await call_maybe_async(hook, HookContext(job))
+        except Exception as err:
+            raise HookFailed(f"cannot {action} job {job.id}: {name} raised {err!r}") from err
+
+    # -- retry ----------------------------------------------------------------
+
+    async def retry(self, job_id: JobId, *, tenant_id: str | None = None) -> Job:
+        """Run a failed, timed-out or canceled job again: same id, next attempt."""
+        job = await self.get(job_id, tenant_id=tenant_id)
+        now = self.clock.now()
+        again = {
+            "status": S.WAITING.value,
+            "scheduled_at": now,
+            "finished_at": None,
+            "updated_at": now,
+        }
+        moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
+        try:
+            row = await self.store.write(Transition(job.id, "retry", moves, tenant_id))
+        except IntegrityError:
+            raise IllegalTransition(
+                job.id, job.status.value, "retry (an equal unique job is unfinished)"
+            ) from None
+        self._status_changed(row)
+        self._publish(row)
+        return Job.from_row(row)
+
+    # -- queues -------------------------------------------------------------------
+
+    async def pause_queue(self, name: str) -> None:
+        """Stop starting jobs of queue ``name`` (running ones finish). Survives restarts."""
+        self._known_queue(name)
+        await self.store.write(SetQueuePaused(name, True, self.clock.now()))
+
+    async def resume_queue(self, name: str) -> None:
+        self._known_queue(name)
+        await self.store.write(SetQueuePaused(name, False, self.clock.now()))
+        if self._supervisor is not None:
+            self._supervisor.wake(name)
+
+    def set_queue_capacity(self, name: str, capacity: int) -> None:
+        """Change how many jobs of ``name`` run at once here, at once (not persisted)."""
+        self._known_queue(name)
+        if self._supervisor is None:
+            raise UnknownQueue(f"queue {name!r} has no workers in this runtime")
+        self._supervisor.queues[name].set_capacity(capacity)
+
+    def _known_queue(self, name: str) -> None:
+        if name not in self._capacities():
+            known = ", ".join(sorted(self._capacities()))
+            raise UnknownQueue(f"unknown queue {name!r}; known queues: {known}")
+
+    async def statistics(self) -> dict[str, QueueStatistics]:
+        """Per queue: counts by status, finished in the last minute, capacity, paused."""
+        since = self.clock.now() - STATS_WINDOW
+        counts = await self.store.read(status_counts, since)
+        paused = await self.store.read(paused_queues)
+        capacities = self._capacities()
+        if self._supervisor is not None:
+            capacities.update({n: q.capacity for n, q in self._supervisor.queues.items()})
+        stats = {}
+        for name in sorted(set(capacities) | set(counts)):
+            c = counts.get(name, {})
+            stats[name] = QueueStatistics(
+                name=name,
+                capacity=capacities.get(name, 0),
+                paused=name in paused,
+                waiting=c.get("waiting", 0),
+                running=sum(c.get(s.value, 0) for s in ACTIVE),
+                scheduled=c.get("scheduled", 0),
+                locked=c.get("locked", 0),
+                suspended=c.get("suspended", 0) + c.get("resuming", 0),
+                completed_last_minute=c.get("completed", 0),
+                failed_last_minute=c.get("failed", 0) + c.get("timeout", 0),
+            )
+        return stats
+
+    # -- logs and history -------------------------------------------------------
+
+    async def logs(
+        self,
+        job_id: JobId,
+        *,
+        since: datetime | None = None,
+        level: int | str | None = None,
+        limit: int = 1000,
+        tenant_id: str | None = None,
+    ) -> list[LogEntry]:
+        """The job's log, oldest first: its handler's records and its status changes."""
+        key = job_id if isinstance(job_id, uuid.UUID) else (await self.get(job_id)).id
+        if not 0 < limit <= LOG_LIMIT_MAX:
+            raise ValueError(f"limit must be within 1..{LOG_LIMIT_MAX}, got {limit}")
+        if not await self.store.read(exists, key, tenant_id):
+            await self.get(key, tenant_id=tenant_id)  # raises JobNotFound
+        start = None if since is None else to_epoch(since)
+        rows = await self.store.read(read_logs, key, start, parse_level(level), limit)
+        return [LogEntry.from_row(r) for r in rows]
+
+    async def prune(self, retention: JobRetention | None = None) -> dict[str, int]:
+        """Delete finished jobs past ``retention`` (the runtime's policy by default),
+        in batches; return how many of each status went."""
+        policy = retention if retention is not None else self.retention
+        now = self.clock.now()
+        counts: dict[str, int] = {}
+        for status, age in policy.ages().items():
+            while deleted := await self.store.write(PruneOlder(status, now - age)):
+                counts[status.value] = counts.get(status.value, 0) + deleted
+        if policy.max_finished is not None:
+            while batch := await self.store.write(PruneBeyond(policy.max_finished)):
+                for status_name, n in batch.items():
+                    counts[status_name] = counts.get(status_name, 0) + n
+        return counts

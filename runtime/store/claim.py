@@ -1,0 +1,191 @@
+"""The claim: pick the best due jobs of a queue that may start now.
+
+In one transaction it skips a paused queue, jobs whose resource lock is
+held, and job types at their concurrency or rate limit; takes at most one
+job per lock key; marks the picks running; and parks the other waiting jobs
+on the picked keys as ``locked``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Connection
+
+from runtime.joblog import status_entry
+from runtime.limits import RateLimit
+from runtime.status import ACTIVE, JobStatus
+from runtime.store.log_ops import append_logs
+from runtime.store.tables import jobs, queue_states
+
+Row = dict[str, Any]
+_ACTIVE = tuple(s.value for s in ACTIVE)
+CLAIM_LOOKAHEAD_DEFAULT = 3  # candidates read per slot, for picks lost to locks and limits
+
+
+@dataclass(frozen=True, slots=True)
+class TypeLimit:
+    max_concurrency: int | None = None
+    rate: RateLimit | None = None
+
+
+@dataclass(slots=True)
+class ClaimResult:
+    rows: list[Row]
+    retry_at: float | None = None  # when a rate-limited type may start again
+
+
+@dataclass(slots=True)
+class Claim:
+    queue: str
+    limit: int
+    worker: str
+    now: float
+    limits: Mapping[str, TypeLimit] = field(default_factory=dict)
+
+    def apply(self, conn: Connection) -> ClaimResult:
+        if self._paused(conn):
+            return ClaimResult([])
+        room, retry_at = self._room(conn)
+        picks = self._pick(conn, room)
+        if not picks:
+            return ClaimResult([], retry_at)
+        rows = self._start(conn, [p["id"] for p in picks])
+        self._park_on_locks(conn, rows)
+        return ClaimResult(rows, retry_at)
+
+    def _paused(self, conn: Connection) -> bool:
+        paused = conn.execute(
+            select(queue_states.c.paused).where(queue_states.c.name == self.queue)
+        ).scalar()
+        return bool(paused)
+
+    def _room(self, conn: Connection) -> tuple[dict[str, int], float | None]:
+        """How many more jobs each limited type may start now."""
+        room: dict[str, int] = {}
+        retry_at: float | None = None
+        for name, limit in self.limits.items():
+            free = self.limit
+            if limit.max_concurrency is not None:
+                active = conn.execute(
+                    select(func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.type == name, jobs.c.status.in_(_ACTIVE))
+                ).scalar_one()
+                free = min(free, limit.max_concurrency - active)
+            if limit.rate is not None:
+                since = self.now - limit.rate.period
+                started, oldest = conn.execute(
+                    select(func.count(), func.min(jobs.c.started_at)).where(
+                        jobs.c.type == name, jobs.c.started_at > since
+                    )
+                ).one()
+                free = min(free, limit.rate.count - started)
+                if started >= limit.rate.count and oldest is not None:
+                    due = oldest + limit.rate.period
+                    retry_at = due if retry_at is None else min(retry_at, due)
+            room[name] = max(0, free)
+        return room, retry_at
+
+    def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
+        held = select(jobs.c.lock_key).where(
+            jobs.c.status.in_(_ACTIVE), jobs.c.lock_key.is_not(None)
+        )
+        query = (
+            select(jobs.c.id, jobs.c.type, jobs.c.lock_key)
+            .where(jobs.c.queue == self.queue, jobs.c.status == JobStatus.WAITING.value)
+            .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
+            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
+            .limit(self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10)
+        )
+        blocked = [name for name, free in room.items() if free <= 0]
+        if blocked:
+            query = query.where(jobs.c.type.not_in(blocked))
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        picks: list[Row] = []
+        keys: set[str] = set()
+        for candidate in conn.execute(query):
+            if candidate.lock_key is not None and candidate.lock_key in keys:
+                continue
+            if candidate.type in room:
+                if room[candidate.type] <= 0:
+                    continue
+                room[candidate.type] -= 1
+            if candidate.lock_key is not None:
+                keys.add(candidate.lock_key)
+            picks.append(dict(candidate._mapping))
+            if len(picks) == self.limit:
+                break
+        return picks
+
+    def _start(self, conn: Connection, ids: list[Any]) -> list[Row]:
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id.in_(ids))
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempt=jobs.c.attempt + 1,
+                started_at=self.now,
+                updated_at=self.now,
+                worker_id=self.worker,
+                locked_by=None,
+                revision=jobs.c.revision + 1,
+            )
+            .returning(*jobs.columns)
+        )
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
+        append_logs(
+            conn,
+            [
+                status_entry(
+                    r["id"],
+                    self.now,
+                    f"attempt {r['attempt']} started on {self.worker}",
+                    status="running",
+                    attempt=r["attempt"],
+                )
+                for r in rows
+            ],
+        )
+        return rows
+
+    def _park_on_locks(self, conn: Connection, rows: list[Row]) -> None:
+        holders = [
+            {"holder": str(r["id"]), "key": r["lock_key"], "now": self.now}
+            for r in rows
+            if r["lock_key"] is not None
+        ]
+        if holders:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.lock_key == bindparam("key"), jobs.c.status == "waiting")
+                .values(
+                    status="locked", locked_by=bindparam("holder"), updated_at=bindparam("now")
+                ),
+                holders,
+            )
+
+
+def release_lock(conn: Connection, lock_key: str | None, now: float) -> set[str]:
+    """Let jobs parked on ``lock_key`` wait again; return their queues (to wake)."""
+    if lock_key is None:
+        return set()
+    released = conn.execute(
+        update(jobs)
+        .where(jobs.c.lock_key == lock_key, jobs.c.status == JobStatus.LOCKED.value)
+        .values(status=JobStatus.WAITING.value, locked_by=None, updated_at=now)
+        .returning(jobs.c.queue)
+    )
+    return {r.queue for r in released}
+
+
+def holder_of(conn: Connection, lock_key: str) -> str | None:
+    found = conn.execute(
+        select(jobs.c.id).where(jobs.c.lock_key == lock_key, jobs.c.status.in_(_ACTIVE))
+    ).scalar()
+    return None if found is None else str(found)

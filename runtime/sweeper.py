@@ -1,0 +1,116 @@
+"""Retention of finished jobs: the policy, and the batched prune behind the sweeper.
+
+Only finished jobs are ever deleted. Deletes run in batches of
+``PRUNE_BATCH_DEFAULT`` through the writer, each its own transaction, so
+claims and completions interleave with a long sweep instead of waiting
+behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
+
+from runtime.status import TERMINAL, JobStatus
+from runtime.store.log_ops import delete_logs
+from runtime.store.tables import jobs
+
+PRUNE_BATCH_DEFAULT = 1000
+SWEEP_INTERVAL_DEFAULT = 60.0
+DAY = 86400.0
+
+
+class JobRetention(BaseModel):
+    """How long finished jobs stay readable, per status (seconds or timedelta;
+    None keeps them forever), and at most how many finished jobs to keep."""
+
+    model_config = ConfigDict(frozen=True)
+
+    completed: float | None = 7 * DAY
+    failed: float | None = 30 * DAY
+    canceled: float | None = 7 * DAY
+    timeout: float | None = 30 * DAY
+    skipped: float | None = 7 * DAY
+    max_finished: int | None = None
+
+    @field_validator("completed", "failed", "canceled", "timeout", "skipped", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return value
+
+    @field_validator("completed", "failed", "canceled", "timeout", "skipped", "max_finished")
+    @classmethod
+    def _not_negative(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError(f"must be >= 0, got {value}")
+        return value
+
+    def ages(self) -> dict[JobStatus, float]:
+        found = {s: getattr(self, s.value) for s in TERMINAL}
+        return {s: age for s, age in found.items() if age is not None}
+
+
+@dataclass(slots=True)
+class PruneOlder:
+    """Delete one batch of ``status`` jobs finished before ``before``; return how many."""
+
+    status: JobStatus
+    before: float
+    batch: int = PRUNE_BATCH_DEFAULT
+
+    def apply(self, conn: Connection) -> int:
+        ids = (
+            conn.execute(
+                select(jobs.c.id)
+                .where(jobs.c.status == self.status.value, jobs.c.finished_at < self.before)
+                .limit(self.batch)
+            )
+            .scalars()
+            .all()
+        )
+        return _delete(conn, list(ids))
+
+
+@dataclass(slots=True)
+class PruneBeyond:
+    """Delete one batch of the oldest finished jobs beyond the newest ``keep``."""
+
+    keep: int
+    batch: int = PRUNE_BATCH_DEFAULT
+
+    def apply(self, conn: Connection) -> dict[str, int]:
+        finished = [s.value for s in TERMINAL]
+        cutoff = conn.execute(
+            select(jobs.c.finished_at)
+            .where(jobs.c.status.in_(finished))
+            .order_by(jobs.c.finished_at.desc())
+            .limit(1)
+            .offset(self.keep)
+        ).scalar()
+        if cutoff is None:
+            return {}
+        victims = conn.execute(
+            select(jobs.c.id, jobs.c.status)
+            .where(jobs.c.status.in_(finished), jobs.c.finished_at <= cutoff)
+            .order_by(jobs.c.finished_at)
+            .limit(self.batch)
+        ).all()
+        counts: dict[str, int] = {}
+        for victim in victims:
+            counts[victim.status] = counts.get(victim.status, 0) + 1
+        _delete(conn, [v.id for v in victims])
+        return counts
+
+
+def _delete(conn: Connection, ids: list[object]) -> int:
+    if not ids:
+        return 0
+    conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+    delete_logs(conn, ids)  # type: ignore[arg-type]
+    return len(ids)
