@@ -5,11 +5,13 @@ Everything a user imports is re-exported here; other modules may change.
 
 from __future__ import annotations
 
-from runtime.context import JobContext
+from runtime.context import HookContext, JobContext
+from runtime.control import QueueStatistics
 from runtime.errors import (
     CallboardError,
     DuplicateJobType,
     Fail,
+    HookFailed,
     IllegalTransition,
     InvalidJobType,
     InvalidParams,
@@ -18,17 +20,22 @@ from runtime.errors import (
     RuntimeNotRunning,
     Skip,
     UnknownJobType,
+    UnknownQueue,
 )
+from runtime.joblog import LogEntry
 from runtime.models import Job, JobEvent
 from runtime.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.runtime import Runtime
 from runtime.status import JobStatus
 from runtime.store import WriterStatistics
+from runtime.sweeper import JobRetention
 
 __all__ = [
     "CallboardError",
     "DuplicateJobType",
     "Fail",
+    "HookContext",
+    "HookFailed",
     "IllegalTransition",
     "InvalidJobType",
     "InvalidParams",
@@ -37,15 +44,19 @@ __all__ = [
     "JobEvent",
     "JobGroup",
     "JobNotFound",
+    "JobRetention",
     "JobStatus",
     "JobType",
+    "LogEntry",
     "Queue",
+    "QueueStatistics",
     "Registry",
     "Retry",
     "Runtime",
     "RuntimeNotRunning",
     "Skip",
     "UnknownJobType",
+    "UnknownQueue",
     "WriterStatistics",
     "default_registry",
     "job",

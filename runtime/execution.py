@@ -113,7 +113,7 @@ class Executor:
         )
         logs = take_logs([state])
         logs.append(_story(state.row, values, now))
-        self._store.submit(AppendLogs(logs))
+        self._store.submit(AppendLogs(logs, self.flusher.log_limit))
         pending = self._store.submit(
             Finish(state.job_id, self._worker, values, state.row["lock_key"])
         )

@@ -27,7 +27,7 @@ class Flusher:
     ) -> None:
         self._store, self._clock, self._worker = store, clock, worker_id
         self._interval = interval
-        self._log_limit = log_limit
+        self.log_limit = log_limit
         self._dirty: dict[uuid.UUID, RunState] = {}
         self._changed = anyio.Event()
 
@@ -68,7 +68,7 @@ class Flusher:
         logs = take_logs(batch)
         progress = self._store.submit(SaveProgress(self._worker, updates))
         if logs:
-            await self._store.write(AppendLogs(logs, self._log_limit))
+            await self._store.write(AppendLogs(logs, self.log_limit))
         self._store.writer.progress_rows += await progress
 
 

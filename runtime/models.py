@@ -49,6 +49,9 @@ class Job(BaseModel):
     check_in: str | None = None
     status_hook: str | None = None
     lock_key: str | None = None
+    locked_by: str | None = None
+    resumed: bool = False
+    checkpoint_version: int | None = None
     schedule_id: str | None = None
     slot: datetime | None = None
 

@@ -39,6 +39,7 @@ from runtime.job_events import JobEvents
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
 from runtime.registry import QUEUE_CAPACITY_DEFAULT, JobType, Registry, default_registry
+from runtime.schedules_api import ScheduleMethods
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import (
@@ -57,7 +58,6 @@ log = logging.getLogger("callboard.runtime")
 DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
 LEASE_DEFAULT = 30.0
 HEARTBEAT_INTERVAL_DEFAULT = 10.0
-WAIT_POLL_INTERVAL_DEFAULT = 1.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
 JobId = uuid.UUID | str
@@ -65,7 +65,7 @@ _ENDED = frozenset(s.value for s in (*TERMINAL, JobStatus.SUSPENDED))
 Params = Mapping[str, Any] | Any
 
 
-class Runtime(ControlMethods):
+class Runtime(ControlMethods, ScheduleMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
     ``queues`` maps queue names to capacities (jobs of that queue running at
@@ -212,6 +212,7 @@ class Runtime(ControlMethods):
                     await tg.start(self._flusher.run)
                     await tg.start(Ticker(self._tick, self._heartbeat).run)
                     await tg.start(Ticker(self._sweep, self._sweep_interval).run)
+                    await tg.start(self._run_scheduler)
                     task_status.started()
         finally:
             self._services_done.set()
@@ -453,7 +454,7 @@ class Runtime(ControlMethods):
     async def _wait_finished(self, key: uuid.UUID, sub: Subscription, tenant_id: str | None) -> Job:
         while True:
             # Events cover this process; the poll covers jobs run by others.
-            with anyio.move_on_after(WAIT_POLL_INTERVAL_DEFAULT):
+            with anyio.move_on_after(self._poll):
                 await sub.receive()
             job = await self.get(key, tenant_id=tenant_id)
             if job.is_finished:

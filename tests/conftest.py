@@ -16,7 +16,12 @@ T = TypeVar("T")
 
 # Tests never wait on the poll or the heartbeat unless they say so: wake-ups
 # must come from events, and mock clocks must not spin through idle ticks.
-QUIET = {"poll_interval": 10_000.0, "heartbeat_interval": 5_000.0, "lease": 10_000.0}
+QUIET = {
+    "poll_interval": 10_000.0,
+    "heartbeat_interval": 5_000.0,
+    "lease": 10_000.0,
+    "sweep_interval": 10_000.0,
+}
 
 
 @pytest.fixture

@@ -49,8 +49,9 @@ class Claim:
     def apply(self, conn: Connection) -> ClaimResult:
         if self._paused(conn):
             return ClaimResult([])
-        room, retry_at = self._room(conn)
+        room, windows = self._room(conn)
         picks = self._pick(conn, room)
+        retry_at = self._rate_retry(windows, picks)
         if not picks:
             return ClaimResult([], retry_at)
         rows = self._start(conn, [p["id"] for p in picks])
@@ -63,10 +64,11 @@ class Claim:
         ).scalar()
         return bool(paused)
 
-    def _room(self, conn: Connection) -> tuple[dict[str, int], float | None]:
-        """How many more jobs each limited type may start now."""
+    def _room(self, conn: Connection) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
+        """How many more jobs each limited type may start now, and for rate-limited
+        types the starts in the current window and the oldest of them."""
         room: dict[str, int] = {}
-        retry_at: float | None = None
+        windows: dict[str, tuple[int, float]] = {}
         for name, limit in self.limits.items():
             free = self.limit
             if limit.max_concurrency is not None:
@@ -84,11 +86,20 @@ class Claim:
                     )
                 ).one()
                 free = min(free, limit.rate.count - started)
-                if started >= limit.rate.count and oldest is not None:
-                    due = oldest + limit.rate.period
-                    retry_at = due if retry_at is None else min(retry_at, due)
+                windows[name] = (started, self.now if oldest is None else oldest)
             room[name] = max(0, free)
-        return room, retry_at
+        return room, windows
+
+    def _rate_retry(self, windows: dict[str, tuple[int, float]], picks: list[Row]) -> float | None:
+        """When the earliest rate-limited type that is now full may start again."""
+        retry_at: float | None = None
+        for name, (started, oldest) in windows.items():
+            rate = self.limits[name].rate
+            assert rate is not None
+            if started + sum(1 for p in picks if p["type"] == name) >= rate.count:
+                due = oldest + rate.period
+                retry_at = due if retry_at is None else min(retry_at, due)
+        return retry_at
 
     def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
         held = select(jobs.c.lock_key).where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,39 +24,45 @@ def append_logs(conn: Connection, entries: list[Row]) -> None:
 
 @dataclass(slots=True)
 class AppendLogs:
-    """Store handler log records, keeping at most ``limit`` per job."""
+    """Store log records, keeping at most ``limit`` per job: the oldest go first,
+    and a note says how many went."""
 
     entries: list[Row]
     limit: int = JOB_LOG_LIMIT_DEFAULT
 
     def apply(self, conn: Connection) -> int:
-        append_logs(conn, self.entries)
-        for job_id in {e["job_id"] for e in self.entries}:
-            trim_log(conn, job_id, self.limit, self.entries[-1]["at"])
+        by_job: dict[uuid.UUID, list[Row]] = {}
+        for entry in self.entries:
+            by_job.setdefault(entry["job_id"], []).append(entry)
+        for job_id, items in by_job.items():
+            append_logs(conn, _within_limit(conn, job_id, items, self.limit))
         return len(self.entries)
 
 
-def trim_log(conn: Connection, job_id: uuid.UUID, limit: int, now: float) -> int:
-    """Drop the oldest records beyond ``limit`` (one slot is kept for the note)."""
-    count = conn.execute(
+def _within_limit(conn: Connection, job_id: uuid.UUID, items: list[Row], limit: int) -> list[Row]:
+    existing = conn.execute(
         select(func.count()).select_from(job_logs).where(job_logs.c.job_id == job_id)
     ).scalar_one()
-    excess = count - limit
-    if excess <= 0:
-        return 0
-    excess += 1  # room for the note below
-    oldest = (
-        select(job_logs.c.id)
-        .where(job_logs.c.job_id == job_id)
-        .order_by(job_logs.c.id)
-        .limit(excess)
-        .scalar_subquery()
+    overflow = existing + len(items) - limit
+    if overflow <= 0:
+        return items
+    overflow += 1  # room for the note
+    from_store = min(existing, overflow)
+    if from_store:
+        oldest = (
+            select(job_logs.c.id)
+            .where(job_logs.c.job_id == job_id)
+            .order_by(job_logs.c.id)
+            .limit(from_store)
+            .scalar_subquery()
+        )
+        conn.execute(delete(job_logs).where(job_logs.c.id.in_(oldest)))
+    kept = items[overflow - from_store :]
+    note = status_entry(
+        job_id, items[0]["at"], f"{overflow} older log records dropped (limit {limit})"
     )
-    conn.execute(delete(job_logs).where(job_logs.c.id.in_(oldest)))
-    note = status_entry(job_id, now, f"{excess} older log records dropped (limit {limit})")
-    note["level"] = 30  # WARNING
-    append_logs(conn, [note])
-    return excess
+    note["level"] = logging.WARNING
+    return [note, *kept]
 
 
 def delete_logs(conn: Connection, job_ids: Iterable[uuid.UUID]) -> None:

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+
+from runtime import JobStatus, Registry, Runtime
+from runtime.errors import InvalidJobType, InvalidParams, UnknownQueue
+from tests.runtime.control_jobs import Trace, register
+
+pytestmark = pytest.mark.trio
+
+
+async def test_jobs_sharing_a_lock_key_never_run_at_once(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace, lock="{path}")
+    async with make_runtime(queues={"default": 5}) as rt:
+        first = await rt.enqueue("work", {"name": "a", "path": "/x"})
+        await trio.sleep(0.5)
+        jobs = [
+            await rt.enqueue("work", {"name": "b", "path": "/x"}, priority=1),
+            await rt.enqueue("work", {"name": "c", "path": "/x"}, priority=5),
+            await rt.enqueue("work", {"name": "other", "path": "/y"}),
+        ]
+        waiting_b = await rt.get(jobs[0].id)
+        for job in [first, *jobs]:
+            assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+    assert waiting_b.status is JobStatus.LOCKED and waiting_b.locked_by == str(first.id)
+    assert waiting_b.lock_key == "/x"
+    assert trace.peak == {"/x": 1, "/y": 1}
+    assert [n for n in trace.started if n != "other"] == ["a", "c", "b"]  # priority order after a
+
+
+async def test_explicit_lock_key_and_template_errors(
+    make_runtime: Callable[..., Runtime], registry: Registry
+) -> None:
+    register(registry, Trace(), lock="{missing}")
+    async with make_runtime(workers=False) as rt:
+        with pytest.raises(InvalidParams, match="lock template"):
+            await rt.enqueue("work", {})
+        job = await rt.enqueue("work", {}, lock_key="explicit")
+    assert job.lock_key == "explicit"
+
+
+async def test_max_concurrency_caps_a_type_across_the_runtime(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace, max_concurrency=2)
+    async with make_runtime(queues={"default": 10}) as rt:
+        jobs = await rt.enqueue_many("work", [{"name": str(i)} for i in range(7)])
+        for job in jobs:
+            await rt.wait(job.id)
+        started = trio.current_time()
+    assert trace.peak == {"/data": 2}
+    assert started == pytest.approx(12.0)  # ceil(7 / 2) rounds of 3 steps of a second
+
+
+async def test_rate_limit_holds_jobs_back_without_dropping_them(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace, rate_limit="2/minute")
+    async with make_runtime(queues={"default": 10}) as rt:
+        jobs = await rt.enqueue_many("work", [{"name": str(i), "steps": 0} for i in range(5)])
+        done = [await rt.wait(job.id) for job in jobs]
+    starts = sorted(round((j.started_at - done[0].created_at).total_seconds()) for j in done)  # type: ignore[operator]
+    assert starts == [0, 0, 60, 60, 120]
+
+
+async def test_bad_limits_are_refused_at_registration(registry: Registry) -> None:
+    with pytest.raises(InvalidJobType, match="rate limit '3 per minute' is not N/period"):
+        register(registry, Trace(), rate_limit="3 per minute")
+    with pytest.raises(InvalidJobType, match="max_concurrency must be >= 1"):
+        register(registry, Trace(), max_concurrency=0)
+
+
+async def test_queue_capacity_changes_at_run_time(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace)
+    async with make_runtime(queues={"default": 1}) as rt:
+        jobs = await rt.enqueue_many("work", [{"name": str(i), "path": "p"} for i in range(4)])
+        await trio.sleep(0.5)
+        rt.set_queue_capacity("default", 4)
+        for job in jobs:
+            await rt.wait(job.id)
+        with pytest.raises(UnknownQueue, match="unknown queue 'nope'"):
+            rt.set_queue_capacity("nope", 1)
+        with pytest.raises(ValueError, match="capacity must be >= 0"):
+            rt.set_queue_capacity("default", -1)
+    assert trace.peak == {"p": 4}
+
+
+async def test_paused_queue_starts_nothing_until_resumed_and_survives_restart(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace)
+    async with make_runtime() as rt:
+        await rt.pause_queue("default")
+        job = await rt.enqueue("work", {})
+        await trio.sleep(100)
+        assert (await rt.get(job.id)).status is JobStatus.WAITING
+        assert (await rt.statistics())["default"].paused
+    async with make_runtime() as rt:
+        await trio.sleep(100)
+        assert trace.started == []  # still paused after a restart
+        await rt.resume_queue("default")
+        assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+
+
+async def test_pausing_lets_running_jobs_finish(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    register(registry, Trace())
+    async with make_runtime() as rt:
+        job = await rt.enqueue("work", {})
+        await trio.sleep(0.5)
+        await rt.pause_queue("default")
+        assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
