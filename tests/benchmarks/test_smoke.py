@@ -6,13 +6,16 @@ depend on installing a peer from PyPI.
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import benchmarks
 from benchmarks import cli, page
 from benchmarks.systems import HUEY_ENVIRONMENT, SYSTEMS_BY_NAME
 from benchmarks.workloads import WORKLOADS
@@ -84,11 +87,6 @@ def test_every_applicable_step_verified_its_jobs(run: Run, system: str) -> None:
 
 def test_child_side_modules_use_only_the_standard_library() -> None:
     # Peers' drivers import these from a virtualenv that has only the peer.
-    import ast
-    import sys
-
-    import benchmarks
-
     root = Path(benchmarks.__file__).parent
     for name in ("__init__.py", "child.py", "probe.py", "drivers/__init__.py"):
         tree = ast.parse((root / name).read_text())
