@@ -74,6 +74,8 @@ class ControlMethods:
 
         def _capacities(self) -> dict[str, int]: ...
 
+        def _known_queues(self) -> set[str]: ...
+
     # -- suspend and resume ---------------------------------------------------
 
     async def suspend(self, job_id: JobId, *, tenant_id: str | None = None) -> Job:
@@ -155,7 +157,8 @@ class ControlMethods:
     # -- queues -------------------------------------------------------------------
 
     async def pause_queue(self, name: str) -> None:
-        """Stop starting jobs of queue ``name`` (running ones finish). Survives restarts."""
+        """Stop starting jobs of queue ``name`` (running ones finish), in every runtime
+        on this database. Survives restarts."""
         self._known_queue(name)
         await self.store.write(SetQueuePaused(name, True, self.clock.now()))
 
@@ -168,13 +171,13 @@ class ControlMethods:
     def set_queue_capacity(self, name: str, capacity: int) -> None:
         """Change how many jobs of ``name`` run at once here, at once (not persisted)."""
         self._known_queue(name)
-        if self._supervisor is None:
-            raise UnknownQueue(f"queue {name!r} has no workers in this runtime")
+        if self._supervisor is None or name not in self._supervisor.queues:
+            raise UnknownQueue(f"queue {name!r} is not served by this runtime")
         self._supervisor.queues[name].set_capacity(capacity)
 
     def _known_queue(self, name: str) -> None:
-        if name not in self._capacities():
-            known = ", ".join(sorted(self._capacities()))
+        if name not in self._known_queues():
+            known = ", ".join(sorted(self._known_queues()))
             raise UnknownQueue(f"unknown queue {name!r}; known queues: {known}")
 
     async def statistics(self) -> dict[str, QueueStatistics]:
@@ -182,7 +185,7 @@ class ControlMethods:
         since = self.clock.now() - STATS_WINDOW
         counts = await self.store.read(status_counts, since)
         paused = await self.store.read(paused_queues)
-        capacities = self._capacities()
+        capacities = dict.fromkeys(self._known_queues(), 0)
         if self._supervisor is not None:
             capacities.update({n: q.capacity for n, q in self._supervisor.queues.items()})
         stats = {}

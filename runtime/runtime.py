@@ -38,7 +38,7 @@ from runtime.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
 from runtime.job_events import JobEvents
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
-from runtime.registry import QUEUE_CAPACITY_DEFAULT, JobType, Registry, default_registry
+from runtime.registry import JobType, Registry, default_registry
 from runtime.schedules_api import ScheduleMethods
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
@@ -68,10 +68,12 @@ Params = Mapping[str, Any] | Any
 class Runtime(ControlMethods, ScheduleMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
-    ``queues`` maps queue names to capacities (jobs of that queue running at
-    once here); queues named by job types but not listed get
-    ``QUEUE_CAPACITY_DEFAULT``. With ``workers=False`` the runtime only
-    enqueues and reads (a client): it runs no jobs.
+    ``queues`` maps the queues this runtime serves to their capacities (jobs
+    of that queue running at once here); without it, it serves every queue
+    of the registry at the queue's registered capacity
+    (``QUEUE_CAPACITY_DEFAULT`` unless registered otherwise). With
+    ``workers=False`` the runtime only enqueues and reads (a client): it runs
+    no jobs.
     """
 
     def __init__(
@@ -188,12 +190,13 @@ class Runtime(ControlMethods, ScheduleMethods):
         await tg.start(self._run_services)
 
     def _capacities(self) -> dict[str, int]:
-        capacities = {q.name: q.capacity for q in self.registry.queues()}
-        for name in capacities:
-            if name not in self._queue_config:
-                capacities[name] = QUEUE_CAPACITY_DEFAULT
-        capacities.update(self._queue_config)
-        return capacities
+        """The queues this runtime serves: those given, else every registered one."""
+        if self._queue_config:
+            return dict(self._queue_config)
+        return {q.name: q.capacity for q in self.registry.queues()}
+
+    def _known_queues(self) -> set[str]:
+        return {q.name for q in self.registry.queues()} | set(self._queue_config)
 
     async def _run_supervisor(self, *, task_status: TaskStatus[None]) -> None:
         assert self._supervisor is not None
