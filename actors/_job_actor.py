@@ -26,8 +26,10 @@ class JobHandle:
         self._scope: anyio.CancelScope | None = None
 
     def tell(self, control: Control) -> bool:
-        """Deliver a control request; the first one wins. Returns whether it was taken."""
-        if self.control is not None:
+        """Deliver a control request; the first one wins, except that a cancel
+        overrides a suspend. Returns whether it was taken."""
+        overrides = control is Control.CANCEL and self.control is Control.SUSPEND
+        if self.control is not None and not overrides:
             return False
         self.control = control
         if self._scope is not None:

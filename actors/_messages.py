@@ -11,8 +11,8 @@ from typing import Any
 class Control(enum.Enum):
     """A request sent to a running job actor's mailbox.
 
-    The first request a job receives wins; later ones are ignored, so a job
-    that is being cancelled cannot also be suspended halfway.
+    The first request a job receives wins, so a job that is being cancelled
+    cannot also be suspended halfway; only a cancel overrides a suspend.
     """
 
     CANCEL = "cancel"

@@ -11,7 +11,8 @@
 
 Every status change in the store is a compare-and-set against this table
 (``UPDATE ... WHERE status IN (allowed sources)``), so racing requests cannot
-both win. Terminal statuses never change.
+both win. Terminal statuses never change on their own; only a manual
+``rt.retry()`` re-queues a failed, timed-out or canceled job.
 """
 
 from __future__ import annotations
@@ -52,24 +53,25 @@ PENDING = frozenset({S.SCHEDULED, S.WAITING, S.LOCKED})
 
 # Where each status may go next. A running job may come back to waiting
 # (interrupted by shutdown, or rescued after its worker died) and to
-# scheduled (a retry after backoff).
+# scheduled (a retry after backoff). A job asked to stop may still end on its
+# own first (complete, fail, retry) if the request lands after its last await.
+_ENDINGS = frozenset({S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED, S.SCHEDULED, S.WAITING})
+
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.SCHEDULED: frozenset({S.WAITING, S.CANCELED, S.SUSPENDED}),
     S.WAITING: frozenset({S.RUNNING, S.LOCKED, S.SCHEDULED, S.CANCELED, S.SUSPENDED}),
     S.LOCKED: frozenset({S.WAITING, S.RUNNING, S.CANCELED, S.SUSPENDED}),
-    S.RUNNING: frozenset(
-        {S.CANCELING, S.SUSPENDING, S.WAITING, S.SCHEDULED}
-        | {S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED}
-    ),
-    S.CANCELING: frozenset({S.CANCELED, S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED}),
-    S.SUSPENDING: frozenset({S.SUSPENDED, S.CANCELING, S.COMPLETED, S.FAILED, S.TIMEOUT}),
+    S.RUNNING: _ENDINGS | {S.CANCELING, S.SUSPENDING},
+    S.CANCELING: _ENDINGS | {S.CANCELED},
+    S.SUSPENDING: _ENDINGS | {S.SUSPENDED, S.CANCELING},
     S.SUSPENDED: frozenset({S.RESUMING, S.CANCELED}),
-    S.RESUMING: frozenset({S.WAITING, S.CANCELED}),
+    S.RESUMING: frozenset({S.WAITING, S.SUSPENDED, S.CANCELED}),
     S.COMPLETED: frozenset(),
-    S.FAILED: frozenset(),
-    S.CANCELED: frozenset(),
-    S.TIMEOUT: frozenset(),
     S.SKIPPED: frozenset(),
+    # Only an explicit rt.retry() re-queues these, as the next attempt.
+    S.FAILED: frozenset({S.WAITING}),
+    S.CANCELED: frozenset({S.WAITING}),
+    S.TIMEOUT: frozenset({S.WAITING}),
 }
 
 

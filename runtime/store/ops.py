@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from runtime.errors import IllegalTransition, JobNotFound
 from runtime.joblog import status_entry
-from runtime.status import ACTIVE, TERMINAL, JobStatus
+from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store.claim import holder_of, release_lock
 from runtime.store.log_ops import append_logs
 from runtime.store.tables import jobs, queue_states, workers
@@ -110,20 +110,45 @@ class Finish:
     lock_key: str | None = None
 
     def apply(self, conn: Connection) -> tuple[bool, set[str]]:
+        if not self._record(conn, JobStatus.RUNNING, self.values):
+            # Asked to stop meanwhile (maybe by another process): the request wins
+            # over an ending that would run the job again.
+            current = conn.execute(
+                select(jobs.c.status).where(
+                    jobs.c.id == self.job_id, jobs.c.worker_id == self.worker
+                )
+            ).scalar()
+            if current not in (JobStatus.CANCELING.value, JobStatus.SUSPENDING.value):
+                return False, set()
+            values = _honour_request(JobStatus(current), self.values)
+            if not self._record(conn, JobStatus(current), values):
+                return False, set()
+            self.values = values
+        if self.values["status"] in _ACTIVE:
+            return True, set()
+        return True, release_lock(conn, self.lock_key, self.values["updated_at"])
+
+    def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
         result = conn.execute(
             update(jobs)
             .where(
                 jobs.c.id == self.job_id,
-                jobs.c.status.in_(_ACTIVE),
+                jobs.c.status == current.value,
                 jobs.c.worker_id == self.worker,
             )
-            .values(**self.values, revision=jobs.c.revision + 1)
+            .values(**values, revision=jobs.c.revision + 1)
         )
-        if result.rowcount != 1:
-            return False, set()
-        if self.values["status"] in _ACTIVE:
-            return True, set()
-        return True, release_lock(conn, self.lock_key, self.values["updated_at"])
+        return bool(result.rowcount == 1)
+
+
+def _honour_request(current: JobStatus, values: Row) -> Row:
+    """The ending of a job whose cancel or suspend request arrived while it ended."""
+    target = JobStatus(values["status"])
+    if current is JobStatus.CANCELING and not target.is_terminal:
+        return {**values, "status": JobStatus.CANCELED.value, "finished_at": values["updated_at"]}
+    if current is JobStatus.SUSPENDING and target in (JobStatus.WAITING, JobStatus.SCHEDULED):
+        return {**values, "status": JobStatus.SUSPENDED.value}
+    return values
 
 
 @dataclass(slots=True)
@@ -138,6 +163,12 @@ class Transition:
     action: str
     moves: Mapping[JobStatus, Row]
     tenant_id: str | None = None
+
+    def __post_init__(self) -> None:
+        for source, values in self.moves.items():
+            target = JobStatus(values.get("status", source))
+            if target is not source and not can_transition(source, target):
+                raise ValueError(f"{self.action}: {source} -> {target} is not in the table")
 
     def apply(self, conn: Connection) -> Row:
         query = select(jobs).where(jobs.c.id == self.job_id)

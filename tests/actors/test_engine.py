@@ -172,3 +172,27 @@ async def test_due_timer_fires_at_the_noted_time(autojump_clock: trio.testing.Mo
         await trio.sleep(100)
         nursery.cancel_scope.cancel()
     assert fired == [0.0, 30.0]
+
+
+async def test_cancel_overrides_a_pending_suspend(autojump_clock: trio.testing.MockClock) -> None:
+    started = trio.Event()
+
+    async def slow_to_stop() -> None:
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(5)  # saving its state
+
+    sup, _runner, sink = engine(MemorySource([job("s", slow_to_stop)]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await started.wait()
+        assert sup.tell("s", Control.SUSPEND)
+        await trio.sleep(1)
+        assert sup.tell("s", Control.CANCEL)
+        assert not sup.tell("s", Control.SUSPEND)
+        await sink.wait_for(1)
+        sup.stop()
+    assert sink.outcomes["s"].ended is Ended.CANCELED

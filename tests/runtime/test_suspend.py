@@ -122,3 +122,29 @@ async def test_resume_only_a_suspended_job(
         job = await rt.enqueue("work", {})
         with pytest.raises(IllegalTransition, match=r"cannot resume .* its status is 'waiting'"):
             await rt.resume(job.id)
+
+
+async def test_cancel_while_suspending_ends_canceled(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    from pydantic import BaseModel
+
+    class Nothing(BaseModel):
+        pass
+
+    @registry.job(name="stubborn", params=Nothing)
+    async def stubborn(ctx, params):  # type: ignore[no-untyped-def]
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(5)  # takes its time to save state
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("stubborn", {})
+        await trio.sleep(1)
+        assert (await rt.suspend(job.id)).status is JobStatus.SUSPENDING
+        await trio.sleep(1)
+        assert (await rt.cancel(job.id)).status is JobStatus.CANCELING
+        done = await rt.wait(job.id)
+    assert done.status is JobStatus.CANCELED
