@@ -15,9 +15,11 @@ from runtime.errors import (
     IllegalTransition,
     InvalidJobType,
     InvalidParams,
+    InvalidSchedule,
     JobNotFound,
     Retry,
     RuntimeNotRunning,
+    ScheduleNotFound,
     Skip,
     UnknownJobType,
     UnknownQueue,
@@ -26,6 +28,7 @@ from runtime.joblog import LogEntry
 from runtime.models import Job, JobEvent
 from runtime.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.runtime import Runtime
+from runtime.schedules import Schedule
 from runtime.status import JobStatus
 from runtime.store import WriterStatistics
 from runtime.sweeper import JobRetention
@@ -39,6 +42,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidJobType",
     "InvalidParams",
+    "InvalidSchedule",
     "Job",
     "JobContext",
     "JobEvent",
@@ -54,6 +58,8 @@ __all__ = [
     "Retry",
     "Runtime",
     "RuntimeNotRunning",
+    "Schedule",
+    "ScheduleNotFound",
     "Skip",
     "UnknownJobType",
     "UnknownQueue",

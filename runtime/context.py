@@ -36,11 +36,27 @@ class RunState:
 class JobContext:
     """Passed to every handler as ``ctx``: report progress, save checkpoints, warn, log."""
 
-    def __init__(self, executor: Executor, state: RunState, job: Job) -> None:
+    def __init__(self, executor: Executor, state: RunState, job: Job | None = None) -> None:
         self._executor = executor
         self._state = state
-        self.job = job
-        self.log = JobLogger(job.id, job.type, self._keep_log)
+        self._job = job
+        self._claimed = dict(state.row) if job is None else None  # ``job`` snapshots this
+        self._log: JobLogger | None = None
+
+    @property
+    def job(self) -> Job:
+        """The job as it was claimed (built on first use: most handlers never look)."""
+        if self._job is None:
+            self._job = Job.from_row(self._claimed or self._state.row)
+        return self._job
+
+    @property
+    def log(self) -> JobLogger:
+        """A logger whose records are also kept with the job (``rt.logs(id)``)."""
+        if self._log is None:
+            row = self._state.row
+            self._log = JobLogger(row["id"], row["type"], self._keep_log)
+        return self._log
 
     def _keep_log(self, level: int, message: str, extra: dict[str, Any] | None) -> None:
         self._executor.logged(self._state, level, message, extra)
@@ -52,11 +68,11 @@ class JobContext:
 
     @property
     def id(self) -> uuid.UUID:
-        return self.job.id
+        return self._state.job_id
 
     @property
     def attempt(self) -> int:
-        return self.job.attempt
+        return int(self._state.row["attempt"])
 
     @property
     def checkpoint_state(self) -> Any:

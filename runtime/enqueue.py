@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -53,7 +55,7 @@ def build_rows(
         rows.append(
             {
                 **common,
-                "id": uuid.uuid4(),
+                "id": new_job_id(),
                 "params": values,
                 "idempotency_key": key,
                 "lock_key": lock_key if lock_key is not None else job_type.lock_key_for(values),
@@ -61,6 +63,22 @@ def build_rows(
             }
         )
     return rows
+
+
+def new_job_id() -> uuid.UUID:
+    """A time-ordered UUID (the version 7 layout: milliseconds, then 74 random bits).
+
+    Jobs stored together sit together in every index keyed by job id (the
+    primary key, the job log's), so a transaction writes a few pages at the
+    end of each index instead of one random page per job.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & _UUID_CLEAR | _UUID7_BITS
+    return uuid.UUID(int=value)
+
+
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID7_BITS = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant
 
 
 def _validated(job_type: JobType, item: Any, index: int, total: int) -> dict[str, Any]:

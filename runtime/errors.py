@@ -10,6 +10,8 @@
      |- JobNotFound             no job has that id (for this tenant)
      |- IllegalTransition       the job's status does not allow the change
      |- UnknownQueue            no queue has that name
+     |- InvalidSchedule         a schedule's trigger or options cannot be used
+     |- ScheduleNotFound        no schedule has that id or name (for this tenant)
  |- HookFailed              an on_suspend/on_resume hook raised: nothing changed
  |- RuntimeNotRunning       a Runtime used outside ``async with``
      `- HandlerSignal           raised by handlers to steer their job
@@ -84,6 +86,18 @@ class IllegalTransition(CallboardError):
 
 class UnknownQueue(CallboardError, LookupError):
     """No queue has that name."""
+
+
+class InvalidSchedule(CallboardError, ValueError):
+    """The schedule's trigger or options cannot be used."""
+
+
+class ScheduleNotFound(CallboardError, LookupError):
+    """No schedule has that id or name."""
+
+    def __init__(self, schedule_id: object) -> None:
+        super().__init__(f"no schedule with id or name {str(schedule_id)!r}")
+        self.schedule_id = schedule_id
 
 
 class HookFailed(CallboardError):

@@ -19,13 +19,13 @@ from runtime.errors import Fail, InvalidParams, Skip, UnknownJobType
 from runtime.events import EventBus
 from runtime.flusher import Flusher, take_logs
 from runtime.joblog import status_entry
-from runtime.models import EventKind, Job, event_from_row
+from runtime.models import EventKind, event_from_row
 from runtime.outcomes import decide
 from runtime.registry import Registry
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.log_ops import AppendLogs
-from runtime.store.ops import CheckIn, Finish, SaveCheckpoint
+from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 
 log = logging.getLogger("callboard.executor")
 
@@ -90,7 +90,7 @@ class Executor:
         except (UnknownJobType, InvalidParams) as err:
             raise Fail(f"cannot run job: {err}") from err
         row["checkpoint"] = upgraded_state(job_type, row["checkpoint"], row["checkpoint_version"])
-        ctx = JobContext(self, state, Job.from_row(row))
+        ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
         return await job_type.handler(ctx, params)
@@ -117,17 +117,16 @@ class Executor:
         pending = self._store.submit(
             Finish(state.job_id, self._worker, values, state.row["lock_key"])
         )
-        return self._finished(pending, state, values)
+        return self._finished(pending, state)
 
-    async def _finished(
-        self, pending: Awaitable[tuple[bool, set[str]]], state: RunState, values: dict[str, Any]
-    ) -> None:
-        done, released = await pending
-        if not done:
+    async def _finished(self, pending: Awaitable[FinishResult], state: RunState) -> None:
+        result = await pending
+        if not result.done:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
             return
-        self._publish_status({**state.row, **values, "revision": state.row["revision"] + 1})
-        for queue in released:
+        revision = result.revision or state.row["revision"] + 1
+        self._publish_status({**state.row, **result.values, "revision": revision})
+        for queue in result.released:
             self._on_status({"status": "waiting", "queue": queue})
 
     # -- progress, checkpoints, warnings, logs --------------------------------

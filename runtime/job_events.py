@@ -22,6 +22,7 @@ class JobEvents:
         self._job_id = job_id
         self._sub: Subscription | None = None
         self._done = False
+        self._revision = 0
 
     def __aiter__(self) -> JobEvents:
         return self
@@ -32,9 +33,14 @@ class JobEvents:
         if self._sub is None:
             self._sub = self._runtime.subscribe(self._job_id)
             job = await self._runtime.get(self._job_id)
-            first = event_from_job(job)
-            return self._seen(first)
-        return self._seen(await self._sub.receive())
+            self._revision = job.revision
+            return self._seen(event_from_job(job))
+        while True:
+            event = await self._sub.receive()
+            # A change committed before the snapshot was read is in it already.
+            stale = event.kind == "status" and (event.revision or 0) <= self._revision
+            if not stale:
+                return self._seen(event)
 
     def _seen(self, event: JobEvent) -> JobEvent:
         if event.is_final:

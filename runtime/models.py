@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -61,19 +61,34 @@ class Job(BaseModel):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
-        """Build a snapshot from a store row without re-validating it (hot path)."""
-        values = {name: row[name] for name in _PLAIN if name in row}
-        for name in _TIMES:
-            values[name] = to_datetime(row.get(name))
+        """Build a snapshot from a store row without re-validating it (hot path).
+
+        What ``model_construct`` does, minus its per-field default handling:
+        a store row carries every column, so only absent names take defaults.
+        """
+        values: dict[str, Any] = {}
+        for name, default in _PLAIN:  # in field order: dumps and reprs keep it
+            if name in _TIMES:
+                epoch = row.get(name)
+                values[name] = None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+            else:
+                values[name] = row.get(name, default)
         values["status"] = JobStatus(row["status"])
         values["errors"] = row.get("errors") or []
         values["params"] = row.get("params") or {}
-        return cls.model_construct(**values)
+        job = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(job, "__dict__", values)
+        _set(job, "__pydantic_fields_set__", {name for name in values if name in row})
+        _set(job, "__pydantic_extra__", None)
+        _set(job, "__pydantic_private__", None)
+        return job
 
 
 _TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at", "slot")
 _PLAIN = tuple(
-    name for name in Job.model_fields if name not in _TIMES and name not in {"status", "errors"}
+    (name, field.get_default(call_default_factory=True))
+    for name, field in Job.model_fields.items()
 )
 
 

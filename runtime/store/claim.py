@@ -12,14 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 
 from runtime.joblog import status_entry
 from runtime.limits import RateLimit
 from runtime.status import ACTIVE, JobStatus
+from runtime.store import fast
 from runtime.store.log_ops import append_logs
-from runtime.store.tables import jobs, queue_states
+from runtime.store.tables import HOLDING_SQL, jobs, queue_states
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
@@ -46,6 +47,10 @@ class Claim:
     now: float
     limits: Mapping[str, TypeLimit] = field(default_factory=dict)
 
+    @property
+    def inline_weight(self) -> int:
+        return self.limit
+
     def apply(self, conn: Connection) -> ClaimResult:
         if self._paused(conn):
             return ClaimResult([])
@@ -59,9 +64,11 @@ class Claim:
         return ClaimResult(rows, retry_at)
 
     def _paused(self, conn: Connection) -> bool:
-        paused = conn.execute(
-            select(queue_states.c.paused).where(queue_states.c.name == self.queue)
-        ).scalar()
+        if fast.usable(conn):
+            found = fast.prepared(conn, "paused", _paused_query).execute(conn, {"q": self.queue})
+            row = found.fetchone()
+            return bool(row is not None and row[0])
+        paused = conn.execute(_paused_query(), {"q": self.queue}).scalar()
         return bool(paused)
 
     def _room(self, conn: Connection) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
@@ -102,53 +109,45 @@ class Claim:
         return retry_at
 
     def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
-        held = select(jobs.c.lock_key).where(
-            jobs.c.status.in_(_ACTIVE), jobs.c.lock_key.is_not(None)
-        )
-        query = (
-            select(jobs.c.id, jobs.c.type, jobs.c.lock_key)
-            .where(jobs.c.queue == self.queue, jobs.c.status == JobStatus.WAITING.value)
-            .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
-            .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
-            .limit(self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10)
-        )
         blocked = [name for name, free in room.items() if free <= 0]
-        if blocked:
-            query = query.where(jobs.c.type.not_in(blocked))
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
+        candidates: list[Row]
+        if not blocked and fast.usable(conn):
+            candidates = fast.prepared(conn, "pick", _candidates).all(conn, values)
+        else:
+            query = _candidates()
+            if blocked:
+                query = query.where(jobs.c.type.not_in(blocked))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            candidates = [dict(r._mapping) for r in conn.execute(query, values)]
         picks: list[Row] = []
         keys: set[str] = set()
-        for candidate in conn.execute(query):
-            if candidate.lock_key is not None and candidate.lock_key in keys:
+        for candidate in candidates:
+            key = candidate["lock_key"]
+            if key is not None and key in keys:
                 continue
-            if candidate.type in room:
-                if room[candidate.type] <= 0:
+            if candidate["type"] in room:
+                if room[candidate["type"]] <= 0:
                     continue
-                room[candidate.type] -= 1
-            if candidate.lock_key is not None:
-                keys.add(candidate.lock_key)
-            picks.append(dict(candidate._mapping))
+                room[candidate["type"]] -= 1
+            if key is not None:
+                keys.add(key)
+            picks.append(candidate)
             if len(picks) == self.limit:
                 break
         return picks
 
     def _start(self, conn: Connection, ids: list[Any]) -> list[Row]:
-        stmt = (
-            update(jobs)
-            .where(jobs.c.id.in_(ids))
-            .values(
-                status=JobStatus.RUNNING.value,
-                attempt=jobs.c.attempt + 1,
-                started_at=self.now,
-                updated_at=self.now,
-                worker_id=self.worker,
-                locked_by=None,
-                revision=jobs.c.revision + 1,
-            )
-            .returning(*jobs.columns)
-        )
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        values: Row = {f"id{i}": job_id for i, job_id in enumerate(ids)}
+        values.update(now=self.now, worker=self.worker)
+        count = len(ids)
+        rows: list[Row]
+        if fast.usable(conn):
+            stmt = fast.prepared(conn, ("start", count), lambda: _start_update(count))
+            rows = stmt.all(conn, values)
+        else:
+            rows = [dict(r._mapping) for r in conn.execute(_start_update(count), values)]
         rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
         append_logs(
             conn,
@@ -180,6 +179,42 @@ class Claim:
                 ),
                 holders,
             )
+
+
+def _paused_query() -> Any:
+    return select(queue_states.c.paused).where(queue_states.c.name == bindparam("q"))
+
+
+def _candidates() -> Any:
+    """The due jobs of a queue, best first, whose lock key is free."""
+    # Spelled as the partial index ux_callboard_jobs_lock_holder is, so SQLite reads it.
+    held = select(jobs.c.lock_key).where(text(HOLDING_SQL))
+    return (
+        select(jobs.c.id, jobs.c.type, jobs.c.lock_key)
+        .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
+        .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
+        .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
+        .limit(bindparam("n", type_=Integer))
+    )
+
+
+def _start_update(count: int) -> Any:
+    """Mark ``count`` picked jobs (binds ``id0``...) running for ``worker`` at ``now``."""
+    now = bindparam("now", type_=jobs.c.started_at.type)
+    return (
+        update(jobs)
+        .where(jobs.c.id.in_([bindparam(f"id{i}", type_=jobs.c.id.type) for i in range(count)]))
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempt=jobs.c.attempt + 1,
+            started_at=now,
+            updated_at=now,
+            worker_id=bindparam("worker", type_=jobs.c.worker_id.type),
+            locked_by=None,
+            revision=jobs.c.revision + 1,
+        )
+        .returning(*jobs.columns)
+    )
 
 
 def release_lock(conn: Connection, lock_key: str | None, now: float) -> set[str]:

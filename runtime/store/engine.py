@@ -36,6 +36,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:
+        if conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            return  # the store writer began it on the DBAPI connection: join it
         # Writers take the write lock up front: upgrading a read transaction
         # later could fail with SQLITE_BUSY without waiting.
         mode = conn.get_execution_options().get("callboard_begin", "DEFERRED")

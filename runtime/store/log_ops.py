@@ -8,17 +8,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
+from runtime.store import fast
 from runtime.store.tables import job_logs
 
 Row = dict[str, Any]
+_insert_logs = fast.table_insert(job_logs, ("job_id", "at", "level", "message", "extra"))
+
+
+def _count_logs() -> Any:
+    return select(func.count()).select_from(job_logs).where(job_logs.c.job_id == bindparam("job"))
 
 
 def append_logs(conn: Connection, entries: list[Row]) -> None:
-    if entries:
+    if not entries:
+        return
+    if fast.usable(conn):
+        fast.prepared(conn, "insert_logs", _insert_logs).executemany(conn, entries)
+    else:
         conn.execute(insert(job_logs), entries)
 
 
@@ -30,6 +40,10 @@ class AppendLogs:
     entries: list[Row]
     limit: int = JOB_LOG_LIMIT_DEFAULT
 
+    @property
+    def inline_weight(self) -> int:
+        return len(self.entries)
+
     def apply(self, conn: Connection) -> int:
         by_job: dict[uuid.UUID, list[Row]] = {}
         for entry in self.entries:
@@ -40,9 +54,11 @@ class AppendLogs:
 
 
 def _within_limit(conn: Connection, job_id: uuid.UUID, items: list[Row], limit: int) -> list[Row]:
-    existing = conn.execute(
-        select(func.count()).select_from(job_logs).where(job_logs.c.job_id == job_id)
-    ).scalar_one()
+    if fast.usable(conn):
+        counted = fast.prepared(conn, "count_logs", _count_logs).execute(conn, {"job": job_id})
+        existing = counted.fetchone()[0]
+    else:
+        existing = conn.execute(_count_logs(), {"job": job_id}).scalar_one()
     overflow = existing + len(items) - limit
     if overflow <= 0:
         return items

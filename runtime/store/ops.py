@@ -19,9 +19,10 @@ from sqlalchemy.engine import Connection
 from runtime.errors import IllegalTransition, JobNotFound
 from runtime.joblog import status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
+from runtime.store import fast
 from runtime.store.claim import holder_of, release_lock
 from runtime.store.log_ops import append_logs
-from runtime.store.tables import jobs, queue_states, workers
+from runtime.store.tables import JOB_COLUMNS, jobs, queue_states, workers
 
 Row = dict[str, Any]
 RESCUE_ALLOWANCE_DEFAULT = 2
@@ -42,11 +43,18 @@ class InsertJobs:
 
     rows: list[Row]
 
+    @property
+    def inline_weight(self) -> int:
+        return len(self.rows)
+
     def apply(self, conn: Connection) -> dict[uuid.UUID, Row]:
         self._park_on_held_locks(conn)
         keyed = [r for r in self.rows if r["idempotency_key"] or r["unique_key"]]
         if not keyed:
-            conn.execute(insert(jobs), self.rows)
+            if fast.usable(conn) and _JOB_COLUMN_SET.issubset(self.rows[0]):
+                fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
+            else:
+                conn.execute(insert(jobs), self.rows)
             return {}
         conn.execute(_insert_ignoring_conflicts(conn), self.rows)
         replaced: dict[uuid.UUID, Row] = {}
@@ -62,6 +70,10 @@ class InsertJobs:
                 holder = holder_of(conn, r["lock_key"])
                 if holder is not None:
                     r.update(status=JobStatus.LOCKED.value, locked_by=holder)
+
+
+_JOB_COLUMN_SET = frozenset(JOB_COLUMNS)
+_insert_jobs = fast.table_insert(jobs, JOB_COLUMNS)
 
 
 def _same_key(row: Row) -> Any:
@@ -97,38 +109,58 @@ class Promote:
         return queues, nxt
 
 
+_STOPPING = (JobStatus.CANCELING.value, JobStatus.SUSPENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishResult:
+    done: bool
+    released: set[str] = field(default_factory=set)  # queues of jobs its lock kept waiting
+    values: Row = field(default_factory=dict)  # what was recorded
+    revision: int | None = None  # None: one past the revision the finisher knew
+
+
 @dataclass(slots=True)
 class Finish:
     """Record the end of a run, if this worker still owns the job.
 
-    Returns whether it did, and the queues of jobs that its lock kept waiting.
+    Returns whether it did, what it recorded, and the queues of jobs that its
+    lock kept waiting.
     """
 
     job_id: uuid.UUID
     worker: str
     values: Row
     lock_key: str | None = None
+    inline_weight = 1
 
-    def apply(self, conn: Connection) -> tuple[bool, set[str]]:
+    def apply(self, conn: Connection) -> FinishResult:
+        revision = None  # the fast path: one bump past the revision the caller knows
         if not self._record(conn, JobStatus.RUNNING, self.values):
             # Asked to stop meanwhile (maybe by another process): the request wins
             # over an ending that would run the job again.
-            current = conn.execute(
-                select(jobs.c.status).where(
+            found = conn.execute(
+                select(jobs.c.status, jobs.c.revision).where(
                     jobs.c.id == self.job_id, jobs.c.worker_id == self.worker
                 )
-            ).scalar()
-            if current not in (JobStatus.CANCELING.value, JobStatus.SUSPENDING.value):
-                return False, set()
-            values = _honour_request(JobStatus(current), self.values)
-            if not self._record(conn, JobStatus(current), values):
-                return False, set()
-            self.values = values
-        if self.values["status"] in _ACTIVE:
-            return True, set()
-        return True, release_lock(conn, self.lock_key, self.values["updated_at"])
+            ).first()
+            if found is None or found.status not in _STOPPING:
+                return FinishResult(False)
+            values = _honour_request(JobStatus(found.status), self.values)
+            if not self._record(conn, JobStatus(found.status), values):
+                return FinishResult(False)
+            self.values, revision = values, found.revision + 1
+        released: set[str] = set()
+        if self.values["status"] not in _ACTIVE:
+            released = release_lock(conn, self.lock_key, self.values["updated_at"])
+        return FinishResult(True, released, self.values, revision)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
+        if fast.usable(conn):
+            keys = tuple(values)
+            stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
+            where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
+            return bool(stmt.execute(conn, {**values, **where}).rowcount == 1)
         result = conn.execute(
             update(jobs)
             .where(
@@ -139,6 +171,19 @@ class Finish:
             .values(**values, revision=jobs.c.revision + 1)
         )
         return bool(result.rowcount == 1)
+
+
+def _finish_update() -> Any:
+    """Finish's compare-and-set; the values it sets come as the statement's column keys."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("w_id"),
+            jobs.c.status == bindparam("w_status"),
+            jobs.c.worker_id == bindparam("w_worker"),
+        )
+        .values(revision=jobs.c.revision + 1)
+    )
 
 
 def _honour_request(current: JobStatus, values: Row) -> Row:
@@ -163,6 +208,8 @@ class Transition:
     action: str
     moves: Mapping[JobStatus, Row]
     tenant_id: str | None = None
+
+    inline_weight = 1
 
     def __post_init__(self) -> None:
         for source, values in self.moves.items():
@@ -202,6 +249,10 @@ class SaveProgress:
     worker: str
     updates: list[Row]
 
+    @property
+    def inline_weight(self) -> int:
+        return len(self.updates)
+
     def apply(self, conn: Connection) -> int:
         stmt = (
             update(jobs)
@@ -224,6 +275,8 @@ class SaveCheckpoint:
     state: Any
     version: int
     now: float
+
+    inline_weight = 1
 
     def apply(self, conn: Connection) -> bool:
         result = conn.execute(
@@ -248,6 +301,8 @@ class CheckIn:
     message: str
     now: float
 
+    inline_weight = 1
+
     def apply(self, conn: Connection) -> int | None:
         found = conn.execute(
             update(jobs)
@@ -262,6 +317,8 @@ class CheckIn:
 class DeleteJob:
     job_id: uuid.UUID
     tenant_id: str | None = None
+
+    inline_weight = 1
 
     def apply(self, conn: Connection) -> None:
         query = select(jobs.c.status).where(jobs.c.id == self.job_id)
@@ -311,6 +368,8 @@ class Heartbeat:
 @dataclass(slots=True)
 class Unregister:
     worker: str
+
+    inline_weight = 1
 
     def apply(self, conn: Connection) -> None:
         conn.execute(delete(workers).where(workers.c.id == self.worker))
@@ -414,6 +473,8 @@ class SetQueuePaused:
     name: str
     paused: bool
     now: float
+
+    inline_weight = 1
 
     def apply(self, conn: Connection) -> None:
         changed = conn.execute(

@@ -111,16 +111,20 @@ _SCHEDULED = text("status = 'scheduled'")
 _KEYED = text("idempotency_key IS NOT NULL")
 _OWNED = text("worker_id IS NOT NULL")
 _SCHEDULED_SLOT = text("schedule_id IS NOT NULL")
-_HOLDING = text(f"lock_key IS NOT NULL AND status IN {ACTIVE_SQL}")
+HOLDING_SQL = f"lock_key IS NOT NULL AND status IN {ACTIVE_SQL}"
+_HOLDING = text(HOLDING_SQL)
 _LOCKABLE = text("lock_key IS NOT NULL")
 _UNIQUE = text(f"unique_key IS NOT NULL AND status IN {UNFINISHED_SQL}")
 
-# The claim reads this partial index in order: priority first, then age.
+# The claim reads this partial index in order: priority first, then age. It
+# holds the whole ORDER BY of the claim, so SQLite never sorts the jobs that
+# share a due time (a bulk enqueue stores thousands with one).
 Index(
     "ix_callboard_jobs_claim",
     jobs.c.queue,
     jobs.c.priority.desc(),
     jobs.c.scheduled_at,
+    jobs.c.created_at,
     sqlite_where=_WAITING,
     postgresql_where=_WAITING,
 )
@@ -132,6 +136,8 @@ Index(
 )
 Index("ix_callboard_jobs_status", jobs.c.status, jobs.c.queue)
 Index("ix_callboard_jobs_created", jobs.c.created_at)
+# Listing by status, newest first (GET /api/v1/jobs?status=...): read in order, no sort.
+Index("ix_callboard_jobs_status_created", jobs.c.status, jobs.c.created_at)
 Index("ix_callboard_jobs_owner", jobs.c.worker_id, sqlite_where=_OWNED, postgresql_where=_OWNED)
 # One job per idempotency key and tenant; NULL tenants compare equal here.
 Index(
@@ -171,6 +177,52 @@ Index(
     postgresql_where=_UNIQUE,
 )
 Index("ix_callboard_jobs_finished", jobs.c.status, jobs.c.finished_at)
-Index("ix_callboard_jobs_type_started", jobs.c.type, jobs.c.started_at)
+# Partial, so that storing a new job (not started yet) skips it; the rate-limit
+# query (started_at > ?) implies the condition.
+_STARTED = text("started_at IS NOT NULL")
+Index(
+    "ix_callboard_jobs_type_started",
+    jobs.c.type,
+    jobs.c.started_at,
+    sqlite_where=_STARTED,
+    postgresql_where=_STARTED,
+)
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A schedule: makes jobs of one type on its trigger's slots (see runtime.schedules)."""
+
+    __tablename__ = "callboard_schedules"
+
+    id: str = Field(primary_key=True)
+    name: str
+    job_type: str
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    trigger: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # schedule_spec JSON
+    tz: str = "UTC"
+    overlap: str
+    misfire: str
+    max_catch_up: int
+    paused: bool = False
+    last_fire_at: float | None = None
+    next_fire_at: float | None = None  # None: fires no more, or (continuous) waits for its job
+    last_job_id: uuid.UUID | None = None
+    created_at: float
+    updated_at: float
+    tenant_id: str | None = None
+    revision: int = 1  # bumped by every write: the newer of two rows wins in memory
+
+
+schedules = ScheduleRow.__table__  # type: ignore[attr-defined]
+
+# Names are unique per tenant: adding a schedule under a known name replaces it.
+Index(
+    "ux_callboard_schedules_name",
+    func.coalesce(schedules.c.tenant_id, ""),
+    schedules.c.name,
+    unique=True,
+)
+Index("ix_callboard_schedules_updated", schedules.c.updated_at)
+SCHEDULE_COLUMNS = tuple(c.name for c in schedules.columns)

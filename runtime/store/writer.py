@@ -1,52 +1,84 @@
 """The store writer: one actor owns every write and commits them in groups.
 
 Writes arrive on a memory channel. The writer takes the first, then all that
-are already queued, and applies them in one transaction on one worker-thread
-hop (group commit). Nothing waits on purpose: under load the batch grows by
-itself while the previous commit runs. Each caller is answered once its
-write is durable.
+are already queued, and applies them in one transaction (group commit).
+Nothing waits on purpose: under load the batch grows by itself while the
+previous commit runs. Each caller is answered once its write is durable.
+
+Where the transaction runs: a small batch of hot writes (enqueues, claims,
+outcomes, logs: each op says how many rows it touches) commits inline on the
+event-loop thread, because on SQLite in WAL mode with ``synchronous=NORMAL``
+a commit costs less than a worker-thread hop. Everything else (big inserts,
+periodic sweeps whose size is unknown) runs on a worker thread so the loop
+is never blocked for long. Inline, the connection never waits in SQLite's
+busy handler: it begins with a zero busy timeout, and if another process
+holds the write lock the batch moves to a thread that waits as usual.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from runtime.store import threads
-from runtime.store.engine import writer_connection
+from runtime.store import fast, threads
+from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
 
 WRITER_BATCH_MAX_DEFAULT = 512
+INLINE_WEIGHT_MAX_DEFAULT = 1000
+"""Rows a batch may touch and still commit on the event-loop thread."""
+CHECKPOINT_EVERY_DEFAULT = 50
+"""Transactions between two WAL checkpoints on a worker thread (SQLite)."""
+WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
+"""The writer's own checkpoint, inline, only if the WAL grows this many pages anyway."""
 
 
 class Op(Protocol):
-    """A write: runs in the writer's thread inside a transaction."""
+    """A write: runs inside the writer's transaction.
+
+    An op may also say how many rows it touches, as ``inline_weight``
+    (an int attribute or property): only such ops may commit on the event
+    loop. An op without it always runs on a worker thread.
+    """
 
     def apply(self, conn: Connection) -> Any: ...
+
+
+class _Busy(Exception):
+    """Another connection holds the write lock (inline only: we do not wait for it)."""
 
 
 class Pending:
     """The answer to one submitted write."""
 
-    __slots__ = ("_done", "error", "op", "result")
+    __slots__ = ("_done", "_settled", "error", "op", "result")
 
     def __init__(self, op: Op) -> None:
         self.op = op
         self.result: Any = None
         self.error: BaseException | None = None
-        self._done = anyio.Event()
+        self._settled = False
+        self._done: anyio.Event | None = None  # made only if someone waits before the commit
 
     def _settle(self, result: Any, error: BaseException | None) -> None:
         self.result, self.error = result, error
-        self._done.set()
+        self._settled = True
+        if self._done is not None:
+            self._done.set()
 
     async def wait(self) -> Any:
-        await self._done.wait()
+        if not self._settled:
+            if self._done is None:
+                self._done = anyio.Event()
+            await self._done.wait()
         if self.error is not None:
             raise self.error
         return self.result
@@ -64,9 +96,20 @@ class WriterStatistics:
 
 
 class StoreWriter:
-    def __init__(self, engine: Engine, *, batch_max: int = WRITER_BATCH_MAX_DEFAULT) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_max: int = WRITER_BATCH_MAX_DEFAULT,
+        inline_weight_max: int = INLINE_WEIGHT_MAX_DEFAULT,
+    ) -> None:
         self._engine = engine
         self._batch_max = batch_max
+        # Inline commits are for SQLite, where a commit is cheaper than a thread hop.
+        self._inline_max = inline_weight_max if engine.dialect.name == "sqlite" else -1
+        self._inline = False  # whether the connection is set up for the loop thread now
+        self._checkpointing = False
+        self._checkpointed = 0  # transactions counted at the last checkpoint
         self._send, self._receive = anyio.create_memory_object_stream[Pending](math.inf)
         self._transactions = 0
         self._operations = 0
@@ -96,18 +139,51 @@ class StoreWriter:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         conn = await threads.run_sync(writer_connection, self._engine)
         try:
-            task_status.started()
-            async with self._receive:
-                async for first in self._receive:
-                    batch = [first, *self._more()]
-                    # Shielded: a batch once started always commits and answers.
-                    with anyio.CancelScope(shield=True):
-                        outcomes = await threads.run_sync(self._commit, conn, batch)
-                    for pending, (result, error) in zip(batch, outcomes, strict=True):
-                        pending._settle(result, error)
+            if self._inline_max >= 0:
+                # Checkpoints (and their fsync) run on a worker thread, below; this
+                # connection checkpoints itself only if those fall far behind.
+                fast.dbapi(conn).execute(
+                    f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES_DEFAULT}"
+                )
+            async with anyio.create_task_group() as tg:
+                task_status.started()
+                await self._serve(conn, tg)
         finally:
             with anyio.CancelScope(shield=True):
                 await threads.run_sync(conn.close)
+
+    async def _serve(self, conn: Connection, tg: TaskGroup) -> None:
+        async with self._receive:
+            async for first in self._receive:
+                batch = [first, *self._more()]
+                done = self._commit_inline(conn, batch) if self._fits_inline(batch) else []
+                self._settle(batch, done)
+                if len(done) < len(batch):
+                    rest = batch[len(done) :]
+                    # Shielded: a batch once started always commits and answers.
+                    with anyio.CancelScope(shield=True):
+                        outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
+                    self._settle(rest, outcomes)
+                self._maybe_checkpoint(tg)
+
+    def _maybe_checkpoint(self, tg: TaskGroup) -> None:
+        due = self._transactions - self._checkpointed >= CHECKPOINT_EVERY_DEFAULT
+        if due and not self._checkpointing and self._inline_max >= 0:
+            self._checkpointing = True
+            self._checkpointed = self._transactions
+            tg.start_soon(self._checkpoint)
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database on a worker thread, beside the writer.
+
+        PASSIVE: it never blocks the writer or readers, and it changes nothing
+        about durability (a commit is durable once it is in the WAL).
+        """
+        try:
+            with anyio.CancelScope(shield=True):
+                await threads.run_sync(_checkpoint, self._engine)
+        finally:
+            self._checkpointing = False
 
     def _more(self) -> list[Pending]:
         more: list[Pending] = []
@@ -118,24 +194,100 @@ class StoreWriter:
                 break
         return more
 
+    @staticmethod
+    def _settle(batch: list[Pending], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        for pending, (result, error) in zip(batch, outcomes, strict=False):
+            pending._settle(result, error)
+
+    def _fits_inline(self, batch: list[Pending]) -> bool:
+        weight = 0
+        for pending in batch:
+            rows = getattr(pending.op, "inline_weight", None)
+            if rows is None:
+                return False
+            weight += rows
+        return weight <= self._inline_max
+
+    def _commit_inline(
+        self, conn: Connection, batch: list[Pending]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Commit on the loop thread; returns the outcomes of the prefix it got to
+        (all of it unless another process held the write lock)."""
+        if not self._inline:
+            self._busy_timeout(conn, 0)
+            self._inline = True
+        return self._commit(conn, batch)
+
+    def _commit_in_thread(
+        self, conn: Connection, batch: list[Pending]
+    ) -> list[tuple[Any, BaseException | None]]:
+        if self._inline:
+            self._busy_timeout(conn, SQLITE_BUSY_TIMEOUT_MS_DEFAULT)
+            self._inline = False
+        return self._commit(conn, batch)
+
+    @staticmethod
+    def _busy_timeout(conn: Connection, ms: int) -> None:
+        # On the DBAPI connection: through ``conn`` it would begin a transaction.
+        fast.dbapi(conn).execute(f"PRAGMA busy_timeout={ms}")
+
+    @contextmanager
+    def _transaction(self, conn: Connection) -> Iterator[None]:
+        """One transaction. On SQLite it is begun and ended on the DBAPI connection
+        (SQLAlchemy's bookkeeping costs more than the commit); a Core statement
+        inside joins it (see ``engine._tune_sqlite``)."""
+        if self._inline_max < 0:
+            with conn.begin():
+                yield
+            return
+        raw = fast.dbapi(conn)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if self._inline and _is_busy(err):
+                raise _Busy from err
+            raise
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            if raw.in_transaction:
+                raw.rollback()
+            raise
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            raw.commit()
+
     def _commit(
         self, conn: Connection, batch: list[Pending]
     ) -> list[tuple[Any, BaseException | None]]:
         try:
-            with conn.begin():
+            with self._transaction(conn):
                 results: list[tuple[Any, BaseException | None]] = [
                     (p.op.apply(conn), None) for p in batch
                 ]
+        except _Busy:
+            return []
         except Exception:
             # One bad write must not fail its neighbours: retry each on its own.
-            return [self._alone(conn, p) for p in batch]
+            outcomes = []
+            for pending in batch:
+                try:
+                    outcomes.append(self._alone(conn, pending))
+                except _Busy:
+                    break
+            return outcomes
         self._count(1, len(batch))
         return results
 
     def _alone(self, conn: Connection, pending: Pending) -> tuple[Any, BaseException | None]:
         try:
-            with conn.begin():
+            with self._transaction(conn):
                 result = pending.op.apply(conn)
+        except _Busy:
+            raise
         except Exception as exc:
             return None, exc
         self._count(1, 1)
@@ -144,3 +296,16 @@ class StoreWriter:
     def _count(self, transactions: int, operations: int) -> None:
         self._transactions += transactions
         self._operations += operations
+
+
+def _is_busy(err: Exception) -> bool:
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+def _checkpoint(engine: Engine) -> None:
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+    finally:
+        raw.close()

@@ -58,8 +58,10 @@ async def test_higher_priority_runs_first_then_oldest(
         for value, priority in [("low-1", 0), ("high", 9), ("low-2", 0), ("mid", 5)]:
             await rt.enqueue("echo", {"value": value}, priority=priority)
     order: list[str] = []
-    async with make_runtime(queues={"default": 1}) as rt:
-        with rt.subscribe() as events:
+    rt = make_runtime(queues={"default": 1})
+    # Subscribed before the start: the first claim may commit before ``async with`` returns.
+    with rt.subscribe() as events:
+        async with rt:
             async for event in events:
                 if event.status is JobStatus.RUNNING and event.kind == "status":
                     job = await rt.get(event.job_id)

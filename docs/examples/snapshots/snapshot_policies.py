@@ -1,0 +1,275 @@
+"""Snapshot policies: a small application built on Callboard schedules.
+
+A *snapshot policy* names a directory and how many snapshots of each tier
+to keep (``frequent``, ``hourly``, ``daily``, ``weekly``, ``monthly``,
+``yearly``). With ``autosnap`` the runtime copies the directory into the
+policy's snapshots folder on each tier's schedule, as
+``{tier}-{YYYYMMDD-HHMMSS}`` (the slot time, UTC). With ``autoprune`` it
+prunes that folder by the tiered retention rule
+(:func:`runtime.retention.plan_retention`). Every copy and every prune is a
+job: tracked, retried, visible in the dashboard.
+
+The policy lives in its schedules (one per tier that keeps snapshots, plus
+one for pruning), so it needs no table of its own and survives restarts:
+
+* ``snapshot-policy:{name}:{tier}`` runs ``snapshot.take`` for the tier;
+* ``snapshot-policy:{name}:prune`` runs ``snapshot.prune`` and is how
+  policies are listed (it always exists; it is paused without autoprune).
+
+The route functions at the bottom take a :class:`runtime.Runtime` and a
+JSON body and return JSON-ready dicts, ready for
+``POST/GET /api/v1/snapshot-policies``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from runtime import JobContext, Queue, Registry, Runtime, Schedule, ScheduleNotFound
+from runtime.retention import RetentionPolicy, plan_retention
+
+Tier = Literal["frequent", "hourly", "daily", "weekly", "monthly", "yearly"]
+TIERS: tuple[Tier, ...] = ("frequent", "hourly", "daily", "weekly", "monthly", "yearly")
+TIER_CRON: dict[Tier, str] = {
+    "hourly": "0 * * * *",
+    "daily": "0 0 * * *",
+    "weekly": "0 0 * * mon",
+    "monthly": "0 0 1 * *",
+    "yearly": "0 0 1 1 *",
+}
+FREQUENT_EVERY_DEFAULT = "15 minutes"
+QUEUE = "snapshots"
+SCHEDULE_PREFIX = "snapshot-policy:"
+STAMP = "%Y%m%d-%H%M%S"
+_SNAPSHOT = re.compile(r"^(?P<tier>[a-z]+)-(?P<stamp>\d{8}-\d{6})$")
+
+# The thread hop for file work. Tests swap in the runtime's mock-clock-safe hop.
+in_thread: Callable[..., Any] = anyio.to_thread.run_sync
+
+
+class SnapshotPolicy(BaseModel):
+    """What to snapshot, where to, how often, and how many to keep."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
+    path: Path
+    snapshots: Path | None = None  # default: <path's parent>/.snapshots/<name>
+    frequent: int = Field(default=0, ge=0)
+    hourly: int = Field(default=0, ge=0)
+    daily: int = Field(default=0, ge=0)
+    weekly: int = Field(default=0, ge=0)
+    monthly: int = Field(default=0, ge=0)
+    yearly: int = Field(default=0, ge=0)
+    frequent_every: str = FREQUENT_EVERY_DEFAULT
+    tz: str = "UTC"  # the tiers' calendar: "daily" is local midnight
+    autosnap: bool = True
+    autoprune: bool = True
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().absolute()
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> SnapshotPolicy:
+        if not self.tiers:
+            raise ValueError("keep at least one snapshot in some tier (frequent ... yearly)")
+        return self
+
+    @property
+    def tiers(self) -> list[Tier]:
+        """The tiers this policy keeps snapshots of."""
+        return [tier for tier in TIERS if getattr(self, tier) > 0]
+
+    @property
+    def folder(self) -> Path:
+        return self.snapshots or self.path.parent / ".snapshots" / self.name
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(**{tier: getattr(self, tier) for tier in TIERS})
+
+
+class TakeSnapshot(BaseModel):
+    policy: SnapshotPolicy
+    tier: str
+
+
+class PruneSnapshots(BaseModel):
+    policy: SnapshotPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    name: str
+    tier: str
+    taken_at: datetime
+
+
+def snapshots_in(folder: Path) -> list[Snapshot]:
+    """The finished snapshots in ``folder``, by name (copies in progress are hidden)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in sorted(folder.iterdir()):
+        match = _SNAPSHOT.match(entry.name)
+        if match and entry.is_dir():
+            taken_at = datetime.strptime(match["stamp"], STAMP).replace(tzinfo=UTC)
+            found.append(Snapshot(entry.name, match["tier"], taken_at))
+    return found
+
+
+def _copy(source: Path, target: Path) -> int:
+    """Copy into a hidden folder, then rename: a crash never leaves half a snapshot."""
+    partial = target.with_name(f".partial-{target.name}")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, symlinks=True)
+    partial.rename(target)
+    return sum(1 for p in target.rglob("*") if p.is_file())
+
+
+def register(registry: Registry) -> None:
+    """The two job types and their queue: one snapshot operation at a time."""
+    registry.add_queue(Queue(QUEUE, capacity=1))
+
+    # Takes outrank prunes: when both are due at once the new snapshot counts.
+    @registry.job(name="snapshot.take", queue=QUEUE, priority=1, max_retries=2)
+    async def take(ctx: JobContext, params: TakeSnapshot) -> dict[str, Any]:
+        """Copy the policy's directory into its snapshots folder."""
+        policy = params.policy
+        taken_at = ctx.job.slot or ctx.job.created_at or datetime.now(UTC)
+        target = policy.folder / f"{params.tier}-{taken_at.astimezone(UTC):{STAMP}}"
+        if target.exists():  # an earlier attempt finished the copy
+            return {"snapshot": target.name, "files": None}
+        policy.folder.mkdir(parents=True, exist_ok=True)
+        files = await in_thread(_copy, policy.path, target)
+        await ctx.progress(100)
+        return {"snapshot": target.name, "files": files}
+
+    @registry.job(name="snapshot.prune", queue=QUEUE, max_retries=2)
+    async def prune(ctx: JobContext, params: PruneSnapshots) -> dict[str, Any]:
+        """Delete the snapshots that the tiered retention rule does not keep."""
+        policy = params.policy
+        plan = plan_retention(
+            snapshots_in(policy.folder), policy.retention, key=lambda s: s.taken_at
+        )
+        for done, snapshot in enumerate(plan.prune, start=1):
+            await in_thread(shutil.rmtree, policy.folder / snapshot.name)
+            await ctx.progress(current=done, total=len(plan.prune))
+        return {
+            "kept": [s.name for s in plan.keep],
+            "pruned": [s.name for s in plan.prune],
+        }
+
+
+# -- routes: plain async functions, ready for POST/GET /api/v1/snapshot-policies ----------
+
+
+def _schedule_name(policy: str, part: str) -> str:
+    return f"{SCHEDULE_PREFIX}{policy}:{part}"
+
+
+def _when(policy: SnapshotPolicy, tier: Tier) -> dict[str, Any]:
+    if tier == "frequent":
+        return {"every": policy.frequent_every}
+    return {"cron": TIER_CRON[tier], "tz": policy.tz}
+
+
+def _cadence(policy: SnapshotPolicy) -> dict[str, Any]:
+    """Prune as often as the most frequent tier snapshots."""
+    return _when(policy, policy.tiers[0])
+
+
+async def create_policy(
+    rt: Runtime, body: Mapping[str, Any], *, tenant_id: str | None = None
+) -> dict[str, Any]:
+    """Create or replace a policy; ``ValueError`` (pydantic's, field by field) if bad."""
+    policy = SnapshotPolicy.model_validate(body)
+    if not policy.path.is_dir():
+        raise ValueError(f"path {str(policy.path)!r} is not a directory")
+    data = policy.model_dump(mode="json")
+    for tier in TIERS:
+        name = _schedule_name(policy.name, tier)
+        if tier in policy.tiers:
+            schedule = await rt.add_schedule(
+                "snapshot.take",
+                {"policy": data, "tier": tier},
+                name=name,
+                tenant_id=tenant_id,
+                **_when(policy, tier),
+            )
+            await _set_paused(rt, schedule, not policy.autosnap, tenant_id)
+        else:
+            await _remove(rt, name, tenant_id)
+    prune = await rt.add_schedule(
+        "snapshot.prune",
+        {"policy": data},
+        name=_schedule_name(policy.name, "prune"),
+        tenant_id=tenant_id,
+        **_cadence(policy),
+    )
+    await _set_paused(rt, prune, not policy.autoprune, tenant_id)
+    return await get_policy(rt, policy.name, tenant_id=tenant_id)
+
+
+async def _set_paused(rt: Runtime, schedule: Schedule, paused: bool, tenant: str | None) -> None:
+    if paused and not schedule.paused:
+        await rt.pause_schedule(schedule.id, tenant_id=tenant)
+    elif schedule.paused and not paused:
+        await rt.resume_schedule(schedule.id, tenant_id=tenant)
+
+
+async def _remove(rt: Runtime, name: str, tenant_id: str | None) -> None:
+    with contextlib.suppress(ScheduleNotFound):
+        await rt.remove_schedule(name, tenant_id=tenant_id)
+
+
+async def list_policies(rt: Runtime, *, tenant_id: str | None = None) -> list[dict[str, Any]]:
+    prunes = await rt.schedules(job_type="snapshot.prune", tenant_id=tenant_id, limit=1000)
+    return [await get_policy(rt, s.params["policy"]["name"], tenant_id=tenant_id) for s in prunes]
+
+
+async def get_policy(rt: Runtime, name: str, *, tenant_id: str | None = None) -> dict[str, Any]:
+    """The policy with its schedules' next runs and the snapshots on disk."""
+    prune = await rt.get_schedule(_schedule_name(name, "prune"), tenant_id=tenant_id)
+    policy = SnapshotPolicy.model_validate(prune.params["policy"])
+    next_runs = {"prune": None if prune.paused else _iso(prune.next_fire_at)}
+    for tier in policy.tiers:
+        schedule = await rt.get_schedule(_schedule_name(name, tier), tenant_id=tenant_id)
+        next_runs[tier] = None if schedule.paused else _iso(schedule.next_fire_at)
+    snapshots = await in_thread(snapshots_in, policy.folder)
+    return {
+        **policy.model_dump(mode="json"),
+        "next_runs": next_runs,
+        "snapshots": [s.name for s in snapshots],
+    }
+
+
+async def delete_policy(rt: Runtime, name: str, *, tenant_id: str | None = None) -> None:
+    """Stop taking and pruning snapshots; the snapshots stay on disk."""
+    await rt.get_schedule(_schedule_name(name, "prune"), tenant_id=tenant_id)
+    for part in (*TIERS, "prune"):
+        await _remove(rt, _schedule_name(name, part), tenant_id)
+
+
+async def take_snapshot(
+    rt: Runtime, name: str, tier: str, *, tenant_id: str | None = None
+) -> dict[str, Any]:
+    """Take a snapshot of one of the policy's tiers now; returns the job."""
+    job = await rt.trigger_schedule(_schedule_name(name, tier), tenant_id=tenant_id)
+    return job.model_dump(mode="json")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

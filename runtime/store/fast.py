@@ -1,0 +1,148 @@
+"""Hot statements, compiled once from the Core tables and run on the DBAPI cursor.
+
+SQLAlchemy Core spends tens of microseconds building, caching and binding
+each statement; the hot paths (insert jobs, claim, finish, append logs) run
+thousands of them a second. A :class:`Prepared` statement is compiled once
+per dialect from the same Core statement the slow path would use (the
+tables stay the single source of truth), keeps the type processors of its
+bound parameters and result columns (UUIDs, JSON, booleans), and executes on
+the raw DBAPI connection inside the writer's transaction.
+
+Only positional ("qmark") dialects take this path; others fall back to Core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import ClauseElement
+
+Row = dict[str, Any]
+Processor = Callable[[Any], Any] | None
+
+_CACHE: dict[tuple[str, Hashable], Prepared] = {}
+
+
+def usable(conn: Connection) -> bool:
+    """Whether ``conn`` can run prepared statements (a positional DBAPI paramstyle)."""
+    return conn.dialect.paramstyle == "qmark"
+
+
+def dbapi(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (inside its current transaction)."""
+    return conn.connection.driver_connection
+
+
+def prepared(
+    conn: Connection,
+    key: Hashable,
+    build: Callable[[], ClauseElement],
+    column_keys: Sequence[str] | None = None,
+) -> Prepared:
+    """The statement ``build()`` compiled for ``conn``'s dialect, cached under ``key``.
+
+    ``column_keys`` names the columns an INSERT or UPDATE sets from the
+    parameters (as Core does for ``conn.execute(stmt, {...})``).
+    """
+    dialect = conn.dialect
+    found = _CACHE.get((dialect.name, key))
+    if found is None:
+        found = Prepared(build(), dialect, column_keys)
+        _CACHE[(dialect.name, key)] = found
+    return found
+
+
+class Prepared:
+    """One compiled statement: SQL text, parameter order and type processors."""
+
+    __slots__ = ("_defaults", "_names", "_procs", "_results", "sql")
+
+    def __init__(
+        self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
+    ) -> None:
+        compiled = stmt.compile(
+            dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
+        )
+        self.sql = str(compiled)
+        names: Sequence[str] = compiled.positiontup or ()  # type: ignore[attr-defined]
+        binds = compiled.binds  # type: ignore[attr-defined]
+        self._names = tuple(names)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError(f"IN lists cannot be prepared: {self.sql}")
+        self._procs: tuple[Processor, ...] = tuple(
+            _quick(binds[n].type._cached_bind_processor(dialect)) for n in names
+        )
+        # Unchecked: most parameters have no value until execution.
+        constants = compiled.construct_params(_check=False) or {}  # type: ignore[call-arg]
+        self._defaults: dict[str, Any] = {n: constants.get(n) for n in names}
+        self._results: dict[str, Processor] = {}
+        for column in getattr(stmt, "_returning", ()) or getattr(stmt, "selected_columns", ()):
+            if hasattr(column, "type") and hasattr(column, "name"):
+                proc = column.type._cached_result_processor(dialect, None)
+                if proc is not None:
+                    self._results[column.name] = _quick_result(proc)
+
+    def params(self, values: Mapping[str, Any]) -> list[Any]:
+        """The positional parameters for ``values`` (missing names take the statement's)."""
+        defaults = self._defaults
+        out = []
+        for name, proc in zip(self._names, self._procs, strict=True):
+            value = values[name] if name in values else defaults[name]
+            out.append(value if proc is None else proc(value))
+        return out
+
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
+        return dbapi(conn).execute(self.sql, self.params(values))
+
+    def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Any:
+        return dbapi(conn).executemany(self.sql, [self.params(r) for r in rows])
+
+    def rows(self, cursor: Any) -> list[Row]:
+        """The cursor's rows as dicts, with result processing (UUIDs, JSON, booleans)."""
+        names = [d[0] for d in cursor.description]
+        procs = [(n, p) for n in names if (p := self._results.get(n)) is not None]
+        out = []
+        for raw in cursor.fetchall():
+            row = dict(zip(names, raw, strict=True))
+            for name, proc in procs:
+                row[name] = proc(row[name])
+            out.append(row)
+        return out
+
+    def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Row]:
+        return self.rows(self.execute(conn, values))
+
+
+def _quick(proc: Processor) -> Processor:
+    """``proc`` with its answer for None computed once (JSON turns None into 'null')."""
+    if proc is None:
+        return None
+    none = proc(None)
+
+    def process(value: Any) -> Any:
+        return none if value is None else proc(value)
+
+    return process
+
+
+def _quick_result(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``proc`` that skips NULL and JSON 'null' (most JSON columns of a job hold it)."""
+
+    def process(value: Any) -> Any:
+        return None if value is None or value == "null" else proc(value)
+
+    return process
+
+
+def table_insert(table: Table, columns: Sequence[str]) -> Callable[[], ClauseElement]:
+    """A builder for ``INSERT INTO table (columns) VALUES (?, ...)``."""
+    from sqlalchemy import bindparam, insert
+
+    def build() -> ClauseElement:
+        return insert(table).values({c: bindparam(c) for c in columns})
+
+    return build

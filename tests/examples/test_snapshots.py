@@ -1,0 +1,162 @@
+"""The worked example in docs/examples/snapshots: snapshot policies on schedules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from pydantic import ValidationError
+
+from runtime import JobStatus, Registry, Runtime, ScheduleNotFound
+from runtime.store import threads
+from tests.runtime.scheduling import pin
+
+pytestmark = pytest.mark.trio
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "snapshots"
+MINUTE, HOUR = 60.0, 3600.0
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pydantic resolves the models' annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+snapshots = _load("snapshot_policies")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    (data / "notes").mkdir(parents=True)
+    (data / "todo.txt").write_text("water the plants\n")
+    (data / "notes" / "a.md").write_text("# a\n")
+    return data
+
+
+@pytest.fixture
+def app(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    mock_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Runtime]:
+    snapshots.register(registry)
+    # File work hops to a thread; with the mock clock it must be the runtime's hop.
+    monkeypatch.setattr(snapshots, "in_thread", threads.run_sync)
+
+    def make(**options: Any) -> Runtime:
+        return pin(make_runtime(**options))
+
+    return make
+
+
+def policy(tree: Path, **fields: Any) -> dict[str, Any]:
+    return {"name": "docs", "path": str(tree), **fields}
+
+
+async def test_policy_takes_tier_snapshots_and_prunes_them_by_retention(
+    app: Callable[..., Runtime], tree: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    async with app() as rt:
+        await trio.sleep(5 * MINUTE)  # created off the hour: 00:05
+        created = await snapshots.create_policy(rt, policy(tree, frequent=3, hourly=2))
+        await trio.sleep(3 * HOUR + MINUTE)
+        shown = await snapshots.get_policy(rt, "docs")
+        takes = await rt.list(type="snapshot.take", limit=100)
+        prunes = await rt.list(type="snapshot.prune", limit=100)
+    folder = tree.parent / ".snapshots" / "docs"
+    # At 03:05 the three newest, and the newest of hours 03 and 02.
+    kept = ["frequent-20250101-025000", "frequent-20250101-030500", "hourly-20250101-030000"]
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    assert shown["snapshots"] == kept
+    assert (folder / kept[0] / "notes" / "a.md").read_text() == "# a\n"
+    assert (folder / kept[0] / "todo.txt").read_text() == "water the plants\n"
+    assert len(takes) == 12 + 3 and len(prunes) == 12  # every 15 minutes, and hourly
+    assert {j.status for j in (*takes, *prunes)} == {JobStatus.COMPLETED}
+    assert created["next_runs"] == {
+        "prune": "2025-01-01T00:20:00+00:00",
+        "frequent": "2025-01-01T00:20:00+00:00",
+        "hourly": "2025-01-01T01:00:00+00:00",
+    }
+
+
+async def test_retention_keeps_one_snapshot_per_day_across_days(
+    app: Callable[..., Runtime], tree: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    async with app() as rt:
+        await snapshots.create_policy(rt, policy(tree, daily=3, tz="Europe/Berlin"))
+        await trio.sleep(5 * 24 * HOUR)
+    names = sorted(p.name for p in (tree.parent / ".snapshots" / "docs").iterdir())
+    # Midnight in Berlin is 23:00 UTC in winter; five were taken, three are kept.
+    assert names == [f"daily-202501{d:02}-230000" for d in (3, 4, 5)]
+
+
+async def test_without_autosnap_nothing_is_taken_until_asked(
+    app: Callable[..., Runtime], tree: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    async with app() as rt:
+        created = await snapshots.create_policy(rt, policy(tree, daily=7, autosnap=False))
+        await trio.sleep(2 * 24 * HOUR)
+        assert (await snapshots.get_policy(rt, "docs"))["snapshots"] == []
+        job = await snapshots.take_snapshot(rt, "docs", "daily")
+        done = await rt.wait(job["id"], timeout=60)
+    assert created["next_runs"]["daily"] is None and created["snapshots"] == []
+    assert done.status is JobStatus.COMPLETED
+    assert done.result == {"snapshot": "daily-20250103-000000", "files": 2}
+
+
+async def test_policies_are_listed_replaced_and_deleted(
+    app: Callable[..., Runtime], tree: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    async with app() as rt:
+        await snapshots.create_policy(rt, policy(tree, hourly=24, daily=7))
+        await snapshots.create_policy(rt, policy(tree, name="other", weekly=4, autoprune=False))
+        replaced = await snapshots.create_policy(rt, policy(tree, daily=7))
+        listed = await snapshots.list_policies(rt)
+        await snapshots.delete_policy(rt, "other")
+        left = await rt.schedules()
+        with pytest.raises(ScheduleNotFound):
+            await snapshots.get_policy(rt, "other")
+    assert [p["name"] for p in listed] == ["docs", "other"]
+    assert replaced["hourly"] == 0 and set(replaced["next_runs"]) == {"prune", "daily"}
+    assert listed[1]["next_runs"]["prune"] is None  # autoprune off: its schedule is paused
+    assert sorted(s.name for s in left) == [
+        "snapshot-policy:docs:daily",
+        "snapshot-policy:docs:prune",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "keep at least one snapshot in some tier"),
+        ({"daily": -1}, "daily\n  Input should be greater than or equal to 0"),
+        ({"daily": 1, "name": "a b"}, "name\n  String should match pattern"),
+        ({"daily": 1, "color": "red"}, "color\n  Extra inputs are not permitted"),
+    ],
+)
+async def test_bad_policy_is_refused_and_stores_nothing(
+    app: Callable[..., Runtime],
+    tree: Path,
+    mock_clock: trio.testing.MockClock,
+    fields: dict[str, Any],
+    message: str,
+) -> None:
+    async with app(workers=False) as rt:
+        with pytest.raises(ValidationError, match=message):
+            await snapshots.create_policy(rt, policy(tree, **fields))
+        with pytest.raises(ValueError, match="is not a directory"):
+            await snapshots.create_policy(rt, policy(tree / "missing", daily=1))
+        assert await rt.schedules() == []
