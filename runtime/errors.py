@@ -12,8 +12,8 @@
      |- UnknownQueue            no queue has that name
      |- InvalidSchedule         a schedule's trigger or options cannot be used
      |- ScheduleNotFound        no schedule has that id or name (for this tenant)
- |- HookFailed              an on_suspend/on_resume hook raised: nothing changed
- |- RuntimeNotRunning       a Runtime used outside ``async with``
+     |- HookFailed              an on_suspend/on_resume hook raised: nothing changed
+     |- RuntimeNotRunning       a Runtime used outside ``async with``
      `- HandlerSignal           raised by handlers to steer their job
          |- Retry               try again (after a delay)
          |- Fail                fail now, without retries
