@@ -19,7 +19,7 @@ from runtime.status import TERMINAL, JobStatus
 from runtime.store.log_ops import delete_logs
 from runtime.store.tables import jobs
 
-PRUNE_BATCH_DEFAULT = 1000
+PRUNE_BATCH_DEFAULT = 250  # about 10 ms of deletes: claims wait at most that long
 SWEEP_INTERVAL_DEFAULT = 60.0
 DAY = 86400.0
 

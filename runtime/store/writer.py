@@ -155,8 +155,9 @@ class StoreWriter:
     async def _serve(self, conn: Connection, tg: TaskGroup) -> None:
         async with self._receive:
             async for first in self._receive:
-                batch = [first, *self._more()]
-                done = self._commit_inline(conn, batch) if self._fits_inline(batch) else []
+                batch = self._light_first([first, *self._more()])
+                light = self._inline_prefix(batch)
+                done = self._commit_inline(conn, batch[:light]) if light else []
                 self._settle(batch, done)
                 if len(done) < len(batch):
                     rest = batch[len(done) :]
@@ -199,14 +200,25 @@ class StoreWriter:
         for pending, (result, error) in zip(batch, outcomes, strict=False):
             pending._settle(result, error)
 
-    def _fits_inline(self, batch: list[Pending]) -> bool:
+    @staticmethod
+    def _light_first(batch: list[Pending]) -> list[Pending]:
+        """Small writes before heavy ones (a sweep batch, a bulk insert): a claim or
+        a completion queued beside a heavy write must not wait for it. The writes
+        of one batch come from different callers, so their order is free."""
+        light = [p for p in batch if getattr(p.op, "inline_weight", None) is not None]
+        if len(light) in (0, len(batch)):
+            return batch
+        return light + [p for p in batch if getattr(p.op, "inline_weight", None) is None]
+
+    def _inline_prefix(self, batch: list[Pending]) -> int:
+        """How many writes from the front of ``batch`` commit on the loop thread."""
         weight = 0
-        for pending in batch:
+        for count, pending in enumerate(batch):
             rows = getattr(pending.op, "inline_weight", None)
-            if rows is None:
-                return False
+            if rows is None or weight + rows > self._inline_max:
+                return count
             weight += rows
-        return weight <= self._inline_max
+        return len(batch)
 
     def _commit_inline(
         self, conn: Connection, batch: list[Pending]
