@@ -1,0 +1,28 @@
+"""The HTTP API: a Quart-trio app over a running Runtime.
+
+::
+
+    async with Runtime("sqlite:///callboard.db") as rt:
+        await serve_api(rt, bind="127.0.0.1:8000")
+"""
+
+from __future__ import annotations
+
+from runtime.api.app import app_routes, app_state, create_app
+from runtime.api.auth import Authenticator, Principal, Role, TokenEntry, load_tokens
+from runtime.api.errors import ApiError
+from runtime.api.state import ApiConfig, ApiState
+
+__all__ = [
+    "ApiConfig",
+    "ApiError",
+    "ApiState",
+    "Authenticator",
+    "Principal",
+    "Role",
+    "TokenEntry",
+    "app_routes",
+    "app_state",
+    "create_app",
+    "load_tokens",
+]

@@ -1,0 +1,226 @@
+"""Request and response models of the HTTP API (the OpenAPI document's source).
+
+Jobs and job events are answered as :class:`runtime.Job` and
+:class:`runtime.JobEvent` themselves. Request models refuse unknown fields
+and bound every number, so nothing a client sends can overflow the store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from runtime.joblog import LogEntry
+from runtime.models import Job
+from runtime.status import JobStatus
+
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 200
+PAGE_MAX = 1_000_000
+WAIT_TIMEOUT_DEFAULT = 30.0
+WAIT_TIMEOUT_MAX = 300.0
+DELAY_MAX = 10 * 366 * 86400.0  # ten years
+TIMEOUT_MAX = 366 * 86400.0
+NAME_MAX = 200
+URL_MAX = 2048
+LOG_LIMIT_DEFAULT = 1000
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_hook_url(url: str) -> str:
+    """A status hook must be an absolute http(s) URL without credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("status_hook must be an absolute http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("status_hook must not carry credentials; hooks are signed instead")
+    return url
+
+
+class EnqueueRequest(_Request):
+    """``POST /jobs``: one job to store."""
+
+    type: str = Field(min_length=1, max_length=NAME_MAX, description="a registered job type")
+    params: dict[str, Any] = Field(default_factory=dict, description="checked by the type")
+    queue: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    delay: float | None = Field(default=None, ge=0, le=DELAY_MAX, description="seconds")
+    at: AwareDatetime | None = Field(default=None, description="run at (with a time zone)")
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX, description="seconds")
+    max_retries: int | None = Field(default=None, ge=0, le=1000)
+    lock_key: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    status_hook: str | None = Field(default=None, max_length=URL_MAX, description="http(s) URL")
+
+    @field_validator("status_hook")
+    @classmethod
+    def _hook(cls, value: str | None) -> str | None:
+        return None if value is None else check_hook_url(value)
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not 1970 <= value.year <= 9000:
+            raise ValueError("at must be between the years 1970 and 9000")
+        return value
+
+    @model_validator(mode="after")
+    def _when(self) -> EnqueueRequest:
+        if self.delay is not None and self.at is not None:
+            raise ValueError("give delay or at, not both")
+        return self
+
+
+def _statuses(value: str | None) -> str | None:
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    known = {s.value for s in JobStatus}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown status {', '.join(unknown) or repr(value)}; "
+            f"known: {', '.join(s.value for s in JobStatus)}"
+        )
+    return ",".join(names)
+
+
+class JobFilters(_Request):
+    """Filters shared by ``GET /jobs`` and ``GET /events``."""
+
+    status: str | None = Field(default=None, description="comma-separated statuses")
+    type: str | None = Field(default=None, max_length=NAME_MAX)
+    group: str | None = Field(default=None, max_length=NAME_MAX)
+    queue: str | None = Field(default=None, max_length=NAME_MAX)
+    schedule_id: str | None = Field(default=None, max_length=NAME_MAX)
+    idempotency_key: str | None = Field(default=None, max_length=NAME_MAX)
+
+    @field_validator("status")
+    @classmethod
+    def _check_status(cls, value: str | None) -> str | None:
+        return _statuses(value)
+
+    @property
+    def statuses(self) -> list[str] | None:
+        return None if self.status is None else self.status.split(",")
+
+
+class ListJobsQuery(JobFilters):
+    """``GET /jobs``: filters and paging."""
+
+    page: int = Field(default=1, ge=1, le=PAGE_MAX)
+    page_size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
+
+
+class EventsQuery(JobFilters):
+    """``GET /events``: filters, and where to resume (else the Last-Event-ID header)."""
+
+    last_event_id: str | None = Field(default=None, max_length=100)
+
+
+class JobEventsQuery(_Request):
+    last_event_id: str | None = Field(default=None, max_length=100)
+
+
+class WaitQuery(_Request):
+    timeout: float = Field(default=WAIT_TIMEOUT_DEFAULT, ge=0, le=WAIT_TIMEOUT_MAX)
+
+
+class LogsQuery(_Request):
+    since: AwareDatetime | None = None
+    level: str | None = Field(default=None, max_length=20, description="DEBUG, INFO, ... or 10")
+    limit: int = Field(default=LOG_LIMIT_DEFAULT, ge=1, le=10_000)
+
+
+class JobPage(BaseModel):
+    """One page of jobs, newest first."""
+
+    jobs: list[Job]
+    page: int
+    page_size: int
+    total: int
+
+
+class JobLog(BaseModel):
+    """A job's log records, oldest first."""
+
+    job_id: uuid.UUID
+    records: list[LogEntry]
+
+
+class JobTypeInfo(BaseModel):
+    """A registered job type, with its params JSON schema."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    group: str
+    queue: str
+    description: str = ""
+    timeout: float | None = None
+    max_retries: int = 0
+    retry_delay: float = 0.0
+    priority: int = 0
+    version: int = 1
+    lock: str | None = None
+    max_concurrency: int | None = None
+    rate_limit: str | None = None
+    unique: bool = False
+    suspendable: bool = True
+    params_schema: dict[str, Any] = {}
+
+
+class JobTypeList(BaseModel):
+    types: list[JobTypeInfo]
+
+
+class JobGroupInfo(BaseModel):
+    name: str
+    description: str = ""
+    types: list[str] = []
+
+
+class JobGroupList(BaseModel):
+    groups: list[JobGroupInfo]
+
+
+class QueueInfo(BaseModel):
+    """A queue here: capacity and pause state, and (for admins) its counts."""
+
+    name: str
+    capacity: int
+    paused: bool
+    waiting: int | None = None
+    running: int | None = None
+    scheduled: int | None = None
+    locked: int | None = None
+    suspended: int | None = None
+    completed_last_minute: int | None = None
+    failed_last_minute: int | None = None
+
+
+class QueueList(BaseModel):
+    queues: list[QueueInfo]
+
+
+class QueuePatch(_Request):
+    capacity: int = Field(ge=0, le=100_000)
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting", "stopping", "unavailable"]
+    checks: dict[str, str] = {}

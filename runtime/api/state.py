@@ -1,0 +1,64 @@
+"""The API's configuration and the state its routes share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskStatus
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.api.auth import Authenticator, TokenEntry
+from runtime.api.eventlog import EVENT_BUFFER_DEFAULT, EventLog
+from runtime.api.metrics import Metrics
+from runtime.runtime import Runtime
+
+BODY_LIMIT_DEFAULT = 1 << 20  # 1 MiB
+SSE_KEEPALIVE_DEFAULT = 15.0
+SSE_POLL_DEFAULT = 2.0
+
+
+class ApiConfig(BaseModel):
+    """Settings of one API app; validated on construction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    body_limit: int = Field(default=BODY_LIMIT_DEFAULT, ge=1024, le=1 << 30)
+    event_buffer: int = Field(default=EVENT_BUFFER_DEFAULT, ge=1, le=10_000_000)
+    sse_keepalive: float = Field(default=SSE_KEEPALIVE_DEFAULT, gt=0, le=3600)
+    # A job's stream re-reads the job this often when no event came: it sees
+    # jobs run by other processes, whose events this process never gets.
+    sse_poll: float = Field(default=SSE_POLL_DEFAULT, gt=0, le=3600)
+    tokens: tuple[TokenEntry, ...] = ()
+
+
+@dataclass(slots=True)
+class ApiState:
+    runtime: Runtime
+    config: ApiConfig
+    auth: Authenticator
+    events: EventLog
+    metrics: Metrics = field(default_factory=Metrics)
+    ready: bool = False
+    _scope: anyio.CancelScope | None = None
+
+    @classmethod
+    def create(cls, runtime: Runtime, config: ApiConfig) -> ApiState:
+        return cls(runtime, config, Authenticator(config.tokens), EventLog(config.event_buffer))
+
+    async def run(self, *, task_status: TaskStatus[None]) -> None:
+        """Follow the runtime's events (for SSE and metrics) until :meth:`stop`."""
+        self._scope = anyio.CancelScope()
+        with self._scope:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.events.follow, self.runtime)
+                await tg.start(self.metrics.follow, self.runtime)
+                self.ready = True
+                task_status.started()
+        self.ready = False
+
+    def stop(self) -> None:
+        self.ready = False
+        self.events.close()
+        if self._scope is not None:
+            self._scope.cancel()

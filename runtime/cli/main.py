@@ -1,0 +1,229 @@
+"""``callboard``: run the service, and talk to it.
+
+Server side: ``serve`` (API + workers + scheduler) and ``worker`` (workers
+only). Client side (over HTTP; ``--url`` or ``CALLBOARD_URL``, ``--token``
+or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
+``types``. Tables for people, ``--json`` for scripts. Exit codes: 0 done,
+1 the job failed, 2 bad input, 3 auth, 4 not found, 5 conflict,
+6 no server, 124 still running after ``--timeout``, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+import anyio
+from pydantic import ValidationError
+
+from runtime.api.app import RouteAdder
+from runtime.api.auth import AuthConfigError, load_tokens
+from runtime.api.server import BIND_DEFAULT, InsecureBind
+from runtime.cli import commands, schedules
+from runtime.cli.client import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    TOKEN_ENV,
+    URL_DEFAULT,
+    URL_ENV,
+    ApiClient,
+    ClientError,
+)
+from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
+from runtime.demo import register_demo
+from runtime.errors import CallboardError
+from runtime.registry import Registry, default_registry
+from runtime.runtime import DATABASE_URL_DEFAULT
+
+CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
+
+
+def _client_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help=f"server URL (${URL_ENV}; default {URL_DEFAULT})")
+    common.add_argument("--token", help=f"bearer token (${TOKEN_ENV})")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return common
+
+
+def _runtime_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=DATABASE_URL_DEFAULT, help="database URL")
+    common.add_argument(
+        "--app", action="append", default=[], help="module that registers job types (repeatable)"
+    )
+    return common
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", help="comma-separated statuses")
+    parser.add_argument("--type")
+    parser.add_argument("--group")
+    parser.add_argument("--queue")
+    parser.add_argument("--schedule-id")
+    parser.add_argument("--idempotency-key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    client, rt_opts = _client_options(), _runtime_options()
+
+    serve = sub.add_parser("serve", parents=[rt_opts], help="API, workers and scheduler")
+    serve.add_argument("--bind", default=BIND_DEFAULT, help="HOST:PORT (default %(default)s)")
+    serve.add_argument("--demo", action="store_true", help="demo job types and schedules")
+    serve.add_argument("--tokens", help="TOML file of bearer tokens (or $CALLBOARD_TOKENS)")
+    serve.add_argument("--insecure", action="store_true", help="allow no tokens off loopback")
+    serve.add_argument("--queue", action="append", default=[], help="NAME=CAPACITY")
+    serve.add_argument("--body-limit", type=int, help="largest request body in bytes")
+
+    worker = sub.add_parser("worker", parents=[rt_opts], help="workers only, no API")
+    worker.add_argument("--queues", help="run only these queues: a,b or a=4,b")
+    worker.add_argument("--demo", action="store_true", help="register the demo job types")
+
+    enqueue = sub.add_parser("enqueue", parents=[client], help="store a job")
+    enqueue.add_argument("type")
+    enqueue.add_argument("--params", help="params as a JSON object")
+    enqueue.add_argument("-p", "--param", action="append", help="one param: key=value")
+    enqueue.add_argument("--queue")
+    enqueue.add_argument("--priority", type=int)
+    enqueue.add_argument("--delay", type=float, help="seconds from now")
+    enqueue.add_argument("--at", help="ISO time with a zone, e.g. 2030-01-01T09:00:00Z")
+    enqueue.add_argument("--idempotency-key")
+    enqueue.add_argument("--timeout", type=float, help="the job's time limit in seconds")
+    enqueue.add_argument("--max-retries", type=int)
+    enqueue.add_argument("--lock-key")
+    enqueue.add_argument("--status-hook", help="URL told of each status change")
+    enqueue.add_argument("--wait", action="store_true", help="wait until it finishes")
+    enqueue.add_argument("--wait-timeout", type=float, help="give up waiting after seconds")
+
+    jobs = sub.add_parser("jobs", help="list, show, control and watch jobs")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[client], help="jobs, newest first")
+    _filters(listing)
+    listing.add_argument("--page", type=int, default=1)
+    listing.add_argument("--page-size", type=int, default=20)
+    actions.add_parser("show", parents=[client], help="one job").add_argument("id")
+    for action in CONTROL_ACTIONS:
+        actions.add_parser(action, parents=[client], help=f"{action} a job").add_argument("id")
+    logs = actions.add_parser("logs", parents=[client], help="a job's log")
+    logs.add_argument("id")
+    logs.add_argument("--level")
+    logs.add_argument("--since", help="ISO time with a zone")
+    logs.add_argument("--limit", type=int)
+    wait = actions.add_parser("wait", parents=[client], help="wait for a job to finish")
+    wait.add_argument("id")
+    wait.add_argument("--timeout", type=float)
+    watch = actions.add_parser("watch", parents=[client], help="live progress bars")
+    watch.add_argument("id", nargs="?", help="one job (default: every job)")
+    _filters(watch)
+    watch.add_argument("--limit", type=int, help="stop after this many jobs finished")
+
+    queues = sub.add_parser("queues", parents=[client], help="list, pause, resume, resize")
+    queue_actions = queues.add_subparsers(dest="action", metavar="ACTION")
+    queue_actions.add_parser("list", parents=[client])
+    for action in ("show", "pause", "resume"):
+        queue_actions.add_parser(action, parents=[client]).add_argument("name")
+    resize = queue_actions.add_parser("set-capacity", parents=[client])
+    resize.add_argument("name")
+    resize.add_argument("capacity", type=int)
+
+    schedules.add_parser(sub, client)
+
+    types = sub.add_parser("types", parents=[client], help="job types and their params")
+    types.add_argument("name", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("serve", "worker"):
+            return _serve(args)
+        return _client_command(args, out)
+    except ClientError as err:
+        return commands.fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _client_command(args: argparse.Namespace, out: TextIO) -> int:
+    url = args.url or os.environ.get(URL_ENV) or URL_DEFAULT
+    token = args.token or os.environ.get(TOKEN_ENV)
+    client = ApiClient(url, token)
+    try:
+        if args.command == "enqueue":
+            return commands.enqueue(client, args, out)
+        if args.command == "queues":
+            return commands.queues(client, args, out)
+        if args.command == "schedules":
+            return schedules.run(client, args, out)
+        if args.command == "types":
+            return commands.types(client, args, out)
+        return _jobs(client, args, out)
+    finally:
+        client.close()
+
+
+def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action in CONTROL_ACTIONS:
+        return commands.jobs_control(client, args, out)
+    handler = {
+        "list": commands.jobs_list,
+        "show": commands.jobs_show,
+        "logs": commands.jobs_logs,
+        "wait": commands.jobs_wait,
+        "watch": commands.jobs_watch,
+    }[args.action]
+    return handler(client, args, out)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    registry = _registry(args)
+    try:
+        hooks = make_hooks(registry, os.environ)
+        options = ServeOptions(db=args.db, bind=None, demo=args.demo)
+        if args.command == "serve":
+            options.bind = args.bind
+            options.tokens = tuple(load_tokens(args.tokens, os.environ))
+            options.insecure = args.insecure
+            options.body_limit = args.body_limit
+            options.queues = dict(_queue_spec(q) for q in args.queue)
+            options.routes = _app_routes(args.app)
+        else:
+            names = args.queues.split(",") if args.queues else None
+            options.queues = worker_queues(registry, names)
+        return anyio.run(run_service, registry, hooks, options, backend="trio")
+    except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
+        return commands.fail(str(err), EXIT_USAGE)
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    for name in args.app:
+        importlib.import_module(name)
+    registry = default_registry
+    if args.demo and "demo.count" not in {t.name for t in registry.types()}:
+        register_demo(registry)
+    return registry
+
+
+def _app_routes(names: list[str]) -> tuple[RouteAdder, ...]:
+    """``api_routes(api, state)`` of each ``--app`` module that defines one."""
+    found = (getattr(importlib.import_module(name), "api_routes", None) for name in names)
+    return tuple(add for add in found if callable(add))
+
+
+def _queue_spec(text: str) -> tuple[str, int]:
+    name, _, capacity = text.partition("=")
+    if not name or not capacity.isdigit():
+        raise ValueError(f"--queue wants NAME=CAPACITY, got {text!r}")
+    return name, int(capacity)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Harness
+
+pytestmark = pytest.mark.trio
+
+
+async def test_schedule_lifecycle_over_http(harness: Harness) -> None:
+    status, schedule = await harness.body(
+        "POST",
+        "/api/v1/schedules",
+        json={"job_type": "echo", "params": {"value": 1}, "every": "1 hour", "name": "hourly"},
+    )
+    assert status == 201, schedule
+    assert (schedule["name"], schedule["trigger"]["kind"]) == ("hourly", "interval")
+    path = f"/api/v1/schedules/{schedule['id']}"
+    status, found = await harness.body("GET", "/api/v1/schedules/hourly")
+    assert (status, found["id"]) == (200, schedule["id"])
+    status, paused = await harness.body("POST", path + "/pause")
+    assert (status, paused["paused"]) == (200, True)
+    status, resumed = await harness.body("PATCH", path, json={"paused": False})
+    assert (status, resumed["paused"]) == (200, False)
+    status, job = await harness.body("POST", path + "/trigger")
+    assert (status, job["schedule_id"], job["type"]) == (201, schedule["id"], "echo")
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"schedule_id": schedule["id"]})
+    assert [j["id"] for j in page["jobs"]] == [job["id"]]
+    _, listed = await harness.body("GET", "/api/v1/schedules")
+    assert [s["name"] for s in listed["schedules"]] == ["hourly"]
+    assert (await harness.call("DELETE", path)).status_code == 204
+    assert (await harness.call("GET", path)).status_code == 404
+
+
+async def test_schedules_are_admin_managed_and_tenant_scoped(harness: Harness) -> None:
+    body = {"job_type": "echo", "cron": "0 9 * * mon-fri", "tz": "Europe/Paris"}
+    status, _ = await harness.body("POST", "/api/v1/schedules", who="acme", json=body)
+    assert status == 403
+    status, schedule = await harness.body("POST", "/api/v1/schedules", json=body)
+    assert status == 201 and schedule["tenant_id"] is None
+    status, page = await harness.body("GET", "/api/v1/schedules", who="acme-viewer")
+    assert (status, page["schedules"]) == (200, [])
+    status, _ = await harness.body("GET", f"/api/v1/schedules/{schedule['id']}", who="acme")
+    assert status == 404
+
+
+async def test_bad_schedules_are_422_naming_the_problem(harness: Harness) -> None:
+    for body, words in [
+        ({"job_type": "echo"}, "every"),
+        ({"job_type": "echo", "cron": "61 * * * *"}, "cron"),
+        ({"job_type": "echo", "every": "1 hour", "tz": "Mars/Olympus"}, "Mars/Olympus"),
+        ({"job_type": "nope", "every": "1 hour"}, "nope"),
+        ({"job_type": "numbers", "every": "1 hour", "params": {"count": -1}}, "count"),
+    ]:
+        status, answer = await harness.body("POST", "/api/v1/schedules", json=body)
+        assert status == 422, (body, answer)
+        assert words in answer["message"], (body, answer)
