@@ -55,7 +55,10 @@ def _runtime_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=DATABASE_URL_DEFAULT, help="database URL")
     common.add_argument(
-        "--app", action="append", default=[], help="module that registers job types (repeatable)"
+        "--app",
+        action="append",
+        default=[],
+        help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
     return common
 
@@ -208,9 +211,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    for name in args.app:
-        importlib.import_module(name)
+    """The default registry, with what each ``--app`` module registers: on import
+    (``@job``), or through its ``register(registry)`` function if it has one."""
     registry = default_registry
+    for name in args.app:
+        module = importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(registry)
     if args.demo and "demo.count" not in {t.name for t in registry.types()}:
         register_demo(registry)
     return registry

@@ -160,3 +160,32 @@ async def test_bad_policy_is_refused_and_stores_nothing(
         with pytest.raises(ValueError, match="is not a directory"):
             await snapshots.create_policy(rt, policy(tree / "missing", daily=1))
         assert await rt.schedules() == []
+
+
+async def test_policies_over_http(
+    make_runtime: Callable[..., Runtime], registry: Registry, tree: Path
+) -> None:
+    from runtime.api import ApiConfig, create_app
+
+    snapshots.register(registry)
+    async with make_runtime(workers=False) as rt:
+        app = create_app(rt, ApiConfig(), extra_routes=[snapshots.api_routes])
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            body = {"name": "docs", "path": str(tree), "hourly": 24, "daily": 7}
+            created = await client.post("/api/v1/snapshot-policies", json=body)
+            assert created.status_code == 201
+            assert (await created.get_json())["next_runs"].keys() == {"hourly", "daily", "prune"}
+            listing = await (await client.get("/api/v1/snapshot-policies")).get_json()
+            assert [p["name"] for p in listing["policies"]] == ["docs"]
+            bad = await client.post("/api/v1/snapshot-policies", json={**body, "hourly": -1})
+            assert bad.status_code == 422
+            missing = await client.post(
+                "/api/v1/snapshot-policies", json={**body, "path": str(tree / "nope")}
+            )
+            assert missing.status_code == 422
+            assert (await client.get("/api/v1/snapshot-policies/docs")).status_code == 200
+            assert (await client.delete("/api/v1/snapshot-policies/docs")).status_code == 204
+            assert (await client.get("/api/v1/snapshot-policies/docs")).status_code == 404
+            spec = await (await client.get("/openapi.json")).get_json()
+            assert "/api/v1/snapshot-policies" in spec["paths"]

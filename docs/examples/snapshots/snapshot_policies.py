@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runtime import JobContext, Queue, Registry, Runtime, Schedule, ScheduleNotFound
 from runtime.retention import RetentionPolicy, plan_retention
@@ -273,3 +273,81 @@ async def take_snapshot(
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+# -- HTTP routes: ``callboard serve --app snapshot_policies`` mounts these ----------
+
+
+class PolicyList(BaseModel):
+    policies: list[dict[str, Any]]
+
+
+def api_routes(api: Any, state: Any) -> None:
+    """``POST/GET /api/v1/snapshot-policies`` and ``GET/DELETE .../{name}``."""
+    from runtime.api.auth import Role
+    from runtime.api.errors import ApiError, from_validation
+    from runtime.api.routing import Call, json_response
+
+    rt: Runtime = state.runtime
+    tag = "snapshot-policies"
+
+    @api.route(
+        "POST",
+        "/snapshot-policies",
+        summary="Create or replace a snapshot policy",
+        tag=tag,
+        role=Role.ADMIN,
+        body=SnapshotPolicy,
+        responses={201: None},
+        errors=(422,),
+    )
+    async def create(call: Call) -> Any:
+        """Its tiers' schedules and its prune schedule are created (or replaced)."""
+        body = call.body_as(SnapshotPolicy).model_dump(mode="json")
+        try:
+            view = await create_policy(rt, body, tenant_id=call.principal.tenant_id)
+        except ValidationError as err:
+            raise from_validation(err, "body") from err
+        except ValueError as err:
+            raise ApiError(422, "invalid_policy", str(err)) from err
+        return json_response(view, 201)
+
+    @api.route(
+        "GET",
+        "/snapshot-policies",
+        summary="List snapshot policies",
+        tag=tag,
+        responses={200: PolicyList},
+    )
+    async def listing(call: Call) -> Any:
+        """Every policy of the caller's tenant."""
+        policies = await list_policies(rt, tenant_id=call.principal.scope)
+        return json_response({"policies": policies})
+
+    @api.route(
+        "GET",
+        "/snapshot-policies/{name}",
+        summary="Read a snapshot policy",
+        tag=tag,
+        responses={200: None},
+        errors=(404,),
+    )
+    async def one(call: Call) -> Any:
+        """The policy, its next runs and the snapshots on disk."""
+        return json_response(
+            await get_policy(rt, call.path["name"], tenant_id=call.principal.scope)
+        )
+
+    @api.route(
+        "DELETE",
+        "/snapshot-policies/{name}",
+        summary="Delete a snapshot policy",
+        tag=tag,
+        role=Role.ADMIN,
+        responses={204: None},
+        errors=(404,),
+    )
+    async def remove(call: Call) -> Any:
+        """Stop snapshotting and pruning; the snapshots stay on disk."""
+        await delete_policy(rt, call.path["name"], tenant_id=call.principal.scope)
+        return json_response({}, 204)
