@@ -255,10 +255,10 @@ class Runtime(ControlMethods, ScheduleMethods):
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        queues, nxt = await self.store.write(Promote(self.clock.now()))
-        assert self._supervisor is not None
-        for queue in queues:
-            self._supervisor.wake(queue)
+        rows, nxt = await self.store.write(Promote(self.clock.now()))
+        for row in rows:
+            self._status_changed(row)
+            self._publish(row)
         return nxt  # type: ignore[no-any-return]
 
     async def _sweep(self) -> None:
@@ -292,6 +292,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         for job in rescued:
             if job.status is JobStatus.WAITING and self._supervisor is not None:
                 self._supervisor.wake(job.queue)
+            if job.row is not None:
+                self._publish(job.row)
 
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""

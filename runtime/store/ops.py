@@ -87,11 +87,11 @@ def _same_key(row: Row) -> Any:
 
 @dataclass(slots=True)
 class Promote:
-    """Move scheduled jobs that are due to waiting; report queues and the next due time."""
+    """Move scheduled jobs that are due to waiting; return them and the next due time."""
 
     now: float
 
-    def apply(self, conn: Connection) -> tuple[set[str], float | None]:
+    def apply(self, conn: Connection) -> tuple[list[Row], float | None]:
         moved = conn.execute(
             update(jobs)
             .where(jobs.c.status == JobStatus.SCHEDULED.value, jobs.c.scheduled_at <= self.now)
@@ -100,13 +100,13 @@ class Promote:
                 updated_at=self.now,
                 revision=jobs.c.revision + 1,
             )
-            .returning(jobs.c.queue)
+            .returning(*jobs.columns)
         )
-        queues = {r.queue for r in moved}
+        rows = [dict(r._mapping) for r in moved]
         nxt = conn.execute(
             select(func.min(jobs.c.scheduled_at)).where(jobs.c.status == JobStatus.SCHEDULED.value)
         ).scalar()
-        return queues, nxt
+        return rows, nxt
 
 
 _STOPPING = (JobStatus.CANCELING.value, JobStatus.SUSPENDING.value)
@@ -380,6 +380,7 @@ class Rescued:
     job_id: uuid.UUID
     queue: str
     status: JobStatus
+    row: Row | None = None  # the job as rescued (None: a job its lock kept waiting)
 
 
 @dataclass(slots=True)
@@ -447,13 +448,16 @@ class Rescue:
             values["finished_at"] = self.now
         if target is not JobStatus.CANCELED:
             values["error"] = message
-        conn.execute(
+        changed = conn.execute(
             update(jobs)
             .where(jobs.c.id == row.id, jobs.c.status == row.status)
             .values(**values, revision=jobs.c.revision + 1)
-        )
+            .returning(*jobs.columns)
+        ).first()
         append_logs(conn, [status_entry(row.id, self.now, f"{message}: now {target.value}")])
-        return Rescued(row.id, row.queue, target)
+        return Rescued(
+            row.id, row.queue, target, None if changed is None else dict(changed._mapping)
+        )
 
 
 def _pid_alive(pid: int) -> bool:

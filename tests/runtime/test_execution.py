@@ -139,3 +139,12 @@ async def test_progress_forms_details_and_eta(
     assert mid.eta is not None and mid.started_at is not None
     # Half done after ten seconds: ten more to go.
     assert (mid.eta - mid.started_at).total_seconds() == pytest.approx(20, abs=0.5)
+
+
+async def test_a_delayed_job_announces_when_it_becomes_due(
+    make_runtime: Callable[..., Runtime], journal: Journal, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime() as rt:
+        job = await rt.enqueue("echo", {"value": 1}, delay=60)
+        statuses = [e.status async for e in rt.events(job.id) if e.kind == "status"]
+    assert statuses == ["scheduled", "waiting", "running", "completed"]
