@@ -5,22 +5,41 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlmodel import SQLModel
 
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
+POSTGRES_POOL_SIZE_DEFAULT = 10
 
 
 def open_engine(url: str) -> Engine:
-    """Create the engine for ``url`` and the schema if it is missing."""
+    """Create the engine for ``url`` and the schema if it is missing.
+
+    ``sqlite:///path`` (the embedded default) or ``postgresql://...`` (psycopg 3;
+    several runtimes on several hosts may share it).
+    """
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        raise ValueError(f"unsupported database URL {url!r}: only sqlite:/// is supported yet")
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return _open_postgres(parsed.set(drivername="postgresql+psycopg"))
+    if backend != "sqlite":
+        raise ValueError(
+            f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
+        )
     if parsed.database in (None, "", ":memory:"):
         raise ValueError(f"{url!r}: an in-memory SQLite database cannot be shared; use a file")
     engine = create_engine(url, connect_args={"check_same_thread": False})
     _tune_sqlite(engine)
     SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def _open_postgres(url: URL) -> Engine:
+    engine = create_engine(url, pool_size=POSTGRES_POOL_SIZE_DEFAULT, pool_pre_ping=True)
+    with engine.begin() as conn:
+        # One schema creation at a time when several runtimes start together.
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+        SQLModel.metadata.create_all(conn)
     return engine
 
 
