@@ -41,8 +41,10 @@ async def test_exception_retries_with_backoff_then_succeeds(
     assert statuses[statuses.index("running") :] == [
         "running",
         "scheduled",
+        "waiting",  # due again after its backoff
         "running",
         "scheduled",
+        "waiting",
         "running",
         "completed",
     ]
