@@ -100,3 +100,16 @@ def progress_budget(reporting_seconds: Sequence[float], window_s: float) -> int:
 def ideal_sleepy_s(jobs: int, concurrency: int, sleep_s: float) -> float:
     """Shortest possible time to run ``jobs`` sleeps ``concurrency`` at a time."""
     return math.ceil(jobs / concurrency) * sleep_s
+
+
+def sleepy_metrics(step: Step, verified: int, elapsed: float) -> Metrics:
+    """The ``sleepy`` figures of every system: time, and how far from the ideal."""
+    jobs = step.size("jobs")
+    ideal = ideal_sleepy_s(jobs, step.size("concurrency"), step.setting("sleep_s"))
+    return {
+        JOBS: jobs,
+        VERIFIED: verified,
+        "elapsed_ms": elapsed * 1000,
+        "ideal_ms": ideal * 1000,
+        "x_ideal": elapsed / ideal,
+    }

@@ -26,10 +26,10 @@ from benchmarks.probe import (
     Metrics,
     Step,
     StepFunction,
-    ideal_sleepy_s,
     percentile,
     progress_budget,
     rss_mib,
+    sleepy_metrics,
 )
 from runtime import JobContext, Registry, Runtime
 
@@ -226,17 +226,10 @@ def _drain(step: Step) -> Metrics:
 
 def _sleepy(step: Step) -> Metrics:
     jobs = step.size("jobs")
-    ideal = ideal_sleepy_s(jobs, step.size("concurrency"), step.setting("sleep_s"))
 
     async def main() -> Metrics:
         verified, elapsed, _ = await _work_through(step)
-        return {
-            JOBS: jobs,
-            VERIFIED: verified,
-            "elapsed_ms": elapsed * 1000,
-            "ideal_ms": ideal * 1000,
-            "x_ideal": elapsed / ideal,
-        }
+        return sleepy_metrics(step, verified, elapsed)
 
     return _run(main, target=jobs)
 

@@ -25,9 +25,9 @@ from benchmarks.probe import (
     Metrics,
     Step,
     StepFunction,
-    ideal_sleepy_s,
     percentile,
     rss_mib,
+    sleepy_metrics,
     wait_until,
 )
 
@@ -172,15 +172,8 @@ def _drain(step: Step) -> Metrics:
 
 
 def _sleepy(step: Step) -> Metrics:
-    jobs, verified, elapsed = _run_to_completion(step)
-    ideal = ideal_sleepy_s(jobs, step.size("concurrency"), step.setting("sleep_s"))
-    return {
-        JOBS: jobs,
-        VERIFIED: verified,
-        "elapsed_ms": elapsed * 1000,
-        "ideal_ms": ideal * 1000,
-        "x_ideal": elapsed / ideal,
-    }
+    _jobs, verified, elapsed = _run_to_completion(step)
+    return sleepy_metrics(step, verified, elapsed)
 
 
 def _latency(step: Step) -> Metrics:

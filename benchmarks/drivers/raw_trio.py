@@ -13,9 +13,9 @@ from benchmarks.probe import (
     Metrics,
     Step,
     StepFunction,
-    ideal_sleepy_s,
     percentile,
     rss_mib,
+    sleepy_metrics,
 )
 
 
@@ -81,14 +81,7 @@ def _sleepy(step: Step) -> Metrics:
         return finished, time.perf_counter() - started
 
     verified, elapsed = trio.run(main)
-    ideal = ideal_sleepy_s(jobs, concurrency, sleep_s)
-    return {
-        JOBS: jobs,
-        VERIFIED: verified,
-        "elapsed_ms": elapsed * 1000,
-        "ideal_ms": ideal * 1000,
-        "x_ideal": elapsed / ideal,
-    }
+    return sleepy_metrics(step, verified, elapsed)
 
 
 def _latency(step: Step) -> Metrics:
