@@ -40,7 +40,8 @@ class JobContext:
         self._executor = executor
         self._state = state
         self._job = job
-        self._claimed = dict(state.row) if job is None else None  # ``job`` snapshots this
+        # ``job`` snapshots this; the executor replaces ``state.row`` rather than change it.
+        self._claimed = state.row if job is None else None
         self._log: JobLogger | None = None
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from actors import Claimed, Outcome
@@ -24,7 +25,6 @@ from runtime.outcomes import decide
 from runtime.registry import Registry
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
-from runtime.store.log_ops import AppendLogs
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 
 log = logging.getLogger("callboard.executor")
@@ -113,19 +113,40 @@ class Executor:
         )
         logs = take_logs([state])
         logs.append(_story(state.row, values, now))
-        self._store.submit(AppendLogs(logs, self.flusher.log_limit))
         pending = self._store.submit(
-            Finish(state.job_id, self._worker, values, state.row["lock_key"])
+            Finish(
+                state.job_id,
+                self._worker,
+                values,
+                state.row["lock_key"],
+                logs=logs,
+                log_limit=self.flusher.log_limit,
+            )
         )
-        return self._finished(pending, state)
+        pending.on_settled(partial(self._finished, state))
+        return pending.settled()
 
-    async def _finished(self, pending: Awaitable[FinishResult], state: RunState) -> None:
-        result = await pending
+    def _finished(
+        self, state: RunState, result: FinishResult | None, error: BaseException | None
+    ) -> None:
+        """Announce a recorded outcome (in the writer, as the commit settles)."""
+        if error is not None or result is None:
+            log.error("the outcome of job %s was not recorded", state.job_id, exc_info=error)
+            return
         if not result.done:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
             return
         revision = result.revision or state.row["revision"] + 1
-        self._publish_status({**state.row, **result.values, "revision": revision})
+        row = state.row
+        if self._bus.wants(state.job_id):
+            self._publish_status({**row, **result.values, "revision": revision})
+        else:  # the runtime's wake-ups need only these
+            status = result.values["status"]
+            self._on_status(
+                {"id": state.job_id, "status": status, "queue": row["queue"], "type": row["type"]}
+                if status != "scheduled"
+                else {**row, **result.values, "revision": revision}
+            )
         for queue in result.released:
             self._on_status({"status": "waiting", "queue": queue})
 
@@ -156,7 +177,8 @@ class Executor:
         now = self.clock.now()
         version = self._registry.get(state.row["type"]).version
         await self._store.write(SaveCheckpoint(state.job_id, self._worker, value, version, now))
-        state.row.update(checkpoint=value, checkpoint_version=version)
+        # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
+        state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
         if self._bus.wants(state.job_id):
             self._publish(state.row, "checkpoint")
 
@@ -165,7 +187,7 @@ class Executor:
         revision = await self._store.write(CheckIn(state.job_id, self._worker, message, now))
         if revision is None:
             return
-        state.row.update(check_in=message, revision=revision)
+        state.row = {**state.row, "check_in": message, "revision": revision}
         if self._bus.wants(state.job_id):
             self._publish(state.row, "check_in", message)
 

@@ -87,8 +87,7 @@ class Job(BaseModel):
 
 _TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at", "slot")
 _PLAIN = tuple(
-    (name, field.get_default(call_default_factory=True))
-    for name, field in Job.model_fields.items()
+    (name, field.get_default(call_default_factory=True)) for name, field in Job.model_fields.items()
 )
 
 

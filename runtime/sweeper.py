@@ -88,7 +88,7 @@ class PruneBeyond:
         finished = [s.value for s in TERMINAL]
         cutoff = conn.execute(
             select(jobs.c.finished_at)
-            .where(jobs.c.status.in_(finished))
+            .where(jobs.c.status.in_(finished), jobs.c.finished_at.is_not(None))
             .order_by(jobs.c.finished_at.desc())
             .limit(1)
             .offset(self.keep)

@@ -1,8 +1,9 @@
-"""Callboard on SQLite (or any store URL it accepts), through its public API only.
+"""Callboard on SQLite or PostgreSQL (whichever store URL it is given), through its
+public API only.
 
 Handlers report to an in-process probe (start times, a finished counter) so
 a step knows when to look; every figure is then confirmed by counting
-finished jobs in the store.
+finished jobs in the store with ``Runtime.count``, on either store.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import trio
 from pydantic import BaseModel
 
@@ -86,7 +88,7 @@ _probe = _Probe()
 
 @registry.job(name="noop", queue=QUEUE)
 async def noop(ctx: JobContext, params: Empty) -> None:
-    _probe.start(ctx.job.id)
+    _probe.start(ctx.id)
     _probe.finish()
 
 
@@ -107,9 +109,13 @@ async def report(ctx: JobContext, params: Report) -> None:
 
 @registry.job(name="hold", queue=HOLD_QUEUE)
 async def hold(ctx: JobContext, params: Empty) -> None:
-    _probe.start(ctx.job.id)
+    _probe.start(ctx.id)
     await _probe.release.wait()
     _probe.finish()
+
+
+_store = ""
+"""The URL of the store the step ran on, for ``versions()``."""
 
 
 def versions() -> dict[str, str]:
@@ -117,15 +123,26 @@ def versions() -> dict[str, str]:
         callboard = importlib.metadata.version("callboard")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
         callboard = "checkout"
-    return {"callboard": callboard, "sqlite": sqlite3.sqlite_version}
+    return {"callboard": callboard, **_store_version(_store)}
 
 
-def _run(main: Callable[[], Awaitable[Metrics]], target: int = 0) -> Metrics:
+def _store_version(store: str) -> dict[str, str]:
+    if store.startswith("postgresql"):
+        # After the step, so this connection is not in any figure.
+        with psycopg.connect(store) as connection:
+            version = connection.info.server_version  # e.g. 150020 for 15.20
+        return {"postgresql": f"{version // 10_000}.{version % 10_000}"}
+    return {"sqlite": sqlite3.sqlite_version}
+
+
+def _run(step: Step, main: Callable[[], Awaitable[Metrics]], target: int = 0) -> Metrics:
     async def with_probe() -> Metrics:
         global _probe
         _probe = _Probe(target=target)
         return await main()
 
+    global _store
+    _store = step.store
     return trio.run(with_probe)
 
 
@@ -167,7 +184,7 @@ def _enqueue_single(step: Step) -> Metrics:
             verified = await rt.count()
         return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
 
-    return _run(main)
+    return _run(step, main)
 
 
 def _enqueue_bulk(step: Step) -> Metrics:
@@ -181,7 +198,7 @@ def _enqueue_bulk(step: Step) -> Metrics:
             verified = await rt.count()
         return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
 
-    return _run(main)
+    return _run(step, main)
 
 
 def _prepare(job_type: str, params: Callable[[Step], Mapping[str, Any]]) -> StepFunction:
@@ -193,7 +210,7 @@ def _prepare(job_type: str, params: Callable[[Step], Mapping[str, Any]]) -> Step
                 await _enqueue_in_batches(rt, job_type, params(step), step.size("jobs"))
             return {}
 
-        return _run(main)
+        return _run(step, main)
 
     return prepare
 
@@ -221,7 +238,7 @@ def _drain(step: Step) -> Metrics:
         verified, elapsed, _ = await _work_through(step)
         return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
 
-    return _run(main, target=jobs)
+    return _run(step, main, target=jobs)
 
 
 def _sleepy(step: Step) -> Metrics:
@@ -231,7 +248,7 @@ def _sleepy(step: Step) -> Metrics:
         verified, elapsed, _ = await _work_through(step)
         return sleepy_metrics(step, verified, elapsed)
 
-    return _run(main, target=jobs)
+    return _run(step, main, target=jobs)
 
 
 def _progress(step: Step) -> Metrics:
@@ -250,7 +267,7 @@ def _progress(step: Step) -> Metrics:
             "writes_per_window": rows / budget,
         }
 
-    return _run(main, target=jobs)
+    return _run(step, main, target=jobs)
 
 
 def _latency(step: Step) -> Metrics:
@@ -276,7 +293,7 @@ def _latency(step: Step) -> Metrics:
             "p99_ms": percentile(latencies, 0.99) * 1000,
         }
 
-    return _run(main, target=jobs)
+    return _run(step, main, target=jobs)
 
 
 def _prepare_memory(step: Step) -> Metrics:
@@ -286,7 +303,7 @@ def _prepare_memory(step: Step) -> Metrics:
             await _enqueue_in_batches(rt, "hold", {}, step.size("running"))
         return {}
 
-    return _run(main)
+    return _run(step, main)
 
 
 def _idle(step: Step) -> Metrics:
@@ -300,7 +317,7 @@ def _idle(step: Step) -> Metrics:
             verified = await rt.count(status=["scheduled"])
         return {JOBS: stored, VERIFIED: verified, "rss_mib": rss}
 
-    return _run(main)
+    return _run(step, main)
 
 
 def _running(step: Step) -> Metrics:
@@ -315,7 +332,7 @@ def _running(step: Step) -> Metrics:
             verified = await _count_until(rt, "completed", jobs)
         return {JOBS: jobs, VERIFIED: verified, "rss_mib": rss}
 
-    return _run(main, target=jobs)
+    return _run(step, main, target=jobs)
 
 
 STEPS: dict[str, StepFunction] = {

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, select, text, update
+from sqlalchemy import Integer, String, bindparam, func, select, text, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from runtime.joblog import status_entry
@@ -113,7 +114,8 @@ class Claim:
         values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
         candidates: list[Row]
         if not blocked and fast.usable(conn):
-            candidates = fast.prepared(conn, "pick", _candidates).all(conn, values)
+            # Ids stay as the store spells them: no UUID objects for candidates passed over.
+            candidates = fast.prepared(conn, "pick", partial(_candidates, True)).all(conn, values)
         else:
             query = _candidates()
             if blocked:
@@ -144,7 +146,7 @@ class Claim:
         count = len(ids)
         rows: list[Row]
         if fast.usable(conn):
-            stmt = fast.prepared(conn, ("start", count), lambda: _start_update(count))
+            stmt = fast.prepared(conn, ("start", count), partial(_start_update, count, True))
             rows = stmt.all(conn, values)
         else:
             rows = [dict(r._mapping) for r in conn.execute(_start_update(count), values)]
@@ -185,12 +187,14 @@ def _paused_query() -> Any:
     return select(queue_states.c.paused).where(queue_states.c.name == bindparam("q"))
 
 
-def _candidates() -> Any:
-    """The due jobs of a queue, best first, whose lock key is free."""
+def _candidates(raw_ids: bool = False) -> Any:
+    """The due jobs of a queue, best first, whose lock key is free (``raw_ids``:
+    their ids as stored, unconverted)."""
     # Spelled as the partial index ux_callboard_jobs_lock_holder is, so SQLite reads it.
     held = select(jobs.c.lock_key).where(text(HOLDING_SQL))
+    job_id = type_coerce(jobs.c.id, String).label("id") if raw_ids else jobs.c.id
     return (
-        select(jobs.c.id, jobs.c.type, jobs.c.lock_key)
+        select(job_id, jobs.c.type, jobs.c.lock_key)
         .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
         .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
         .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
@@ -198,12 +202,14 @@ def _candidates() -> Any:
     )
 
 
-def _start_update(count: int) -> Any:
-    """Mark ``count`` picked jobs (binds ``id0``...) running for ``worker`` at ``now``."""
+def _start_update(count: int, raw_ids: bool = False) -> Any:
+    """Mark ``count`` picked jobs (binds ``id0``...; ``raw_ids``: as stored) running
+    for ``worker`` at ``now``."""
     now = bindparam("now", type_=jobs.c.started_at.type)
+    id_type = String() if raw_ids else jobs.c.id.type
     return (
         update(jobs)
-        .where(jobs.c.id.in_([bindparam(f"id{i}", type_=jobs.c.id.type) for i in range(count)]))
+        .where(jobs.c.id.in_([bindparam(f"id{i}", type_=id_type) for i in range(count)]))
         .values(
             status=JobStatus.RUNNING.value,
             attempt=jobs.c.attempt + 1,

@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select
@@ -17,10 +18,6 @@ from runtime.store.tables import job_logs
 
 Row = dict[str, Any]
 _insert_logs = fast.table_insert(job_logs, ("job_id", "at", "level", "message", "extra"))
-
-
-def _count_logs() -> Any:
-    return select(func.count()).select_from(job_logs).where(job_logs.c.job_id == bindparam("job"))
 
 
 def append_logs(conn: Connection, entries: list[Row]) -> None:
@@ -48,17 +45,55 @@ class AppendLogs:
         by_job: dict[uuid.UUID, list[Row]] = {}
         for entry in self.entries:
             by_job.setdefault(entry["job_id"], []).append(entry)
-        for job_id, items in by_job.items():
-            append_logs(conn, _within_limit(conn, job_id, items, self.limit))
+        append_bounded_logs(conn, [(job_id, items, self.limit) for job_id, items in by_job.items()])
         return len(self.entries)
 
 
-def _within_limit(conn: Connection, job_id: uuid.UUID, items: list[Row], limit: int) -> list[Row]:
-    if fast.usable(conn):
-        counted = fast.prepared(conn, "count_logs", _count_logs).execute(conn, {"job": job_id})
-        existing = counted.fetchone()[0]
-    else:
-        existing = conn.execute(_count_logs(), {"job": job_id}).scalar_one()
+def append_bounded_logs(conn: Connection, batches: list[tuple[uuid.UUID, list[Row], int]]) -> None:
+    """Append each job's ``(job_id, records, limit)``, trimming the oldest stored
+    records of a job that would go over its limit. One count and one insert for
+    the lot: the finishes of a writer batch share them."""
+    if not batches:
+        return
+    stored = _stored_counts(conn, [job_id for job_id, _, _ in batches])
+    kept: list[Row] = []
+    for job_id, items, limit in batches:
+        kept.extend(_within_limit(conn, job_id, items, limit, stored.get(job_id, 0)))
+    append_logs(conn, kept)
+
+
+_COUNT_CHUNK = 64
+
+
+def _stored_counts(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many records each job already has (jobs with none are absent)."""
+    counts: dict[uuid.UUID, int] = {}
+    for first in range(0, len(job_ids), _COUNT_CHUNK):
+        chunk = job_ids[first : first + _COUNT_CHUNK]
+        # Padded to a power of two with repeats, so few statement shapes get compiled.
+        size = 1 << (len(chunk) - 1).bit_length()
+        values = {f"id{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
+        if fast.usable(conn):
+            stmt = fast.prepared(conn, ("count_logs", size), partial(_count_logs, size))
+            rows = stmt.all(conn, values)
+        else:
+            rows = [dict(r._mapping) for r in conn.execute(_count_logs(size), values)]
+        counts.update((row["job_id"], row["stored"]) for row in rows)
+    return counts
+
+
+def _count_logs(size: int) -> Any:
+    ids = [bindparam(f"id{i}", type_=job_logs.c.job_id.type) for i in range(size)]
+    return (
+        select(job_logs.c.job_id, func.count().label("stored"))
+        .where(job_logs.c.job_id.in_(ids))
+        .group_by(job_logs.c.job_id)
+    )
+
+
+def _within_limit(
+    conn: Connection, job_id: uuid.UUID, items: list[Row], limit: int, existing: int
+) -> list[Row]:
     overflow = existing + len(items) - limit
     if overflow <= 0:
         return items

@@ -17,11 +17,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from runtime.errors import IllegalTransition, JobNotFound
-from runtime.joblog import status_entry
+from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import fast
 from runtime.store.claim import holder_of, release_lock
-from runtime.store.log_ops import append_logs
+from runtime.store.log_ops import append_bounded_logs, append_logs
 from runtime.store.tables import JOB_COLUMNS, jobs, queue_states, workers
 
 Row = dict[str, Any]
@@ -122,19 +122,34 @@ class FinishResult:
 
 @dataclass(slots=True)
 class Finish:
-    """Record the end of a run, if this worker still owns the job.
+    """Record the end of a run, if this worker still owns the job, with the log
+    records of its last moments (kept within ``log_limit`` per job).
 
     Returns whether it did, what it recorded, and the queues of jobs that its
-    lock kept waiting.
+    lock kept waiting. The writer applies a run of finishes together
+    (:meth:`apply_many`): their log records go in one statement.
     """
 
     job_id: uuid.UUID
     worker: str
     values: Row
     lock_key: str | None = None
-    inline_weight = 1
+    logs: list[Row] = field(default_factory=list)
+    log_limit: int = JOB_LOG_LIMIT_DEFAULT
+
+    @property
+    def inline_weight(self) -> int:
+        return 1 + len(self.logs)
 
     def apply(self, conn: Connection) -> FinishResult:
+        return Finish.apply_many(conn, [self])[0]
+
+    @staticmethod
+    def apply_many(conn: Connection, finishes: list[Finish]) -> list[FinishResult]:
+        append_bounded_logs(conn, [(f.job_id, f.logs, f.log_limit) for f in finishes if f.logs])
+        return [f._apply(conn) for f in finishes]
+
+    def _apply(self, conn: Connection) -> FinishResult:
         revision = None  # the fast path: one bump past the revision the caller knows
         if not self._record(conn, JobStatus.RUNNING, self.values):
             # Asked to stop meanwhile (maybe by another process): the request wins

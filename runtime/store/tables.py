@@ -176,7 +176,16 @@ Index(
     sqlite_where=_UNIQUE,
     postgresql_where=_UNIQUE,
 )
-Index("ix_callboard_jobs_finished", jobs.c.status, jobs.c.finished_at)
+# Partial: a job enters it once, when it finishes, instead of on every status
+# change (the sweeper's comparisons on finished_at imply the condition).
+_FINISHED = text("finished_at IS NOT NULL")
+Index(
+    "ix_callboard_jobs_finished",
+    jobs.c.status,
+    jobs.c.finished_at,
+    sqlite_where=_FINISHED,
+    postgresql_where=_FINISHED,
+)
 # Partial, so that storing a new job (not started yet) skips it; the rate-limit
 # query (started_at > ?) implies the condition.
 _STARTED = text("started_at IS NOT NULL")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,7 +46,9 @@ class Op(Protocol):
 
     An op may also say how many rows it touches, as ``inline_weight``
     (an int attribute or property): only such ops may commit on the event
-    loop. An op without it always runs on a worker thread.
+    loop. An op without it always runs on a worker thread. A class may offer
+    ``apply_many(conn, ops) -> results`` to apply neighbouring ops of its kind
+    in one go.
     """
 
     def apply(self, conn: Connection) -> Any: ...
@@ -59,7 +61,7 @@ class _Busy(Exception):
 class Pending:
     """The answer to one submitted write."""
 
-    __slots__ = ("_done", "_settled", "error", "op", "result")
+    __slots__ = ("_done", "_on_settled", "_settled", "error", "op", "result")
 
     def __init__(self, op: Op) -> None:
         self.op = op
@@ -67,18 +69,30 @@ class Pending:
         self.error: BaseException | None = None
         self._settled = False
         self._done: anyio.Event | None = None  # made only if someone waits before the commit
+        self._on_settled: Callable[[Any, BaseException | None], None] | None = None
+
+    def on_settled(self, callback: Callable[[Any, BaseException | None], None]) -> None:
+        """Call ``callback(result, error)`` in the writer once the write is settled
+        (committed or failed), before any waiter wakes. It must not raise."""
+        self._on_settled = callback
 
     def _settle(self, result: Any, error: BaseException | None) -> None:
         self.result, self.error = result, error
         self._settled = True
+        if self._on_settled is not None:
+            self._on_settled(result, error)
         if self._done is not None:
             self._done.set()
 
-    async def wait(self) -> Any:
+    async def settled(self) -> None:
+        """Wait until the write is settled, without raising its error."""
         if not self._settled:
             if self._done is None:
                 self._done = anyio.Event()
             await self._done.wait()
+
+    async def wait(self) -> Any:
+        await self.settled()
         if self.error is not None:
             raise self.error
         return self.result
@@ -277,9 +291,7 @@ class StoreWriter:
     ) -> list[tuple[Any, BaseException | None]]:
         try:
             with self._transaction(conn):
-                results: list[tuple[Any, BaseException | None]] = [
-                    (p.op.apply(conn), None) for p in batch
-                ]
+                results = _apply_all(conn, batch)
         except _Busy:
             return []
         except Exception:
@@ -308,6 +320,28 @@ class StoreWriter:
     def _count(self, transactions: int, operations: int) -> None:
         self._transactions += transactions
         self._operations += operations
+
+
+def _apply_all(conn: Connection, batch: list[Pending]) -> list[tuple[Any, BaseException | None]]:
+    """Apply ``batch`` in order. A run of neighbouring ops of one class that has
+    ``apply_many(conn, ops)`` (finishes, say) is applied in one call, which may
+    share statements between them; their order is kept."""
+    results: list[tuple[Any, BaseException | None]] = []
+    index = 0
+    while index < len(batch):
+        op = batch[index].op
+        apply_many = getattr(type(op), "apply_many", None)
+        end = index + 1
+        if apply_many is not None:
+            while end < len(batch) and type(batch[end].op) is type(op):
+                end += 1
+        if apply_many is not None and end - index > 1:
+            answers = apply_many(conn, [p.op for p in batch[index:end]])
+            results.extend((answer, None) for answer in answers)
+        else:
+            results.append((op.apply(conn), None))
+        index = end
+    return results
 
 
 def _is_busy(err: Exception) -> bool:
