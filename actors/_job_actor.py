@@ -8,10 +8,11 @@ interruption point and its ``finally`` blocks run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
-import anyio
-
+from actors import _native as native
 from actors._messages import CONTROL_ENDINGS, Claimed, Control, Ended, Outcome
+from actors._native import CancelScope
 from actors._protocols import JobRunner
 
 
@@ -23,7 +24,7 @@ class JobHandle:
     def __init__(self, job: Claimed) -> None:
         self.job = job
         self.control: Control | None = None
-        self._scope: anyio.CancelScope | None = None
+        self._scope: CancelScope | None = None
 
     def tell(self, control: Control) -> bool:
         """Deliver a control request; the first one wins, except that a cancel
@@ -36,29 +37,41 @@ class JobHandle:
             self._scope.cancel()
         return True
 
-    def _attach(self, scope: anyio.CancelScope) -> None:
+    def _attach(self, scope: CancelScope) -> None:
         self._scope = scope
         if self.control is not None:  # told before it started
             scope.cancel()
 
 
-async def run_job(job: Claimed, runner: JobRunner, handle: JobHandle) -> Outcome:
-    """Run ``job`` to an outcome. Never raises for the handler's errors."""
-    started = anyio.current_time()
+async def run_job(
+    job: Claimed,
+    runner: JobRunner,
+    handle: JobHandle,
+    *,
+    cancel_scope: Callable[[float], CancelScope] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Outcome:
+    """Run ``job`` to an outcome. Never raises for the handler's errors.
+
+    ``cancel_scope`` and ``clock`` are the running loop's (see ``_native``);
+    a queue actor looks them up once rather than for every job.
+    """
+    now = clock or native.clock()
+    started = now()
     deadline = started + job.timeout if job.timeout else math.inf
     returned, value, error = False, None, None
-    with anyio.CancelScope(deadline=deadline) as scope:
+    with (cancel_scope or native.cancel_scope_factory())(deadline) as scope:
         handle._attach(scope)
         try:
             value = await runner.run(job)
             returned = True
         except Exception as exc:  # the handler's failure is an outcome, not a crash
             error = exc
-    duration = anyio.current_time() - started
+    duration = now() - started
     if returned:
         return Outcome(job, Ended.RETURNED, value=value, duration=duration)
     if scope.cancel_called and handle.control is not None:
         return Outcome(job, CONTROL_ENDINGS[handle.control], error=error, duration=duration)
-    if scope.cancel_called and anyio.current_time() >= deadline:
+    if scope.cancel_called and now() >= deadline:
         return Outcome(job, Ended.TIMED_OUT, error=error, duration=duration)
     return Outcome(job, Ended.RAISED, error=error, duration=duration)

@@ -8,11 +8,12 @@ processes). It never busy-polls.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, MutableMapping
+from collections.abc import Callable, Hashable, MutableMapping
 
 import anyio
 from anyio.abc import TaskStatus
 
+from actors import _native as native
 from actors._job_actor import JobHandle, run_job
 from actors._messages import Claimed
 from actors._protocols import JobRunner, JobSource, OutcomeSink
@@ -46,6 +47,8 @@ class QueueActor:
         self._claiming = True
         self._wake = anyio.Event()
         self.finished = anyio.Event()
+        self._cancel_scope: Callable[[float], native.CancelScope] | None = None
+        self._clock: Callable[[], float] | None = None
 
     @property
     def running(self) -> int:
@@ -67,14 +70,16 @@ class QueueActor:
         self._wake.set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._cancel_scope = native.cancel_scope_factory()
+        self._clock = native.clock()
         try:
-            async with anyio.create_task_group() as tg:
+            async with native.task_group() as tg:
                 task_status.started()
                 await self._produce(tg)
         finally:
             self.finished.set()
 
-    async def _produce(self, tg: anyio.abc.TaskGroup) -> None:
+    async def _produce(self, tg: native.TaskGroup) -> None:
         while True:
             self._wake = anyio.Event()  # before the checks: a wake after them is not lost
             if not self._claiming:
@@ -98,7 +103,9 @@ class QueueActor:
         handle = JobHandle(job)
         self._handles[job.id] = handle
         try:
-            outcome = await run_job(job, self._runner, handle)
+            outcome = await run_job(
+                job, self._runner, handle, cancel_scope=self._cancel_scope, clock=self._clock
+            )
         finally:
             self._handles.pop(job.id, None)
         durable = self._sink.finish(outcome)

@@ -58,7 +58,7 @@ def prepared(
 class Prepared:
     """One compiled statement: SQL text, parameter order and type processors."""
 
-    __slots__ = ("_defaults", "_names", "_procs", "_results", "sql")
+    __slots__ = ("_binds", "_names", "_results", "sql")
 
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
@@ -72,26 +72,35 @@ class Prepared:
         self._names = tuple(names)
         if "POSTCOMPILE" in self.sql:
             raise ValueError(f"IN lists cannot be prepared: {self.sql}")
-        self._procs: tuple[Processor, ...] = tuple(
-            _quick(binds[n].type._cached_bind_processor(dialect)) for n in names
-        )
         # Unchecked: most parameters have no value until execution.
         constants = compiled.construct_params(_check=False) or {}  # type: ignore[call-arg]
-        self._defaults: dict[str, Any] = {n: constants.get(n) for n in names}
-        self._results: dict[str, Processor] = {}
+        # Per parameter: its name, the statement's own value, its processor and
+        # what that makes of None (computed once: JSON turns None into 'null').
+        self._binds: tuple[tuple[str, Any, Processor, Any], ...] = tuple(
+            (n, constants.get(n), proc, None if proc is None else proc(None))
+            for n in names
+            for proc in (binds[n].type._cached_bind_processor(dialect),)
+        )
+        self._results: dict[str, Callable[[Any], Any]] = {}
         for column in getattr(stmt, "_returning", ()) or getattr(stmt, "selected_columns", ()):
             if hasattr(column, "type") and hasattr(column, "name"):
                 proc = column.type._cached_result_processor(dialect, None)
                 if proc is not None:
-                    self._results[column.name] = _quick_result(proc)
+                    self._results[column.name] = proc
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         """The positional parameters for ``values`` (missing names take the statement's)."""
-        defaults = self._defaults
-        out = []
-        for name, proc in zip(self._names, self._procs, strict=True):
-            value = values[name] if name in values else defaults[name]
-            out.append(value if proc is None else proc(value))
+        out: list[Any] = []
+        append = out.append
+        get = values.get
+        for name, default, proc, none in self._binds:
+            value = get(name, default)
+            if proc is None:
+                append(value)
+            elif value is None:
+                append(none)
+            else:
+                append(proc(value))
         return out
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
@@ -102,40 +111,24 @@ class Prepared:
         return dbapi(conn).executemany(self.sql, [self.params(r) for r in rows])
 
     def rows(self, cursor: Any) -> list[Row]:
-        """The cursor's rows as dicts, with result processing (UUIDs, JSON, booleans)."""
+        """The cursor's rows as dicts, with result processing (UUIDs, JSON, booleans);
+        NULL and JSON 'null' (most JSON columns of a job hold it) stay None."""
         names = [d[0] for d in cursor.description]
-        procs = [(n, p) for n in names if (p := self._results.get(n)) is not None]
+        procs = [(i, n, p) for i, n in enumerate(names) if (p := self._results.get(n)) is not None]
         out = []
         for raw in cursor.fetchall():
             row = dict(zip(names, raw, strict=True))
-            for name, proc in procs:
-                row[name] = proc(row[name])
+            for index, name, proc in procs:
+                value = raw[index]
+                if value is not None and value != "null":
+                    row[name] = proc(value)
+                elif value is not None:
+                    row[name] = None
             out.append(row)
         return out
 
     def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Row]:
         return self.rows(self.execute(conn, values))
-
-
-def _quick(proc: Processor) -> Processor:
-    """``proc`` with its answer for None computed once (JSON turns None into 'null')."""
-    if proc is None:
-        return None
-    none = proc(None)
-
-    def process(value: Any) -> Any:
-        return none if value is None else proc(value)
-
-    return process
-
-
-def _quick_result(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``proc`` that skips NULL and JSON 'null' (most JSON columns of a job hold it)."""
-
-    def process(value: Any) -> Any:
-        return None if value is None or value == "null" else proc(value)
-
-    return process
 
 
 def table_insert(table: Table, columns: Sequence[str]) -> Callable[[], ClauseElement]:

@@ -1,0 +1,58 @@
+"""Trio's own primitives when the engine runs under trio; anyio's elsewhere.
+
+The engine spawns a task and opens a cancel scope for every job. On trio,
+anyio's wrappers around these cost more than the primitives themselves (its
+task groups give each task a cancel scope of its own), so the per-job path
+uses trio directly there. The semantics are trio's either way: anyio's trio
+backend is these same objects underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, Protocol
+
+import anyio
+import sniffio
+import trio
+
+
+class TaskGroup(Protocol):
+    def start_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
+    ) -> None: ...
+
+
+class CancelScope(AbstractContextManager[Any], Protocol):
+    def cancel(self) -> None: ...
+
+    @property
+    def cancel_called(self) -> bool: ...
+
+
+def on_trio() -> bool:
+    try:
+        return sniffio.current_async_library() == "trio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+def task_group() -> AbstractAsyncContextManager[TaskGroup]:
+    """A task group for many short-lived tasks."""
+    if on_trio():
+        return trio.open_nursery()
+    group: AbstractAsyncContextManager[Any] = anyio.create_task_group()
+    return group
+
+
+def cancel_scope_factory() -> Callable[[float], CancelScope]:
+    """Makes a cancel scope with a deadline on the running loop's clock."""
+    if on_trio():
+        return lambda deadline: trio.CancelScope(deadline=deadline)
+    return lambda deadline: anyio.CancelScope(deadline=deadline)
+
+
+def clock() -> Callable[[], float]:
+    """The running loop's clock (what cancel scope deadlines are measured on)."""
+    return trio.current_time if on_trio() else anyio.current_time
