@@ -66,20 +66,24 @@ class Job(BaseModel):
         What ``model_construct`` does, minus its per-field default handling:
         a store row carries every column, so only absent names take defaults.
         """
-        values: dict[str, Any] = {}
-        for name, default in _PLAIN:  # in field order: dumps and reprs keep it
-            if name in _TIMES:
-                epoch = row.get(name)
-                values[name] = None if epoch is None else datetime.fromtimestamp(epoch, UTC)
-            else:
-                values[name] = row.get(name, default)
-        values["status"] = JobStatus(row["status"])
-        values["errors"] = row.get("errors") or []
-        values["params"] = row.get("params") or {}
+        get = row.get
+        values: dict[str, Any] = {name: get(name, default) for name, default in _PLAIN}
+        for name in _TIMES:  # keys already in field order: dumps and reprs keep it
+            epoch = values[name]
+            if epoch is not None:
+                values[name] = datetime.fromtimestamp(epoch, UTC)
+        values["status"] = _STATUSES[row["status"]]
+        values["errors"] = values["errors"] or []
+        values["params"] = values["params"] or {}
         job = cls.__new__(cls)
         _set = object.__setattr__
         _set(job, "__dict__", values)
-        _set(job, "__pydantic_fields_set__", {name for name in values if name in row})
+        whole = row.keys() >= _FIELD_SET
+        _set(
+            job,
+            "__pydantic_fields_set__",
+            set(_FIELD_SET if whole else filter(row.__contains__, values)),
+        )
         _set(job, "__pydantic_extra__", None)
         _set(job, "__pydantic_private__", None)
         return job
@@ -89,6 +93,8 @@ _TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "upd
 _PLAIN = tuple(
     (name, field.get_default(call_default_factory=True)) for name, field in Job.model_fields.items()
 )
+_FIELD_SET = frozenset(Job.model_fields)
+_STATUSES = {status.value: status for status in JobStatus}
 
 
 EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in"]

@@ -55,10 +55,23 @@ def prepared(
     return found
 
 
+_VARIANTS_MAX = 256
+"""Spellings of one statement kept, by which of its parameters are None."""
+
+
+class Executed:
+    """What an ``executemany`` did."""
+
+    __slots__ = ("rowcount",)
+
+    def __init__(self, rowcount: int) -> None:
+        self.rowcount = rowcount
+
+
 class Prepared:
     """One compiled statement: SQL text, parameter order and type processors."""
 
-    __slots__ = ("_binds", "_names", "_results", "sql")
+    __slots__ = ("_binds", "_names", "_pieces", "_results", "_variants", "sql")
 
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
@@ -81,6 +94,11 @@ class Prepared:
             for n in names
             for proc in (binds[n].type._cached_bind_processor(dialect),)
         )
+        # The SQL split at its placeholders, to spell a None parameter as NULL
+        # (see ``_statement``); None when a '?' could be something else.
+        pieces = self.sql.split("?")
+        self._pieces = pieces if len(pieces) == len(names) + 1 else None
+        self._variants: dict[tuple[int, ...], str] = {}
         self._results: dict[str, Callable[[Any], Any]] = {}
         for column in getattr(stmt, "_returning", ()) or getattr(stmt, "selected_columns", ()):
             if hasattr(column, "type") and hasattr(column, "name"):
@@ -105,10 +123,43 @@ class Prepared:
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
-        return dbapi(conn).execute(self.sql, self.params(values))
+        sql, params = self._statement(self.params(values))
+        return dbapi(conn).execute(sql, params)
 
-    def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Any:
-        return dbapi(conn).executemany(self.sql, [self.params(r) for r in rows])
+    def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Executed:
+        """Run for each of ``rows``; returns how many rows the runs changed."""
+        groups: dict[str, list[list[Any]]] = {}
+        for row in rows:
+            sql, params = self._statement(self.params(row))
+            groups.setdefault(sql, []).append(params)
+        raw = dbapi(conn)
+        return Executed(sum(raw.executemany(sql, group).rowcount for sql, group in groups.items()))
+
+    def _statement(self, params: list[Any]) -> tuple[str, list[Any]]:
+        """The SQL and parameters to run, with every None parameter written as NULL.
+
+        Python's sqlite3 binds None by way of its adapter lookup, which fails
+        with an exception each time: a hot statement with many NULLs (a new
+        job row has dozens) spends most of its time there. ``x = NULL`` in
+        SQL is what binding None to ``x = ?`` gives, so nothing else changes.
+        """
+        if self._pieces is None or None not in params:
+            return self.sql, params
+        nulls = tuple(i for i, value in enumerate(params) if value is None)
+        sql = self._variants.get(nulls)
+        if sql is None:
+            sql = self._spell_nulls(nulls)
+        return sql, [value for value in params if value is not None]
+
+    def _spell_nulls(self, nulls: tuple[int, ...]) -> str:
+        assert self._pieces is not None
+        marks = ["?"] * (len(self._pieces) - 1)
+        for index in nulls:
+            marks[index] = "NULL"
+        sql = "".join(piece + mark for piece, mark in zip(self._pieces, [*marks, ""], strict=True))
+        if len(self._variants) < _VARIANTS_MAX:
+            self._variants[nulls] = sql
+        return sql
 
     def rows(self, cursor: Any) -> list[Row]:
         """The cursor's rows as dicts, with result processing (UUIDs, JSON, booleans);
