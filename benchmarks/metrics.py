@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 LimitKind = Literal["store", "engine", "combined"]
-"""Which limit a figure is held against: the store alone (raw_sqlite), the
+"""Which limit a figure is held against: the store alone (raw_sqlite, raw_psycopg), the
 engine alone (raw_trio), or both in series, 1 / (1/store + 1/engine)."""
 
 Against = Literal["value", "peer", "limit"]

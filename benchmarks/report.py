@@ -1,9 +1,10 @@
 """The markdown tables of ``docs/benchmarks.md``, rendered from ``latest.json``.
 
-One table per store (SQLite now, PostgreSQL later) with that store's limit,
-the engine's limit (raw_trio, which has no store), the peers on that store
-and Callboard on it. Every figure is a median; ratios divide Callboard's
-figure by the other's.
+One table per store (SQLite, PostgreSQL) with that store's limit (raw_sqlite,
+raw_psycopg), the engine's limit (raw_trio, which has no store, so both
+tables show the same figures), the peers on that store and Callboard on it.
+Every figure is a median; ratios divide Callboard's figure by the other's.
+Only the SQLite table has a bar column: issue 3 sets no bars on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,19 +25,33 @@ Document = Mapping[str, Any]
 
 def render(document: Document) -> str:
     lines = ["## Results", "", _provenance(document), ""]
-    for store in _stores(document):
-        title = _STORE_TITLES.get(store, store)
-        lines += [f"### {title}", "", *_Table.of(document, store).lines(), ""]
+    tables = [_Table.of(document, store) for store in _stores(document)]
+    for table in tables:
+        lines += [f"### {_title(table.store)}", "", *table.lines(), ""]
     lines += [
         "Ratios divide Callboard's median by the other's: for jobs/s higher is better,",
         "for everything else lower is better. The limit of `drain` is",
-        "1 / (1/raw_sqlite + 1/raw_trio): claiming and completing in the store, and",
+        f"{_drain_limits(tables)}: claiming and completing in the store, and",
         "spawning tasks, in series.",
         "",
         *_not_applicable_notes(document),
         *_error_notes(document),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _title(store: str) -> str:
+    return _STORE_TITLES.get(store, store)
+
+
+def _drain_limits(tables: list[_Table]) -> str:
+    """The combined drain limit of each table, named after its store's limit."""
+    formulas = [
+        (f"1 / (1/{table.store_limit or 'store limit'} + 1/{table.engine_limit or 'raw_trio'})")
+        + (f" on {_title(table.store)}" if len(tables) > 1 else "")
+        for table in tables
+    ]
+    return " and ".join(formulas)
 
 
 def _provenance(document: Document) -> str:
@@ -89,6 +104,10 @@ class _Table:
         )
 
     @property
+    def shows_bars(self) -> bool:
+        return self.store == BAR_STORE
+
+    @property
     def systems(self) -> tuple[str, ...]:
         limits = (self.store_limit, self.engine_limit)
         return (*(name for name in limits if name), *self.peers, *self.subjects)
@@ -97,7 +116,8 @@ class _Table:
         header = ["workload", "metric", *self.systems, "limit"]
         for subject in self.subjects:
             header += [f"{subject} / {peer}" for peer in self.peers] + [f"{subject} / limit"]
-        header.append("bar (issue 3)")
+        if self.shows_bars:
+            header.append("bar (issue 3)")
         rows = [header, ["---"] * len(header)]
         rows += [self.row(m) for m in METRICS if m.workload in self.document["workloads"]]
         return ["| " + " | ".join(row) + " |" for row in rows]
@@ -111,7 +131,8 @@ class _Table:
             mine = self.value(subject, metric)
             row += [_ratio(mine, self.value(peer, metric)) for peer in self.peers]
             row.append(_ratio(mine, None if limit is None else limit[0]))
-        row.append(self.bars(metric, limit))
+        if self.shows_bars:
+            row.append(self.bars(metric, limit))
         return row
 
     def value(self, system: str, metric: Metric) -> float | None:
@@ -145,7 +166,7 @@ class _Table:
         return None if value is None or system is None or value == 0 else (value, system)
 
     def bars(self, metric: Metric, limit: tuple[float, str] | None) -> str:
-        if not metric.bars or self.store != BAR_STORE or not self.subjects:
+        if not metric.bars or not self.subjects:
             return ""
         mine = self.value(self.subjects[0], metric)
         return "; ".join(self.bar(bar, metric, mine, limit) for bar in metric.bars)

@@ -23,7 +23,7 @@ from benchmarks.child import RESULT_PREFIX
 from benchmarks.environments import InstallFailed
 from benchmarks.probe import JOBS, VERIFIED
 from benchmarks.results import Outcome
-from benchmarks.stores import StoreUnavailable, provision
+from benchmarks.stores import StoreKind, StoreUnavailable, check, provision
 from benchmarks.systems import System
 from benchmarks.workloads import PREPARE, Workload
 
@@ -88,9 +88,13 @@ def run(plan: Plan, log: Log) -> dict[str, Any]:
 def _interpreters(plan: Plan, log: Log) -> dict[str, Path | str]:
     """The python each system runs under, or why it cannot run."""
     found: dict[str, Path | str] = {}
+    stores = _store_problems(plan, log)
     for system in plan.systems:
         environment = system.environment
-        if environment is None:
+        if stores.get(system.store) is not None:
+            # Checked first: no point installing a peer that has nothing to run on.
+            found[system.name] = f"store unavailable: {stores[system.store]}"
+        elif environment is None:
             found[system.name] = Path(sys.executable)
         elif environment.is_ready():
             found[system.name] = environment.python()
@@ -102,6 +106,20 @@ def _interpreters(plan: Plan, log: Log) -> dict[str, Path | str]:
             except InstallFailed as error:
                 found[system.name] = f"install failed: {error}"
     return found
+
+
+def _store_problems(plan: Plan, log: Log) -> dict[StoreKind, str | None]:
+    """Each store kind the plan needs, mapped to why it cannot be provisioned (or None)."""
+    problems: dict[StoreKind, str | None] = {}
+    for kind in dict.fromkeys(system.store for system in plan.systems):
+        try:
+            check(kind)
+        except StoreUnavailable as error:
+            log(f"{kind} systems are n/a: {error}")
+            problems[kind] = str(error)
+        else:
+            problems[kind] = None
+    return problems
 
 
 def _outcome(system: System, workload: Workload, python: Path | str) -> Outcome:

@@ -4,12 +4,10 @@ A system names the driver module its child processes import, the store it
 needs and the interpreter it runs under. Workloads (or single steps) a system
 cannot do are declared here with the reason, and reported as "n/a".
 
-Adding a peer (procrastinate, pgqueuer, raw psycopg with FOR UPDATE SKIP
-LOCKED): write ``benchmarks/drivers/<name>.py`` with its ``STEPS``, give it an
-``Environment`` with its pinned requirements, and ``store="postgresql"`` once
-``stores.provision`` can create PostgreSQL databases. A raw psycopg limit gets
-``role="limit"``; the report then uses it as the store limit of the
-PostgreSQL table, as raw_sqlite is for the SQLite one.
+Adding a peer: write ``benchmarks/drivers/<name>.py`` with its ``STEPS`` and
+give it an ``Environment`` with its pinned requirements. A store's limit has
+``role="limit"``: the report uses it as the limit of that store's table
+(raw_sqlite for SQLite, raw_psycopg for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,9 +22,22 @@ from benchmarks.stores import StoreKind
 Role = Literal["limit", "peer", "subject"]
 
 HUEY_ENVIRONMENT = Environment(name="huey", requirements=("huey==3.5.4",))
+# psycopg's C build, as Callboard has: procrastinate alone pulls in the pure-Python one.
+PROCRASTINATE_ENVIRONMENT = Environment(
+    name="procrastinate", requirements=("procrastinate==3.10.0", "psycopg[binary]==3.3.9")
+)
+PGQUEUER_ENVIRONMENT = Environment(
+    name="pgqueuer", requirements=("pgqueuer==1.6.0", "asyncpg==0.32.0")
+)
 
 _NO_STORE = "no store: the limit of trio alone"
 _NO_EXECUTOR = "no executor: the limit of the store alone"
+_STORE_LIMIT_NOT_APPLICABLE = {
+    "latency": _NO_EXECUTOR,
+    "sleepy": _NO_EXECUTOR,
+    "progress": _NO_EXECUTOR,
+    "memory.running": _NO_EXECUTOR,
+}
 
 
 @dataclass(frozen=True)
@@ -58,12 +69,7 @@ SYSTEMS: tuple[System, ...] = (
         driver="raw_sqlite",
         summary="sqlite3 alone: a jobs table, WAL, synchronous=NORMAL, "
         "claim and complete 100 jobs per transaction",
-        not_applicable={
-            "latency": _NO_EXECUTOR,
-            "sleepy": _NO_EXECUTOR,
-            "progress": _NO_EXECUTOR,
-            "memory.running": _NO_EXECUTOR,
-        },
+        not_applicable=_STORE_LIMIT_NOT_APPLICABLE,
     ),
     System(
         name="raw_trio",
@@ -93,6 +99,42 @@ SYSTEMS: tuple[System, ...] = (
         store="sqlite",
         driver="callboard",
         summary="Callboard on SQLite through its public API",
+    ),
+    System(
+        name="raw_psycopg",
+        role="limit",
+        store="postgresql",
+        driver="raw_psycopg",
+        summary="psycopg 3 alone: a jobs table, enqueue by autocommit INSERT or COPY, "
+        "claim 100 jobs per transaction with FOR UPDATE SKIP LOCKED, complete them in another",
+        not_applicable=_STORE_LIMIT_NOT_APPLICABLE,
+    ),
+    System(
+        name="procrastinate",
+        role="peer",
+        store="postgresql",
+        driver="procrastinate_pg",
+        summary="procrastinate's App on its PsycopgConnector, an async worker "
+        "with the workload's concurrency",
+        environment=PROCRASTINATE_ENVIRONMENT,
+        not_applicable={"progress": "procrastinate has no progress API"},
+    ),
+    System(
+        name="pgqueuer",
+        role="peer",
+        store="postgresql",
+        driver="pgqueuer_pg",
+        summary="pgqueuer's PgQueuer on asyncpg, batch size and concurrency limit "
+        "set to the workload's concurrency",
+        environment=PGQUEUER_ENVIRONMENT,
+        not_applicable={"progress": "pgqueuer has no progress API"},
+    ),
+    System(
+        name="callboard_pg",
+        role="subject",
+        store="postgresql",
+        driver="callboard",
+        summary="Callboard on PostgreSQL through its public API",
     ),
 )
 

@@ -1,13 +1,16 @@
 """Every workload at a tiny scale, so the harness cannot rot. Nothing here is timed.
 
-huey runs only when its virtualenv is already installed: the suite must not
-depend on installing a peer from PyPI.
+Peers (huey, procrastinate, pgqueuer) run only when their virtualenv is
+already installed: the suite must not depend on installing a peer from PyPI.
+The PostgreSQL systems run only when ``CALLBOARD_TEST_POSTGRES_URL`` names a
+server; the harness then creates (and drops) its databases there.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +19,30 @@ from typing import Any
 import pytest
 
 import benchmarks
-from benchmarks import cli, page
-from benchmarks.systems import HUEY_ENVIRONMENT, SYSTEMS_BY_NAME
+from benchmarks import cli, page, stores
+from benchmarks.systems import SYSTEMS, SYSTEMS_BY_NAME
 from benchmarks.workloads import WORKLOADS
 
 SCALE = 0.005
-ALWAYS = ("raw_sqlite", "raw_trio", "callboard")
+POSTGRES_ENV = "CALLBOARD_TEST_POSTGRES_URL"
 PROSE = "# Benchmarks\n\nHand-written prose that a run must keep.\n"
+
+
+def _why_not(system: str) -> str | None:
+    """Why the smoke run leaves ``system`` out on this machine, or None."""
+    spec = SYSTEMS_BY_NAME[system]
+    if spec.store == "postgresql" and not os.environ.get(POSTGRES_ENV):
+        return f"{POSTGRES_ENV} is not set: no PostgreSQL server to run {system} on"
+    environment = spec.environment
+    if environment is not None and not environment.is_ready():
+        return (
+            f"{system}'s virtualenv is not installed at {environment.path()}; "
+            f"`python -m benchmarks --systems {system}` installs it"
+        )
+    return None
+
+
+RUNNABLE = tuple(system.name for system in SYSTEMS if _why_not(system.name) is None)
 
 
 @dataclass(frozen=True)
@@ -37,14 +57,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("benchmarks")
     docs = out / "benchmarks.md"
     docs.write_text(f"{PROSE}\n{page.MARKER}\n\nA stale table.\n")
-    systems = [*ALWAYS, *(["huey"] if HUEY_ENVIRONMENT.is_ready() else [])]
-    exit_code = cli.main(
-        [
-            *("--systems", ",".join(systems)),
-            *("--scale", str(SCALE), "--repeat", "1", "--no-install"),
-            *("--out", str(out), "--docs", str(docs), "--step-timeout", "120"),
-        ]
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        if os.environ.get(POSTGRES_ENV):
+            # The test server's database only hosts CREATE/DROP DATABASE.
+            patch.setenv(stores.POSTGRES_URL_ENV, os.environ[POSTGRES_ENV])
+        exit_code = cli.main(
+            [
+                *("--systems", ",".join(RUNNABLE)),
+                *("--scale", str(SCALE), "--repeat", "1", "--no-install"),
+                *("--out", str(out), "--docs", str(docs), "--step-timeout", "120"),
+            ]
+        )
     document = json.loads((out / cli.RESULTS_FILE).read_text())
     return Run(exit_code, document, docs.read_text())
 
@@ -61,15 +84,14 @@ def test_docs_keep_the_prose_and_replace_the_table(run: Run) -> None:
     assert "A stale table." not in generated
     for workload in WORKLOADS:
         assert f"| {workload.name} |" in generated
+    assert "### SQLite" in generated
+    assert ("### PostgreSQL" in generated) == ("callboard_pg" in RUNNABLE)
 
 
-@pytest.mark.parametrize("system", [*ALWAYS, "huey"])
+@pytest.mark.parametrize("system", list(SYSTEMS_BY_NAME))
 def test_every_applicable_step_verified_its_jobs(run: Run, system: str) -> None:
-    if system == "huey" and not HUEY_ENVIRONMENT.is_ready():
-        pytest.skip(
-            f"huey's virtualenv is not installed at {HUEY_ENVIRONMENT.path()}; "
-            "`python -m benchmarks --systems huey` installs it"
-        )
+    if (why := _why_not(system)) is not None:
+        pytest.skip(why)
     spec = SYSTEMS_BY_NAME[system]
     results = run.document["results"][system]
     for workload in WORKLOADS:
