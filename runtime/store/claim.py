@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, func, select, text, type_coerce, update
@@ -183,10 +183,12 @@ class Claim:
             )
 
 
+@cache  # Core statements are immutable; building one costs
 def _paused_query() -> Any:
     return select(queue_states.c.paused).where(queue_states.c.name == bindparam("q"))
 
 
+@cache  # Core statements are immutable; building one costs
 def _candidates(raw_ids: bool = False) -> Any:
     """The due jobs of a queue, best first, whose lock key is free (``raw_ids``:
     their ids as stored, unconverted)."""
@@ -202,6 +204,7 @@ def _candidates(raw_ids: bool = False) -> Any:
     )
 
 
+@lru_cache(maxsize=128)  # Core statements are immutable; building one costs
 def _start_update(count: int, raw_ids: bool = False) -> Any:
     """Mark ``count`` picked jobs (binds ``id0``...; ``raw_ids``: as stored) running
     for ``worker`` at ``now``."""

@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select
@@ -82,6 +82,7 @@ def _stored_counts(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID
     return counts
 
 
+@cache  # sizes are powers of two up to _COUNT_CHUNK
 def _count_logs(size: int) -> Any:
     ids = [bindparam(f"id{i}", type_=job_logs.c.job_id.type) for i in range(size)]
     return (

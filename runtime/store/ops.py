@@ -178,15 +178,8 @@ class Finish:
             stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
             where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
             return bool(stmt.execute(conn, {**values, **where}).rowcount == 1)
-        result = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == self.job_id,
-                jobs.c.status == current.value,
-                jobs.c.worker_id == self.worker,
-            )
-            .values(**values, revision=jobs.c.revision + 1)
-        )
+        where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
+        result = conn.execute(_finish_statement(tuple(values)), {**values, **where})
         return bool(result.rowcount == 1)
 
 
@@ -200,32 +193,48 @@ def _all_plain(finishes: list[Finish]) -> bool:
 
 
 def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
-    """Record plain finishes in one statement, run for each (SQLite's fast path).
+    """Record plain finishes in one statement run for each (one round trip on
+    PostgreSQL, where psycopg pipelines it).
 
     All or nothing: if any job moved on meanwhile (a cancel request, another
     worker), the lot is rolled back to a savepoint and each is recorded on
     its own, as :meth:`Finish._apply` does.
     """
-    if not fast.usable(conn):
-        return False
-    first = finishes[0]
-    keys = tuple(first.values)
-    stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
+    keys = tuple(finishes[0].values)
     running = JobStatus.RUNNING.value
+    params = [
+        {**f.values, "w_id": f.job_id, "w_status": running, "w_worker": f.worker} for f in finishes
+    ]
+    if not fast.usable(conn):
+        savepoint = conn.begin_nested()
+        recorded = conn.execute(_finish_statement(keys), params).rowcount == len(finishes)
+        if recorded:
+            savepoint.commit()
+        else:
+            savepoint.rollback()
+        return bool(recorded)
+    stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
     raw = fast.dbapi(conn)
     raw.execute("SAVEPOINT finish_many")
-    cursor = stmt.executemany(
-        conn,
-        (
-            {**f.values, "w_id": f.job_id, "w_status": running, "w_worker": f.worker}
-            for f in finishes
-        ),
-    )
-    recorded = bool(cursor.rowcount == len(finishes))
+    recorded = stmt.executemany(conn, params).rowcount == len(finishes)
     if not recorded:
         raw.execute("ROLLBACK TO finish_many")
     raw.execute("RELEASE finish_many")
-    return recorded
+    return bool(recorded)
+
+
+_FINISH_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def _finish_statement(keys: tuple[str, ...]) -> Any:
+    """The Core finish statement setting ``keys``, built once per key set: building
+    one costs more than running it (PostgreSQL's path)."""
+    found = _FINISH_STATEMENTS.get(keys)
+    if found is None:
+        found = _finish_update().values({key: bindparam(key) for key in keys})
+        if len(_FINISH_STATEMENTS) < 64:
+            _FINISH_STATEMENTS[keys] = found
+    return found
 
 
 def _finish_update() -> Any:
