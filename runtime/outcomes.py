@@ -19,6 +19,7 @@ from runtime.errors import Fail, Retry, Skip
 from runtime.status import JobStatus
 
 Row = dict[str, Any]
+_SCALARS = (str, int, float, bool)
 
 
 def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = None) -> Row:
@@ -47,7 +48,8 @@ def _returned(value: Any, now: float) -> Row:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     try:
-        json.dumps(value)
+        if value is not None and not isinstance(value, _SCALARS):  # those always encode
+            json.dumps(value)
     except (TypeError, ValueError) as err:
         values = _final(JobStatus.FAILED, now)
         values["error"] = f"result is not JSON-serialisable: {err}"
