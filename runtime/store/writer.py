@@ -17,6 +17,7 @@ holds the write lock the batch moves to a thread that waits as usual.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from sqlalchemy.engine import Connection
 
 from runtime.store import fast, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
+
+log = logging.getLogger("callboard.store")
 
 WRITER_BATCH_MAX_DEFAULT = 512
 INLINE_WEIGHT_MAX_DEFAULT = 1000
@@ -80,7 +83,10 @@ class Pending:
         self.result, self.error = result, error
         self._settled = True
         if self._on_settled is not None:
-            self._on_settled(result, error)
+            try:
+                self._on_settled(result, error)
+            except Exception:  # a bad callback must not stop the writer
+                log.exception("a write's settle callback failed")
         if self._done is not None:
             self._done.set()
 
