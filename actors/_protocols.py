@@ -25,12 +25,14 @@ class JobRunner(Protocol):
 
 
 class OutcomeSink(Protocol):
-    def finish(self, outcome: Outcome) -> Awaitable[None]:
+    def finish(self, outcome: Outcome) -> Awaitable[None] | None:
         """Record an outcome.
 
         The call must hand the outcome over at once (before returning) and
         return an awaitable that completes when it is durable: the engine
         frees the job's slot in between, so that the next claim can share a
-        transaction with this outcome.
+        transaction with this outcome. Or it returns None when the sink sees
+        to durability itself (its owner must not stop before every outcome
+        handed over is durable): the job's task then ends at once.
         """
         ...

@@ -111,4 +111,5 @@ class QueueActor:
         durable = self._sink.finish(outcome)
         self._running -= 1  # free the slot first: the next claim can share the commit
         self._wake.set()
-        await durable
+        if durable is not None:
+            await durable

@@ -8,7 +8,7 @@ runs handlers with a ``JobContext``, and records outcomes. Live state
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -97,7 +97,7 @@ class Executor:
 
     # -- OutcomeSink -------------------------------------------------------
 
-    def finish(self, outcome: Outcome) -> Awaitable[None]:
+    def finish(self, outcome: Outcome) -> None:
         state: RunState = outcome.job.payload
         self.flusher.forget(state)
         now = self.clock.now()
@@ -123,8 +123,10 @@ class Executor:
                 log_limit=self.flusher.log_limit,
             )
         )
+        # The job's task need not wait: the writer commits everything queued
+        # before the runtime stops, and announces the outcome as it settles.
         pending.on_settled(partial(self._finished, state))
-        return pending.settled()
+        return None
 
     def _finished(
         self, state: RunState, result: FinishResult | None, error: BaseException | None
