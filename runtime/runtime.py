@@ -61,6 +61,8 @@ HEARTBEAT_INTERVAL_DEFAULT = 10.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
 JobId = uuid.UUID | str
+_WAITING = JobStatus.WAITING.value
+_SCHEDULED = JobStatus.SCHEDULED.value
 _ENDED = frozenset(s.value for s in (*TERMINAL, JobStatus.SUSPENDED))
 Params = Mapping[str, Any] | Any
 
@@ -298,9 +300,9 @@ class Runtime(ControlMethods, ScheduleMethods):
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""
         status = row["status"]
-        if status == JobStatus.WAITING.value and self._supervisor is not None:
+        if status == _WAITING and self._supervisor is not None:
             self._supervisor.wake(row["queue"])
-        elif status == JobStatus.SCHEDULED.value and self._due is not None:
+        elif status == _SCHEDULED and self._due is not None:
             self._due.note(row["scheduled_at"])
         elif self._supervisor is not None and status in _ENDED and self._limited(row.get("type")):
             self._supervisor.wake(row["queue"])  # a held-back job of its type may start now

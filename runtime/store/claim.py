@@ -53,8 +53,6 @@ class Claim:
         return self.limit
 
     def apply(self, conn: Connection) -> ClaimResult:
-        if self._paused(conn):
-            return ClaimResult([])
         room, windows = self._room(conn)
         picks = self._pick(conn, room)
         retry_at = self._rate_retry(windows, picks)
@@ -63,14 +61,6 @@ class Claim:
         rows = self._start(conn, [p["id"] for p in picks])
         self._park_on_locks(conn, rows)
         return ClaimResult(rows, retry_at)
-
-    def _paused(self, conn: Connection) -> bool:
-        if fast.usable(conn):
-            found = fast.prepared(conn, "paused", _paused_query).execute(conn, {"q": self.queue})
-            row = found.fetchone()
-            return bool(row is not None and row[0])
-        paused = conn.execute(_paused_query(), {"q": self.queue}).scalar()
-        return bool(paused)
 
     def _room(self, conn: Connection) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
         """How many more jobs each limited type may start now, and for rate-limited
@@ -184,21 +174,20 @@ class Claim:
 
 
 @cache  # Core statements are immutable; building one costs
-def _paused_query() -> Any:
-    return select(queue_states.c.paused).where(queue_states.c.name == bindparam("q"))
-
-
-@cache  # Core statements are immutable; building one costs
 def _candidates(raw_ids: bool = False) -> Any:
-    """The due jobs of a queue, best first, whose lock key is free (``raw_ids``:
-    their ids as stored, unconverted)."""
+    """The due jobs of a queue, best first, whose lock key is free, unless the
+    queue is paused (``raw_ids``: their ids as stored, unconverted)."""
     # Spelled as the partial index ux_callboard_jobs_lock_holder is, so SQLite reads it.
     held = select(jobs.c.lock_key).where(text(HOLDING_SQL))
+    paused = select(queue_states.c.name).where(
+        queue_states.c.name == bindparam("q"), queue_states.c.paused
+    )
     job_id = type_coerce(jobs.c.id, String).label("id") if raw_ids else jobs.c.id
     return (
         select(job_id, jobs.c.type, jobs.c.lock_key)
         .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
         .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
+        .where(~paused.exists())
         .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
         .limit(bindparam("n", type_=Integer))
     )
