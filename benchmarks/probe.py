@@ -5,10 +5,11 @@ Standard library only: drivers of peers import this from their own virtualenv.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # A step's measurements: flat numbers, merged by the runner as "<step>.<key>".
@@ -113,3 +114,26 @@ def sleepy_metrics(step: Step, verified: int, elapsed: float) -> Metrics:
         "ideal_ms": ideal * 1000,
         "x_ideal": elapsed / ideal,
     }
+
+
+@dataclass
+class AsyncioProbe:
+    """What an asyncio peer's handlers tell the step that runs them, in the same
+    process: start times, a finished counter, and a release for held jobs."""
+
+    target: int = 0
+    finished: int = 0
+    all_finished: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: dict[int, float] = field(default_factory=dict)
+    all_started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def start(self, job_id: int) -> None:
+        self.started_at[job_id] = time.perf_counter()
+        if len(self.started_at) == self.target:
+            self.all_started.set()
+
+    def finish(self) -> None:
+        self.finished += 1
+        if self.finished == self.target:
+            self.all_finished.set()

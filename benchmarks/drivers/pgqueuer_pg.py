@@ -16,7 +16,6 @@ import contextlib
 import datetime
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 # pgqueuer lives only in its own virtualenv, not in the one type checks run in.
@@ -30,6 +29,7 @@ from benchmarks.probe import (
     POLL_INTERVAL_S,
     VERIFIED,
     VERIFY_TIMEOUT_S,
+    AsyncioProbe,
     Metrics,
     Step,
     StepFunction,
@@ -52,31 +52,9 @@ _LOG_TABLE = "pgqueuer_log"
 Handler = Callable[[Any], Awaitable[None]]
 
 
-@dataclass
-class _Probe:
-    """What entrypoints tell the step that runs them, in the same process."""
-
-    target: int = 0
-    finished: int = 0
-    all_finished: asyncio.Event = field(default_factory=asyncio.Event)
-    started_at: dict[int, float] = field(default_factory=dict)
-    all_started: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def start(self, job_id: int) -> None:
-        self.started_at[job_id] = time.perf_counter()
-        if len(self.started_at) == self.target:
-            self.all_started.set()
-
-    def finish(self) -> None:
-        self.finished += 1
-        if self.finished == self.target:
-            self.all_finished.set()
-
-
 # Entrypoints are module-level functions, so they reach the current step's
 # probe through this global; each step sets it inside its event loop.
-_probe = _Probe()
+_probe = AsyncioProbe()
 
 
 async def _noop(job: Any) -> None:
@@ -172,7 +150,7 @@ async def _worker(
 def _run(main: Callable[[], Awaitable[Metrics]], target: int = 0) -> Metrics:
     async def with_probe() -> Metrics:
         global _probe
-        _probe = _Probe(target=target)
+        _probe = AsyncioProbe(target=target)
         return await main()
 
     result: Metrics = uvloop.run(with_probe())

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # procrastinate lives only in its own virtualenv, not in the one type checks run in.
@@ -25,6 +25,7 @@ from benchmarks.probe import (
     POLL_INTERVAL_S,
     VERIFIED,
     VERIFY_TIMEOUT_S,
+    AsyncioProbe,
     Metrics,
     Step,
     StepFunction,
@@ -45,31 +46,9 @@ START_TIMEOUT_S = 600.0
 """How long the memory workload waits for every sleeping job to be running."""
 
 
-@dataclass
-class _Probe:
-    """What tasks tell the step that runs them, in the same process."""
-
-    target: int = 0
-    finished: int = 0
-    all_finished: asyncio.Event = field(default_factory=asyncio.Event)
-    started_at: dict[int, float] = field(default_factory=dict)
-    all_started: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def start(self, job_id: int) -> None:
-        self.started_at[job_id] = time.perf_counter()
-        if len(self.started_at) == self.target:
-            self.all_started.set()
-
-    def finish(self) -> None:
-        self.finished += 1
-        if self.finished == self.target:
-            self.all_finished.set()
-
-
 # Tasks are module-level functions, so they reach the current step's probe
 # through this global; each step sets it inside its event loop.
-_probe = _Probe()
+_probe = AsyncioProbe()
 
 
 async def _noop(context: Any) -> None:
@@ -172,7 +151,7 @@ async def _worker(app: Any, queue: str, concurrency: int) -> AsyncIterator[None]
 def _run(main: Callable[[], Awaitable[Metrics]], target: int = 0) -> Metrics:
     async def with_probe() -> Metrics:
         global _probe
-        _probe = _Probe(target=target)
+        _probe = AsyncioProbe(target=target)
         return await main()
 
     return asyncio.run(with_probe())
