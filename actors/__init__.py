@@ -10,11 +10,12 @@ from __future__ import annotations
 from actors._job_actor import JobHandle, run_job
 from actors._messages import Claimed, Control, Ended, Outcome
 from actors._protocols import JobRunner, JobSource, OutcomeSink
-from actors._queue_actor import POLL_INTERVAL_DEFAULT, QueueActor
+from actors._queue_actor import CLAIM_BATCH_DEFAULT, POLL_INTERVAL_DEFAULT, QueueActor
 from actors._supervisor import GRACE_PERIOD_DEFAULT, ShutdownReport, Supervisor
 from actors._timer import DueTimer, Ticker
 
 __all__ = [
+    "CLAIM_BATCH_DEFAULT",
     "GRACE_PERIOD_DEFAULT",
     "POLL_INTERVAL_DEFAULT",
     "Claimed",

@@ -19,6 +19,11 @@ from actors._messages import Claimed
 from actors._protocols import JobRunner, JobSource, OutcomeSink
 
 POLL_INTERVAL_DEFAULT = 1.0
+CLAIM_BATCH_DEFAULT = 10
+"""Most jobs one claim takes. Freed slots are refilled in small claims, one
+after another, rather than all at once: jobs that finish together then do not
+all start together again, so their store work overlaps others' running time
+instead of stalling the whole queue once per wave."""
 
 
 class QueueActor:
@@ -34,6 +39,7 @@ class QueueActor:
         sink: OutcomeSink,
         handles: MutableMapping[Hashable, JobHandle],
         poll_interval: float = POLL_INTERVAL_DEFAULT,
+        claim_batch: int = CLAIM_BATCH_DEFAULT,
     ) -> None:
         if capacity < 0:
             raise ValueError(f"queue {name!r}: capacity must be >= 0, got {capacity}")
@@ -42,6 +48,9 @@ class QueueActor:
         self._source, self._runner, self._sink = source, runner, sink
         self._handles = handles
         self._poll_interval = poll_interval if poll_interval > 0 else math.inf
+        if claim_batch < 1:
+            raise ValueError(f"queue {name!r}: claim_batch must be >= 1, got {claim_batch}")
+        self._claim_batch = claim_batch
         self._running = 0
         self._more = True  # the store may hold due jobs we have not claimed
         self._claiming = True
@@ -87,8 +96,9 @@ class QueueActor:
             free = self.capacity - self._running
             if free > 0 and self._more:
                 self._more = False
-                jobs = await self._source.claim(self.name, free)
-                if len(jobs) >= free:
+                want = min(free, self._claim_batch)
+                jobs = await self._source.claim(self.name, want)
+                if len(jobs) >= want:
                     self._more = True
                 for job in jobs:
                     self._running += 1

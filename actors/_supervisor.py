@@ -16,7 +16,7 @@ from anyio.abc import TaskStatus
 from actors._job_actor import JobHandle
 from actors._messages import Claimed, Control
 from actors._protocols import JobRunner, JobSource, OutcomeSink
-from actors._queue_actor import POLL_INTERVAL_DEFAULT, QueueActor
+from actors._queue_actor import CLAIM_BATCH_DEFAULT, POLL_INTERVAL_DEFAULT, QueueActor
 
 GRACE_PERIOD_DEFAULT = 10.0
 
@@ -37,6 +37,7 @@ class Supervisor:
         runner: JobRunner,
         sink: OutcomeSink,
         poll_interval: float = POLL_INTERVAL_DEFAULT,
+        claim_batch: int = CLAIM_BATCH_DEFAULT,
     ) -> None:
         self._handles: dict[Hashable, JobHandle] = {}
         self.queues = {
@@ -48,6 +49,7 @@ class Supervisor:
                 sink=sink,
                 handles=self._handles,
                 poll_interval=poll_interval,
+                claim_batch=claim_batch,
             )
             for name, capacity in capacities.items()
         }

@@ -131,9 +131,11 @@ class Claim:
         return picks
 
     def _start(self, conn: Connection, ids: list[Any]) -> list[Row]:
-        values: Row = {f"id{i}": job_id for i, job_id in enumerate(ids)}
+        # Padded to a power of two with repeats (harmless in IN), so claims of any
+        # size share a few statement shapes instead of compiling one per size.
+        count = 1 << (len(ids) - 1).bit_length()
+        values: Row = {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(count)}
         values.update(now=self.now, worker=self.worker)
-        count = len(ids)
         rows: list[Row]
         if fast.usable(conn):
             stmt = fast.prepared(conn, ("start", count), partial(_start_update, count, True))

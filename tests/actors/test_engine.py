@@ -20,9 +20,11 @@ def job(name: str, body=None, *, timeout: float | None = None, queue: str = "q")
     return Claimed(name, queue, timeout, payload=body or noop)
 
 
-def engine(source: MemorySource, capacity: int = 2, poll: float = math.inf):
+def engine(source: MemorySource, capacity: int = 2, poll: float = math.inf, **options):
     runner, sink = ScriptRunner(), ListSink()
-    sup = Supervisor({"q": capacity}, source=source, runner=runner, sink=sink, poll_interval=poll)
+    sup = Supervisor(
+        {"q": capacity}, source=source, runner=runner, sink=sink, poll_interval=poll, **options
+    )
     return sup, runner, sink
 
 
@@ -36,6 +38,26 @@ async def test_queue_runs_at_most_capacity_at_once(autojump_clock: trio.testing.
     assert runner.peak == 3
     assert {o.ended for o in sink.outcomes.values()} == {Ended.RETURNED}
     assert trio.current_time() == pytest.approx(3.0)  # ceil(7 / 3) rounds of one second
+
+
+async def test_free_slots_are_filled_in_claims_of_at_most_the_batch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    source = MemorySource([job(f"j{i}") for i in range(30)])
+    sup, runner, sink = engine(source, capacity=25, claim_batch=10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(30)
+        sup.stop()
+    assert source.claims[:3] == [10, 10, 5]  # the first 25 slots, ten at a time
+    assert max(source.claims) == 10
+    assert runner.peak == 25
+    assert trio.current_time() == pytest.approx(2.0)  # two rounds of one second
+
+
+async def test_claim_batch_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="claim_batch"):
+        engine(MemorySource(), claim_batch=0)
 
 
 async def test_wake_claims_new_work_without_polling(autojump_clock: trio.testing.MockClock) -> None:
