@@ -55,6 +55,23 @@ async def test_free_slots_are_filled_in_claims_of_at_most_the_batch(
     assert trio.current_time() == pytest.approx(2.0)  # two rounds of one second
 
 
+async def test_short_jobs_are_claimed_for_every_free_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def instant() -> str:
+        await trio.lowlevel.checkpoint()
+        return "done"
+
+    source = MemorySource([job(f"j{i}", instant) for i in range(200)])
+    sup, _runner, sink = engine(source, capacity=50, claim_batch=10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(200)
+        sup.stop()
+    assert source.claims[0] == 10  # nothing has run yet: a small claim
+    assert max(source.claims) > 10  # then runs are known to be short: whole free slots
+
+
 async def test_claim_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="claim_batch"):
         engine(MemorySource(), claim_batch=0)
