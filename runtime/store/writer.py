@@ -2,8 +2,10 @@
 
 Writes arrive on a memory channel. The writer takes the first, then all that
 are already queued, and applies them in one transaction (group commit).
-Nothing waits on purpose: under load the batch grows by itself while the
-previous commit runs. Each caller is answered once its write is durable.
+Nothing waits on a timer: under load the batch grows by itself while the
+previous commit runs, and before each commit the writer lets the tasks that
+are already runnable add their writes (one pass of the event loop). Each
+caller is answered once its write is durable.
 
 Where the transaction runs: a small batch of hot writes (enqueues, claims,
 outcomes, logs: each op says how many rows it touches) commits inline on the
@@ -175,6 +177,10 @@ class StoreWriter:
     async def _serve(self, conn: Connection, tg: TaskGroup) -> None:
         async with self._receive:
             async for first in self._receive:
+                # One pass of the loop first: tasks already runnable (jobs that
+                # finished in the same tick, a claim about to be asked) add their
+                # writes to this commit instead of each starting the next one.
+                await anyio.lowlevel.cancel_shielded_checkpoint()
                 batch = self._light_first([first, *self._more()])
                 light = self._inline_prefix(batch)
                 done = self._commit_inline(conn, batch[:light]) if light else []

@@ -112,6 +112,30 @@ async def test_a_settle_callback_that_raises_does_not_stop_the_writer(db_url: st
     store.dispose()
 
 
+@pytest.mark.trio
+async def test_writes_from_tasks_runnable_in_the_same_tick_share_a_commit(db_url: str) -> None:
+    store = await _stored(db_url, 1)
+    job_id = None
+
+    async def write_after(checkpoints: int) -> None:
+        for _ in range(checkpoints):
+            await trio.lowlevel.checkpoint()
+        await store.write(_Set(job_id, check_in="x"))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.writer.run)
+        job_id = (await store.write(Claim("default", 1, WORKER, now=10.0))).rows[0]["id"]
+        # Trio runs the tasks of one tick in random order: repeat, so a writer
+        # that committed as soon as it woke would be caught splitting the pair.
+        for _ in range(20):
+            before = store.writer.statistics().transactions
+            async with trio.open_nursery() as pair:
+                pair.start_soon(write_after, 0)
+                pair.start_soon(write_after, 1)
+            assert store.writer.statistics().transactions == before + 1
+        store.writer.close()
+
+
 def test_none_parameters_are_spelled_null_with_the_same_meaning(tmp_path: Path) -> None:
     """``x = NULL`` in the SQL behaves as binding None to ``x = ?`` would."""
     path = tmp_path / "t.db"
