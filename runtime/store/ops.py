@@ -47,6 +47,14 @@ class InsertJobs:
     def inline_weight(self) -> int:
         return len(self.rows)
 
+    @property
+    def single_statement(self) -> bool:
+        """One new job with no keys and no lock: one ``INSERT`` and nothing else."""
+        if len(self.rows) != 1:
+            return False
+        row = self.rows[0]
+        return not (row["idempotency_key"] or row["unique_key"] or row["lock_key"])
+
     def apply(self, conn: Connection) -> dict[uuid.UUID, Row]:
         self._park_on_held_locks(conn)
         keyed = [r for r in self.rows if r["idempotency_key"] or r["unique_key"]]

@@ -53,7 +53,8 @@ class Op(Protocol):
     (an int attribute or property): only such ops may commit on the event
     loop. An op without it always runs on a worker thread. A class may offer
     ``apply_many(conn, ops) -> results`` to apply neighbouring ops of its kind
-    in one go.
+    in one go. An op whose ``single_statement`` is true runs exactly one SQL
+    statement: alone in a batch, it needs no transaction around it.
     """
 
     def apply(self, conn: Connection) -> Any: ...
@@ -269,13 +270,31 @@ class StoreWriter:
         # On the DBAPI connection: through ``conn`` it would begin a transaction.
         fast.dbapi(conn).execute(f"PRAGMA busy_timeout={ms}")
 
+    @staticmethod
     @contextmanager
-    def _transaction(self, conn: Connection) -> Iterator[None]:
+    def _autocommit(conn: Connection, on: bool) -> Iterator[None]:
+        """PostgreSQL: run a lone single-statement write in autocommit mode, one
+        round trip instead of three (``BEGIN``, the statement, ``COMMIT``). A single
+        statement is atomic on its own; SQLAlchemy's begin and commit around it
+        then send nothing."""
+        if not on:
+            yield
+            return
+        raw = fast.dbapi(conn)
+        raw.autocommit = True
+        try:
+            yield
+        finally:
+            raw.autocommit = False
+
+    @contextmanager
+    def _transaction(self, conn: Connection, single: bool = False) -> Iterator[None]:
         """One transaction. On SQLite it is begun and ended on the DBAPI connection
         (SQLAlchemy's bookkeeping costs more than the commit); a Core statement
-        inside joins it (see ``engine._tune_sqlite``)."""
+        inside joins it (see ``engine._tune_sqlite``). ``single``: the transaction
+        is one write that runs a single statement (see ``Op``)."""
         if self._inline_max < 0:
-            with conn.begin():
+            with self._autocommit(conn, single), conn.begin():
                 yield
             return
         raw = fast.dbapi(conn)
@@ -301,8 +320,9 @@ class StoreWriter:
     def _commit(
         self, conn: Connection, batch: list[Pending]
     ) -> list[tuple[Any, BaseException | None]]:
+        single = len(batch) == 1 and getattr(batch[0].op, "single_statement", False)
         try:
-            with self._transaction(conn):
+            with self._transaction(conn, single):
                 results = _apply_all(conn, batch)
         except _Busy:
             return []

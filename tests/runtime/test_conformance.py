@@ -15,8 +15,13 @@ import psycopg
 import pytest
 import trio
 import trio.testing
+from sqlalchemy import select
 
 from runtime import JobStatus, Registry, Runtime
+from runtime.enqueue import build_rows
+from runtime.store import Store
+from runtime.store.ops import InsertJobs
+from runtime.store.tables import jobs
 from tests.conftest import QUIET
 from tests.runtime.control_jobs import Trace
 from tests.runtime.control_jobs import register as register_work
@@ -145,3 +150,39 @@ async def test_each_schedule_slot_fires_once_with_two_runtimes(
         await trio.sleep(10 * 60 + 1)
         count = await b.count(schedule_id=schedule.id)
     assert 10 <= count <= 11  # one per minute, never two for a slot
+
+
+class _InsertThenFail:
+    """A write of two statements whose second fails: the first must not stay."""
+
+    def __init__(self, rows: list[dict[str, object]]) -> None:
+        self.rows = rows
+
+    def apply(self, conn: object) -> None:
+        InsertJobs(self.rows).apply(conn)  # type: ignore[arg-type]
+        raise RuntimeError("the second statement failed")
+
+
+async def test_lone_single_statement_writes_commit_and_others_stay_atomic(
+    store_url: str, registry: Registry
+) -> None:
+    register(registry, Journal())
+    job_type = registry.get("echo")
+    lone = build_rows(job_type, [{"value": "lone"}], now=1.0)
+    pair = build_rows(job_type, [{"value": "a"}, {"value": "b"}], now=1.0)
+    assert InsertJobs(lone).single_statement and not InsertJobs(pair).single_statement
+    store = await trio.to_thread.run_sync(Store, store_url)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.writer.run)
+            await store.write(InsertJobs(lone))  # on PostgreSQL, in autocommit mode
+            with pytest.raises(RuntimeError, match="second statement"):
+                await store.write(_InsertThenFail(pair))  # back in a transaction
+            # The same id again: refused (each store's own integrity error).
+            with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+                await store.write(InsertJobs(lone))
+            store.writer.close()
+        ids = await store.read(lambda conn: [r.id for r in conn.execute(select(jobs.c.id))])
+        assert ids == [lone[0]["id"]]
+    finally:
+        store.dispose()
