@@ -20,17 +20,20 @@ from actors._protocols import JobRunner, JobSource, OutcomeSink
 
 POLL_INTERVAL_DEFAULT = 1.0
 CLAIM_BATCH_DEFAULT = 10
-"""Most jobs one claim takes while the queue's jobs take a while (see below).
+"""Most jobs one claim takes while the queue's jobs take much longer than a claim.
 
 Jobs claimed together start together, and if they take about as long they
 finish together: the queue then runs in waves, idle while all of them wait
 and saturated while all of them are finished and replaced at once. Freed
 slots refilled in small claims, one after another, break the waves up, so
-the store work of some jobs overlaps the running time of others. Jobs that
-take less than ``SHORT_RUN_S`` end before any wave can form; for them a big
-claim is cheaper (fewer transactions), so the queue claims every free slot."""
-SHORT_RUN_S = 0.002
-_RUN_SMOOTHING = 0.1  # weight of the newest run in the running mean
+the store work of some jobs overlaps the running time of others. That pays
+only while a claim is quick next to a job (``CLAIM_RUN_RATIO``): jobs that
+end before a few claims could follow one another cannot form waves, and for
+them small claims only cost transactions and leave slots empty, so the queue
+claims every free slot."""
+CLAIM_RUN_RATIO = 5.0
+"""Small claims while the mean run takes at least this many mean claims."""
+_SMOOTHING = 0.1  # weight of the newest sample in a running mean
 
 
 class QueueActor:
@@ -59,6 +62,7 @@ class QueueActor:
             raise ValueError(f"queue {name!r}: claim_batch must be >= 1, got {claim_batch}")
         self._claim_batch = claim_batch
         self._mean_run: float | None = None  # seconds; None until a job has run
+        self._mean_claim: float | None = None  # seconds a claim takes (loop's clock)
         self._running = 0
         self._more = True  # the store may hold due jobs we have not claimed
         self._claiming = True
@@ -104,8 +108,10 @@ class QueueActor:
             free = self.capacity - self._running
             if free > 0 and self._more:
                 self._more = False
-                want = free if self._short_runs() else min(free, self._claim_batch)
+                want = min(free, self._claim_batch) if self._small_claims() else free
+                asked = self._now()
                 jobs = await self._source.claim(self.name, want)
+                self._mean_claim = _mean(self._mean_claim, self._now() - asked)
                 if len(jobs) >= want:
                     self._more = True
                 for job in jobs:
@@ -117,12 +123,15 @@ class QueueActor:
             if timer.cancelled_caught:
                 self._more = True
 
-    def _short_runs(self) -> bool:
-        return self._mean_run is not None and self._mean_run < SHORT_RUN_S
+    def _small_claims(self) -> bool:
+        """Whether runs are long enough next to claims for small claims to pay."""
+        if self._mean_run is None or self._mean_claim is None:
+            return True  # nothing known yet: start small
+        return self._mean_run >= CLAIM_RUN_RATIO * self._mean_claim
 
-    def _note_run(self, duration: float) -> None:
-        mean = self._mean_run
-        self._mean_run = duration if mean is None else mean + _RUN_SMOOTHING * (duration - mean)
+    def _now(self) -> float:
+        assert self._clock is not None
+        return self._clock()
 
     async def _run_one(self, job: Claimed) -> None:
         handle = JobHandle(job)
@@ -133,9 +142,14 @@ class QueueActor:
             )
         finally:
             self._handles.pop(job.id, None)
-        self._note_run(outcome.duration)
+        self._mean_run = _mean(self._mean_run, outcome.duration)
         durable = self._sink.finish(outcome)
         self._running -= 1  # free the slot first: the next claim can share the commit
         self._wake.set()
         if durable is not None:
             await durable
+
+
+def _mean(mean: float | None, sample: float) -> float:
+    """A running mean that follows change within a few dozen samples."""
+    return sample if mean is None else mean + _SMOOTHING * (sample - mean)

@@ -11,15 +11,16 @@ from actors import Claimed, Outcome
 
 
 class MemorySource:
-    def __init__(self, jobs: Sequence[Claimed] = ()) -> None:
+    def __init__(self, jobs: Sequence[Claimed] = (), *, claim_s: float = 0.0) -> None:
         self.pending = list(jobs)
         self.claims: list[int] = []
+        self.claim_s = claim_s  # how long each claim takes
 
     def add(self, *jobs: Claimed) -> None:
         self.pending.extend(jobs)
 
     async def claim(self, queue: str, limit: int) -> Sequence[Claimed]:
-        await trio.lowlevel.checkpoint()
+        await trio.sleep(self.claim_s)
         self.claims.append(limit)
         mine = [j for j in self.pending if j.queue == queue][:limit]
         for job in mine:

@@ -43,7 +43,7 @@ async def test_queue_runs_at_most_capacity_at_once(autojump_clock: trio.testing.
 async def test_free_slots_are_filled_in_claims_of_at_most_the_batch(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    source = MemorySource([job(f"j{i}") for i in range(30)])
+    source = MemorySource([job(f"j{i}") for i in range(30)])  # instant claims, 1 s jobs
     sup, runner, sink = engine(source, capacity=25, claim_batch=10)
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
@@ -55,21 +55,22 @@ async def test_free_slots_are_filled_in_claims_of_at_most_the_batch(
     assert trio.current_time() == pytest.approx(2.0)  # two rounds of one second
 
 
-async def test_short_jobs_are_claimed_for_every_free_slot(
-    autojump_clock: trio.testing.MockClock,
+@pytest.mark.parametrize(("run_s", "claim_s"), [(0.0, 0.01), (1.0, 0.5)])
+async def test_jobs_not_much_longer_than_a_claim_are_claimed_for_every_free_slot(
+    autojump_clock: trio.testing.MockClock, run_s: float, claim_s: float
 ) -> None:
-    async def instant() -> str:
-        await trio.lowlevel.checkpoint()
+    async def work() -> str:
+        await trio.sleep(run_s)
         return "done"
 
-    source = MemorySource([job(f"j{i}", instant) for i in range(200)])
+    source = MemorySource([job(f"j{i}", work) for i in range(200)], claim_s=claim_s)
     sup, _runner, sink = engine(source, capacity=50, claim_batch=10)
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await sink.wait_for(200)
         sup.stop()
-    assert source.claims[0] == 10  # nothing has run yet: a small claim
-    assert max(source.claims) > 10  # then runs are known to be short: whole free slots
+    assert source.claims[0] == 10  # nothing known yet: a small claim
+    assert max(source.claims) > 10  # then whole free slots: small claims would not pay
 
 
 async def test_claim_batch_must_be_positive() -> None:
