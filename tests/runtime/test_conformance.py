@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from runtime import JobStatus, Registry, Runtime
 from runtime.enqueue import build_rows
-from runtime.store import Store
+from runtime.store import Store, ops
 from runtime.store.ops import InsertJobs
 from runtime.store.tables import jobs
 from tests.conftest import QUIET
@@ -186,3 +186,30 @@ async def test_lone_single_statement_writes_commit_and_others_stay_atomic(
         assert ids == [lone[0]["id"]]
     finally:
         store.dispose()
+
+
+async def test_a_bulk_enqueue_stores_every_job_exactly_and_they_run(
+    on_store: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    register(registry, Journal())
+    copies: list[int] = []
+    copy_jobs = ops._copy_jobs
+    monkeypatch.setattr(
+        ops, "_copy_jobs", lambda conn, rows: copies.append(len(rows)) or copy_jobs(conn, rows)
+    )
+    # Enough jobs for PostgreSQL's COPY path, with values its text format escapes.
+    values = [f"job {i}: tab\t, newline\n, quote ', backslash \\, ünïcode ✓" for i in range(150)]
+    async with on_store(workers=False) as rt:
+        stored = await rt.enqueue_many("echo", [{"value": v} for v in values], priority=3)
+        assert [job.params for job in stored] == [{"value": v} for v in values]
+        for job in (stored[0], stored[-1]):
+            again = await rt.get(job.id)
+            assert again.params == job.params and again.priority == 3
+            assert again.result is None and again.errors == [] and again.checkpoint is None
+    assert copies == ([150] if store_url.startswith("postgresql") else [])
+    async with on_store(queues={"default": 10}) as rt:
+        done = [await rt.wait(job.id, timeout=30) for job in stored]
+    assert [job.result for job in done] == values
