@@ -35,6 +35,7 @@ from runtime.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
 from runtime.events import EventBus, Subscription
 from runtime.execution import Executor
 from runtime.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.gcpause import collector_paused
 from runtime.job_events import JobEvents
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
@@ -370,14 +371,17 @@ class Runtime(ControlMethods, ScheduleMethods):
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         now = self.clock.now()
-        rows = build_rows(jt, params, now=now, idempotency_keys=idempotency_keys, **options)
+        items = params if isinstance(params, Sequence) else list(params)
+        with collector_paused(len(items)):
+            rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
         replaced = await self.store.write(InsertJobs(rows))
         result = []
-        for row in rows:
-            stored = replaced.get(row["id"], row)
-            if stored is row:
-                self._announce(row)
-            result.append(Job.from_row(stored))
+        with collector_paused(len(rows)):
+            for row in rows:
+                stored = replaced.get(row["id"], row)
+                if stored is row:
+                    self._announce(row)
+                result.append(Job.from_row(stored))
         return result
 
     def _announce(self, row: dict[str, Any]) -> None:
