@@ -367,7 +367,9 @@ class Runtime(ControlMethods, ScheduleMethods):
 
         Takes the options of :meth:`enqueue`, applied to every job. If any
         params fail validation, :class:`InvalidParams` names the first bad
-        item (``errors`` carry its index) and nothing is stored.
+        item (``errors`` carry its index) and nothing is stored. For 1,000
+        jobs or more, Python's cyclic garbage collector is paused while the
+        rows and the returned snapshots are built (see ``runtime.gcpause``).
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         now = self.clock.now()
