@@ -103,14 +103,16 @@ class Claim:
         blocked = [name for name, free in room.items() if free <= 0]
         values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
         candidates: list[Row]
+        postgres = conn.dialect.name == "postgresql"
         if not blocked and fast.usable(conn):
-            # Ids stay as the store spells them: no UUID objects for candidates passed over.
-            candidates = fast.prepared(conn, "pick", partial(_candidates, True)).all(conn, values)
+            # On SQLite, ids stay as stored: no UUID objects for candidates passed over.
+            build = partial(_candidates, not postgres, postgres)
+            candidates = fast.prepared(conn, "pick", build).all(conn, values)
         else:
             query = _candidates()
             if blocked:
                 query = query.where(jobs.c.type.not_in(blocked))
-            if conn.dialect.name == "postgresql":
+            if postgres:
                 query = query.with_for_update(skip_locked=True)
             candidates = [dict(r._mapping) for r in conn.execute(query, values)]
         picks: list[Row] = []
@@ -138,7 +140,9 @@ class Claim:
         values.update(now=self.now, worker=self.worker)
         rows: list[Row]
         if fast.usable(conn):
-            stmt = fast.prepared(conn, ("start", count), partial(_start_update, count, True))
+            raw_ids = conn.dialect.name != "postgresql"  # as the pick returned them
+            build = partial(_start_update, count, raw_ids)
+            stmt = fast.prepared(conn, ("start", count), build)
             rows = stmt.all(conn, values)
         else:
             rows = [dict(r._mapping) for r in conn.execute(_start_update(count), values)]
@@ -176,16 +180,17 @@ class Claim:
 
 
 @cache  # Core statements are immutable; building one costs
-def _candidates(raw_ids: bool = False) -> Any:
+def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
     """The due jobs of a queue, best first, whose lock key is free, unless the
-    queue is paused (``raw_ids``: their ids as stored, unconverted)."""
+    queue is paused (``raw_ids``: their ids as stored, unconverted;
+    ``skip_locked``: PostgreSQL's ``FOR UPDATE SKIP LOCKED``)."""
     # Spelled as the partial index ux_callboard_jobs_lock_holder is, so SQLite reads it.
     held = select(jobs.c.lock_key).where(text(HOLDING_SQL))
     paused = select(queue_states.c.name).where(
         queue_states.c.name == bindparam("q"), queue_states.c.paused
     )
     job_id = type_coerce(jobs.c.id, String).label("id") if raw_ids else jobs.c.id
-    return (
+    query = (
         select(job_id, jobs.c.type, jobs.c.lock_key)
         .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
         .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
@@ -193,6 +198,7 @@ def _candidates(raw_ids: bool = False) -> Any:
         .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
         .limit(bindparam("n", type_=Integer))
     )
+    return query.with_for_update(skip_locked=True) if skip_locked else query
 
 
 @lru_cache(maxsize=128)  # Core statements are immutable; building one costs

@@ -8,7 +8,10 @@ tables stay the single source of truth), keeps the type processors of its
 bound parameters and result columns (UUIDs, JSON, booleans), and executes on
 the raw DBAPI connection inside the writer's transaction.
 
-Only positional ("qmark") dialects take this path; others fall back to Core.
+Two drivers take this path: Python's ``sqlite3`` (positional "qmark"
+parameters) and psycopg 3 (named "pyformat" parameters; it decodes UUIDs,
+JSON, floats and booleans itself, so its rows need no result processing).
+Others fall back to Core.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ _CACHE: dict[tuple[str, Hashable], Prepared] = {}
 
 
 def usable(conn: Connection) -> bool:
-    """Whether ``conn`` can run prepared statements (a positional DBAPI paramstyle)."""
-    return conn.dialect.paramstyle == "qmark"
+    """Whether ``conn`` can run prepared statements (sqlite3 or psycopg)."""
+    dialect = conn.dialect
+    return dialect.paramstyle == "qmark" or dialect.driver == "psycopg"
 
 
 def dbapi(conn: Connection) -> Any:
@@ -71,7 +75,7 @@ class Executed:
 class Prepared:
     """One compiled statement: SQL text, parameter order and type processors."""
 
-    __slots__ = ("_binds", "_names", "_pieces", "_results", "_variants", "sql")
+    __slots__ = ("_binds", "_named", "_names", "_pieces", "_results", "_variants", "sql")
 
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
@@ -80,13 +84,16 @@ class Prepared:
             dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
         )
         self.sql = str(compiled)
-        names: Sequence[str] = compiled.positiontup or ()  # type: ignore[attr-defined]
         binds = compiled.binds  # type: ignore[attr-defined]
-        self._names = tuple(names)
         if "POSTCOMPILE" in self.sql:
             raise ValueError(f"IN lists cannot be prepared: {self.sql}")
         # Unchecked: most parameters have no value until execution.
         constants = compiled.construct_params(_check=False) or {}  # type: ignore[call-arg]
+        positions: Sequence[str] | None = compiled.positiontup  # type: ignore[attr-defined]
+        # Named parameters (psycopg) go as a dict, positional ones (sqlite3) as a list.
+        self._named = positions is None
+        names: Sequence[str] = list(constants) if positions is None else positions
+        self._names = tuple(names)
         # Per parameter: its name, the statement's own value, its processor and
         # what that makes of None (computed once: JSON turns None into 'null').
         self._binds: tuple[tuple[str, Any, Processor, Any], ...] = tuple(
@@ -97,17 +104,20 @@ class Prepared:
         # The SQL split at its placeholders, to spell a None parameter as NULL
         # (see ``_statement``); None when a '?' could be something else.
         pieces = self.sql.split("?")
-        self._pieces = pieces if len(pieces) == len(names) + 1 else None
+        self._pieces = pieces if not self._named and len(pieces) == len(names) + 1 else None
         self._variants: dict[tuple[int, ...], str] = {}
         self._results: dict[str, Callable[[Any], Any]] = {}
+        if dialect.name == "postgresql":
+            return  # psycopg returns every column type of ours decoded
         for column in getattr(stmt, "_returning", ()) or getattr(stmt, "selected_columns", ()):
             if hasattr(column, "type") and hasattr(column, "name"):
                 proc = column.type._cached_result_processor(dialect, None)
                 if proc is not None:
                     self._results[column.name] = proc
 
-    def params(self, values: Mapping[str, Any]) -> list[Any]:
-        """The positional parameters for ``values`` (missing names take the statement's)."""
+    def params(self, values: Mapping[str, Any]) -> Any:
+        """The parameters for ``values`` (missing names take the statement's): a
+        list in the statement's order, or for named parameters a dict."""
         out: list[Any] = []
         append = out.append
         get = values.get
@@ -119,7 +129,7 @@ class Prepared:
                 append(none)
             else:
                 append(proc(value))
-        return out
+        return dict(zip(self._names, out, strict=True)) if self._named else out
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
@@ -128,14 +138,22 @@ class Prepared:
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Executed:
         """Run for each of ``rows``; returns how many rows the runs changed."""
-        groups: dict[str, list[list[Any]]] = {}
+        groups: dict[str, list[Any]] = {}
         for row in rows:
             sql, params = self._statement(self.params(row))
             groups.setdefault(sql, []).append(params)
         raw = dbapi(conn)
-        return Executed(sum(raw.executemany(sql, group).rowcount for sql, group in groups.items()))
+        changed = 0
+        for sql, group in groups.items():
+            cursor = raw.cursor()  # psycopg's connection has no executemany
+            try:
+                cursor.executemany(sql, group)  # psycopg pipelines it
+                changed += cursor.rowcount
+            finally:
+                cursor.close()
+        return Executed(changed)
 
-    def _statement(self, params: list[Any]) -> tuple[str, list[Any]]:
+    def _statement(self, params: Any) -> tuple[str, Any]:
         """The SQL and parameters to run, with every None parameter written as NULL.
 
         Python's sqlite3 binds None by way of its adapter lookup, which fails

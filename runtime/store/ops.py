@@ -61,10 +61,10 @@ class InsertJobs:
         keyed = [r for r in self.rows if r["idempotency_key"] or r["unique_key"]]
         if not keyed:
             complete = _JOB_COLUMN_SET.issubset(self.rows[0])
-            if fast.usable(conn) and complete:
-                fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
-            elif conn.dialect.name == "postgresql" and complete and len(self.rows) >= COPY_MIN_ROWS:
+            if conn.dialect.name == "postgresql" and complete and len(self.rows) >= COPY_MIN_ROWS:
                 _copy_jobs(conn, self.rows)
+            elif fast.usable(conn) and complete:
+                fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
             else:
                 conn.execute(insert(jobs), self.rows)
             return {}

@@ -6,12 +6,9 @@ schema of its own); without it those cases skip and say why.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import psycopg
 import pytest
 import trio
 import trio.testing
@@ -28,25 +25,6 @@ from tests.runtime.control_jobs import register as register_work
 from tests.runtime.jobs import Journal, register
 
 pytestmark = pytest.mark.trio
-POSTGRES_ENV = "CALLBOARD_TEST_POSTGRES_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'conformance.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test against")
-    schema = f"cb_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

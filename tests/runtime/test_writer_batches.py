@@ -47,8 +47,8 @@ async def _stored(db_url: str, count: int) -> Store:
 
 
 @pytest.mark.trio
-async def test_a_batch_of_finishes_falls_back_when_one_job_moved_on(db_url: str) -> None:
-    store = await _stored(db_url, 4)
+async def test_a_batch_of_finishes_falls_back_when_one_job_moved_on(store_url: str) -> None:
+    store = await _stored(store_url, 4)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.writer.run)
         claimed = (await store.write(Claim("default", 4, WORKER, now=10.0))).rows
@@ -78,8 +78,8 @@ async def test_a_batch_of_finishes_falls_back_when_one_job_moved_on(db_url: str)
 
 
 @pytest.mark.trio
-async def test_a_batch_of_plain_finishes_records_each_job_once(db_url: str) -> None:
-    store = await _stored(db_url, 5)
+async def test_a_batch_of_plain_finishes_records_each_job_once(store_url: str) -> None:
+    store = await _stored(store_url, 5)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.writer.run)
         claimed = (await store.write(Claim("default", 5, WORKER, now=10.0))).rows
@@ -96,8 +96,8 @@ async def test_a_batch_of_plain_finishes_records_each_job_once(db_url: str) -> N
 
 
 @pytest.mark.trio
-async def test_a_settle_callback_that_raises_does_not_stop_the_writer(db_url: str) -> None:
-    store = await _stored(db_url, 1)
+async def test_a_settle_callback_that_raises_does_not_stop_the_writer(store_url: str) -> None:
+    store = await _stored(store_url, 1)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.writer.run)
         pending = store.submit(Claim("default", 1, WORKER, now=10.0))
@@ -113,8 +113,8 @@ async def test_a_settle_callback_that_raises_does_not_stop_the_writer(db_url: st
 
 
 @pytest.mark.trio
-async def test_writes_from_tasks_runnable_in_the_same_tick_share_a_commit(db_url: str) -> None:
-    store = await _stored(db_url, 1)
+async def test_writes_from_tasks_runnable_in_the_same_tick_share_a_commit(store_url: str) -> None:
+    store = await _stored(store_url, 1)
     job_id = None
 
     async def write_after(checkpoints: int) -> None:
@@ -134,6 +134,7 @@ async def test_writes_from_tasks_runnable_in_the_same_tick_share_a_commit(db_url
                 pair.start_soon(write_after, 1)
             assert store.writer.statistics().transactions == before + 1
         store.writer.close()
+    store.dispose()
 
 
 def test_none_parameters_are_spelled_null_with_the_same_meaning(tmp_path: Path) -> None:
