@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 # A step's measurements: flat numbers, merged by the runner as "<step>.<key>".
 Metrics = dict[str, float]
@@ -116,19 +117,22 @@ def sleepy_metrics(step: Step, verified: int, elapsed: float) -> Metrics:
     }
 
 
-@dataclass
-class AsyncioProbe:
-    """What an asyncio peer's handlers tell the step that runs them, in the same
-    process: start times, a finished counter, and a release for held jobs."""
+class _SetsEvent(Protocol):
+    def set(self) -> None: ...
 
-    target: int = 0
-    finished: int = 0
-    all_finished: asyncio.Event = field(default_factory=asyncio.Event)
-    started_at: dict[int, float] = field(default_factory=dict)
-    all_started: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def start(self, job_id: int) -> None:
+class Counting:
+    """What every in-process probe does as handlers report: note start times and
+    count finishes, and set ``all_started`` / ``all_finished`` at ``target``.
+    Subclasses declare those fields with their event loop's events."""
+
+    target: int
+    finished: int
+    started_at: dict[Any, float]
+    all_started: _SetsEvent
+    all_finished: _SetsEvent
+
+    def start(self, job_id: Any) -> None:
         self.started_at[job_id] = time.perf_counter()
         if len(self.started_at) == self.target:
             self.all_started.set()
@@ -137,3 +141,16 @@ class AsyncioProbe:
         self.finished += 1
         if self.finished == self.target:
             self.all_finished.set()
+
+
+@dataclass
+class AsyncioProbe(Counting):
+    """What an asyncio peer's handlers tell the step that runs them, in the same
+    process: start times, a finished counter, and a release for held jobs."""
+
+    target: int = 0
+    finished: int = 0
+    all_finished: asyncio.Event = field(default_factory=asyncio.Event)
+    started_at: dict[Any, float] = field(default_factory=dict)
+    all_started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)

@@ -25,6 +25,7 @@ from benchmarks.probe import (
     POLL_INTERVAL_S,
     VERIFIED,
     VERIFY_TIMEOUT_S,
+    Counting,
     Metrics,
     Step,
     StepFunction,
@@ -59,26 +60,16 @@ class Report(BaseModel):
 
 
 @dataclass
-class _Probe:
+class _Probe(Counting):
     """What handlers tell the step that runs them, in the same process."""
 
     target: int = 0
     finished: int = 0
     all_finished: trio.Event = field(default_factory=trio.Event)
-    started_at: dict[uuid.UUID, float] = field(default_factory=dict)
+    started_at: dict[Any, float] = field(default_factory=dict)
     all_started: trio.Event = field(default_factory=trio.Event)
     release: trio.Event = field(default_factory=trio.Event)
     reporting_s: list[float] = field(default_factory=list)
-
-    def start(self, job_id: uuid.UUID) -> None:
-        self.started_at[job_id] = time.perf_counter()
-        if len(self.started_at) == self.target:
-            self.all_started.set()
-
-    def finish(self) -> None:
-        self.finished += 1
-        if self.finished == self.target:
-            self.all_finished.set()
 
 
 # Handlers are module-level functions registered once, so they reach the
