@@ -104,7 +104,7 @@ class Claim:
         values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
         candidates: list[Row]
         postgres = conn.dialect.name == "postgresql"
-        if not blocked and fast.usable(conn):
+        if not blocked:
             # On SQLite, ids stay as stored: no UUID objects for candidates passed over.
             build = partial(_candidates, not postgres, postgres)
             candidates = fast.prepared(conn, "pick", build).all(conn, values)
@@ -138,14 +138,9 @@ class Claim:
         count = 1 << (len(ids) - 1).bit_length()
         values: Row = {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(count)}
         values.update(now=self.now, worker=self.worker)
-        rows: list[Row]
-        if fast.usable(conn):
-            raw_ids = conn.dialect.name != "postgresql"  # as the pick returned them
-            build = partial(_start_update, count, raw_ids)
-            stmt = fast.prepared(conn, ("start", count), build)
-            rows = stmt.all(conn, values)
-        else:
-            rows = [dict(r._mapping) for r in conn.execute(_start_update(count), values)]
+        raw_ids = conn.dialect.name != "postgresql"  # as the pick returned them
+        build = partial(_start_update, count, raw_ids)
+        rows = fast.prepared(conn, ("start", count), build).all(conn, values)
         rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
         append_logs(
             conn,

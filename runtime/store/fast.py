@@ -8,10 +8,10 @@ tables stay the single source of truth), keeps the type processors of its
 bound parameters and result columns (UUIDs, JSON, booleans), and executes on
 the raw DBAPI connection inside the writer's transaction.
 
-Two drivers take this path: Python's ``sqlite3`` (positional "qmark"
-parameters) and psycopg 3 (named "pyformat" parameters; it decodes UUIDs,
-JSON, floats and booleans itself, so its rows need no result processing).
-Others fall back to Core.
+It serves both drivers the store supports: Python's ``sqlite3`` (positional
+"qmark" parameters) and psycopg 3 (named "pyformat" parameters; it decodes
+UUIDs, JSON, floats and booleans itself, so its rows need no result
+processing).
 """
 
 from __future__ import annotations
@@ -27,12 +27,6 @@ Row = dict[str, Any]
 Processor = Callable[[Any], Any] | None
 
 _CACHE: dict[tuple[str, Hashable], Prepared] = {}
-
-
-def usable(conn: Connection) -> bool:
-    """Whether ``conn`` can run prepared statements (sqlite3 or psycopg)."""
-    dialect = conn.dialect
-    return dialect.paramstyle == "qmark" or dialect.driver == "psycopg"
 
 
 def dbapi(conn: Connection) -> Any:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
@@ -23,10 +23,7 @@ _insert_logs = fast.table_insert(job_logs, ("job_id", "at", "level", "message", 
 def append_logs(conn: Connection, entries: list[Row]) -> None:
     if not entries:
         return
-    if fast.usable(conn):
-        fast.prepared(conn, "insert_logs", _insert_logs).executemany(conn, entries)
-    else:
-        conn.execute(insert(job_logs), entries)
+    fast.prepared(conn, "insert_logs", _insert_logs).executemany(conn, entries)
 
 
 @dataclass(slots=True)
@@ -73,11 +70,8 @@ def _stored_counts(conn: Connection, job_ids: list[uuid.UUID]) -> dict[uuid.UUID
         # Padded to a power of two with repeats, so few statement shapes get compiled.
         size = 1 << (len(chunk) - 1).bit_length()
         values = {f"id{i}": chunk[min(i, len(chunk) - 1)] for i in range(size)}
-        if fast.usable(conn):
-            stmt = fast.prepared(conn, ("count_logs", size), partial(_count_logs, size))
-            rows = stmt.all(conn, values)
-        else:
-            rows = [dict(r._mapping) for r in conn.execute(_count_logs(size), values)]
+        stmt = fast.prepared(conn, ("count_logs", size), partial(_count_logs, size))
+        rows = stmt.all(conn, values)
         counts.update((row["job_id"], row["stored"]) for row in rows)
     return counts
 

@@ -63,7 +63,7 @@ class InsertJobs:
             complete = _JOB_COLUMN_SET.issubset(self.rows[0])
             if conn.dialect.name == "postgresql" and complete and len(self.rows) >= COPY_MIN_ROWS:
                 _copy_jobs(conn, self.rows)
-            elif fast.usable(conn) and complete:
+            elif complete:
                 fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
             else:
                 conn.execute(insert(jobs), self.rows)
@@ -212,14 +212,10 @@ class Finish:
         return FinishResult(True, released, self.values, revision)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
-        if fast.usable(conn):
-            keys = tuple(values)
-            stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
-            where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
-            return bool(stmt.execute(conn, {**values, **where}).rowcount == 1)
+        keys = tuple(values)
+        stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
         where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
-        result = conn.execute(_finish_statement(tuple(values)), {**values, **where})
-        return bool(result.rowcount == 1)
+        return bool(stmt.execute(conn, {**values, **where}).rowcount == 1)
 
 
 def _all_plain(finishes: list[Finish]) -> bool:
@@ -244,14 +240,6 @@ def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
     params = [
         {**f.values, "w_id": f.job_id, "w_status": running, "w_worker": f.worker} for f in finishes
     ]
-    if not fast.usable(conn):
-        savepoint = conn.begin_nested()
-        recorded = conn.execute(_finish_statement(keys), params).rowcount == len(finishes)
-        if recorded:
-            savepoint.commit()
-        else:
-            savepoint.rollback()
-        return bool(recorded)
     stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
     raw = fast.dbapi(conn)
     raw.execute("SAVEPOINT finish_many")
@@ -260,20 +248,6 @@ def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
         raw.execute("ROLLBACK TO finish_many")
     raw.execute("RELEASE finish_many")
     return bool(recorded)
-
-
-_FINISH_STATEMENTS: dict[tuple[str, ...], Any] = {}
-
-
-def _finish_statement(keys: tuple[str, ...]) -> Any:
-    """The Core finish statement setting ``keys``, built once per key set: building
-    one costs more than running it (PostgreSQL's path)."""
-    found = _FINISH_STATEMENTS.get(keys)
-    if found is None:
-        found = _finish_update().values({key: bindparam(key) for key in keys})
-        if len(_FINISH_STATEMENTS) < 64:
-            _FINISH_STATEMENTS[keys] = found
-    return found
 
 
 def _finish_update() -> Any:
