@@ -27,6 +27,7 @@ class RunState:
     progress_from: float = 0.0  # progress when this attempt started (for the ETA)
     since: float = 0.0
     logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
+    start_logged: bool = False  # the attempt's start record is among its logs
 
     @property
     def job_id(self) -> uuid.UUID:

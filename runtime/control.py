@@ -14,7 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from actors import Control, Supervisor
 from runtime.clock import Clock, to_epoch
 from runtime.context import HookContext, call_maybe_async
-from runtime.errors import HookFailed, IllegalTransition, UnknownJobType, UnknownQueue
+from runtime.errors import (
+    HookFailed,
+    IllegalTransition,
+    JobNotFound,
+    UnknownJobType,
+    UnknownQueue,
+)
 from runtime.joblog import LogEntry, parse_level
 from runtime.models import Job
 from runtime.registry import JobType, Registry
@@ -22,7 +28,6 @@ from runtime.status import ACTIVE, PENDING, JobStatus
 from runtime.store import Store
 from runtime.store.control_reads import (
     LOG_LIMIT_MAX,
-    exists,
     paused_queues,
     read_logs,
     status_counts,
@@ -220,10 +225,10 @@ class ControlMethods:
         key = job_id if isinstance(job_id, uuid.UUID) else (await self.get(job_id)).id
         if not 0 < limit <= LOG_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{LOG_LIMIT_MAX}, got {limit}")
-        if not await self.store.read(exists, key, tenant_id):
-            await self.get(key, tenant_id=tenant_id)  # raises JobNotFound
         start = None if since is None else to_epoch(since)
-        rows = await self.store.read(read_logs, key, start, parse_level(level), limit)
+        rows = await self.store.read(read_logs, key, tenant_id, start, parse_level(level), limit)
+        if rows is None:
+            raise JobNotFound(key)
         return [LogEntry.from_row(r) for r in rows]
 
     async def prune(self, retention: JobRetention | None = None) -> dict[str, int]:

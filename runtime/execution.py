@@ -19,15 +19,17 @@ from runtime.context import JobContext, RunState, call_maybe_async
 from runtime.errors import Fail, InvalidParams, Skip, UnknownJobType
 from runtime.events import EventBus
 from runtime.flusher import Flusher, take_logs
-from runtime.joblog import status_entry
+from runtime.joblog import attempt_ended, attempt_started
 from runtime.models import EventKind, event_from_row
 from runtime.outcomes import decide
 from runtime.registry import Registry
+from runtime.status import TERMINAL
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 
 log = logging.getLogger("callboard.executor")
+_TERMINAL = frozenset(s.value for s in TERMINAL)
 
 
 class Executor:
@@ -108,11 +110,16 @@ class Executor:
             eta=values.get("eta"),
             errors=state.errors or None,
             updated_at=now,
-            worker_id=None,
             resumed=False,
         )
+        if values["status"] not in _TERMINAL:
+            # The job's record will tell of its next attempt: store this one's
+            # start and end. A job that ends keeps its worker's name, and its
+            # record tells both (see runtime.joblog).
+            values["worker_id"] = None
+            self._log_start(state)
+            state.logs.append(_ending(state.row, values, now))
         logs = take_logs([state])
-        logs.append(_story(state.row, values, now))
         pending = self._store.submit(
             Finish(
                 state.job_id,
@@ -170,10 +177,21 @@ class Executor:
         self, state: RunState, level: int, message: str, extra: dict[str, Any] | None
     ) -> None:
         now = self.clock.now()
+        self._log_start(state)
         state.logs.append(
             {"job_id": state.job_id, "at": now, "level": level, "message": message, "extra": extra}
         )
         self.flusher.mark(state)
+
+    def _log_start(self, state: RunState) -> None:
+        """Store the attempt's start before its first stored record, so that a
+        reader finds the records of the attempt after its start."""
+        if not state.start_logged:
+            state.start_logged = True
+            row = state.row
+            state.logs.append(
+                attempt_started(row["id"], row["attempt"], self._worker, row["started_at"])
+            )
 
     async def save_checkpoint(self, state: RunState, value: Any) -> None:
         now = self.clock.now()
@@ -204,12 +222,10 @@ class Executor:
         self._bus.publish(event_from_row(row, self.clock.now(), kind, message))
 
 
-def _story(row: dict[str, Any], values: dict[str, Any], now: float) -> dict[str, Any]:
-    """The log record of how an attempt ended."""
+def _ending(row: dict[str, Any], values: dict[str, Any], now: float) -> dict[str, Any]:
+    """The log record of how an attempt ended, when the job goes on."""
     status = values["status"]
-    text = f"attempt {row['attempt']} ended: {status}"
-    if values.get("error"):
-        text += f": {values['error']}"
+    retry_in = None
     if status in ("scheduled", "waiting") and "scheduled_at" in values:
-        text += f" (next attempt in {max(0.0, values['scheduled_at'] - now):.3g}s)"
-    return status_entry(row["id"], now, text, status=status, attempt=row["attempt"])
+        retry_in = values["scheduled_at"] - now
+    return attempt_ended(row["id"], row["attempt"], status, values.get("error"), now, retry_in)

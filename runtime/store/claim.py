@@ -16,11 +16,9 @@ from typing import Any
 from sqlalchemy import Integer, String, bindparam, func, select, text, type_coerce, update
 from sqlalchemy.engine import Connection
 
-from runtime.joblog import status_entry
 from runtime.limits import RateLimit
 from runtime.status import ACTIVE, JobStatus
 from runtime.store import fast
-from runtime.store.log_ops import append_logs
 from runtime.store.tables import HOLDING_SQL, jobs, queue_states
 
 Row = dict[str, Any]
@@ -142,19 +140,6 @@ class Claim:
         build = partial(_start_update, count, raw_ids)
         rows = fast.prepared(conn, ("start", count), build).all(conn, values)
         rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
-        append_logs(
-            conn,
-            [
-                status_entry(
-                    r["id"],
-                    self.now,
-                    f"attempt {r['attempt']} started on {self.worker}",
-                    status="running",
-                    attempt=r["attempt"],
-                )
-                for r in rows
-            ],
-        )
         return rows
 
     def _park_on_locks(self, conn: Connection, rows: list[Row]) -> None:

@@ -8,21 +8,55 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from runtime.joblog import in_log_order
 from runtime.status import TERMINAL
+from runtime.store.log_ops import unstored_status_records
 from runtime.store.tables import job_logs, jobs, queue_states
+
+Row = dict[str, Any]
 
 LOG_LIMIT_MAX = 10_000
 
 
 def read_logs(
-    conn: Connection, job_id: uuid.UUID, since: float | None, level: int | None, limit: int
-) -> list[Any]:
-    query = select(job_logs).where(job_logs.c.job_id == job_id)
+    conn: Connection,
+    job_id: uuid.UUID,
+    tenant_id: str | None,
+    since: float | None,
+    level: int | None,
+    limit: int,
+) -> list[Row] | None:
+    """The job's log records, oldest first: stored ones, and those its record
+    says (see :func:`runtime.joblog.rendered_records`). None: no such job."""
+    query = select(*_ATTEMPT_COLUMNS).where(jobs.c.id == job_id)
+    if tenant_id is not None:
+        query = query.where(jobs.c.tenant_id == tenant_id)
+    job = conn.execute(query).first()
+    if job is None:
+        return None
+    records = select(job_logs).where(job_logs.c.job_id == job_id)
     if since is not None:
-        query = query.where(job_logs.c.at >= since)
+        records = records.where(job_logs.c.at >= since)
     if level is not None:
-        query = query.where(job_logs.c.level >= level)
-    return list(conn.execute(query.order_by(job_logs.c.id).limit(limit)))
+        records = records.where(job_logs.c.level >= level)
+    stored = [dict(r._mapping) for r in conn.execute(records.order_by(job_logs.c.id).limit(limit))]
+    rendered = [
+        r
+        for r in unstored_status_records(conn, job._mapping)
+        if (since is None or r["at"] >= since) and (level is None or r["level"] >= level)
+    ]
+    return in_log_order(stored, rendered)[:limit]
+
+
+_ATTEMPT_COLUMNS = (
+    jobs.c.id,
+    jobs.c.status,
+    jobs.c.attempt,
+    jobs.c.worker_id,
+    jobs.c.started_at,
+    jobs.c.finished_at,
+    jobs.c.error,
+)
 
 
 def status_counts(conn: Connection, since: float) -> dict[str, dict[str, int]]:

@@ -8,6 +8,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlmodel import SQLModel
 
+from runtime.store.tables import RETIRED_INDEXES
+
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
 POSTGRES_POOL_SIZE_DEFAULT = 10
 SQLITE_STATEMENT_CACHE = 512
@@ -36,7 +38,8 @@ def open_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "cached_statements": SQLITE_STATEMENT_CACHE},
     )
     _tune_sqlite(engine)
-    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        _create_schema(conn)
     return engine
 
 
@@ -45,8 +48,16 @@ def _open_postgres(url: URL) -> Engine:
     with engine.begin() as conn:
         # One schema creation at a time when several runtimes start together.
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
-        SQLModel.metadata.create_all(conn)
+        _create_schema(conn)
     return engine
+
+
+def _create_schema(conn: Connection) -> None:
+    """Create what is missing and drop what earlier versions made and this one
+    retired (stores are never rebuilt: these are all the upgrades there are)."""
+    SQLModel.metadata.create_all(conn)
+    for name in RETIRED_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 
-from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
+from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, rendered_records, status_entry
 from runtime.store import fast
 from runtime.store.tables import job_logs
 
@@ -109,6 +109,30 @@ def _within_limit(
     )
     note["level"] = logging.WARNING
     return [note, *kept]
+
+
+def unstored_status_records(conn: Connection, job: Mapping[Any, Any]) -> list[Row]:
+    """The status records that ``job``'s record says and the store does not
+    hold (see :func:`runtime.joblog.rendered_records`): a start is stored
+    already when its attempt logged something."""
+    records = rendered_records(job)
+    if records:
+        start = records[0]
+        stored = conn.execute(
+            select(job_logs.c.id)
+            .where(job_logs.c.job_id == start["job_id"], job_logs.c.message == start["message"])
+            .where(job_logs.c.at == start["at"])
+            .limit(1)
+        ).first()
+        if stored is not None:
+            del records[0]
+    return records
+
+
+def store_status_records(conn: Connection, job: Mapping[Any, Any]) -> None:
+    """Store what ``job``'s record says of its last attempt before a change
+    overwrites it (a manual retry, a rescue)."""
+    append_logs(conn, unstored_status_records(conn, job))
 
 
 def delete_logs(conn: Connection, job_ids: Iterable[uuid.UUID]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -22,8 +22,8 @@ from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import fast
 from runtime.store.claim import holder_of, release_lock
-from runtime.store.log_ops import append_bounded_logs, append_logs
-from runtime.store.tables import JOB_COLUMNS, jobs, queue_states, workers
+from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
+from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states, workers
 
 Row = dict[str, Any]
 RESCUE_ALLOWANCE_DEFAULT = 2
@@ -305,13 +305,16 @@ class Transition:
         values = self.moves.get(current)
         if values is None:
             raise IllegalTransition(self.job_id, current.value, self.action)
+        new = values.get("status", current.value)
+        if found.worker_id is not None and new not in _ACTIVE:
+            store_status_records(conn, found._mapping)
+            values = {**values, "worker_id": None}
         conn.execute(
             update(jobs)
             .where(jobs.c.id == self.job_id, jobs.c.status == current.value)
             .values(**values, revision=jobs.c.revision + 1)
         )
         revision = found.revision + 1
-        new = values.get("status", current.value)
         note = f"{self.action}: {current.value} -> {new}"
         append_logs(
             conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, status=new)]
@@ -333,7 +336,7 @@ class SaveProgress:
     def apply(self, conn: Connection) -> int:
         stmt = (
             update(jobs)
-            .where(jobs.c.id == bindparam("job_id"), jobs.c.worker_id == self.worker)
+            .where(jobs.c.id == bindparam("job_id"), *_owned_by(self.worker))
             .values(
                 progress=bindparam("progress"),
                 progress_details=bindparam("progress_details"),
@@ -343,6 +346,11 @@ class SaveProgress:
             )
         )
         return conn.execute(stmt, self.updates).rowcount
+
+
+def _owned_by(worker: str) -> tuple[Any, ...]:
+    """A job this worker runs now (a finished job keeps the name of its worker)."""
+    return (jobs.c.worker_id == worker, text(f"callboard_jobs.status IN {ACTIVE_SQL}"))
 
 
 @dataclass(slots=True)
@@ -358,7 +366,7 @@ class SaveCheckpoint:
     def apply(self, conn: Connection) -> bool:
         result = conn.execute(
             update(jobs)
-            .where(jobs.c.id == self.job_id, jobs.c.worker_id == self.worker)
+            .where(jobs.c.id == self.job_id, *_owned_by(self.worker))
             .values(
                 checkpoint=self.state,
                 checkpoint_version=self.version,
@@ -383,7 +391,7 @@ class CheckIn:
     def apply(self, conn: Connection) -> int | None:
         found = conn.execute(
             update(jobs)
-            .where(jobs.c.id == self.job_id, jobs.c.worker_id == self.worker)
+            .where(jobs.c.id == self.job_id, *_owned_by(self.worker))
             .values(check_in=self.message, updated_at=self.now, revision=jobs.c.revision + 1)
             .returning(jobs.c.revision)
         ).first()
@@ -490,6 +498,10 @@ class Rescue:
                 jobs.c.attempt,
                 jobs.c.max_retries,
                 jobs.c.lock_key,
+                jobs.c.worker_id,
+                jobs.c.started_at,
+                jobs.c.finished_at,
+                jobs.c.error,
             )
             .where(jobs.c.status.in_(_ACTIVE), jobs.c.worker_id.is_not(None))
             .where(and_(jobs.c.worker_id != self.worker, owner_gone))
@@ -525,6 +537,7 @@ class Rescue:
             values["finished_at"] = self.now
         if target is not JobStatus.CANCELED:
             values["error"] = message
+        store_status_records(conn, row._mapping)
         changed = conn.execute(
             update(jobs)
             .where(jobs.c.id == row.id, jobs.c.status == row.status)

@@ -109,7 +109,6 @@ UNFINISHED_SQL = (
 _WAITING = text("status = 'waiting'")
 _SCHEDULED = text("status = 'scheduled'")
 _KEYED = text("idempotency_key IS NOT NULL")
-_OWNED = text("worker_id IS NOT NULL")
 _SCHEDULED_SLOT = text("schedule_id IS NOT NULL")
 HOLDING_SQL = f"lock_key IS NOT NULL AND status IN {ACTIVE_SQL}"
 _HOLDING = text(HOLDING_SQL)
@@ -138,7 +137,6 @@ Index("ix_callboard_jobs_status", jobs.c.status, jobs.c.queue)
 Index("ix_callboard_jobs_created", jobs.c.created_at)
 # Listing by status, newest first (GET /api/v1/jobs?status=...): read in order, no sort.
 Index("ix_callboard_jobs_status_created", jobs.c.status, jobs.c.created_at)
-Index("ix_callboard_jobs_owner", jobs.c.worker_id, sqlite_where=_OWNED, postgresql_where=_OWNED)
 # One job per idempotency key and tenant; NULL tenants compare equal here.
 Index(
     "ux_callboard_jobs_idempotency",
@@ -198,6 +196,11 @@ Index(
 )
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)
+
+# Dropped from stores made by earlier versions when a store opens: an index on
+# worker_id (every query by worker also picks active statuses, which the
+# status index finds, and a finished job now keeps its worker's name).
+RETIRED_INDEXES = ("ix_callboard_jobs_owner",)
 
 
 class ScheduleRow(SQLModel, table=True):

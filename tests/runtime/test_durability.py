@@ -76,7 +76,19 @@ async def test_sigkilled_worker_loses_nothing_and_reruns_from_checkpoint(
     async with make_runtime() as rt:
         done = await rt.wait(steps_id, timeout=30)
         echo = await rt.get(echo_id)
+        story = [e.message for e in await rt.logs(steps_id)]
+        echo_story = [e.message for e in await rt.logs(echo_id)]
     assert done.status is JobStatus.COMPLETED and done.attempt == 2
+    # The rescue stored what the job's record said of the lost attempt.
+    dead = echo.worker_id  # a finished job keeps its worker's name
+    assert dead is not None and dead != rt.worker_id
+    assert story == [
+        f"attempt 1 started on {dead}",
+        "attempt 1 lost: its worker stopped without finishing it: now waiting",
+        f"attempt 2 started on {rt.worker_id}",
+        "attempt 2 ended: completed",
+    ]
+    assert echo_story == [f"attempt 1 started on {dead}", "attempt 1 ended: completed"]
     assert journal.checkpoints[0]["done"] >= 3  # resumed from its checkpoint, not from zero
     assert echo.status is JobStatus.COMPLETED and echo.attempt == 1
     assert [name for name, _ in journal.started] == ["steps"]  # the completed job did not rerun

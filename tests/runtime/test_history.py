@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import uuid
 from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 
 import pytest
@@ -57,6 +60,70 @@ async def test_log_keeps_handler_records_and_status_changes(
     assert [e.message for e in warnings] == ["careful"]
 
 
+class Flaky(BaseModel):
+    fail_times: int = 1
+    chatty_attempt: int = 1  # the attempt that logs a line
+
+
+@pytest.fixture
+def flaky(registry: Registry) -> None:
+    @registry.job(name="flaky", params=Flaky, max_retries=2, retry_delay=0.0)
+    async def flaky(ctx: JobContext, params: Flaky) -> None:
+        if ctx.attempt == params.chatty_attempt:
+            ctx.log.info("trying")
+        if ctx.attempt <= params.fail_times:
+            raise RuntimeError(f"attempt {ctx.attempt} broke")
+
+
+def stored_log_rows(db_url: str, job_id: object) -> list[str]:
+    with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
+        rows = conn.execute(
+            "SELECT message FROM callboard_job_logs WHERE job_id = ? ORDER BY id",
+            (job_id.hex if isinstance(job_id, uuid.UUID) else job_id,),
+        )
+        return [message for (message,) in rows]
+
+
+async def test_a_job_that_runs_once_stores_no_status_record(
+    make_runtime: Callable[..., Runtime], flaky: None, db_url: str
+) -> None:
+    async with make_runtime() as rt:
+        job = await rt.enqueue("flaky", {"fail_times": 0, "chatty_attempt": 0})
+        done = await rt.wait(job.id, timeout=10)
+        entries = await rt.logs(job.id)
+    assert stored_log_rows(db_url, job.id) == []
+    assert [(e.id, e.message, e.extra) for e in entries] == [
+        (None, f"attempt 1 started on {rt.worker_id}", {"status": "running", "attempt": 1}),
+        (None, "attempt 1 ended: completed", {"status": "completed", "attempt": 1}),
+    ]
+    assert done.worker_id == rt.worker_id  # a finished job keeps its worker's name
+    assert entries[0].at == done.started_at and entries[1].at == done.finished_at
+
+
+async def test_every_attempt_of_a_retried_job_is_told_in_order(
+    make_runtime: Callable[..., Runtime],
+    flaky: None,
+    db_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async with make_runtime() as rt:
+        # Attempt 1 logs a line and fails, 2 fails quietly, 3 succeeds quietly,
+        # all at one moment of the mock clock.
+        job = await rt.enqueue("flaky", {"fail_times": 2, "chatty_attempt": 1})
+        await rt.wait(job.id, timeout=10)
+        messages = [e.message for e in await rt.logs(job.id)]
+    worker = rt.worker_id
+    told = [
+        f"attempt 1 started on {worker}",
+        "trying",
+        "attempt 1 ended: waiting: RuntimeError: attempt 1 broke (next attempt in 0s)",
+        f"attempt 2 started on {worker}",
+        "attempt 2 ended: waiting: RuntimeError: attempt 2 broke (next attempt in 0s)",
+    ]
+    assert messages == [*told, f"attempt 3 started on {worker}", "attempt 3 ended: completed"]
+    assert stored_log_rows(db_url, job.id) == told  # the last attempt is in the job's record
+
+
 async def test_log_is_bounded_and_notes_the_drop(
     make_runtime: Callable[..., Runtime], chatty: None
 ) -> None:
@@ -64,9 +131,14 @@ async def test_log_is_bounded_and_notes_the_drop(
         job = await rt.enqueue("chatty", {"lines": 30})
         await rt.wait(job.id, timeout=10)
         entries = await rt.logs(job.id)
-    assert len(entries) == 10
-    assert entries[0].message == "24 older log records dropped (limit 10)"  # of 33
+    # The store keeps 10 (the note and the last 9 of the start, 30 lines and a
+    # warning); the job's record still tells the attempt's start and end.
+    assert len(entries) == 12
+    assert entries[0].message == "23 older log records dropped (limit 10)"  # of 32
     assert entries[0].level_name == "WARNING"
+    assert entries[1].message == f"attempt 1 started on {rt.worker_id}"  # at the same time
+    assert entries[1].id is None
+    assert [e.message for e in entries[2:4]] == ["line 22", "line 23"]
     assert entries[-1].message == "attempt 1 ended: completed"
 
 
@@ -95,8 +167,14 @@ async def test_manual_retry_requeues_as_the_next_attempt_with_history(
         story = [e.message for e in await rt.logs(job.id) if e.level == logging.INFO]
     assert failed.status is JobStatus.FAILED and again.status is JobStatus.WAITING
     assert again.id == job.id and done.attempt == 2
-    assert "retry: failed -> waiting" in story
-    assert story.count("attempt 1 ended: failed: RuntimeError: broke") == 1
+    worker = rt.worker_id
+    assert story == [
+        f"attempt 1 started on {worker}",
+        "attempt 1 ended: failed: RuntimeError: broke",  # stored before the retry
+        "retry: failed -> waiting",
+        f"attempt 2 started on {worker}",
+        "attempt 2 ended: failed: RuntimeError: broke",
+    ]
 
 
 async def test_retry_of_a_completed_job_is_illegal(

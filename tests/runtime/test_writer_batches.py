@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from sqlalchemy import Column, MetaData, String, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SAWarning
 
 from runtime import Registry, Runtime
 from runtime.store import Store, fast
 from runtime.store.claim import Claim
 from runtime.store.engine import open_engine
-from runtime.store.ops import Finish
-from runtime.store.tables import job_logs, jobs
+from runtime.store.ops import CheckIn, Finish, SaveCheckpoint, SaveProgress
+from runtime.store.tables import RETIRED_INDEXES, job_logs, jobs
 from tests.runtime.jobs import Journal, register
 
 WORKER = "worker-1"
@@ -32,7 +44,6 @@ def _completed(now: float) -> dict[str, Any]:
         "eta": now,
         "errors": None,
         "updated_at": now,
-        "worker_id": None,
         "resumed": False,
     }
 
@@ -93,6 +104,45 @@ async def test_a_batch_of_plain_finishes_records_each_job_once(store_url: str) -
     revisions = store.read_sync(lambda conn: {r.id: r.revision for r in conn.execute(select(jobs))})
     assert revisions == {row["id"]: row["revision"] + 1 for row in claimed}  # one bump each
     store.dispose()
+
+
+@pytest.mark.trio
+async def test_a_finished_job_keeps_its_worker_but_takes_no_more_writes_from_it(
+    store_url: str,
+) -> None:
+    store = await _stored(store_url, 1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.writer.run)
+        job_id = (await store.write(Claim("default", 1, WORKER, now=10.0))).rows[0]["id"]
+        assert (await store.write(Finish(job_id, WORKER, _completed(11.0)))).done
+        # Late writes of the attempt (a progress flush, a checkpoint, a check-in).
+        late = {"job_id": job_id, "progress": 5.0, "progress_details": None, "eta": None}
+        progress = SaveProgress(WORKER, [{**late, "errors": None, "updated_at": 12.0}])
+        assert await store.write(progress) == 0
+        assert not await store.write(SaveCheckpoint(job_id, WORKER, {"at": 1}, 1, 12.0))
+        assert await store.write(CheckIn(job_id, WORKER, "late", 12.0)) is None
+        store.writer.close()
+    row = store.read_sync(lambda conn: conn.execute(select(jobs)).one())
+    assert (row.status, row.worker_id, row.progress) == ("completed", WORKER, 100.0)
+    assert (row.checkpoint, row.check_in, row.updated_at) == (None, None, 11.0)
+    store.dispose()
+
+
+def test_opening_a_store_drops_the_indexes_this_version_retired(store_url: str) -> None:
+    engine = open_engine(store_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_callboard_jobs_owner ON callboard_jobs (worker_id)"
+            " WHERE worker_id IS NOT NULL"
+        )
+    engine.dispose()
+    engine = open_engine(store_url)
+    with warnings.catch_warnings():  # reflection skips the expression-based indexes
+        warnings.simplefilter("ignore", SAWarning)
+        names = {ix["name"] for ix in inspect(engine).get_indexes("callboard_jobs")}
+    engine.dispose()
+    assert "ix_callboard_jobs_claim" in names
+    assert not names & set(RETIRED_INDEXES)
 
 
 @pytest.mark.trio
