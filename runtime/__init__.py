@@ -24,6 +24,7 @@ from runtime.errors import (
     UnknownJobType,
     UnknownQueue,
 )
+from runtime.gcpause import freeze_startup_objects
 from runtime.joblog import LogEntry
 from runtime.models import Job, JobEvent
 from runtime.registry import JobGroup, JobType, Queue, Registry, default_registry, job
@@ -65,5 +66,6 @@ __all__ = [
     "UnknownQueue",
     "WriterStatistics",
     "default_registry",
+    "freeze_startup_objects",
     "job",
 ]

@@ -37,6 +37,7 @@ from runtime.cli.client import (
 from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
 from runtime.demo import register_demo
 from runtime.errors import CallboardError
+from runtime.gcpause import freeze_startup_objects
 from runtime.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
 
@@ -205,6 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             names = args.queues.split(",") if args.queues else None
             options.queues = worker_queues(registry, names)
+        freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
