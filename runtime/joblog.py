@@ -7,9 +7,11 @@ and the drop is noted in the log itself.
 The start and the end of a job's last attempt are not stored while its
 record says them: a job that runs once and ends writes no status record at
 all. They are rendered from the record (:func:`rendered_records`) when the
-log is read, and stored (:func:`attempt_records`) only when the attempt is
-followed by something that would overwrite what the record says: a retry,
-a suspension, a rescue, a manual retry.
+log is read, and stored only when the attempt is followed by something that
+would overwrite what the record says: a retry or a suspension (by the
+executor), a rescue or a manual retry (``store_status_records`` in
+``runtime.store.log_ops``). A start is also stored with the first record
+its attempt logs, so that it precedes them.
 """
 
 from __future__ import annotations
@@ -72,11 +74,9 @@ _ENDED_BY_ERROR = frozenset(
 )
 
 
-def attempt_started(job_id: uuid.UUID, attempt: int, worker: str | None, at: float) -> Row:
-    where = f" on {worker}" if worker else ""
-    return status_entry(
-        job_id, at, f"attempt {attempt} started{where}", status="running", attempt=attempt
-    )
+def attempt_started(job_id: uuid.UUID, attempt: int, worker: str, at: float) -> Row:
+    message = f"attempt {attempt} started on {worker}"
+    return status_entry(job_id, at, message, status="running", attempt=attempt)
 
 
 def attempt_ended(

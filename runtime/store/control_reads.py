@@ -81,10 +81,3 @@ def status_counts(conn: Connection, since: float) -> dict[str, dict[str, int]]:
 def paused_queues(conn: Connection) -> set[str]:
     rows = conn.execute(select(queue_states.c.name).where(queue_states.c.paused.is_(True)))
     return {r.name for r in rows}
-
-
-def exists(conn: Connection, job_id: uuid.UUID, tenant_id: str | None) -> bool:
-    query = select(jobs.c.id).where(jobs.c.id == job_id)
-    if tenant_id is not None:
-        query = query.where(jobs.c.tenant_id == tenant_id)
-    return conn.execute(query).first() is not None
