@@ -63,6 +63,9 @@ class InsertJobs:
             complete = _JOB_COLUMN_SET.issubset(self.rows[0])
             if conn.dialect.name == "postgresql" and complete and len(self.rows) >= COPY_MIN_ROWS:
                 _copy_jobs(conn, self.rows)
+            elif complete and len(self.rows) == 1:
+                # A one-row executemany costs psycopg a pipeline of its own.
+                fast.prepared(conn, "insert_jobs", _insert_jobs).execute(conn, self.rows[0])
             elif complete:
                 fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
             else:
