@@ -29,7 +29,6 @@ from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 
 log = logging.getLogger("callboard.executor")
-_TERMINAL = frozenset(s.value for s in TERMINAL)
 
 
 class Executor:
@@ -112,7 +111,7 @@ class Executor:
             updated_at=now,
             resumed=False,
         )
-        if values["status"] not in _TERMINAL:
+        if values["status"] not in TERMINAL:  # a StrEnum set: plain values match
             # The job's record will tell of its next attempt: store this one's
             # start and end. A job that ends keeps its worker's name, and its
             # record tells both (see runtime.joblog).

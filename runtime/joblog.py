@@ -68,10 +68,7 @@ def status_entry(job_id: uuid.UUID, at: float, message: str, **extra: Any) -> Ro
     return {"job_id": job_id, "at": at, "level": STATUS, "message": message, "extra": extra or None}
 
 
-_ACTIVE = frozenset(s.value for s in ACTIVE)
-_ENDED_BY_ERROR = frozenset(
-    s.value for s in (JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.SKIPPED)
-)
+_ENDED_BY_ERROR = frozenset({JobStatus.FAILED, JobStatus.TIMEOUT, JobStatus.SKIPPED})
 
 
 def attempt_started(job_id: uuid.UUID, attempt: int, worker: str, at: float) -> Row:
@@ -104,7 +101,7 @@ def rendered_records(job: Mapping[Any, Any]) -> list[Row]:
         return []
     records = [attempt_started(job["id"], job["attempt"], worker, started)]
     status = job["status"]
-    if status not in _ACTIVE and job["finished_at"] is not None:
+    if status not in ACTIVE and job["finished_at"] is not None:  # StrEnum: values match
         # A completed or canceled job may keep an earlier attempt's error.
         error = job["error"] if status in _ENDED_BY_ERROR else None
         records.append(
