@@ -111,7 +111,7 @@ def rendered_records(job: Mapping[Any, Any]) -> list[Row]:
 
 
 def in_log_order(stored: list[Row], rendered: list[Row]) -> list[Row]:
-    """Stored records (oldest first) with the rendered ones of the last
+    """Stored records (by time, then as written) with the rendered ones of the last
     attempt put in by time: its start after the records stored up to then,
     its end after every record up to its own time."""
     merged = list(stored)

@@ -39,7 +39,10 @@ def read_logs(
         records = records.where(job_logs.c.at >= since)
     if level is not None:
         records = records.where(job_logs.c.level >= level)
-    stored = [dict(r._mapping) for r in conn.execute(records.order_by(job_logs.c.id).limit(limit))]
+    # By time, then as written: an attempt's start may be stored after records of
+    # its attempt (when it ends and the job goes on), but its time is its own.
+    records = records.order_by(job_logs.c.at, job_logs.c.id).limit(limit)
+    stored = [dict(r._mapping) for r in conn.execute(records)]
     rendered = [
         r
         for r in unstored_status_records(conn, job._mapping)

@@ -35,7 +35,18 @@ async def test_suspend_running_job_frees_its_slot_and_resume_continues_from_chec
         parked = await rt.get(first.id)
         resumed = await rt.resume(first.id)
         done = await rt.wait(first.id)
+        story = [e.message for e in await rt.logs(first.id) if e.extra and "status" in e.extra]
     assert suspending.status is JobStatus.SUSPENDING
+    # The first attempt's start, stored when it ended, is read in its place by time.
+    assert story == [
+        f"attempt 1 started on {rt.worker_id}",
+        "suspend: running -> suspending",
+        "attempt 1 ended: suspended",
+        "resume: suspended -> resuming",
+        "resume: resuming -> waiting",
+        f"attempt 2 started on {rt.worker_id}",
+        "attempt 2 ended: completed",
+    ]
     assert parked.status is JobStatus.SUSPENDED and parked.checkpoint == {"done": 4}
     assert parked.progress == 40.0
     assert resumed.status is JobStatus.WAITING
