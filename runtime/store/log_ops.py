@@ -98,7 +98,7 @@ def _within_limit(
         oldest = (
             select(job_logs.c.id)
             .where(job_logs.c.job_id == job_id)
-            .order_by(job_logs.c.id)
+            .order_by(job_logs.c.at, job_logs.c.id)  # the order the log is read in
             .limit(from_store)
             .scalar_subquery()
         )
