@@ -12,9 +12,10 @@ from collections.abc import Callable
 import pytest
 import trio
 import trio.testing
+from pydantic import BaseModel
 from sqlalchemy import select
 
-from runtime import JobStatus, Registry, Runtime
+from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.enqueue import build_rows
 from runtime.store import Store, ops
 from runtime.store.ops import InsertJobs
@@ -103,6 +104,37 @@ async def test_retry_timeout_and_cancel(
         await trio.sleep(1.5)
         await rt.cancel(running.id)
         assert (await rt.wait(running.id)).status is JobStatus.CANCELED
+
+
+class NoParams(BaseModel):
+    pass
+
+
+async def test_a_job_log_reads_the_same_story_from_stored_and_rendered_records(
+    on_store: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    register(registry, Journal())
+
+    @registry.job(name="chatty", max_retries=0)
+    async def chatty(ctx: JobContext, params: NoParams) -> None:
+        ctx.log.info("hello")  # stores the attempt's start with it
+
+    async with on_store() as rt:
+        talked = await rt.enqueue("chatty", {})
+        retried = await rt.enqueue("behave", {"how": "raise", "fail_times": 1})
+        await rt.wait(talked.id)
+        await rt.wait(retried.id)
+        talk = [(e.id is None, e.message) for e in await rt.logs(talked.id)]
+        story = [e.message for e in await rt.logs(retried.id)]
+    worker = rt.worker_id
+    assert talk == [
+        (False, f"attempt 1 started on {worker}"),  # stored once, not rendered again
+        (False, "hello"),
+        (True, "attempt 1 ended: completed"),
+    ]
+    assert story[0] == f"attempt 1 started on {worker}"
+    assert story[1].startswith("attempt 1 ended: scheduled: RuntimeError: boom 1 (next attempt in")
+    assert story[2:] == [f"attempt 2 started on {worker}", "attempt 2 ended: completed"]
 
 
 async def test_shutdown_keeps_checkpoint_and_next_start_resumes(
