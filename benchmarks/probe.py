@@ -121,16 +121,17 @@ class _SetsEvent(Protocol):
     def set(self) -> None: ...
 
 
+@dataclass
 class Counting:
     """What every in-process probe does as handlers report: note start times and
     count finishes, and set ``all_started`` / ``all_finished`` at ``target``.
-    Subclasses declare those fields with their event loop's events."""
+    Subclasses give those two events their event loop's kind."""
 
-    target: int
-    finished: int
-    started_at: dict[Any, float]
-    all_started: _SetsEvent
-    all_finished: _SetsEvent
+    target: int = 0
+    finished: int = 0
+    started_at: dict[Any, float] = field(default_factory=dict)
+    all_started: _SetsEvent = field(init=False)
+    all_finished: _SetsEvent = field(init=False)
 
     def start(self, job_id: Any) -> None:
         self.started_at[job_id] = time.perf_counter()
@@ -148,9 +149,6 @@ class AsyncioProbe(Counting):
     """What an asyncio peer's handlers tell the step that runs them, in the same
     process: start times, a finished counter, and a release for held jobs."""
 
-    target: int = 0
-    finished: int = 0
     all_finished: asyncio.Event = field(default_factory=asyncio.Event)
-    started_at: dict[Any, float] = field(default_factory=dict)
     all_started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)

@@ -63,10 +63,7 @@ class Report(BaseModel):
 class _Probe(Counting):
     """What handlers tell the step that runs them, in the same process."""
 
-    target: int = 0
-    finished: int = 0
     all_finished: trio.Event = field(default_factory=trio.Event)
-    started_at: dict[Any, float] = field(default_factory=dict)
     all_started: trio.Event = field(default_factory=trio.Event)
     release: trio.Event = field(default_factory=trio.Event)
     reporting_s: list[float] = field(default_factory=list)
