@@ -32,6 +32,10 @@ class EnqueueOptions(TypedDict, total=False):
     lock_key: str | None
 
 
+PER_JOB_COLUMNS = ("id", "params", "idempotency_key", "lock_key", "unique_key")
+"""The columns :func:`build_rows` sets per job; the rows of one call share every other value."""
+
+
 def build_rows(
     job_type: JobType,
     params: Iterable[Any],
@@ -40,7 +44,10 @@ def build_rows(
     idempotency_keys: Sequence[str | None] | None = None,
     **options: Unpack[EnqueueOptions],
 ) -> list[Row]:
-    """Validate every item first: one bad item stores nothing."""
+    """Validate every item first: one bad item stores nothing.
+
+    The rows differ only in :data:`PER_JOB_COLUMNS`.
+    """
     items = list(params)
     keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
     if len(keys) != len(items):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -88,12 +89,59 @@ class Job(BaseModel):
         _set(job, "__pydantic_private__", None)
         return job
 
+    @classmethod
+    def from_similar_rows(
+        cls, rows: Sequence[Mapping[str, Any]], varying: Iterable[str]
+    ) -> list[Job]:
+        """Snapshots of ``rows`` that hold the same values but in the ``varying`` columns
+        (the jobs of one bulk enqueue): the shared values are converted once."""
+        if not rows:
+            return []
+        first = cls.from_row(rows[0])
+        base = first.__dict__
+        fields = first.__pydantic_fields_set__
+        names = [n for n in varying if n in _FIELD_SET]
+        plain = [n for n in names if n not in _CONVERTED]
+        converted = [n for n in names if n in _CONVERTED]
+        # Shared containers are copied: no two snapshots share a mutable value.
+        containers = [n for n, v in base.items() if isinstance(v, list | dict) and n not in names]
+        out = [first]
+        new, _set = cls.__new__, object.__setattr__
+        for row in rows[1:]:
+            values = base.copy()
+            for name in plain:
+                values[name] = row[name]
+            for name in converted:
+                values[name] = _converted(name, row[name])
+            for name in containers:
+                shared = base[name]
+                values[name] = deepcopy(shared) if shared else type(shared)()
+            job = new(cls)
+            _set(job, "__dict__", values)
+            _set(job, "__pydantic_fields_set__", set(fields))
+            _set(job, "__pydantic_extra__", None)
+            _set(job, "__pydantic_private__", None)
+            out.append(job)
+        return out
+
+
+def _converted(name: str, value: Any) -> Any:
+    """A store value as :meth:`Job.from_row` makes it a field value."""
+    if name == "status":
+        return _STATUSES[value]
+    if name in _TIMES:
+        return None if value is None else datetime.fromtimestamp(value, UTC)
+    if name == "errors":
+        return value or []
+    return value or {}  # params
+
 
 _TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at", "slot")
 _PLAIN = tuple(
     (name, field.get_default(call_default_factory=True)) for name, field in Job.model_fields.items()
 )
 _FIELD_SET = frozenset(Job.model_fields)
+_CONVERTED = frozenset({"status", "errors", "params", *_TIMES})
 _STATUSES = {status.value: status for status in JobStatus}
 
 

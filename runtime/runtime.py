@@ -30,7 +30,7 @@ from actors import (
 )
 from runtime.clock import Clock
 from runtime.control import ControlMethods
-from runtime.enqueue import EnqueueOptions, build_rows
+from runtime.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
 from runtime.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
 from runtime.events import EventBus, Subscription
 from runtime.execution import Executor
@@ -44,6 +44,7 @@ from runtime.schedules_api import ScheduleMethods
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import (
+    PARKED_COLUMNS,
     DeleteJob,
     Heartbeat,
     InsertJobs,
@@ -376,15 +377,19 @@ class Runtime(ControlMethods, ScheduleMethods):
         items = params if isinstance(params, Sequence) else list(params)
         with collector_paused(len(items)):
             rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
-        replaced = await self.store.write(InsertJobs(rows))
-        result = []
+        replaced = await self.store.write(InsertJobs(rows, varying=PER_JOB_COLUMNS))
         with collector_paused(len(rows)):
+            if replaced:  # some keys had jobs already: those are returned instead
+                result = []
+                for row in rows:
+                    stored = replaced.get(row["id"], row)
+                    if stored is row:
+                        self._announce(row)
+                    result.append(Job.from_row(stored))
+                return result
             for row in rows:
-                stored = replaced.get(row["id"], row)
-                if stored is row:
-                    self._announce(row)
-                result.append(Job.from_row(stored))
-        return result
+                self._announce(row)
+            return Job.from_similar_rows(rows, (*PER_JOB_COLUMNS, *PARKED_COLUMNS))
 
     def _announce(self, row: dict[str, Any]) -> None:
         self._status_changed(row)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from runtime.errors import IllegalTransition, JobNotFound
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
-from runtime.store import fast
+from runtime.store import bulk_insert, fast
 from runtime.store.claim import holder_of, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
 from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states, workers
@@ -43,6 +43,8 @@ class InsertJobs:
     when an idempotency key or a unique job's key already had one."""
 
     rows: list[Row]
+    varying: tuple[str, ...] | None = None
+    """The only columns whose values may differ between rows (None: any may)."""
 
     @property
     def inline_weight(self) -> int:
@@ -57,12 +59,16 @@ class InsertJobs:
         return not (row["idempotency_key"] or row["unique_key"] or row["lock_key"])
 
     def apply(self, conn: Connection) -> dict[uuid.UUID, Row]:
-        self._park_on_held_locks(conn)
+        parked = self._park_on_held_locks(conn)
         keyed = [r for r in self.rows if r["idempotency_key"] or r["unique_key"]]
         if not keyed:
             complete = _JOB_COLUMN_SET.issubset(self.rows[0])
-            if conn.dialect.name == "postgresql" and complete and len(self.rows) >= COPY_MIN_ROWS:
+            bulk = complete and len(self.rows) >= BULK_MIN_ROWS
+            if conn.dialect.name == "postgresql" and bulk:
                 _copy_jobs(conn, self.rows)
+            elif bulk and self.varying is not None:
+                varying = (*self.varying, *PARKED_COLUMNS) if parked else self.varying
+                bulk_insert.insert_rows(conn, jobs, JOB_COLUMNS, self.rows, varying)
             elif complete and len(self.rows) == 1:
                 # A one-row executemany costs psycopg a pipeline of its own.
                 fast.prepared(conn, "insert_jobs", _insert_jobs).execute(conn, self.rows[0])
@@ -79,18 +85,25 @@ class InsertJobs:
                 replaced[r["id"]] = stored
         return replaced
 
-    def _park_on_held_locks(self, conn: Connection) -> None:
+    def _park_on_held_locks(self, conn: Connection) -> bool:
+        """Jobs whose lock is held wait as locked; returns whether any does."""
+        parked = False
         for r in self.rows:
             if r["lock_key"] is not None and r["status"] == JobStatus.WAITING.value:
                 holder = holder_of(conn, r["lock_key"])
                 if holder is not None:
                     r.update(status=JobStatus.LOCKED.value, locked_by=holder)
+                    parked = True
+        return parked
 
 
 _JOB_COLUMN_SET = frozenset(JOB_COLUMNS)
 _insert_jobs = fast.table_insert(jobs, JOB_COLUMNS)
-COPY_MIN_ROWS = 64
-"""From this many new jobs on, PostgreSQL stores them with ``COPY``."""
+BULK_MIN_ROWS = 64
+"""From this many new jobs on, PostgreSQL stores them with ``COPY``, and SQLite
+with one statement reading them from a JSON document (``bulk_insert``)."""
+PARKED_COLUMNS = ("status", "locked_by")
+"""What storing a job may change in its row: a held lock makes it wait locked."""
 _JSON_COLUMNS = frozenset(c.name for c in jobs.columns if isinstance(c.type, JSON))
 
 

@@ -298,6 +298,10 @@ class StoreWriter:
                 yield
             return
         raw = fast.dbapi(conn)
+        if single:
+            with self._sqlite_autocommit(conn):
+                yield
+            return
         try:
             raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
@@ -316,6 +320,25 @@ class StoreWriter:
             conn.commit()
         else:
             raw.commit()
+
+    @contextmanager
+    def _sqlite_autocommit(self, conn: Connection) -> Iterator[None]:
+        """SQLite: a lone single-statement write runs in SQLite's own autocommit
+        transaction (no ``BEGIN`` and ``COMMIT`` of ours around it)."""
+        try:
+            yield
+        except sqlite3.OperationalError as err:
+            if conn.in_transaction():  # a Core statement began one (see engine._tune_sqlite)
+                conn.rollback()
+            if self._inline and _is_busy(err):
+                raise _Busy from err
+            raise
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            raise
+        if conn.in_transaction():
+            conn.commit()
 
     def _commit(
         self, conn: Connection, batch: list[Pending]

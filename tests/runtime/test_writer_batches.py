@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from sqlalchemy import (
     Column,
     MetaData,
@@ -229,3 +230,30 @@ def _log(job_id: Any, message: str) -> dict[str, Any]:
 
 def _log_messages(conn: Connection) -> list[str]:
     return [r.message for r in conn.execute(select(job_logs.c.message))]
+
+
+@pytest.mark.trio
+async def test_a_lone_enqueue_waits_out_another_process_holding_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """A lone single-statement write runs in SQLite's autocommit mode on the loop
+    thread, where it never waits: if another process holds the write lock it
+    moves to a worker thread, which waits for the lock as usual."""
+    registry = Registry()
+    register(registry, Journal())
+    db = tmp_path / "busy.db"
+    async with Runtime(f"sqlite:///{db}", registry=registry, workers=False) as rt:
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        stored: list[Any] = []
+
+        async def enqueue() -> None:
+            stored.append(await rt.enqueue("echo", {"value": 1}))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(enqueue)
+            await trio.testing.wait_all_tasks_blocked()
+            assert stored == []  # waiting for the lock, in a thread: the loop runs on
+            other.execute("COMMIT")
+        other.close()
+        assert [job.id for job in await rt.list()] == [stored[0].id]

@@ -1,0 +1,89 @@
+"""Many new rows in one SQLite statement: the varying columns travel as one JSON document.
+
+``executemany`` binds every column of every row through Python's ``sqlite3``,
+which for a 39-column job row costs more than SQLite's own work of storing
+it. The rows of a bulk enqueue differ in a few columns only (the id and the
+params, say). So the statement binds the shared columns once and reads the
+varying ones from a JSON array of arrays that SQLite walks itself::
+
+    INSERT INTO t (a, b, c) SELECT ?, value ->> 0, value -> 1 FROM json_each(?)
+
+A varying value goes in the document as its bind processor makes it (a
+UUID as its hex text) and comes out as an SQL value (``->>``); a JSON
+column's value goes in as it is and comes out as its JSON text (``->``), which
+is what the column stores. SQLite reads JSON numbers back as the same
+doubles Python wrote, and keeps a nested number's digits (both checked in
+the tests).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Table
+from sqlalchemy.engine import Connection
+
+Row = dict[str, Any]
+Processor = Callable[[Any], Any] | None
+
+_SQL_CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+_PROCESSORS: dict[tuple[str, str], Processor] = {}
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: list[Row], varying: Sequence[str]
+) -> None:
+    """Insert ``rows`` (each with every name in ``columns``) in one statement.
+
+    ``varying`` names the only columns whose values may differ between rows:
+    every other column is taken from the first row, once. The caller vouches
+    for that (``runtime.enqueue.PER_JOB_COLUMNS`` says which columns a bulk
+    enqueue sets per job).
+    """
+    dialect = conn.dialect
+    moving = tuple(c for c in columns if c in varying)
+    shared = tuple(c for c in columns if c not in varying)
+    first = rows[0]
+    params = [_processed(table, c, dialect, first[c]) for c in shared]
+    # JSON columns go in as they are (``->`` gives their JSON text), others processed.
+    pairs = [(c, None if _is_json(table, c) else _processor(table, c, dialect)) for c in moving]
+    document = json.dumps(
+        [[row[c] if proc is None else proc(row[c]) for c, proc in pairs] for row in rows],
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    sql = _statement(conn, table, shared, moving)
+    conn.connection.driver_connection.execute(sql, [*params, document])  # type: ignore[union-attr]
+
+
+def _statement(
+    conn: Connection, table: Table, shared: tuple[str, ...], moving: tuple[str, ...]
+) -> str:
+    key = (table.name, shared, moving)
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        quote = conn.dialect.identifier_preparer.quote
+        names = ", ".join(quote(c) for c in (*shared, *moving))
+        reads = [f"value {'->' if _is_json(table, c) else '->>'} {i}" for i, c in enumerate(moving)]
+        values = ", ".join(["?"] * len(shared) + reads)
+        sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT {values} FROM json_each(?)"
+        _SQL_CACHE[key] = sql
+    return sql
+
+
+def _is_json(table: Table, column: str) -> bool:
+    return isinstance(table.c[column].type, JSON)
+
+
+def _processor(table: Table, column: str, dialect: Any) -> Processor:
+    key = (table.name, column)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = table.c[column].type._cached_bind_processor(dialect)
+    return _PROCESSORS[key]
+
+
+def _processed(table: Table, column: str, dialect: Any, value: Any) -> Any:
+    proc = _processor(table, column, dialect)
+    return value if proc is None else proc(value)
