@@ -53,9 +53,15 @@ def _open_postgres(url: URL) -> Engine:
 
 
 def _create_schema(conn: Connection) -> None:
-    """Create what is missing and drop what earlier versions made and this one
-    retired (stores are never rebuilt: these are all the upgrades there are)."""
+    """Create what is missing (tables, and indexes a newer version added to an
+    existing table) and drop what earlier versions made and this one retired
+    (stores are never rebuilt: these are all the upgrades there are)."""
     SQLModel.metadata.create_all(conn)
+    present = _index_names(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(conn)
     for name in RETIRED_INDEXES:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
 
@@ -78,6 +84,14 @@ def _tune_sqlite(engine: Engine) -> None:
         # later could fail with SQLITE_BUSY without waiting.
         mode = conn.get_execution_options().get("callboard_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _index_names(conn: Connection) -> set[str]:
+    if conn.dialect.name == "postgresql":
+        query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    return {name for (name,) in conn.exec_driver_sql(query)}
 
 
 def writer_connection(engine: Engine) -> Connection:
