@@ -95,8 +95,8 @@ class Job(BaseModel):
     ) -> list[Job]:
         """Snapshots of ``rows`` that hold the same values but in the ``varying`` columns
         (the jobs of one bulk enqueue): the shared values are converted once."""
-        if not rows:
-            return []
+        if len(rows) < 2:
+            return [cls.from_row(row) for row in rows]
         first = cls.from_row(rows[0])
         base = first.__dict__
         fields = first.__pydantic_fields_set__
