@@ -76,18 +76,8 @@ class Job(BaseModel):
         values["status"] = _STATUSES[row["status"]]
         values["errors"] = values["errors"] or []
         values["params"] = values["params"] or {}
-        job = cls.__new__(cls)
-        _set = object.__setattr__
-        _set(job, "__dict__", values)
-        whole = row.keys() >= _FIELD_SET
-        _set(
-            job,
-            "__pydantic_fields_set__",
-            set(_FIELD_SET if whole else filter(row.__contains__, values)),
-        )
-        _set(job, "__pydantic_extra__", None)
-        _set(job, "__pydantic_private__", None)
-        return job
+        fields = _FIELD_SET if row.keys() >= _FIELD_SET else filter(row.__contains__, values)
+        return _snapshot(cls, values, set(fields))
 
     @classmethod
     def from_similar_rows(
@@ -106,7 +96,6 @@ class Job(BaseModel):
         # Shared containers are copied: no two snapshots share a mutable value.
         containers = [n for n, v in base.items() if isinstance(v, list | dict) and n not in names]
         out = [first]
-        new, _set = cls.__new__, object.__setattr__
         for row in rows[1:]:
             values = base.copy()
             for name in plain:
@@ -116,13 +105,19 @@ class Job(BaseModel):
             for name in containers:
                 shared = base[name]
                 values[name] = deepcopy(shared) if shared else type(shared)()
-            job = new(cls)
-            _set(job, "__dict__", values)
-            _set(job, "__pydantic_fields_set__", set(fields))
-            _set(job, "__pydantic_extra__", None)
-            _set(job, "__pydantic_private__", None)
-            out.append(job)
+            out.append(_snapshot(cls, values, set(fields)))
         return out
+
+
+def _snapshot(cls: type[Job], values: dict[str, Any], fields: set[str]) -> Job:
+    """A snapshot holding ``values`` as they are: what ``model_construct`` makes."""
+    job = cls.__new__(cls)
+    _set = object.__setattr__
+    _set(job, "__dict__", values)
+    _set(job, "__pydantic_fields_set__", fields)
+    _set(job, "__pydantic_extra__", None)
+    _set(job, "__pydantic_private__", None)
+    return job
 
 
 def _converted(name: str, value: Any) -> Any:

@@ -28,19 +28,22 @@ from sqlalchemy.engine import Connection
 Row = dict[str, Any]
 Processor = Callable[[Any], Any] | None
 
+# Only SQLite has json_each: keyed by table and columns, not by dialect.
 _SQL_CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
 _PROCESSORS: dict[tuple[str, str], Processor] = {}
 
 
 def insert_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: list[Row], varying: Sequence[str]
-) -> None:
+) -> bool:
     """Insert ``rows`` (each with every name in ``columns``) in one statement.
 
     ``varying`` names the only columns whose values may differ between rows:
     every other column is taken from the first row, once. The caller vouches
     for that (``runtime.enqueue.PER_JOB_COLUMNS`` says which columns a bulk
-    enqueue sets per job).
+    enqueue sets per job). Returns False, having stored nothing, when a
+    varying value is one JSON cannot carry (NaN or an infinity): the caller
+    then stores the rows another way.
     """
     dialect = conn.dialect
     moving = tuple(c for c in columns if c in varying)
@@ -49,13 +52,17 @@ def insert_rows(
     params = [_processed(table, c, dialect, first[c]) for c in shared]
     # JSON columns go in as they are (``->`` gives their JSON text), others processed.
     pairs = [(c, None if _is_json(table, c) else _processor(table, c, dialect)) for c in moving]
-    document = json.dumps(
-        [[row[c] if proc is None else proc(row[c]) for c, proc in pairs] for row in rows],
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    try:
+        document = json.dumps(
+            [[row[c] if proc is None else proc(row[c]) for c, proc in pairs] for row in rows],
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except ValueError:  # NaN or an infinity: SQLite's JSON has no spelling for them
+        return False
     sql = _statement(conn, table, shared, moving)
     conn.connection.driver_connection.execute(sql, [*params, document])  # type: ignore[union-attr]
+    return True
 
 
 def _statement(

@@ -62,20 +62,7 @@ class InsertJobs:
         parked = self._park_on_held_locks(conn)
         keyed = [r for r in self.rows if r["idempotency_key"] or r["unique_key"]]
         if not keyed:
-            complete = _JOB_COLUMN_SET.issubset(self.rows[0])
-            bulk = complete and len(self.rows) >= BULK_MIN_ROWS
-            if conn.dialect.name == "postgresql" and bulk:
-                _copy_jobs(conn, self.rows)
-            elif bulk and self.varying is not None:
-                varying = (*self.varying, *PARKED_COLUMNS) if parked else self.varying
-                bulk_insert.insert_rows(conn, jobs, JOB_COLUMNS, self.rows, varying)
-            elif complete and len(self.rows) == 1:
-                # A one-row executemany costs psycopg a pipeline of its own.
-                fast.prepared(conn, "insert_jobs", _insert_jobs).execute(conn, self.rows[0])
-            elif complete:
-                fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
-            else:
-                conn.execute(insert(jobs), self.rows)
+            self._insert(conn, parked)
             return {}
         conn.execute(_insert_ignoring_conflicts(conn), self.rows)
         replaced: dict[uuid.UUID, Row] = {}
@@ -84,6 +71,26 @@ class InsertJobs:
             if stored["id"] != r["id"]:
                 replaced[r["id"]] = stored
         return replaced
+
+    def _insert(self, conn: Connection, parked: bool) -> None:
+        """Store rows that no key can conflict with, the cheapest way the store has."""
+        complete = _JOB_COLUMN_SET.issubset(self.rows[0])
+        bulk = complete and len(self.rows) >= BULK_MIN_ROWS
+        if bulk and conn.dialect.name == "postgresql":
+            _copy_jobs(conn, self.rows)
+            return
+        if bulk and self.varying is not None:
+            # SQLite: one statement reading the columns set per job from JSON.
+            varying = (*self.varying, *PARKED_COLUMNS) if parked else self.varying
+            if bulk_insert.insert_rows(conn, jobs, JOB_COLUMNS, self.rows, varying):
+                return
+        if complete and len(self.rows) == 1:
+            # A one-row executemany costs psycopg a pipeline of its own.
+            fast.prepared(conn, "insert_jobs", _insert_jobs).execute(conn, self.rows[0])
+        elif complete:
+            fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
+        else:
+            conn.execute(insert(jobs), self.rows)
 
     def _park_on_held_locks(self, conn: Connection) -> bool:
         """Jobs whose lock is held wait as locked; returns whether any does."""

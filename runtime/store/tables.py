@@ -197,6 +197,10 @@ Index(
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 
+# Opening a store creates the indexes above that it lacks, by name, and keeps
+# one it has: an index whose definition changes takes a new name, and its old
+# name goes here.
+#
 # Dropped from stores made by earlier versions when a store opens: an index on
 # worker_id (every query by worker also picks active statuses, which the
 # status index finds, and a finished job now keeps its worker's name); and

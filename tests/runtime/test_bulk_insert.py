@@ -7,6 +7,7 @@ the snapshots ``enqueue_many`` returns the snapshots ``Job.from_row`` makes.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 from collections.abc import Callable
@@ -16,12 +17,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from sqlalchemy import select
 
 from runtime import Job, JobStatus, Registry, Runtime
 from runtime.enqueue import PER_JOB_COLUMNS, build_rows
-from runtime.store import bulk_insert
-from runtime.store.ops import BULK_MIN_ROWS, PARKED_COLUMNS
-from runtime.store.tables import JOB_COLUMNS
+from runtime.store import Store, bulk_insert
+from runtime.store.ops import BULK_MIN_ROWS, PARKED_COLUMNS, InsertJobs
+from runtime.store.tables import JOB_COLUMNS, jobs
 from tests.runtime.control_jobs import Trace
 from tests.runtime.control_jobs import register as register_work
 from tests.runtime.jobs import Journal, register
@@ -138,3 +140,29 @@ def test_every_column_a_bulk_enqueue_varies_is_declared(registry: Registry) -> N
     )
     varying = {c for c in JOB_COLUMNS if len({json.dumps(r[c], default=str) for r in rows}) > 1}
     assert varying <= set(PER_JOB_COLUMNS)
+
+
+@pytest.mark.trio
+async def test_bulk_rows_with_a_value_json_cannot_carry_are_stored_all_the_same(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # Enqueues never store NaN (params are dumped as JSON by pydantic, which
+    # makes it null), but a store op may be handed one.
+    register(registry, Journal())
+    rows = build_rows(registry.get("echo"), [{"value": i} for i in range(BULK_MIN_ROWS)], now=1.0)
+    rows[0]["params"] = {"value": math.nan}
+    rows[1]["params"] = {"value": -math.inf}
+    store = await trio.to_thread.run_sync(Store, f"sqlite:///{tmp_path / 'nan.db'}")
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.writer.run)
+            await store.write(InsertJobs(rows, varying=PER_JOB_COLUMNS))
+            store.writer.close()
+        stored = await store.read(lambda conn: {r.id: r.params for r in conn.execute(select(jobs))})
+    finally:
+        store.dispose()
+    assert len(stored) == BULK_MIN_ROWS
+    assert (
+        math.isnan(stored[rows[0]["id"]]["value"]) and stored[rows[1]["id"]]["value"] == -math.inf
+    )
+    assert stored[rows[2]["id"]] == {"value": 2}
