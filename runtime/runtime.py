@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, Unpack
 
@@ -377,23 +378,29 @@ class Runtime(ControlMethods, ScheduleMethods):
         items = params if isinstance(params, Sequence) else list(params)
         with collector_paused(len(items)):
             rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
-        replaced = await self.store.write(InsertJobs(rows, varying=PER_JOB_COLUMNS))
+        pending = self.store.submit(InsertJobs(rows, varying=PER_JOB_COLUMNS))
+        pending.on_settled(partial(self._publish_stored, rows))
+        # Wake this runtime's queues now, not once the insert is durable: a claim
+        # they ask for joins the insert's commit (the writer applies it after the
+        # insert, in the same transaction), one commit from enqueue to start.
+        for row in rows:
+            self._status_changed(row)
+        replaced = await pending.wait()
         with collector_paused(len(rows)):
             if replaced:  # some keys had jobs already: those are returned instead
-                result = []
-                for row in rows:
-                    stored = replaced.get(row["id"], row)
-                    if stored is row:
-                        self._announce(row)
-                    result.append(Job.from_row(stored))
-                return result
-            for row in rows:
-                self._announce(row)
+                return [Job.from_row(replaced.get(row["id"], row)) for row in rows]
             return Job.from_similar_rows(rows, (*PER_JOB_COLUMNS, *PARKED_COLUMNS))
 
-    def _announce(self, row: dict[str, Any]) -> None:
-        self._status_changed(row)
-        self._publish(row)
+    def _publish_stored(
+        self, rows: list[dict[str, Any]], replaced: Any, error: BaseException | None
+    ) -> None:
+        """Publish the jobs an insert stored, in the writer as its commit settles
+        (so even if the caller was cancelled meanwhile)."""
+        if error is not None:
+            return
+        for row in rows:
+            if row["id"] not in replaced:
+                self._publish(row)
 
     # -- reading ------------------------------------------------------------------
 

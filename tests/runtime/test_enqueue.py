@@ -138,3 +138,19 @@ async def test_delay_and_at_schedule_for_later(
     assert later.status is JobStatus.SCHEDULED
     assert later.scheduled_at is not None and later.created_at is not None
     assert (later.scheduled_at - later.created_at).total_seconds() == pytest.approx(60)
+
+
+async def test_an_enqueue_into_an_idle_queue_shares_its_commit_with_the_claim(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    """The runtime wakes its queue as it submits the insert, so the claim joins
+    the insert's transaction: a job that runs once costs two commits (stored and
+    claimed; finished), not three."""
+    async with make_runtime(queues={"default": 4}) as rt:
+        await rt.wait((await rt.enqueue("steps", {"steps": 0})).id, timeout=10)  # warmed up
+        before = rt.writer_statistics().transactions
+        for _ in range(10):
+            job = await rt.enqueue("steps", {"steps": 0})
+            assert (await rt.wait(job.id, timeout=10)).status is JobStatus.COMPLETED
+        used = rt.writer_statistics().transactions - before
+    assert used <= 2 * 10 + 2  # two per job, and room for a periodic write or two
