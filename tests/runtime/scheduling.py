@@ -1,13 +1,17 @@
-"""Helpers for schedule tests: a pinned wall clock and reading a schedule's jobs."""
+"""Helpers for schedule tests: a pinned wall clock, reading a schedule's jobs,
+and counting the work of the trigger arithmetic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from runtime import Job, Runtime
+from runtime import Job, Runtime, schedule_spec
 from runtime.clock import Clock
 from runtime.store.tables import jobs
 
@@ -53,3 +57,28 @@ async def jobs_of(rt: Runtime, schedule_id: str) -> list[Job]:
         return sorted(found, key=lambda j: (j.slot is None, j.slot or j.created_at))
 
     return await rt.store.read(query)
+
+
+class InstantCounter:
+    """Counts the candidate fire instants the trigger arithmetic generates.
+
+    The tests bound work by this count, never by a timer: a scan that walks
+    every slot of a long downtime shows up as millions of instants on any
+    machine, fast or slow.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for name in ("_cron_instants", "_interval_instants"):
+            original = getattr(schedule_spec, name)
+            monkeypatch.setattr(schedule_spec, name, self._counting(original))
+
+    def _counting(
+        self, generate: Callable[[Any, datetime], Iterator[datetime]]
+    ) -> Callable[[Any, datetime], Iterator[datetime]]:
+        def counted(trigger: Any, floor: datetime) -> Iterator[datetime]:
+            for instant in generate(trigger, floor):
+                self.count += 1
+                yield instant
+
+        return counted
