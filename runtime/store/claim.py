@@ -8,7 +8,7 @@ on the picked keys as ``locked``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
 from typing import Any
@@ -100,32 +100,34 @@ class Claim:
     def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
         blocked = [name for name, free in room.items() if free <= 0]
         values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
-        candidates: list[Row]
         postgres = conn.dialect.name == "postgresql"
         if not blocked:
-            # On SQLite, ids stay as stored: no UUID objects for candidates passed over.
+            # Read lazily: candidates past the last pick are never fetched (on
+            # SQLite, never even looked up). Ids stay as stored, not UUID objects.
             build = partial(_candidates, not postgres, postgres)
-            candidates = fast.prepared(conn, "pick", build).all(conn, values)
-        else:
-            query = _candidates()
-            if blocked:
-                query = query.where(jobs.c.type.not_in(blocked))
-            if postgres:
-                query = query.with_for_update(skip_locked=True)
-            candidates = [dict(r._mapping) for r in conn.execute(query, values)]
+            cursor = fast.prepared(conn, "pick", build).execute(conn, values)
+            try:
+                return self._first_free(cursor, room)
+            finally:
+                cursor.close()
+        query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
+        return self._first_free(conn.execute(query, values), room)
+
+    def _first_free(self, candidates: Iterable[Sequence[Any]], room: dict[str, int]) -> list[Row]:
+        """The best ``limit`` candidates (id, type, lock key) that neither share a
+        lock key nor exceed their type's room."""
         picks: list[Row] = []
         keys: set[str] = set()
-        for candidate in candidates:
-            key = candidate["lock_key"]
+        for job_id, job_type, key in candidates:
             if key is not None and key in keys:
                 continue
-            if candidate["type"] in room:
-                if room[candidate["type"]] <= 0:
+            if job_type in room:
+                if room[job_type] <= 0:
                     continue
-                room[candidate["type"]] -= 1
+                room[job_type] -= 1
             if key is not None:
                 keys.add(key)
-            picks.append(candidate)
+            picks.append({"id": job_id, "type": job_type, "lock_key": key})
             if len(picks) == self.limit:
                 break
         return picks

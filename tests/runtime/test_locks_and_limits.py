@@ -60,6 +60,25 @@ async def test_max_concurrency_caps_a_type_across_the_runtime(
     assert started == pytest.approx(12.0)  # ceil(7 / 2) rounds of 3 steps of a second
 
 
+async def test_a_type_at_its_limit_does_not_hold_back_other_types_of_its_queue(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace, name="limited", max_concurrency=1)
+    register(registry, trace, name="free")
+    async with make_runtime(queues={"default": 5}) as rt:
+        limited = await rt.enqueue_many("limited", [{"name": "l1"}, {"name": "l2"}])
+        await trio.sleep(0.5)  # l1 runs: its type is full
+        free = await rt.enqueue_many("free", [{"name": f"f{i}", "steps": 1} for i in range(3)])
+        for job in free:
+            assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+        assert trio.current_time() < 3.0  # before l1 ends and lets l2 start
+        for job in limited:
+            assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+    assert trace.started[0] == "l1" and trace.started[4] == "l2"
+    assert sorted(trace.started[1:4]) == ["f0", "f1", "f2"]  # one enqueue: no order among them
+
+
 async def test_rate_limit_holds_jobs_back_without_dropping_them(
     make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
 ) -> None:
