@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from actors._job_actor import JobHandle, run_job
 from actors._messages import Claimed, Control, Ended, Outcome
+from actors._native import LoopEvent, event_factory
 from actors._protocols import JobRunner, JobSource, OutcomeSink
 from actors._queue_actor import CLAIM_BATCH_DEFAULT, POLL_INTERVAL_DEFAULT, QueueActor
 from actors._supervisor import GRACE_PERIOD_DEFAULT, ShutdownReport, Supervisor
@@ -25,11 +26,13 @@ __all__ = [
     "JobHandle",
     "JobRunner",
     "JobSource",
+    "LoopEvent",
     "Outcome",
     "OutcomeSink",
     "QueueActor",
     "ShutdownReport",
     "Supervisor",
     "Ticker",
+    "event_factory",
     "run_job",
 ]

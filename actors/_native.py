@@ -1,6 +1,7 @@
 """Trio's own primitives when the engine runs under trio; anyio's elsewhere.
 
-The engine spawns a task and opens a cancel scope for every job. On trio,
+The engine spawns a task and opens a cancel scope for every job, and the
+store's writer makes an event for most writes. On trio,
 anyio's wrappers around these cost more than the primitives themselves (its
 task groups give each task a cancel scope of its own), so the per-job path
 uses trio directly there. The semantics are trio's either way: anyio's trio
@@ -51,6 +52,20 @@ def cancel_scope_factory() -> Callable[[float], CancelScope]:
     if on_trio():
         return lambda deadline: trio.CancelScope(deadline=deadline)
     return lambda deadline: anyio.CancelScope(deadline=deadline)
+
+
+class LoopEvent(Protocol):
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> None: ...
+
+
+def event_factory() -> Callable[[], LoopEvent]:
+    """Makes events of the running loop (on trio, ``trio.Event``: anyio's wrapper
+    around it costs about as much again for every event made, set and waited)."""
+    return trio.Event if on_trio() else anyio.Event
 
 
 def clock() -> Callable[[], float]:

@@ -66,7 +66,8 @@ class QueueActor:
         self._running = 0
         self._more = True  # the store may hold due jobs we have not claimed
         self._claiming = True
-        self._wake = anyio.Event()
+        self._wake: native.LoopEvent = anyio.Event()
+        self._event: Callable[[], native.LoopEvent] = anyio.Event
         self.finished = anyio.Event()
         self._cancel_scope: Callable[[float], native.CancelScope] | None = None
         self._clock: Callable[[], float] | None = None
@@ -93,6 +94,7 @@ class QueueActor:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._cancel_scope = native.cancel_scope_factory()
         self._clock = native.clock()
+        self._event = native.event_factory()
         try:
             async with native.task_group() as tg:
                 task_status.started()
@@ -102,7 +104,7 @@ class QueueActor:
 
     async def _produce(self, tg: native.TaskGroup) -> None:
         while True:
-            self._wake = anyio.Event()  # before the checks: a wake after them is not lost
+            self._wake = self._event()  # before the checks: a wake after them is not lost
             if not self._claiming:
                 return
             free = self.capacity - self._running
@@ -116,7 +118,9 @@ class QueueActor:
                     self._more = True
                 for job in jobs:
                     self._running += 1
-                    tg.start_soon(self._run_one, job, name=f"job {job.id}")
+                    # Unnamed: a name per job (its id as text) costs as much as
+                    # a tenth of the spawn; ``handles`` maps ids to running jobs.
+                    tg.start_soon(self._run_one, job)
                 continue
             with anyio.move_on_after(self._poll_interval) as timer:
                 await self._wake.wait()

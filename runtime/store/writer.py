@@ -1,7 +1,7 @@
 """The store writer: one actor owns every write and commits them in groups.
 
-Writes arrive on a memory channel. The writer takes the first, then all that
-are already queued, and applies them in one transaction (group commit).
+Writes arrive in a queue. The writer takes all that are queued and applies
+them in one transaction (group commit).
 Nothing waits on a timer: under load the batch grows by itself while the
 previous commit runs, and before each commit the writer lets the tasks that
 are already runnable add their writes (one pass of the event loop). Each
@@ -20,8 +20,8 @@ holds the write lock the batch moves to a thread that waits as usual.
 from __future__ import annotations
 
 import logging
-import math
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from actors import LoopEvent, event_factory
 from runtime.store import fast, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
 
@@ -67,14 +68,15 @@ class _Busy(Exception):
 class Pending:
     """The answer to one submitted write."""
 
-    __slots__ = ("_done", "_on_settled", "_settled", "error", "op", "result")
+    __slots__ = ("_done", "_event", "_on_settled", "_settled", "error", "op", "result")
 
-    def __init__(self, op: Op) -> None:
+    def __init__(self, op: Op, event: Callable[[], LoopEvent] = anyio.Event) -> None:
         self.op = op
         self.result: Any = None
         self.error: BaseException | None = None
         self._settled = False
-        self._done: anyio.Event | None = None  # made only if someone waits before the commit
+        self._event = event
+        self._done: LoopEvent | None = None  # made only if someone waits before the commit
         self._on_settled: Callable[[Any, BaseException | None], None] | None = None
 
     def on_settled(self, callback: Callable[[Any, BaseException | None], None]) -> None:
@@ -97,7 +99,7 @@ class Pending:
         """Wait until the write is settled, without raising its error."""
         if not self._settled:
             if self._done is None:
-                self._done = anyio.Event()
+                self._done = self._event()
             await self._done.wait()
 
     async def wait(self) -> Any:
@@ -133,15 +135,23 @@ class StoreWriter:
         self._inline = False  # whether the connection is set up for the loop thread now
         self._checkpointing = False
         self._checkpointed = 0  # transactions counted at the last checkpoint
-        self._send, self._receive = anyio.create_memory_object_stream[Pending](math.inf)
+        self._queue: deque[Pending] = deque()
+        self._closed = False
+        self._event: Callable[[], LoopEvent] = anyio.Event  # the running loop's own, once run
+        self._ready: LoopEvent | None = None  # while the writer waits for writes
         self._transactions = 0
         self._operations = 0
         self.progress_rows = 0
 
     def submit(self, op: Op) -> Pending:
         """Queue a write now; await the returned object for its result."""
-        pending = Pending(op)
-        self._send.send_nowait(pending)
+        if self._closed:
+            raise anyio.ClosedResourceError("the store writer is closed")
+        pending = Pending(op, self._event)
+        self._queue.append(pending)
+        if self._ready is not None:
+            self._ready.set()
+            self._ready = None
         return pending
 
     async def write(self, op: Op) -> Any:
@@ -149,17 +159,21 @@ class StoreWriter:
 
     def close(self) -> None:
         """No more writes: ``run`` returns after committing what is queued."""
-        self._send.close()
+        self._closed = True
+        if self._ready is not None:
+            self._ready.set()
+            self._ready = None
 
     def statistics(self) -> WriterStatistics:
         return WriterStatistics(
             transactions=self._transactions,
             operations=self._operations,
             progress_rows=self.progress_rows,
-            queued=self._receive.statistics().current_buffer_used,
+            queued=len(self._queue),
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        self._event = event_factory()
         conn = await threads.run_sync(writer_connection, self._engine)
         try:
             if self._inline_max >= 0:
@@ -176,23 +190,30 @@ class StoreWriter:
                 await threads.run_sync(conn.close)
 
     async def _serve(self, conn: Connection, tg: TaskGroup) -> None:
-        async with self._receive:
-            async for first in self._receive:
-                # One pass of the loop first: tasks already runnable (jobs that
-                # finished in the same tick, a claim about to be asked) add their
-                # writes to this commit instead of each starting the next one.
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                batch = self._light_first([first, *self._more()])
-                light = self._inline_prefix(batch)
-                done = self._commit_inline(conn, batch[:light]) if light else []
-                self._settle(batch, done)
-                if len(done) < len(batch):
-                    rest = batch[len(done) :]
-                    # Shielded: a batch once started always commits and answers.
-                    with anyio.CancelScope(shield=True):
-                        outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
-                    self._settle(rest, outcomes)
-                self._maybe_checkpoint(tg)
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._closed:
+                    return
+                self._ready = ready = self._event()
+                await ready.wait()
+                continue
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            # One pass of the loop first: tasks already runnable (jobs that
+            # finished in the same tick, a claim about to be asked) add their
+            # writes to this commit instead of each starting the next one.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            batch = self._light_first(self._take())
+            light = self._inline_prefix(batch)
+            done = self._commit_inline(conn, batch[:light]) if light else []
+            self._settle(batch, done)
+            if len(done) < len(batch):
+                rest = batch[len(done) :]
+                # Shielded: a batch once started always commits and answers.
+                with anyio.CancelScope(shield=True):
+                    outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
+                self._settle(rest, outcomes)
+            self._maybe_checkpoint(tg)
 
     def _maybe_checkpoint(self, tg: TaskGroup) -> None:
         due = self._transactions - self._checkpointed >= CHECKPOINT_EVERY_DEFAULT
@@ -213,14 +234,14 @@ class StoreWriter:
         finally:
             self._checkpointing = False
 
-    def _more(self) -> list[Pending]:
-        more: list[Pending] = []
-        while len(more) < self._batch_max - 1:
-            try:
-                more.append(self._receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
-        return more
+    def _take(self) -> list[Pending]:
+        """The queued writes, at most ``batch_max`` of them, oldest first."""
+        queue = self._queue
+        if len(queue) <= self._batch_max:
+            batch = list(queue)
+            queue.clear()
+            return batch
+        return [queue.popleft() for _ in range(self._batch_max)]
 
     @staticmethod
     def _settle(batch: list[Pending], outcomes: list[tuple[Any, BaseException | None]]) -> None:
