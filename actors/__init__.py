@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from actors._job_actor import JobHandle, run_job
 from actors._messages import Claimed, Control, Ended, Outcome
-from actors._native import LoopEvent, event_factory
+from actors._native import LoopEvent, checkpoints, event_factory
+from actors._native import clock as loop_clock
 from actors._protocols import JobRunner, JobSource, OutcomeSink
 from actors._queue_actor import CLAIM_BATCH_DEFAULT, POLL_INTERVAL_DEFAULT, QueueActor
 from actors._supervisor import GRACE_PERIOD_DEFAULT, ShutdownReport, Supervisor
@@ -33,6 +34,8 @@ __all__ = [
     "ShutdownReport",
     "Supervisor",
     "Ticker",
+    "checkpoints",
     "event_factory",
+    "loop_clock",
     "run_job",
 ]

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import sniffio
 import trio
 
@@ -66,6 +67,14 @@ def event_factory() -> Callable[[], LoopEvent]:
     """Makes events of the running loop (on trio, ``trio.Event``: anyio's wrapper
     around it costs about as much again for every event made, set and waited)."""
     return trio.Event if on_trio() else anyio.Event
+
+
+def checkpoints() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """The running loop's ``checkpoint_if_cancelled`` and ``cancel_shielded_checkpoint``
+    (anyio's look the loop up on every call)."""
+    if on_trio():
+        return trio.lowlevel.checkpoint_if_cancelled, trio.lowlevel.cancel_shielded_checkpoint
+    return anyio.lowlevel.checkpoint_if_cancelled, anyio.lowlevel.cancel_shielded_checkpoint
 
 
 def clock() -> Callable[[], float]:

@@ -9,9 +9,12 @@ the loop clock an hour and delayed jobs become due.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import anyio
+
+from actors import loop_clock
 
 
 class Clock:
@@ -19,15 +22,19 @@ class Clock:
 
     def __init__(self) -> None:
         self._offset: float | None = None
+        self._loop_time: Callable[[], float] = anyio.current_time
 
     def anchor(self) -> None:
         """Tie the clock to the current loop; call inside the loop."""
-        self._offset = time.time() - anyio.current_time()
+        # The loop's own clock function, looked up once: anyio's finds the
+        # running loop on every call, and the hot path asks several times a job.
+        self._loop_time = loop_clock()
+        self._offset = time.time() - self._loop_time()
 
     def now(self) -> float:
         if self._offset is None:
             return time.time()
-        return self._offset + anyio.current_time()
+        return self._offset + self._loop_time()
 
     def loop_time(self, epoch: float) -> float:
         """The loop-clock time at which epoch ``epoch`` arrives."""

@@ -32,7 +32,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from actors import LoopEvent, event_factory
+from actors import LoopEvent, checkpoints, event_factory
 from runtime.store import fast, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
 
@@ -191,6 +191,7 @@ class StoreWriter:
 
     async def _serve(self, conn: Connection, tg: TaskGroup) -> None:
         queue = self._queue
+        if_cancelled, one_pass = checkpoints()
         while True:
             if not queue:
                 if self._closed:
@@ -198,11 +199,11 @@ class StoreWriter:
                 self._ready = ready = self._event()
                 await ready.wait()
                 continue
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await if_cancelled()
             # One pass of the loop first: tasks already runnable (jobs that
             # finished in the same tick, a claim about to be asked) add their
             # writes to this commit instead of each starting the next one.
-            await anyio.lowlevel.cancel_shielded_checkpoint()
+            await one_pass()
             batch = self._light_first(self._take())
             light = self._inline_prefix(batch)
             done = self._commit_inline(conn, batch[:light]) if light else []
