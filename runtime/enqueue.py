@@ -57,12 +57,13 @@ def build_rows(
     lock_key = options.get("lock_key")
     tenant_id = options.get("tenant_id")
     rows = []
+    ids = new_job_ids(len(items))
     for index, (item, key) in enumerate(zip(items, keys, strict=True)):
         values = _validated(job_type, item, index, len(items))
         rows.append(
             {
                 **common,
-                "id": new_job_id(),
+                "id": ids[index],
                 "params": values,
                 "idempotency_key": key,
                 "lock_key": lock_key if lock_key is not None else job_type.lock_key_for(values),
@@ -79,13 +80,23 @@ def new_job_id() -> uuid.UUID:
     primary key, the job log's), so a transaction writes a few pages at the
     end of each index instead of one random page per job.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = value & _UUID_CLEAR | _UUID7_BITS
-    return uuid.UUID(int=value)
+    return new_job_ids(1)[0]
 
 
-_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
+def new_job_ids(count: int) -> list[uuid.UUID]:
+    """``count`` ids as :func:`new_job_id` makes them, drawing their random bits
+    in one system call (one per id cost as much as the rest of the id)."""
+    base = (time.time_ns() // 1_000_000) << 80 | _UUID7_BITS
+    noise = os.urandom(10 * count)
+    from_bytes = int.from_bytes
+    return [
+        uuid.UUID(int=base | from_bytes(noise[at : at + 10], "big") & _UUID_RANDOM)
+        for at in range(0, 10 * count, 10)
+    ]
+
+
 _UUID7_BITS = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant
+_UUID_RANDOM = ((1 << 80) - 1) & ~((0xF << 76) | (0x3 << 62))  # the 74 random bits
 
 
 def _validated(job_type: JobType, item: Any, index: int, total: int) -> dict[str, Any]:

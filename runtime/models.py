@@ -105,7 +105,9 @@ class Job(BaseModel):
             for name in containers:
                 shared = base[name]
                 values[name] = deepcopy(shared) if shared else type(shared)()
-            out.append(_snapshot(cls, values, set(fields)))
+            # One fields set for all: a frozen snapshot never changes its own, and
+            # ``model_copy`` copies it.
+            out.append(_snapshot(cls, values, fields))
         return out
 
 

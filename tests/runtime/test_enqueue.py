@@ -154,3 +154,22 @@ async def test_an_enqueue_into_an_idle_queue_shares_its_commit_with_the_claim(
             assert (await rt.wait(job.id, timeout=10)).status is JobStatus.COMPLETED
         used = rt.writer_statistics().transactions - before
     assert used <= 2 * 10 + 2  # two per job, and room for a periodic write or two
+
+
+async def test_job_ids_are_version_7_unique_and_ordered_by_their_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uuid
+
+    from runtime import enqueue
+
+    now = [1_700_000_000_000_000_000]
+    monkeypatch.setattr(enqueue.time, "time_ns", lambda: now[0])
+    first = enqueue.new_job_ids(1_000)
+    now[0] += 1_000_000  # one millisecond later
+    later = [enqueue.new_job_id(), *enqueue.new_job_ids(3)]
+    ids = first + later
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert {i.int >> 80 for i in first} == {now[0] // 1_000_000 - 1}
+    assert max(first) < min(later)  # ids of a later millisecond sort after
