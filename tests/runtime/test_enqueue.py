@@ -159,12 +159,13 @@ async def test_an_enqueue_into_an_idle_queue_shares_its_commit_with_the_claim(
 async def test_job_ids_are_version_7_unique_and_ordered_by_their_millisecond(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import time
     import uuid
 
     from runtime import enqueue
 
     now = [1_700_000_000_000_000_000]
-    monkeypatch.setattr(enqueue.time, "time_ns", lambda: now[0])
+    monkeypatch.setattr(time, "time_ns", lambda: now[0])
     first = enqueue.new_job_ids(1_000)
     now[0] += 1_000_000  # one millisecond later
     later = [enqueue.new_job_id(), *enqueue.new_job_ids(3)]
