@@ -32,6 +32,9 @@ class CancelScope(AbstractContextManager[Any], Protocol):
     @property
     def cancel_called(self) -> bool: ...
 
+    @property
+    def cancelled_caught(self) -> bool: ...
+
 
 def on_trio() -> bool:
     try:

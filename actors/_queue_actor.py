@@ -122,7 +122,8 @@ class QueueActor:
                     # a tenth of the spawn; ``handles`` maps ids to running jobs.
                     tg.start_soon(self._run_one, job)
                 continue
-            with anyio.move_on_after(self._poll_interval) as timer:
+            assert self._cancel_scope is not None
+            with self._cancel_scope(self._now() + self._poll_interval) as timer:
                 await self._wake.wait()
             if timer.cancelled_caught:
                 self._more = True

@@ -66,9 +66,9 @@ class Executor:
             self._on_rate_limited(queue, result.retry_at)
         claimed = []
         for row in result.rows:
-            state = RunState(row, progress=row["progress"] or 0.0, since=now)
-            state.progress_from = state.progress
-            state.errors = list(row["errors"] or [])
+            progress = row["progress"] or 0.0
+            errors = list(row["errors"] or ())
+            state = RunState(row, progress, errors=errors, progress_from=progress, since=now)
             claimed.append(Claimed(row["id"], queue, row["timeout"], payload=state))
             self._publish_status(row)
         return claimed

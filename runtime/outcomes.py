@@ -45,15 +45,17 @@ def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = N
 
 
 def _returned(value: Any, now: float) -> Row:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    try:
-        if value is not None and not isinstance(value, _SCALARS):  # those always encode
+    # None first: most handlers return nothing, and isinstance against a pydantic
+    # model class goes through ABCMeta's slow check.
+    if value is not None and not isinstance(value, _SCALARS):  # those always encode
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        try:
             json.dumps(value)
-    except (TypeError, ValueError) as err:
-        values = _final(JobStatus.FAILED, now)
-        values["error"] = f"result is not JSON-serialisable: {err}"
-        return values
+        except (TypeError, ValueError) as err:
+            values = _final(JobStatus.FAILED, now)
+            values["error"] = f"result is not JSON-serialisable: {err}"
+            return values
     values = _final(JobStatus.COMPLETED, now)
     values.update(result=value, progress=100.0, eta=now)
     return values

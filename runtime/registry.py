@@ -123,12 +123,15 @@ class JobType:
 
     def validate(self, params: Any) -> BaseModel:
         """Validate ``params`` (a mapping or a model instance) into the params model."""
-        if isinstance(params, self.params_model):
-            return params
-        if isinstance(params, BaseModel):
-            params = params.model_dump()
-        if params is None:
-            params = {}
+        # A dict (the usual case, and every stored one) skips the isinstance
+        # checks against model classes, which go through ABCMeta's slow path.
+        if type(params) is not dict:
+            if isinstance(params, self.params_model):
+                return params
+            if isinstance(params, BaseModel):
+                params = params.model_dump()
+            if params is None:
+                params = {}
         try:
             return self.params_model.model_validate(params)
         except ValidationError as err:

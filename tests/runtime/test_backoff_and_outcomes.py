@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
+from pydantic import BaseModel
 
 from actors import Claimed, Ended, Outcome
 from runtime.backoff import retry_delay
@@ -75,3 +77,26 @@ def test_result_that_is_not_json_fails_clearly(value: object) -> None:
     values = decide(outcome(Ended.RETURNED, value=value), row(), 0.0)
     assert values["status"] == "failed"
     assert values["error"].startswith("result is not JSON-serialisable")
+
+
+class _Result(BaseModel):
+    when: datetime
+    count: int
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (None, None),
+        (3, 3),
+        ("done", "done"),
+        ({"a": [1, 2]}, {"a": [1, 2]}),
+        (
+            _Result(when=datetime(2026, 1, 2, tzinfo=UTC), count=2),
+            {"when": "2026-01-02T00:00:00Z", "count": 2},
+        ),
+    ],
+)
+def test_returned_values_are_stored_as_json(value: object, stored: object) -> None:
+    values = decide(outcome(Ended.RETURNED, value=value), row(), 5.0)
+    assert values["status"] == "completed" and values["result"] == stored

@@ -71,6 +71,22 @@ def test_validation_errors_are_field_by_field(registry: Registry) -> None:
     assert "path: Field required" in str(caught.value)
 
 
+class Scale(BaseModel):
+    width: int = 1
+
+
+def test_params_validate_from_a_dict_a_model_or_nothing(registry: Registry) -> None:
+    @registry.job()
+    async def scale(ctx: JobContext, params: Scale) -> None: ...
+
+    job_type = registry.get("scale")
+    given = Scale(width=3)
+    assert job_type.validate(given) is given
+    assert job_type.validate({"width": "4"}) == Scale(width=4)
+    assert job_type.validate(None) == Scale()
+    assert job_type.validate(Resize(path="/x", width=5)) == Scale(width=5)  # by its fields
+
+
 def test_handler_must_be_async_with_a_model_annotation(registry: Registry) -> None:
     def sync(ctx: JobContext, params: Resize) -> None: ...
 
