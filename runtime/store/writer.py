@@ -149,9 +149,7 @@ class StoreWriter:
             raise anyio.ClosedResourceError("the store writer is closed")
         pending = Pending(op, self._event)
         self._queue.append(pending)
-        if self._ready is not None:
-            self._ready.set()
-            self._ready = None
+        self._wake()
         return pending
 
     async def write(self, op: Op) -> Any:
@@ -160,6 +158,10 @@ class StoreWriter:
     def close(self) -> None:
         """No more writes: ``run`` returns after committing what is queued."""
         self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the writer if it waits for writes."""
         if self._ready is not None:
             self._ready.set()
             self._ready = None

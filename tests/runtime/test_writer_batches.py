@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -260,3 +261,23 @@ async def test_a_lone_enqueue_waits_out_another_process_holding_the_write_lock(
             other.execute("COMMIT")
         other.close()
         assert [job.id for job in await rt.list()] == [stored[0].id]
+
+
+@pytest.mark.trio
+async def test_the_writer_takes_writes_queued_before_it_runs_and_refuses_them_once_closed(
+    store_url: str,
+) -> None:
+    store = await _stored(store_url, 2)
+    early = store.submit(Claim("default", 1, WORKER, now=10.0))  # before the writer runs
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.writer.run)
+            assert len((await early).rows) == 1
+            later = await store.write(Claim("default", 1, WORKER, now=11.0))  # it waited idle
+            assert len(later.rows) == 1
+            await trio.testing.wait_all_tasks_blocked()
+            store.writer.close()  # wakes the idle writer, which returns
+    assert store.writer.statistics().queued == 0
+    with pytest.raises(anyio.ClosedResourceError, match="writer is closed"):
+        store.submit(Claim("default", 1, WORKER, now=12.0))
+    store.dispose()
