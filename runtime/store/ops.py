@@ -67,7 +67,7 @@ class InsertJobs:
         conn.execute(_insert_ignoring_conflicts(conn), self.rows)
         replaced: dict[uuid.UUID, Row] = {}
         for r in keyed:
-            stored = dict(conn.execute(select(jobs).where(_same_key(r))).one()._mapping)
+            stored = _stored_instead(conn, r)
             if stored["id"] != r["id"]:
                 replaced[r["id"]] = stored
         return replaced
@@ -138,13 +138,24 @@ def _copy_jobs(conn: Connection, rows: list[Row]) -> None:
         cursor.close()
 
 
-def _same_key(row: Row) -> Any:
+def _stored_instead(conn: Connection, row: Row) -> Row:
+    """The stored job that stands for ``row`` after an insert that skipped
+    conflicts: ``row`` itself, or the job holding its idempotency key, or else
+    the unfinished job holding its unique key (a new job may carry both, and be
+    skipped for either)."""
     if row["idempotency_key"]:
-        return and_(
-            func.coalesce(jobs.c.tenant_id, "") == (row["tenant_id"] or ""),
-            jobs.c.idempotency_key == row["idempotency_key"],
-        )
-    return and_(jobs.c.unique_key == row["unique_key"], jobs.c.status.in_(_UNFINISHED))
+        found = conn.execute(
+            select(jobs).where(
+                func.coalesce(jobs.c.tenant_id, "") == (row["tenant_id"] or ""),
+                jobs.c.idempotency_key == row["idempotency_key"],
+            )
+        ).first()
+        if found is not None:
+            return dict(found._mapping)
+    unique = select(jobs).where(
+        jobs.c.unique_key == row["unique_key"], jobs.c.status.in_(_UNFINISHED)
+    )
+    return dict(conn.execute(unique).one()._mapping)
 
 
 @dataclass(slots=True)

@@ -31,6 +31,21 @@ async def test_unique_type_returns_the_unfinished_equal_job(
     assert after_finish.id != first.id  # a finished job no longer blocks
 
 
+async def test_a_unique_job_with_an_idempotency_key_returns_the_equal_unfinished_job(
+    store_url: str, registry: Registry
+) -> None:
+    # The new job's key is unused: the unique key is what skipped its insert.
+    register(registry, Trace(), unique=True)
+    async with Runtime(store_url, registry=registry, workers=False, **QUIET) as rt:
+        first = await rt.enqueue("work", {"name": "x"})
+        keyed = await rt.enqueue("work", {"name": "x"}, idempotency_key="k")
+        assert await rt.count() == 1
+        fresh = await rt.enqueue("work", {"name": "y"}, idempotency_key="k2")
+        again = await rt.enqueue("work", {"name": "x"}, idempotency_key="k2")
+    assert keyed.id == first.id
+    assert again.id == fresh.id  # a used idempotency key wins over the unique key
+
+
 async def test_unique_is_enforced_by_the_store_under_races(
     make_runtime: Callable[..., Runtime], registry: Registry, db_url: str
 ) -> None:
