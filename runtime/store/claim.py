@@ -65,6 +65,8 @@ class Claim:
         types the starts in the current window and the oldest of them."""
         room: dict[str, int] = {}
         windows: dict[str, tuple[int, float]] = {}
+        if self.limits and conn.dialect.name == "postgresql":
+            _serialize_limited_claims(conn, self.limits)
         for name, limit in self.limits.items():
             free = self.limit
             if limit.max_concurrency is not None:
@@ -159,6 +161,26 @@ class Claim:
                 ),
                 holders,
             )
+
+
+def _serialize_limited_claims(conn: Connection, limits: Mapping[str, TypeLimit]) -> None:
+    """PostgreSQL: one claim at a time, across every runtime on the database, for
+    each limited type, until this transaction ends.
+
+    Under READ COMMITTED a claim's counts of active jobs and recent starts do
+    not see another runtime's claim that has not committed yet, so two claims
+    could each start the last free job of a type. A transaction-level advisory
+    lock per type, taken before counting, makes the second count wait for the
+    first claim's commit. Every claim takes the locks of all limited types in
+    name order, so two claims never wait on each other in a cycle.
+    """
+    for name in sorted(limits):
+        conn.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"{LIMIT_LOCK_PREFIX}{name}")))
+        )
+
+
+LIMIT_LOCK_PREFIX = "callboard:type-limit:"
 
 
 @cache  # Core statements are immutable; building one costs

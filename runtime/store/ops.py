@@ -500,6 +500,7 @@ class Rescued:
     queue: str
     status: JobStatus
     row: Row | None = None  # the job as rescued (None: a job its lock kept waiting)
+    lock_key: str | None = None  # the lock the lost attempt held, now free
 
 
 @dataclass(slots=True)
@@ -540,10 +541,10 @@ class Rescue:
             .where(jobs.c.status.in_(_ACTIVE), jobs.c.worker_id.is_not(None))
             .where(and_(jobs.c.worker_id != self.worker, owner_gone))
         ).all()
-        rescued = [self._rescue(conn, r) for r in lost]
-        for row in lost:
-            for queue in release_lock(conn, row.lock_key, self.now):
-                rescued.append(Rescued(row.id, queue, JobStatus.WAITING))
+        rescued = [found for r in lost if (found := self._rescue(conn, r)) is not None]
+        for job in list(rescued):
+            for queue in release_lock(conn, job.lock_key, self.now):
+                rescued.append(Rescued(job.job_id, queue, JobStatus.WAITING))
         if dead:
             conn.execute(delete(workers).where(workers.c.id.in_(dead)))
         return rescued
@@ -558,7 +559,8 @@ class Rescue:
         checker = self.is_alive or _pid_alive
         return bool(row.hostname == self.hostname and not checker(row.pid))
 
-    def _rescue(self, conn: Connection, row: Any) -> Rescued:
+    def _rescue(self, conn: Connection, row: Any) -> Rescued | None:
+        """Take back one lost attempt; None if it is no longer there to take."""
         message = f"attempt {row.attempt} lost: its worker stopped without finishing it"
         if row.status == JobStatus.CANCELING.value:
             target = JobStatus.CANCELED
@@ -571,17 +573,25 @@ class Rescue:
             values["finished_at"] = self.now
         if target is not JobStatus.CANCELED:
             values["error"] = message
-        store_status_records(conn, row._mapping)
+        # Only the attempt read above: on PostgreSQL another runtime may have
+        # rescued the job and claimed it again since (its read saw no lock), and
+        # that new run must not be taken back.
         changed = conn.execute(
             update(jobs)
-            .where(jobs.c.id == row.id, jobs.c.status == row.status)
+            .where(
+                jobs.c.id == row.id,
+                jobs.c.status == row.status,
+                jobs.c.worker_id == row.worker_id,
+                jobs.c.attempt == row.attempt,
+            )
             .values(**values, revision=jobs.c.revision + 1)
             .returning(*jobs.columns)
         ).first()
+        if changed is None:
+            return None
+        store_status_records(conn, row._mapping)
         append_logs(conn, [status_entry(row.id, self.now, f"{message}: now {target.value}")])
-        return Rescued(
-            row.id, row.queue, target, None if changed is None else dict(changed._mapping)
-        )
+        return Rescued(row.id, row.queue, target, dict(changed._mapping), row.lock_key)
 
 
 def _pid_alive(pid: int) -> bool:

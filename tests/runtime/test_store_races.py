@@ -1,0 +1,134 @@
+"""Two runtimes on one PostgreSQL database, their writers' transactions
+interleaved by hand on two connections (READ COMMITTED, as the writers run).
+
+SQLite needs no such tests: its writers take the write lock before they read
+(``BEGIN IMMEDIATE``), so their transactions never interleave.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+
+from runtime import JobContext, Registry
+from runtime.enqueue import build_rows
+from runtime.store.claim import Claim, TypeLimit
+from runtime.store.engine import open_engine
+from runtime.store.ops import Heartbeat, InsertJobs, Rescue
+from runtime.store.tables import jobs
+
+
+class Numbered(BaseModel):
+    n: int = 0
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Engine]:
+    engine = open_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+def _registry(**options: Any) -> Registry:
+    registry = Registry()
+
+    @registry.job(name="t", **options)
+    async def t(ctx: JobContext, params: Numbered) -> None: ...
+
+    return registry
+
+
+def _store(engine: Engine, registry: Registry, count: int) -> list[dict[str, Any]]:
+    rows = build_rows(registry.get("t"), [{"n": i} for i in range(count)], now=time.time())
+    with engine.begin() as conn:
+        InsertJobs(rows).apply(conn)
+    return rows
+
+
+def _running(engine: Engine) -> list[tuple[Any, Any]]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(select(jobs.c.id, jobs.c.worker_id).where(jobs.c.status == "running"))
+        )
+
+
+def _wait_until_blocked_on_a_lock(conn: Connection) -> None:
+    """Return once the backend of ``conn`` (used by another thread) waits on a lock."""
+    pid = conn.connection.driver_connection.info.backend_pid
+    url = conn.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as watcher:
+        for _ in range(10_000):
+            waiting = watcher.execute(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.001)  # polls the server's view; asserts no timing
+    raise AssertionError("the second claim never waited for the first")
+
+
+def test_a_limited_type_never_runs_over_its_concurrency_across_runtimes(engine: Engine) -> None:
+    # More waiting jobs than one claim reads: the second claim would find candidates
+    # the first did not lock, and before the fix both counted 0 running.
+    registry = _registry(max_concurrency=1)
+    _store(engine, registry, 40)
+    limits = {"t": TypeLimit(max_concurrency=1)}
+    now = time.time()
+    second: list[Any] = []
+    with engine.connect() as a, engine.connect() as b:
+        first = a.begin()
+        claimed_a = Claim("default", 1, "worker-a", now, limits).apply(a)
+
+        def claim_b() -> None:
+            with b.begin():
+                second.append(Claim("default", 1, "worker-b", now, limits).apply(b))
+
+        thread = threading.Thread(target=claim_b)
+        thread.start()
+        _wait_until_blocked_on_a_lock(b)
+        first.commit()
+        thread.join()
+    assert len(claimed_a.rows) == 1 and second[0].rows == []
+    assert [worker for _, worker in _running(engine)] == ["worker-a"]
+
+
+def test_a_rescue_leaves_alone_a_job_another_runtime_rescued_and_claimed_meanwhile(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = _registry(max_retries=3)
+    (row,) = _store(engine, registry, 1)
+    now = time.time()
+    with engine.begin() as conn:  # a worker that died while running the job
+        Heartbeat("dead", "other-host", 1, now - 1000, now - 1000).apply(conn)
+        Heartbeat("worker-a", "host-a", 1, now, now).apply(conn)
+        Heartbeat("worker-b", "host-b", 1, now, now).apply(conn)
+        Claim("default", 1, "dead", now - 999).apply(conn)
+
+    original = Rescue._rescue
+    interleaved: list[bool] = []
+
+    def rescue_after_a(self: Rescue, conn: Connection, lost: Any) -> Any:
+        # Between worker-b's read of the lost job and its update, worker-a
+        # rescues the job and claims it again, both committed.
+        if self.worker == "worker-b" and not interleaved:
+            interleaved.append(True)
+            with engine.connect() as a:
+                with a.begin():
+                    Rescue("worker-a", "host-a", now, 30.0).apply(a)
+                with a.begin():
+                    Claim("default", 1, "worker-a", now).apply(a)
+        return original(self, conn, lost)
+
+    monkeypatch.setattr(Rescue, "_rescue", rescue_after_a)
+    with engine.connect() as b, b.begin():
+        rescued_by_b = Rescue("worker-b", "host-b", now, 30.0).apply(b)
+    assert interleaved and rescued_by_b == []
+    assert _running(engine) == [(row["id"], "worker-a")]
