@@ -57,7 +57,7 @@ class Executor:
         now = self.clock.now()
         try:
             result: ClaimResult = await self._store.write(
-                Claim(queue, limit, self._worker, now, self._limits(queue))
+                Claim(queue, limit, self._worker, now, self._limits())
             )
         except Exception:  # a conflicting claim elsewhere: the next wake-up or poll retries
             log.exception("claim on queue %r failed", queue)
@@ -73,11 +73,13 @@ class Executor:
             self._publish_status(row)
         return claimed
 
-    def _limits(self, queue: str) -> dict[str, TypeLimit]:
+    def _limits(self) -> dict[str, TypeLimit]:
+        """Every limited type, whatever its queue: a job may be enqueued on
+        another queue than its type's, and its type's limits hold there too."""
         return {
             t.name: TypeLimit(t.max_concurrency, t.rate)
             for t in self._registry.types()
-            if t.queue == queue and (t.max_concurrency is not None or t.rate_limit is not None)
+            if t.max_concurrency is not None or t.rate_limit is not None
         }
 
     # -- JobRunner ---------------------------------------------------------

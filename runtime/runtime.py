@@ -66,7 +66,11 @@ JobTypeRef = str | Callable[..., Any] | JobType
 JobId = uuid.UUID | str
 _WAITING = JobStatus.WAITING.value
 _SCHEDULED = JobStatus.SCHEDULED.value
-_ENDED = frozenset(s.value for s in (*TERMINAL, JobStatus.SUSPENDED))
+_LEFT_A_RUN = frozenset(
+    s.value for s in (*TERMINAL, JobStatus.SUSPENDED, JobStatus.SCHEDULED, JobStatus.WAITING)
+)
+"""What a job may be once an attempt ends (a retry waits, at once or after a
+backoff): its type's concurrency slot is free again."""
 Params = Mapping[str, Any] | Any
 
 
@@ -303,19 +307,24 @@ class Runtime(ControlMethods, ScheduleMethods):
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""
         status = row["status"]
-        if status == _WAITING and self._supervisor is not None:
-            self._supervisor.wake(row["queue"])
+        supervisor = self._supervisor
+        if status == _WAITING and supervisor is not None:
+            supervisor.wake(row["queue"])
         elif status == _SCHEDULED and self._due is not None:
             self._due.note(row["scheduled_at"])
-        elif self._supervisor is not None and status in _ENDED and self._limited(row.get("type")):
-            self._supervisor.wake(row["queue"])  # a held-back job of its type may start now
+        if supervisor is not None and status in _LEFT_A_RUN and row.get("started_at") is not None:
+            limited = self._limited(row.get("type"))
+            if limited is not None:  # a held-back job of its type may start now
+                supervisor.wake(row["queue"])
+                supervisor.wake(limited.queue)
 
-    def _limited(self, type_name: str | None) -> bool:
+    def _limited(self, type_name: str | None) -> JobType | None:
+        """The job type named, if a concurrency limit holds its jobs back."""
         try:
             job_type = self.registry.get(type_name) if type_name else None
         except UnknownJobType:
-            return False
-        return job_type is not None and job_type.max_concurrency is not None
+            return None
+        return job_type if job_type is not None and job_type.max_concurrency is not None else None
 
     def _wake_later(self, queue: str, at: float) -> None:
         """Wake ``queue`` at epoch ``at`` (a rate-limited type may start again)."""

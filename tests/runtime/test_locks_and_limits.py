@@ -5,12 +5,17 @@ from collections.abc import Callable
 import pytest
 import trio
 import trio.testing
+from pydantic import BaseModel
 
-from runtime import JobStatus, Registry, Runtime
+from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.errors import InvalidJobType, InvalidParams, UnknownQueue
 from tests.runtime.control_jobs import Trace, register
 
 pytestmark = pytest.mark.trio
+
+
+class Named(BaseModel):
+    name: str
 
 
 async def test_jobs_sharing_a_lock_key_never_run_at_once(
@@ -89,6 +94,49 @@ async def test_rate_limit_holds_jobs_back_without_dropping_them(
         done = [await rt.wait(job.id) for job in jobs]
     starts = sorted(round((j.started_at - done[0].created_at).total_seconds()) for j in done)  # type: ignore[operator]
     assert starts == [0, 0, 60, 60, 120]
+
+
+async def test_a_types_limits_hold_for_its_jobs_on_another_queue(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    trace = Trace()
+    register(registry, trace, name="capped", max_concurrency=1)  # on "default"
+    register(registry, trace, name="rated", rate_limit="1/minute")
+    async with make_runtime(queues={"default": 5, "other": 5}) as rt:
+        capped = await rt.enqueue_many(
+            "capped", [{"name": f"c{i}"} for i in range(3)], queue="other"
+        )
+        rated = await rt.enqueue_many(
+            "rated", [{"name": f"r{i}", "steps": 0} for i in range(2)], queue="other"
+        )
+        for job in capped:
+            assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+        done = [await rt.wait(job.id) for job in rated]
+    assert trace.peak["/data"] == 1 + 1  # one capped job, beside one rated job at most
+    gap = abs((done[1].started_at - done[0].started_at).total_seconds())  # type: ignore[operator]
+    assert gap >= 60
+
+
+async def test_a_held_back_job_starts_when_its_types_running_job_backs_off_to_retry(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    starts: dict[str, list[float]] = {}
+
+    @registry.job(name="limited", max_concurrency=1, max_retries=1, retry_delay=100.0)
+    async def limited(ctx: JobContext, params: Named) -> None:
+        starts.setdefault(params.name, []).append(trio.current_time())
+        await trio.sleep(1)
+        if params.name == "a" and ctx.attempt == 1:
+            raise RuntimeError("retry me later")
+
+    async with make_runtime(queues={"default": 5}) as rt:
+        a = await rt.enqueue("limited", {"name": "a"})
+        await trio.sleep(0.5)
+        b = await rt.enqueue("limited", {"name": "b"})  # held back while a runs
+        assert (await rt.wait(b.id)).status is JobStatus.COMPLETED
+        assert (await rt.wait(a.id)).status is JobStatus.COMPLETED
+    assert starts["b"] == [pytest.approx(1.0)]  # when a's first attempt ended, not at a poll
+    assert starts["a"][0] == 0.0 and starts["a"][1] >= 101.0  # after its backoff
 
 
 async def test_bad_limits_are_refused_at_registration(registry: Registry) -> None:
