@@ -136,7 +136,7 @@ async def test_a_held_back_job_starts_when_its_types_running_job_backs_off_to_re
         assert (await rt.wait(b.id)).status is JobStatus.COMPLETED
         assert (await rt.wait(a.id)).status is JobStatus.COMPLETED
     assert starts["b"] == [pytest.approx(1.0)]  # when a's first attempt ended, not at a poll
-    assert starts["a"][0] == 0.0 and starts["a"][1] >= 101.0  # after its backoff
+    assert starts["a"][0] == 0.0 and starts["a"][1] > 50.0  # after its (jittered) backoff
 
 
 async def test_bad_limits_are_refused_at_registration(registry: Registry) -> None:
