@@ -101,26 +101,46 @@ class Claim:
 
     def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
         blocked = [name for name, free in room.items() if free <= 0]
-        values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
+        window = self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10
+        values: Row = {"q": self.queue, "n": window}
         postgres = conn.dialect.name == "postgresql"
+        picks: list[Row] = []
         if not blocked:
             # Read lazily: candidates past the last pick are never fetched (on
             # SQLite, never even looked up). Ids stay as stored, not UUID objects.
             build = partial(_candidates, not postgres, postgres)
             cursor = fast.prepared(conn, "pick", build).execute(conn, values)
             try:
-                return self._first_free(cursor, room)
+                read = self._first_free(cursor, room, picks)
             finally:
                 cursor.close()
-        query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
-        return self._first_free(conn.execute(query, values), room)
+        else:
+            query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
+            read = self._first_free(conn.execute(query, values), room, picks)
+        # A full window that locks and limits left short of picks may hide due jobs
+        # further down: read on past them. Every candidate a window skipped was
+        # skipped for one of its own picks (a type it filled, a key it took), so
+        # the next window, which leaves out the picks, the full types and the
+        # taken keys, holds only candidates not seen yet (on PostgreSQL, rows this
+        # transaction locked are not skipped). The common case, a window that
+        # fills the picks or runs out, never gets here.
+        while read == window and len(picks) < self.limit:
+            query = _candidates(not postgres, postgres).where(
+                *_unseen(picks, room, raw_ids=not postgres)
+            )
+            read = self._first_free(conn.execute(query, values), room, picks)
+        return picks
 
-    def _first_free(self, candidates: Iterable[Sequence[Any]], room: dict[str, int]) -> list[Row]:
-        """The best ``limit`` candidates (id, type, lock key) that neither share a
-        lock key nor exceed their type's room."""
-        picks: list[Row] = []
-        keys: set[str] = set()
+    def _first_free(
+        self, candidates: Iterable[Sequence[Any]], room: dict[str, int], picks: list[Row]
+    ) -> int:
+        """Add to ``picks`` the best candidates (id, type, lock key) that neither
+        share a lock key nor exceed their type's room, up to ``limit`` picks;
+        return how many candidates were read."""
+        keys = {p["lock_key"] for p in picks if p["lock_key"] is not None}
+        read = 0
         for job_id, job_type, key in candidates:
+            read += 1
             if key is not None and key in keys:
                 continue
             if job_type in room:
@@ -132,7 +152,7 @@ class Claim:
             picks.append({"id": job_id, "type": job_type, "lock_key": key})
             if len(picks) == self.limit:
                 break
-        return picks
+        return read
 
     def _start(self, conn: Connection, ids: list[Any]) -> list[Row]:
         # Padded to a power of two with repeats (harmless in IN), so claims of any
@@ -203,6 +223,21 @@ def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
         .limit(bindparam("n", type_=Integer))
     )
     return query.with_for_update(skip_locked=True) if skip_locked else query
+
+
+def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[Any]:
+    """Conditions on candidates that leave out ``picks``, the jobs of types
+    without room and those sharing a picked lock key (``raw_ids``: the picks'
+    ids are as stored)."""
+    job_id = type_coerce(jobs.c.id, String) if raw_ids else jobs.c.id
+    conditions = [job_id.not_in([p["id"] for p in picks])] if picks else []
+    full = [name for name, free in room.items() if free <= 0]
+    if full:
+        conditions.append(jobs.c.type.not_in(full))
+    keys = sorted({p["lock_key"] for p in picks if p["lock_key"] is not None})
+    if keys:
+        conditions.append(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(keys))
+    return conditions
 
 
 @lru_cache(maxsize=128)  # Core statements are immutable; building one costs

@@ -191,3 +191,63 @@ async def test_pausing_lets_running_jobs_finish(
         await trio.sleep(0.5)
         await rt.pause_queue("default")
         assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+
+
+class Keyed(BaseModel):
+    key: str = ""
+
+
+async def _others_start_past_a_window_of_held_back_jobs(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    url: str,
+    held: list[dict[str, str]],
+    **options: object,
+) -> None:
+    """30 due jobs of "held" (more than a claim's window of candidates), of which
+    locks or limits let one run, ahead of 3 due "free" jobs: the queue's other
+    slots start the free ones at once, not at the next poll."""
+    free_started = 0
+    all_free_started = trio.Event()
+    release = trio.Event()
+
+    @registry.job(name="held", max_retries=0, **options)  # type: ignore[call-overload]
+    async def held_job(ctx: JobContext, params: Keyed) -> None:
+        await release.wait()
+
+    @registry.job(name="free", max_retries=0)
+    async def free_job(ctx: JobContext, params: Keyed) -> None:
+        nonlocal free_started
+        free_started += 1
+        if free_started == 3:
+            all_free_started.set()
+
+    async with make_runtime(url=url, workers=False) as rt:  # all due before the first claim
+        await rt.enqueue_many("held", held, priority=1)
+        await rt.enqueue_many("free", [{}] * 3)
+    async with make_runtime(url=url, queues={"default": 4}):
+        with trio.fail_after(60):  # far less than the poll interval
+            await all_free_started.wait()
+        release.set()
+
+
+async def test_a_type_at_its_limit_does_not_hide_due_jobs_past_the_claims_window(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    await _others_start_past_a_window_of_held_back_jobs(
+        make_runtime, registry, store_url, [{}] * 30, max_concurrency=1
+    )
+
+
+async def test_jobs_of_one_lock_do_not_hide_due_jobs_past_the_claims_window(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    await _others_start_past_a_window_of_held_back_jobs(
+        make_runtime, registry, store_url, [{"key": "k"}] * 30, lock="{key}"
+    )
