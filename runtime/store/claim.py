@@ -13,13 +13,24 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, text, type_coerce, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from runtime.limits import RateLimit
 from runtime.status import ACTIVE, JobStatus
 from runtime.store import fast
-from runtime.store.tables import HOLDING_SQL, jobs, queue_states
+from runtime.store.tables import HOLDING_SQL, jobs, queue_states, type_starts
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
@@ -57,6 +68,8 @@ class Claim:
         if not picks:
             return ClaimResult([], retry_at)
         rows = self._start(conn, [p["id"] for p in picks])
+        if windows:
+            self._record_starts(conn, rows)
         self._park_on_locks(conn, rows)
         return ClaimResult(rows, retry_at)
 
@@ -78,9 +91,11 @@ class Claim:
                 free = min(free, limit.max_concurrency - active)
             if limit.rate is not None:
                 since = self.now - limit.rate.period
+                # Every start counts, a retried job's earlier ones too: its own
+                # started_at keeps only the latest (see _record_starts).
                 started, oldest = conn.execute(
-                    select(func.count(), func.min(jobs.c.started_at)).where(
-                        jobs.c.type == name, jobs.c.started_at > since
+                    select(func.count(), func.min(type_starts.c.started_at)).where(
+                        type_starts.c.type == name, type_starts.c.started_at > since
                     )
                 ).one()
                 free = min(free, limit.rate.count - started)
@@ -165,6 +180,27 @@ class Claim:
         rows = fast.prepared(conn, ("start", count), build).all(conn, values)
         rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
         return rows
+
+    def _record_starts(self, conn: Connection, rows: list[Row]) -> None:
+        """Store the starts of rate-limited types, which the rate limit counts, and
+        drop those types' starts that have left their window (so the table holds
+        about one window of starts per type). Other types write nothing here."""
+        rated = {
+            name: limit.rate.period for name, limit in self.limits.items() if limit.rate is not None
+        }
+        started = [{"type": r["type"], "started_at": self.now} for r in rows if r["type"] in rated]
+        if not started:
+            return
+        types = {s["type"] for s in started}
+        stale = [{"t": name, "before": self.now - rated[name]} for name in sorted(types)]
+        conn.execute(
+            delete(type_starts).where(
+                type_starts.c.type == bindparam("t"),
+                type_starts.c.started_at <= bindparam("before"),
+            ),
+            stale,
+        )
+        conn.execute(insert(type_starts), started)
 
     def _park_on_locks(self, conn: Connection, rows: list[Row]) -> None:
         holders = [
