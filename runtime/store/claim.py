@@ -13,13 +13,24 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, text, type_coerce, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from runtime.limits import RateLimit
 from runtime.status import ACTIVE, JobStatus
 from runtime.store import fast
-from runtime.store.tables import HOLDING_SQL, jobs, queue_states
+from runtime.store.tables import HOLDING_SQL, jobs, queue_states, type_starts
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
@@ -57,6 +68,8 @@ class Claim:
         if not picks:
             return ClaimResult([], retry_at)
         rows = self._start(conn, [p["id"] for p in picks])
+        if windows:
+            self._record_starts(conn, rows)
         self._park_on_locks(conn, rows)
         return ClaimResult(rows, retry_at)
 
@@ -78,9 +91,11 @@ class Claim:
                 free = min(free, limit.max_concurrency - active)
             if limit.rate is not None:
                 since = self.now - limit.rate.period
+                # Every start counts, a retried job's earlier ones too: its own
+                # started_at keeps only the latest (see _record_starts).
                 started, oldest = conn.execute(
-                    select(func.count(), func.min(jobs.c.started_at)).where(
-                        jobs.c.type == name, jobs.c.started_at > since
+                    select(func.count(), func.min(type_starts.c.started_at)).where(
+                        type_starts.c.type == name, type_starts.c.started_at > since
                     )
                 ).one()
                 free = min(free, limit.rate.count - started)
@@ -101,26 +116,46 @@ class Claim:
 
     def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
         blocked = [name for name, free in room.items() if free <= 0]
-        values = {"q": self.queue, "n": self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10}
+        window = self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10
+        values: Row = {"q": self.queue, "n": window}
         postgres = conn.dialect.name == "postgresql"
+        picks: list[Row] = []
         if not blocked:
             # Read lazily: candidates past the last pick are never fetched (on
             # SQLite, never even looked up). Ids stay as stored, not UUID objects.
             build = partial(_candidates, not postgres, postgres)
             cursor = fast.prepared(conn, "pick", build).execute(conn, values)
             try:
-                return self._first_free(cursor, room)
+                read = self._first_free(cursor, room, picks)
             finally:
                 cursor.close()
-        query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
-        return self._first_free(conn.execute(query, values), room)
+        else:
+            query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
+            read = self._first_free(conn.execute(query, values), room, picks)
+        # A full window that locks and limits left short of picks may hide due jobs
+        # further down: read on past them. Every candidate a window skipped was
+        # skipped for one of its own picks (a type it filled, a key it took), so
+        # the next window, which leaves out the picks, the full types and the
+        # taken keys, holds only candidates not seen yet (on PostgreSQL, rows this
+        # transaction locked are not skipped). The common case, a window that
+        # fills the picks or runs out, never gets here.
+        while read == window and len(picks) < self.limit:
+            query = _candidates(not postgres, postgres).where(
+                *_unseen(picks, room, raw_ids=not postgres)
+            )
+            read = self._first_free(conn.execute(query, values), room, picks)
+        return picks
 
-    def _first_free(self, candidates: Iterable[Sequence[Any]], room: dict[str, int]) -> list[Row]:
-        """The best ``limit`` candidates (id, type, lock key) that neither share a
-        lock key nor exceed their type's room."""
-        picks: list[Row] = []
-        keys: set[str] = set()
+    def _first_free(
+        self, candidates: Iterable[Sequence[Any]], room: dict[str, int], picks: list[Row]
+    ) -> int:
+        """Add to ``picks`` the best candidates (id, type, lock key) that neither
+        share a lock key nor exceed their type's room, up to ``limit`` picks;
+        return how many candidates were read."""
+        keys = {p["lock_key"] for p in picks if p["lock_key"] is not None}
+        read = 0
         for job_id, job_type, key in candidates:
+            read += 1
             if key is not None and key in keys:
                 continue
             if job_type in room:
@@ -132,7 +167,7 @@ class Claim:
             picks.append({"id": job_id, "type": job_type, "lock_key": key})
             if len(picks) == self.limit:
                 break
-        return picks
+        return read
 
     def _start(self, conn: Connection, ids: list[Any]) -> list[Row]:
         # Padded to a power of two with repeats (harmless in IN), so claims of any
@@ -145,6 +180,27 @@ class Claim:
         rows = fast.prepared(conn, ("start", count), build).all(conn, values)
         rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
         return rows
+
+    def _record_starts(self, conn: Connection, rows: list[Row]) -> None:
+        """Store the starts of rate-limited types, which the rate limit counts, and
+        drop those types' starts that have left their window (so the table holds
+        about one window of starts per type). Other types write nothing here."""
+        rated = {
+            name: limit.rate.period for name, limit in self.limits.items() if limit.rate is not None
+        }
+        started = [{"type": r["type"], "started_at": self.now} for r in rows if r["type"] in rated]
+        if not started:
+            return
+        types = {s["type"] for s in started}
+        stale = [{"t": name, "before": self.now - rated[name]} for name in sorted(types)]
+        conn.execute(
+            delete(type_starts).where(
+                type_starts.c.type == bindparam("t"),
+                type_starts.c.started_at <= bindparam("before"),
+            ),
+            stale,
+        )
+        conn.execute(insert(type_starts), started)
 
     def _park_on_locks(self, conn: Connection, rows: list[Row]) -> None:
         holders = [
@@ -203,6 +259,21 @@ def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
         .limit(bindparam("n", type_=Integer))
     )
     return query.with_for_update(skip_locked=True) if skip_locked else query
+
+
+def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[Any]:
+    """Conditions on candidates that leave out ``picks``, the jobs of types
+    without room and those sharing a picked lock key (``raw_ids``: the picks'
+    ids are as stored)."""
+    job_id = type_coerce(jobs.c.id, String) if raw_ids else jobs.c.id
+    conditions = [job_id.not_in([p["id"] for p in picks])] if picks else []
+    full = [name for name, free in room.items() if free <= 0]
+    if full:
+        conditions.append(jobs.c.type.not_in(full))
+    keys = sorted({p["lock_key"] for p in picks if p["lock_key"] is not None})
+    if keys:
+        conditions.append(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(keys))
+    return conditions
 
 
 @lru_cache(maxsize=128)  # Core statements are immutable; building one costs

@@ -93,10 +93,27 @@ class WorkerRow(SQLModel, table=True):
     heartbeat_at: float
 
 
+class TypeStartRow(SQLModel, table=True):
+    """One start of a job of a rate-limited type, within its longest window.
+
+    A job's own started_at says only its latest attempt: a retry overwrites
+    it. A rate limit counts every start, so the claim records each start of a
+    rate-limited type here (and only of such types), and drops the starts that
+    have left the window as it records new ones.
+    """
+
+    __tablename__ = "callboard_type_starts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str
+    started_at: float
+
+
 jobs = JobRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table classes
 workers = WorkerRow.__table__  # type: ignore[attr-defined]
 job_logs = JobLogRow.__table__  # type: ignore[attr-defined]
 queue_states = QueueStateRow.__table__  # type: ignore[attr-defined]
+type_starts = TypeStartRow.__table__  # type: ignore[attr-defined]
 
 # Statuses in which a job holds its resource lock, and in which a unique job
 # blocks an equal one (every unfinished status).
@@ -184,16 +201,9 @@ Index(
     sqlite_where=_FINISHED,
     postgresql_where=_FINISHED,
 )
-# Partial, so that storing a new job (not started yet) skips it; the rate-limit
-# query (started_at > ?) implies the condition.
-_STARTED = text("started_at IS NOT NULL")
-Index(
-    "ix_callboard_jobs_type_started",
-    jobs.c.type,
-    jobs.c.started_at,
-    sqlite_where=_STARTED,
-    postgresql_where=_STARTED,
-)
+# The rate limit's count of a type's starts since a time, and the prune of
+# those before it.
+Index("ix_callboard_type_starts", type_starts.c.type, type_starts.c.started_at)
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 
@@ -205,11 +215,14 @@ JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 # worker_id (every query by worker also picks active statuses, which the
 # status index finds, and a finished job now keeps its worker's name); and
 # (status, queue) and (status, created_at), which ix_callboard_jobs_by_status
-# serves together (one b-tree fewer for every new job and status change).
+# serves together (one b-tree fewer for every new job and status change); and
+# (type, started_at), which the rate limit read before it counted starts in
+# callboard_type_starts (one b-tree fewer for every start).
 RETIRED_INDEXES = (
     "ix_callboard_jobs_owner",
     "ix_callboard_jobs_status",
     "ix_callboard_jobs_status_created",
+    "ix_callboard_jobs_type_started",
 )
 
 

@@ -6,9 +6,12 @@ import pytest
 import trio
 import trio.testing
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.errors import InvalidJobType, InvalidParams, UnknownQueue
+from runtime.store.engine import open_engine
+from runtime.store.tables import type_starts
 from tests.runtime.control_jobs import Trace, register
 
 pytestmark = pytest.mark.trio
@@ -94,6 +97,44 @@ async def test_rate_limit_holds_jobs_back_without_dropping_them(
         done = [await rt.wait(job.id) for job in jobs]
     starts = sorted(round((j.started_at - done[0].created_at).total_seconds()) for j in done)  # type: ignore[operator]
     assert starts == [0, 0, 60, 60, 120]
+
+
+class MayFail(BaseModel):
+    fail: bool = False
+
+
+async def test_rate_limit_counts_every_start_of_a_retried_job(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    starts: list[float] = []
+
+    @registry.job(name="rated", rate_limit="2/minute", max_retries=1, retry_delay=0.0)
+    async def rated(ctx: JobContext, params: MayFail) -> None:
+        starts.append(trio.current_time())
+        if params.fail and ctx.attempt == 1:
+            raise RuntimeError("once")
+
+    async with make_runtime(url=store_url, queues={"default": 5}) as rt:
+        retried = await rt.enqueue("rated", {"fail": True})
+        assert (await rt.wait(retried.id)).status is JobStatus.COMPLETED
+        assert starts == [0.0, 0.0]  # two starts of one job: the window is full
+        other = await rt.enqueue("rated", {})
+        assert (await rt.wait(other.id)).status is JobStatus.COMPLETED
+        assert starts[2] == pytest.approx(60.0)  # when the first start left the window
+        # A window later, two more starts at once: the starts that left it were dropped.
+        await trio.sleep(120)
+        both = await rt.enqueue_many("rated", [{}, {}])
+        for job in both:
+            assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+    assert starts[3] == starts[4]
+    engine = open_engine(store_url)
+    with engine.connect() as conn:
+        kept = conn.execute(select(type_starts.c.started_at)).scalars().all()
+    engine.dispose()
+    assert len(kept) == 2 and kept[0] == kept[1]  # the last claim dropped the three before
 
 
 async def test_a_types_limits_hold_for_its_jobs_on_another_queue(
@@ -191,3 +232,63 @@ async def test_pausing_lets_running_jobs_finish(
         await trio.sleep(0.5)
         await rt.pause_queue("default")
         assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+
+
+class Keyed(BaseModel):
+    key: str = ""
+
+
+async def _others_start_past_a_window_of_held_back_jobs(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    url: str,
+    held: list[dict[str, str]],
+    **options: object,
+) -> None:
+    """30 due jobs of "held" (more than a claim's window of candidates), of which
+    locks or limits let one run, ahead of 3 due "free" jobs: the queue's other
+    slots start the free ones at once, not at the next poll."""
+    free_started = 0
+    all_free_started = trio.Event()
+    release = trio.Event()
+
+    @registry.job(name="held", max_retries=0, **options)  # type: ignore[call-overload]
+    async def held_job(ctx: JobContext, params: Keyed) -> None:
+        await release.wait()
+
+    @registry.job(name="free", max_retries=0)
+    async def free_job(ctx: JobContext, params: Keyed) -> None:
+        nonlocal free_started
+        free_started += 1
+        if free_started == 3:
+            all_free_started.set()
+
+    async with make_runtime(url=url, workers=False) as rt:  # all due before the first claim
+        await rt.enqueue_many("held", held, priority=1)
+        await rt.enqueue_many("free", [{}] * 3)
+    async with make_runtime(url=url, queues={"default": 4}):
+        with trio.fail_after(60):  # far less than the poll interval
+            await all_free_started.wait()
+        release.set()
+
+
+async def test_a_type_at_its_limit_does_not_hide_due_jobs_past_the_claims_window(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    await _others_start_past_a_window_of_held_back_jobs(
+        make_runtime, registry, store_url, [{}] * 30, max_concurrency=1
+    )
+
+
+async def test_jobs_of_one_lock_do_not_hide_due_jobs_past_the_claims_window(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    await _others_start_past_a_window_of_held_back_jobs(
+        make_runtime, registry, store_url, [{"key": "k"}] * 30, lock="{key}"
+    )
