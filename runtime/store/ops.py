@@ -45,6 +45,8 @@ class InsertJobs:
     rows: list[Row]
     varying: tuple[str, ...] | None = None
     """The only columns whose values may differ between rows (None: any may)."""
+    _parked: list[Row] = field(default_factory=list, init=False, repr=False)
+    """The rows the last apply parked on a held lock (changed in place)."""
 
     @property
     def inline_weight(self) -> int:
@@ -93,15 +95,21 @@ class InsertJobs:
             conn.execute(insert(jobs), self.rows)
 
     def _park_on_held_locks(self, conn: Connection) -> bool:
-        """Jobs whose lock is held wait as locked; returns whether any does."""
-        parked = False
+        """Jobs whose lock is held wait as locked; returns whether any does.
+
+        The writer may apply this op again (alone, after its batch failed):
+        rows parked by an earlier apply wait again first, so each apply decides
+        afresh and ``parked`` tells whether these rows still differ."""
+        for r in self._parked:
+            r.update(status=JobStatus.WAITING.value, locked_by=None)
+        self._parked.clear()
         for r in self.rows:
             if r["lock_key"] is not None and r["status"] == JobStatus.WAITING.value:
                 holder = holder_of(conn, r["lock_key"])
                 if holder is not None:
                     r.update(status=JobStatus.LOCKED.value, locked_by=holder)
-                    parked = True
-        return parked
+                    self._parked.append(r)
+        return bool(self._parked)
 
 
 _JOB_COLUMN_SET = frozenset(JOB_COLUMNS)
