@@ -207,3 +207,16 @@ async def test_a_bulk_insert_retried_alone_parks_only_the_jobs_whose_lock_is_hel
     }
     # The rows (which enqueue_many returns as jobs) say what was stored.
     assert [r["status"] for r in rows] == [stored[r["id"]].status for r in rows]
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("count", [BULK_MIN_ROWS - 1, BULK_MIN_ROWS])
+async def test_bulk_params_with_a_lone_surrogate_are_stored_as_a_few_jobs_are(
+    make_runtime: Callable[..., Runtime], registry: Registry, count: int
+) -> None:
+    # Python strings may hold one; UTF-8 (the bulk path's JSON document) cannot.
+    register(registry, Journal())
+    async with make_runtime(workers=False) as rt:
+        jobs = await rt.enqueue_many("echo", [{"value": "a\ud800b"}] * count)
+        assert len(await rt.list(limit=count + 1)) == count
+        assert (await rt.get(jobs[-1].id)).params == {"value": "a\ud800b"}
