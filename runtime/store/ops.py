@@ -21,7 +21,7 @@ from runtime.errors import IllegalTransition, JobNotFound
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
-from runtime.store.claim import holder_of, release_lock
+from runtime.store.claim import holder_of, park_on_held_locks, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
 from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states, workers
 
@@ -168,7 +168,8 @@ def _stored_instead(conn: Connection, row: Row) -> Row:
 
 @dataclass(slots=True)
 class Promote:
-    """Move scheduled jobs that are due to waiting; return them and the next due time."""
+    """Move scheduled jobs that are due to waiting (locked, if their lock key is
+    held); return them and the next due time."""
 
     now: float
 
@@ -184,6 +185,7 @@ class Promote:
             .returning(*jobs.columns)
         )
         rows = [dict(r._mapping) for r in moved]
+        park_on_held_locks(conn, rows)  # due, but its key is held: it waits locked
         nxt = conn.execute(
             select(func.min(jobs.c.scheduled_at)).where(jobs.c.status == JobStatus.SCHEDULED.value)
         ).scalar()
@@ -319,6 +321,8 @@ def _honour_request(current: JobStatus, values: Row) -> Row:
 class Transition:
     """A requested status change: ``moves`` maps each allowed current status to new values.
 
+    A job moved to waiting whose lock key is held waits ``locked`` instead.
+
     Raises :class:`JobNotFound` or :class:`IllegalTransition` (naming the
     current status) and changes nothing when the job cannot move.
     """
@@ -348,6 +352,12 @@ class Transition:
         if values is None:
             raise IllegalTransition(self.job_id, current.value, self.action)
         new = values.get("status", current.value)
+        if new == JobStatus.WAITING.value and found.lock_key is not None:
+            # Waiting on a held key: park it, so releasing the key wakes its queue.
+            holder = holder_of(conn, found.lock_key)
+            if holder is not None:
+                new = JobStatus.LOCKED.value
+                values = {**values, "status": new, "locked_by": holder}
         if found.worker_id is not None and new not in _ACTIVE:
             store_status_records(conn, found._mapping)
             values = {**values, "worker_id": None}
