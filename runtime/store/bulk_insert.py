@@ -42,8 +42,9 @@ def insert_rows(
     every other column is taken from the first row, once. The caller vouches
     for that (``runtime.enqueue.PER_JOB_COLUMNS`` says which columns a bulk
     enqueue sets per job). Returns False, having stored nothing, when a
-    varying value is one JSON cannot carry (NaN or an infinity): the caller
-    then stores the rows another way.
+    varying value is one the document cannot carry (NaN or an infinity, which
+    JSON cannot spell; a lone surrogate, which UTF-8 cannot): the caller then
+    stores the rows another way.
     """
     dialect = conn.dialect
     moving = tuple(c for c in columns if c in varying)
@@ -61,7 +62,13 @@ def insert_rows(
     except ValueError:  # NaN or an infinity: SQLite's JSON has no spelling for them
         return False
     sql = _statement(conn, table, shared, moving)
-    conn.connection.driver_connection.execute(sql, [*params, document])  # type: ignore[union-attr]
+    try:
+        conn.connection.driver_connection.execute(sql, [*params, document])  # type: ignore[union-attr]
+    except UnicodeEncodeError:
+        # A lone surrogate (ensure_ascii=False leaves it raw) has no UTF-8: sqlite3
+        # refuses to bind the document before running anything; the row-by-row
+        # path's JSON processor escapes it. Caught here, it costs the fast path nothing.
+        return False
     return True
 
 

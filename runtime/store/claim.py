@@ -311,6 +311,35 @@ def release_lock(conn: Connection, lock_key: str | None, now: float) -> set[str]
     return {r.queue for r in released}
 
 
+def park_on_held_locks(conn: Connection, rows: list[Row]) -> None:
+    """Store the waiting jobs among ``rows`` whose lock key is held as ``locked``
+    behind its holder, and change their rows to say so.
+
+    For jobs that just became waiting (by promotion): only a locked job is let
+    wait again, and its queue woken, when its key is released (``release_lock``);
+    a waiting one would start only at the next poll.
+    """
+    waiting = JobStatus.WAITING.value
+    keys = sorted({r["lock_key"] for r in rows if r["lock_key"] is not None})
+    holders: dict[str, str] = {}
+    for start in range(0, len(keys), 500):  # within SQLite's bound parameters
+        held = select(jobs.c.lock_key, jobs.c.id).where(
+            jobs.c.lock_key.in_(keys[start : start + 500]), jobs.c.status.in_(_ACTIVE)
+        )
+        holders.update((key, str(holder)) for key, holder in conn.execute(held))
+    parked = [r for r in rows if r["status"] == waiting and r["lock_key"] in holders]
+    if not parked:
+        return
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == bindparam("p_id"), jobs.c.status == waiting)
+        .values(status=JobStatus.LOCKED.value, locked_by=bindparam("p_holder")),
+        [{"p_id": r["id"], "p_holder": holders[r["lock_key"]]} for r in parked],
+    )
+    for r in parked:
+        r.update(status=JobStatus.LOCKED.value, locked_by=holders[r["lock_key"]])
+
+
 def holder_of(conn: Connection, lock_key: str) -> str | None:
     found = conn.execute(
         select(jobs.c.id).where(jobs.c.lock_key == lock_key, jobs.c.status.in_(_ACTIVE))

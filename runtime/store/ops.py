@@ -21,7 +21,7 @@ from runtime.errors import IllegalTransition, JobNotFound
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
-from runtime.store.claim import holder_of, release_lock
+from runtime.store.claim import holder_of, park_on_held_locks, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
 from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states, workers
 
@@ -45,6 +45,8 @@ class InsertJobs:
     rows: list[Row]
     varying: tuple[str, ...] | None = None
     """The only columns whose values may differ between rows (None: any may)."""
+    _parked: list[Row] = field(default_factory=list, init=False, repr=False)
+    """The rows the last apply parked on a held lock (changed in place)."""
 
     @property
     def inline_weight(self) -> int:
@@ -93,15 +95,21 @@ class InsertJobs:
             conn.execute(insert(jobs), self.rows)
 
     def _park_on_held_locks(self, conn: Connection) -> bool:
-        """Jobs whose lock is held wait as locked; returns whether any does."""
-        parked = False
+        """Jobs whose lock is held wait as locked; returns whether any does.
+
+        The writer may apply this op again (alone, after its batch failed):
+        rows parked by an earlier apply wait again first, so each apply decides
+        afresh and ``parked`` tells whether these rows still differ."""
+        for r in self._parked:
+            r.update(status=JobStatus.WAITING.value, locked_by=None)
+        self._parked.clear()
         for r in self.rows:
             if r["lock_key"] is not None and r["status"] == JobStatus.WAITING.value:
                 holder = holder_of(conn, r["lock_key"])
                 if holder is not None:
                     r.update(status=JobStatus.LOCKED.value, locked_by=holder)
-                    parked = True
-        return parked
+                    self._parked.append(r)
+        return bool(self._parked)
 
 
 _JOB_COLUMN_SET = frozenset(JOB_COLUMNS)
@@ -160,7 +168,8 @@ def _stored_instead(conn: Connection, row: Row) -> Row:
 
 @dataclass(slots=True)
 class Promote:
-    """Move scheduled jobs that are due to waiting; return them and the next due time."""
+    """Move scheduled jobs that are due to waiting (locked, if their lock key is
+    held); return them and the next due time."""
 
     now: float
 
@@ -176,6 +185,7 @@ class Promote:
             .returning(*jobs.columns)
         )
         rows = [dict(r._mapping) for r in moved]
+        park_on_held_locks(conn, rows)  # due, but its key is held: it waits locked
         nxt = conn.execute(
             select(func.min(jobs.c.scheduled_at)).where(jobs.c.status == JobStatus.SCHEDULED.value)
         ).scalar()
@@ -311,6 +321,8 @@ def _honour_request(current: JobStatus, values: Row) -> Row:
 class Transition:
     """A requested status change: ``moves`` maps each allowed current status to new values.
 
+    A job moved to waiting whose lock key is held waits ``locked`` instead.
+
     Raises :class:`JobNotFound` or :class:`IllegalTransition` (naming the
     current status) and changes nothing when the job cannot move.
     """
@@ -340,6 +352,12 @@ class Transition:
         if values is None:
             raise IllegalTransition(self.job_id, current.value, self.action)
         new = values.get("status", current.value)
+        if new == JobStatus.WAITING.value and found.lock_key is not None:
+            # Waiting on a held key: park it, so releasing the key wakes its queue.
+            holder = holder_of(conn, found.lock_key)
+            if holder is not None:
+                new = JobStatus.LOCKED.value
+                values = {**values, "status": new, "locked_by": holder}
         if found.worker_id is not None and new not in _ACTIVE:
             store_status_records(conn, found._mapping)
             values = {**values, "worker_id": None}

@@ -10,6 +10,7 @@ import json
 import math
 import random
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from sqlalchemy import select
 
 from runtime import Job, JobStatus, Registry, Runtime
 from runtime.enqueue import PER_JOB_COLUMNS, build_rows
+from runtime.errors import JobNotFound
 from runtime.store import Store, bulk_insert
-from runtime.store.ops import BULK_MIN_ROWS, PARKED_COLUMNS, InsertJobs
+from runtime.store.claim import Claim
+from runtime.store.ops import BULK_MIN_ROWS, PARKED_COLUMNS, DeleteJob, InsertJobs
 from runtime.store.tables import JOB_COLUMNS, jobs
 from tests.runtime.control_jobs import Trace
 from tests.runtime.control_jobs import register as register_work
@@ -166,3 +169,54 @@ async def test_bulk_rows_with_a_value_json_cannot_carry_are_stored_all_the_same(
         math.isnan(stored[rows[0]["id"]]["value"]) and stored[rows[1]["id"]]["value"] == -math.inf
     )
     assert stored[rows[2]["id"]] == {"value": 2}
+
+
+@pytest.mark.trio
+async def test_a_bulk_insert_retried_alone_parks_only_the_jobs_whose_lock_is_held(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # A failing neighbour makes the writer apply the insert again on its own;
+    # the retry must not take the first row's parking for every row's.
+    trace = Trace()
+    register_work(registry, trace, lock="{path}")
+    work = registry.get("work")
+    store = await trio.to_thread.run_sync(Store, f"sqlite:///{tmp_path / 'retry.db'}")
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.writer.run)
+            await store.write(InsertJobs(build_rows(work, [{"name": "h", "path": "/k"}], now=1.0)))
+            started = await store.write(Claim("default", 1, "w1", now=2.0))
+            assert [r["lock_key"] for r in started.rows] == ["/k"]
+            items = [{"name": "0", "path": "/k"}]
+            items += [{"name": str(i), "path": f"/free{i}"} for i in range(1, BULK_MIN_ROWS)]
+            rows = build_rows(work, items, now=3.0)
+            insert = store.submit(InsertJobs(rows, varying=PER_JOB_COLUMNS))
+            bad = store.submit(DeleteJob(uuid.uuid4()))  # fails in the same batch
+            await insert.wait()
+            with pytest.raises(JobNotFound):
+                await bad.wait()
+            store.writer.close()
+        query = select(jobs.c.id, jobs.c.status, jobs.c.locked_by)
+        stored = await store.read(lambda conn: {r.id: r for r in conn.execute(query)})
+    finally:
+        store.dispose()
+    holder = str(started.rows[0]["id"])
+    assert (stored[rows[0]["id"]].status, stored[rows[0]["id"]].locked_by) == ("locked", holder)
+    assert {(stored[r["id"]].status, stored[r["id"]].locked_by) for r in rows[1:]} == {
+        ("waiting", None)
+    }
+    # The rows (which enqueue_many returns as jobs) say what was stored.
+    assert [r["status"] for r in rows] == [stored[r["id"]].status for r in rows]
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("count", [BULK_MIN_ROWS - 1, BULK_MIN_ROWS])
+async def test_bulk_params_with_a_lone_surrogate_are_stored_as_a_few_jobs_are(
+    make_runtime: Callable[..., Runtime], registry: Registry, count: int
+) -> None:
+    # Python strings may hold one; UTF-8 (the bulk path's JSON document) cannot.
+    register(registry, Journal())
+    async with make_runtime(workers=False) as rt:
+        jobs = await rt.enqueue_many("echo", [{"value": "a\ud800b"}] * count)
+        assert len(await rt.list(limit=count + 1)) == count
+        assert (await rt.get(jobs[-1].id)).params == {"value": "a\ud800b"}

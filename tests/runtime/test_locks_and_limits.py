@@ -8,7 +8,7 @@ import trio.testing
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from runtime import JobContext, JobStatus, Registry, Runtime
+from runtime import Job, JobContext, JobStatus, Registry, Runtime
 from runtime.errors import InvalidJobType, InvalidParams, UnknownQueue
 from runtime.store.engine import open_engine
 from runtime.store.tables import type_starts
@@ -292,3 +292,53 @@ async def test_jobs_of_one_lock_do_not_hide_due_jobs_past_the_claims_window(
     await _others_start_past_a_window_of_held_back_jobs(
         make_runtime, registry, store_url, [{"key": "k"}] * 30, lock="{key}"
     )
+
+
+async def _started_after_key_freed(rt: Runtime, holder: Job, later: Job) -> float:
+    """Seconds from the end of ``holder`` to the start of ``later`` (both completed)."""
+    h, w = await rt.wait(holder.id), await rt.wait(later.id)
+    assert h.status is JobStatus.COMPLETED and w.status is JobStatus.COMPLETED
+    assert h.finished_at is not None and w.started_at is not None
+    return (w.started_at - h.finished_at).total_seconds()
+
+
+# A long poll: a job nothing wakes would start a poll (600 s) after its key frees.
+
+
+async def test_a_job_that_comes_due_on_a_held_key_waits_locked_and_starts_when_it_frees(
+    store_url: str,
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    register(registry, Trace(), lock="{path}")
+    async with make_runtime(url=store_url, queues={"default": 5}, poll_interval=600.0) as rt:
+        holder = await rt.enqueue("work", {"name": "h", "path": "/k"})  # runs t=0..3
+        later = await rt.enqueue("work", {"name": "w", "path": "/k"}, delay=1.0)
+        await trio.sleep(1.5)
+        due = await rt.get(later.id)
+        assert (due.status, due.locked_by) == (JobStatus.LOCKED, str(holder.id))
+        assert await _started_after_key_freed(rt, holder, later) < 1.0
+
+
+async def test_a_job_resumed_or_retried_on_a_held_key_waits_locked_and_starts_when_it_frees(
+    store_url: str,
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    register(registry, Trace(), lock="{path}")
+    async with make_runtime(url=store_url, queues={"default": 5}, poll_interval=600.0) as rt:
+        holder = await rt.enqueue("work", {"name": "h", "path": "/k"})  # runs t=0..3
+        await trio.sleep(0.5)
+        resumed = await rt.enqueue("work", {"name": "r", "path": "/k"})
+        retried = await rt.enqueue("work", {"name": "c", "path": "/k"})
+        await rt.suspend(resumed.id)
+        await rt.cancel(retried.id)
+        for job in (await rt.resume(resumed.id), await rt.retry(retried.id)):
+            assert (job.status, job.locked_by) == (JobStatus.LOCKED, str(holder.id))
+            stored = await rt.get(job.id)
+            assert (stored.status, stored.locked_by) == (JobStatus.LOCKED, str(holder.id))
+        # One of them starts when the key frees, the other when that one ends.
+        gaps = [await _started_after_key_freed(rt, holder, j) for j in (resumed, retried)]
+        assert min(gaps) < 1.0
