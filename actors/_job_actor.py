@@ -51,7 +51,8 @@ async def run_job(
     cancel_scope: Callable[[float], CancelScope] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Outcome:
-    """Run ``job`` to an outcome. Never raises for the handler's errors.
+    """Run ``job`` to an outcome. Never raises for the handler's errors, nor
+    for a cancellation it ran into that was not the engine's.
 
     ``cancel_scope`` and ``clock`` are the running loop's (see ``_native``);
     a queue actor looks them up once rather than for every job.
@@ -59,13 +60,23 @@ async def run_job(
     now = clock or native.clock()
     started = now()
     deadline = started + job.timeout if job.timeout else math.inf
-    returned, value, error = False, None, None
+    returned, value = False, None
+    error: BaseException | None = None
     with (cancel_scope or native.cancel_scope_factory())(deadline) as scope:
         handle._attach(scope)
         try:
-            value = await runner.run(job)
-            returned = True
+            if handle.control is None:  # else told before it started: it never runs
+                value = await runner.run(job)
+                returned = True
         except Exception as exc:  # the handler's failure is an outcome, not a crash
+            error = exc
+        except BaseException as exc:
+            # A cancellation that is not ours or the engine's (under asyncio, the
+            # handler awaited something cancelled elsewhere) is the handler's
+            # failure too. Anything else propagates: this scope ends our own
+            # cancellation, and the engine's goes on up.
+            if scope.cancel_called or not native.is_stray_cancellation(exc):
+                raise
             error = exc
     duration = now() - started
     if returned:

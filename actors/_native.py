@@ -10,6 +10,8 @@ backend is these same objects underneath.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Protocol
@@ -83,3 +85,26 @@ def checkpoints() -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable
 def clock() -> Callable[[], float]:
     """The running loop's clock (what cancel scope deadlines are measured on)."""
     return trio.current_time if on_trio() else anyio.current_time
+
+
+def is_stray_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ``asyncio.CancelledError`` that no cancellation of
+    the running task raised: a handler awaited a future or task that something
+    else cancelled. Call it only where ``exc`` was caught inside a cancel scope
+    of one's own that was not cancelled.
+
+    Under asyncio a real cancellation leaves a trace on the task (a pending
+    ``Task.cancel()``) or on the cancel scopes around it (anyio delivers a
+    scope's cancellation on the next turn of the loop, so a cancelled scope
+    may not have reached the task yet). Under trio, ``trio.Cancelled`` is the
+    loop's cancellation and an asyncio one is never the engine's.
+    """
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no asyncio loop runs here (trio)
+        return True
+    if task is None or task.cancelling():
+        return False
+    return anyio.current_effective_deadline() != -math.inf

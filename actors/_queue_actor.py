@@ -15,7 +15,7 @@ from anyio.abc import TaskStatus
 
 from actors import _native as native
 from actors._job_actor import JobHandle, run_job
-from actors._messages import Claimed
+from actors._messages import Ended, Outcome
 from actors._protocols import JobRunner, JobSource, OutcomeSink
 
 POLL_INTERVAL_DEFAULT = 1.0
@@ -100,6 +100,11 @@ class QueueActor:
                 task_status.started()
                 await self._produce(tg)
         finally:
+            # A job whose task never ran (its group torn down first) left its
+            # mailbox behind: nothing runs it here any more.
+            for job_id, handle in list(self._handles.items()):
+                if handle.job.queue == self.name:
+                    del self._handles[job_id]
             self.finished.set()
 
     async def _produce(self, tg: native.TaskGroup) -> None:
@@ -118,9 +123,12 @@ class QueueActor:
                     self._more = True
                 for job in jobs:
                     self._running += 1
+                    # Its mailbox first: a cancel or suspend committed after the
+                    # claim reaches the job even before its task has started.
+                    handle = self._handles[job.id] = JobHandle(job)
                     # Unnamed: a name per job (its id as text) costs as much as
                     # a tenth of the spawn; ``handles`` maps ids to running jobs.
-                    tg.start_soon(self._run_one, job)
+                    tg.start_soon(self._run_one, handle)
                 continue
             assert self._cancel_scope is not None
             with self._cancel_scope(self._now() + self._poll_interval) as timer:
@@ -138,15 +146,27 @@ class QueueActor:
         assert self._clock is not None
         return self._clock()
 
-    async def _run_one(self, job: Claimed) -> None:
-        handle = JobHandle(job)
-        self._handles[job.id] = handle
+    async def _run_one(self, handle: JobHandle) -> None:
+        job = handle.job
         try:
             outcome = await run_job(
                 job, self._runner, handle, cancel_scope=self._cancel_scope, clock=self._clock
             )
-        finally:
+        except BaseException as exc:
+            # run_job raises only when the engine itself is torn down (a crash
+            # elsewhere cancels the tree; a shutdown interrupts jobs through their
+            # scopes instead) or on a bug. Free the slot either way; a cancelled
+            # engine's writer goes down with it, and the job's lease hands it to a
+            # rescue, so only what is not a cancellation is recorded here.
             self._handles.pop(job.id, None)
+            self._running -= 1
+            self._wake.set()
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                durable = self._sink.finish(Outcome(job, Ended.RAISED, error=exc))
+                if durable is not None:
+                    await durable
+            raise
+        self._handles.pop(job.id, None)
         self._mean_run = _mean(self._mean_run, outcome.duration)
         durable = self._sink.finish(outcome)
         self._running -= 1  # free the slot first: the next claim can share the commit

@@ -79,6 +79,8 @@ class ControlMethods:
 
         def _capacities(self) -> dict[str, int]: ...
 
+        async def _tell(self, job_id: uuid.UUID, control: Control) -> None: ...
+
         def _known_queues(self) -> set[str]: ...
 
     # -- suspend and resume ---------------------------------------------------
@@ -96,8 +98,8 @@ class ControlMethods:
         moves = {s: parked for s in PENDING}
         moves[S.RUNNING] = {"status": S.SUSPENDING.value, "updated_at": now}
         row = await self.store.write(Transition(job.id, "suspend", moves, tenant_id))
-        if row["status"] == S.SUSPENDING.value and self._supervisor is not None:
-            self._supervisor.tell(job.id, Control.SUSPEND)
+        if row["status"] == S.SUSPENDING.value:
+            await self._tell(job.id, Control.SUSPEND)
         self._publish(row)
         return Job.from_row(row)
 

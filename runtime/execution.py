@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import anyio
+
 from actors import Claimed, Outcome
 from runtime.checkpoints import upgraded_state
 from runtime.clock import Clock
@@ -50,18 +52,29 @@ class Executor:
         self.flusher = flusher
         self._on_status = on_status  # the runtime wakes queues and timers from here
         self._on_rate_limited = on_rate_limited
+        # Jobs whose claim committed but has not reached its queue actor yet,
+        # with the event a control request waits on, if one does.
+        self._handing: dict[Any, anyio.Event | None] = {}
 
     # -- JobSource ---------------------------------------------------------
 
     async def claim(self, queue: str, limit: int) -> Sequence[Claimed]:
         now = self.clock.now()
+        pending = self._store.submit(Claim(queue, limit, self._worker, now, self._limits()))
+        pending.on_settled(self._claim_settled)
         try:
-            result: ClaimResult = await self._store.write(
-                Claim(queue, limit, self._worker, now, self._limits())
-            )
+            result: ClaimResult = await pending.wait()
         except Exception:  # a conflicting claim elsewhere: the next wake-up or poll retries
             log.exception("claim on queue %r failed", queue)
             return []
+        finally:
+            # The queue actor makes their mailboxes as this returns, before it
+            # next yields: whoever waits in ``handed_over`` wakes after that.
+            if pending.error is None and pending.result is not None:
+                for row in pending.result.rows:
+                    waiter = self._handing.pop(row["id"], None)
+                    if waiter is not None:
+                        waiter.set()
         if result.retry_at is not None:
             self._on_rate_limited(queue, result.retry_at)
         claimed = []
@@ -72,6 +85,24 @@ class Executor:
             claimed.append(Claimed(row["id"], queue, row["timeout"], payload=state))
             self._publish_status(row)
         return claimed
+
+    def _claim_settled(self, result: ClaimResult | None, error: BaseException | None) -> None:
+        """Note the jobs a claim took as it commits, before anyone hears of them: a
+        cancel or suspend committed after it may reach us before the claimer does."""
+        if error is None and result is not None:
+            for row in result.rows:
+                self._handing[row["id"]] = None
+
+    async def handed_over(self, job_id: Any) -> bool:
+        """Wait until a job claimed here is handed to its queue actor, if its claim
+        has committed and the claimer has not heard yet; whether it waited."""
+        if job_id not in self._handing:
+            return False
+        waiter = self._handing[job_id]
+        if waiter is None:
+            waiter = self._handing[job_id] = anyio.Event()
+        await waiter.wait()
+        return True
 
     def _limits(self) -> dict[str, TypeLimit]:
         """Every limited type, whatever its queue: a job may be enqueued on

@@ -519,10 +519,19 @@ class Runtime(ControlMethods, ScheduleMethods):
         stopping = {"status": JobStatus.CANCELING.value, "updated_at": now}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
         row = await self.store.write(Transition(key, "cancel", moves, tenant_id))
-        if row["status"] == JobStatus.CANCELING.value and self._supervisor is not None:
-            self._supervisor.tell(key, Control.CANCEL)
+        if row["status"] == JobStatus.CANCELING.value:
+            await self._tell(key, Control.CANCEL)
         self._publish(row)
         return Job.from_row(row)
+
+    async def _tell(self, job_id: uuid.UUID, control: Control) -> None:
+        """Send a control request to the job if it runs here, also if its claim
+        committed but has not reached its queue actor yet."""
+        supervisor, executor = self._supervisor, self._executor
+        if supervisor is None or executor is None or supervisor.tell(job_id, control):
+            return
+        if await executor.handed_over(job_id):
+            supervisor.tell(job_id, control)
 
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""

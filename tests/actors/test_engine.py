@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -236,3 +237,76 @@ async def test_cancel_overrides_a_pending_suspend(autojump_clock: trio.testing.M
         await sink.wait_for(1)
         sup.stop()
     assert sink.outcomes["s"].ended is Ended.CANCELED
+
+
+class TellingSource(MemorySource):
+    """Tells the supervisor a control request for every job claimed so far, as
+    its next claim begins: after the spawn of their tasks, before they ran."""
+
+    def __init__(self, jobs: list[Claimed], control: Control) -> None:
+        super().__init__(jobs)
+        self.control = control
+        self.sup: Supervisor | None = None
+        self.claimed: list[Claimed] = []
+        self.told: list[bool] = []
+
+    async def claim(self, queue: str, limit: int) -> list[Claimed]:
+        assert self.sup is not None
+        self.told += [self.sup.tell(j.id, self.control) for j in self.claimed]
+        self.claimed = list(await super().claim(queue, limit))
+        return self.claimed
+
+
+@pytest.mark.parametrize(
+    ("control", "ended"),
+    [
+        (Control.CANCEL, Ended.CANCELED),
+        (Control.SUSPEND, Ended.SUSPENDED),
+        (Control.INTERRUPT, Ended.INTERRUPTED),
+    ],
+)
+async def test_control_told_before_the_job_started_is_honoured(
+    autojump_clock: trio.testing.MockClock, control: Control, ended: Ended
+) -> None:
+    source = TellingSource([job("a"), job("b")], control)
+    sup, runner, sink = engine(source, capacity=3, claim_batch=1)  # a claim per job
+    source.sup = sup
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(2)
+        sup.stop()
+    assert source.told[:2] == [True, True]  # a's and b's mailboxes were there at once
+    assert {o.ended for o in sink.outcomes.values()} == {ended}
+    assert runner.started == []  # neither handler ran
+    assert sup.running_ids() == []
+
+
+async def test_torn_down_queue_leaves_no_mailbox_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sup, _runner, _sink = engine(MemorySource([job("a"), job("b")]))
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sup.run)
+            await trio.testing.wait_all_tasks_blocked()
+            assert sorted(sup.running_ids()) == ["a", "b"]
+            scope.cancel()  # the engine torn down, not shut down
+    assert sup.running_ids() == []
+    assert sup.queues["q"].running == 0
+
+
+async def test_asyncio_cancelled_error_of_a_handler_is_its_failure_under_trio(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def stray() -> None:
+        raise asyncio.CancelledError  # never trio's cancellation
+
+    sup, _runner, sink = engine(MemorySource([job("x", stray), job("ok")]), capacity=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sink.wait_for(2)
+        sup.stop()
+    failed = sink.outcomes["x"]
+    assert failed.ended is Ended.RAISED and isinstance(failed.error, asyncio.CancelledError)
+    assert sink.outcomes["ok"].ended is Ended.RETURNED
+    assert sup.queues["q"].running == 0

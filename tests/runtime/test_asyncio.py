@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
 import pytest
+from pydantic import BaseModel
 
-from runtime import IllegalTransition, JobStatus, Registry, Runtime
+from runtime import IllegalTransition, JobContext, JobStatus, Registry, Runtime
 from tests.runtime.jobs import Journal, register
 
 pytestmark = pytest.mark.anyio
@@ -74,3 +76,33 @@ async def test_graceful_shutdown_interrupts_and_keeps_checkpoint(
     async with make_runtime(workers=False) as rt:
         after = await rt.get(job.id)
     assert after.status is JobStatus.WAITING and after.checkpoint["done"] >= 1
+
+
+class NoParams(BaseModel):
+    pass
+
+
+async def test_handler_awaiting_a_cancelled_future_fails_only_its_job(
+    make_runtime: Callable[..., Runtime], registry: Registry
+) -> None:
+    # A CancelledError that no cancellation of the job raised is the handler's
+    # failure: it once escaped the job actor, left the job running, leaked its
+    # slot and stopped its queue.
+    @registry.job(name="stray", max_retries=1, retry_delay=0)
+    async def stray(ctx: JobContext, params: NoParams) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        fut.cancel()
+        await fut
+
+    @registry.job(name="fine", max_retries=0)
+    async def fine(ctx: JobContext, params: NoParams) -> int:
+        return 1
+
+    async with make_runtime(queues={"default": 1}) as rt:
+        job = await rt.enqueue("stray", {})
+        failed = await rt.wait(job.id, timeout=10)  # a guard: it ends at once
+        after = await rt.enqueue("fine", {})
+        ok = await rt.wait(after.id, timeout=10)
+    assert failed.status is JobStatus.FAILED and failed.attempt == 2  # retried per its policy
+    assert failed.error is not None and "CancelledError" in failed.error
+    assert ok.status is JobStatus.COMPLETED

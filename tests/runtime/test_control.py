@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
+from pydantic import BaseModel
 
-from runtime import IllegalTransition, JobNotFound, JobStatus, Registry, Runtime
+from runtime import IllegalTransition, Job, JobContext, JobNotFound, JobStatus, Registry, Runtime
+from runtime.store import threads
 from tests.runtime.jobs import Journal, register
 
 pytestmark = pytest.mark.trio
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -152,3 +158,71 @@ async def test_using_a_runtime_outside_async_with_is_a_clear_error(
     rt = make_runtime()
     with pytest.raises(RuntimeNotRunning, match="inside ``async with Runtime"):
         await rt.enqueue("echo", {})
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds (states no event announces)."""
+    while not condition():
+        await trio.lowlevel.checkpoint()
+
+
+class Named(BaseModel):
+    name: str
+
+
+async def test_cancel_of_a_just_claimed_job_is_not_lost(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    mock_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cancel committed after b's claim, before b's task had started, found no
+    # mailbox and was dropped: b ran and ended completed though cancel() said
+    # canceling. The writer's thread hop is held (as a sweep holds it) while the
+    # claim and then the cancel queue behind it, so one transaction has both.
+    go = trio.Event()
+    entered, release = trio.Event(), trio.Event()
+    armed = False
+    ran: list[str] = []
+
+    @registry.job(name="j", max_retries=0)
+    async def j(ctx: JobContext, params: Named) -> str:
+        ran.append(params.name)
+        if params.name == "a":
+            await go.wait()
+        else:
+            await trio.sleep(5)
+        return params.name
+
+    inner = threads.run_sync  # the mock_clock fixture's
+
+    async def held_run_sync(fn: Callable[..., T], *args: object) -> T:
+        nonlocal armed
+        if armed and getattr(fn, "__name__", "") == "_commit_in_thread":
+            armed = False
+            entered.set()
+            await release.wait()
+        return await inner(fn, *args)
+
+    monkeypatch.setattr(threads, "run_sync", held_run_sync)
+    result: dict[str, Job] = {}
+    async with make_runtime(queues={"default": 1}) as rt:
+        await rt.enqueue("j", {"name": "a"})
+        b = await rt.enqueue("j", {"name": "b"})  # waits for the only slot
+        await _until(lambda: ran == ["a"])
+
+        async def cancel_b() -> None:
+            result["job"] = await rt.cancel(b.id)
+
+        async with trio.open_nursery() as nursery:
+            armed = True
+            nursery.start_soon(rt.prune)  # a sweep batch: the writer hops to a thread
+            await entered.wait()
+            go.set()  # a ends: its finish and b's claim queue behind the sweep
+            await _until(lambda: rt.writer_statistics().queued >= 2)
+            nursery.start_soon(cancel_b)
+            await _until(lambda: rt.writer_statistics().queued >= 3)
+            release.set()
+        assert result["job"].status is JobStatus.CANCELING  # cancel() accepted it
+        done = await rt.wait(b.id)
+    assert done.status is JobStatus.CANCELED
