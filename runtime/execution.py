@@ -33,6 +33,10 @@ from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 log = logging.getLogger("callboard.executor")
 
 
+def _ignore_settled(result: Any, error: BaseException | None) -> None:
+    """The settle callback of a claim nobody waits for any more."""
+
+
 class Executor:
     def __init__(
         self,
@@ -68,9 +72,13 @@ class Executor:
             log.exception("claim on queue %r failed", queue)
             return []
         finally:
+            if not pending.is_settled:
+                # Cancelled first (a shutdown): no queue actor will hear of these
+                # jobs, so none may wait for their handover (their lease lapses).
+                pending.on_settled(_ignore_settled)
             # The queue actor makes their mailboxes as this returns, before it
             # next yields: whoever waits in ``handed_over`` wakes after that.
-            if pending.error is None and pending.result is not None:
+            elif pending.error is None and pending.result is not None:
                 for row in pending.result.rows:
                     waiter = self._handing.pop(row["id"], None)
                     if waiter is not None:

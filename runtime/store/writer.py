@@ -79,6 +79,11 @@ class Pending:
         self._done: LoopEvent | None = None  # made only if someone waits before the commit
         self._on_settled: Callable[[Any, BaseException | None], None] | None = None
 
+    @property
+    def is_settled(self) -> bool:
+        """Whether the write has been committed or has failed."""
+        return self._settled
+
     def on_settled(self, callback: Callable[[Any, BaseException | None], None]) -> None:
         """Call ``callback(result, error)`` in the writer once the write is settled
         (committed or failed), before any waiter wakes. It must not raise."""
