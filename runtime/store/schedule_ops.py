@@ -62,6 +62,10 @@ def _insert_jobs(conn: Connection, rows: list[Row]) -> set[uuid.UUID]:
     if not rows:
         return set()
     for row in rows:
+        if row["status"] == JobStatus.LOCKED.value:
+            # Parked by an earlier apply of this op (the writer retries an op alone
+            # after its batch failed): a new job is never made locked, so decide again.
+            row.update(status=JobStatus.WAITING.value, locked_by=None)
         if row["lock_key"] is not None and row["status"] == JobStatus.WAITING.value:
             holder = holder_of(conn, row["lock_key"])
             if holder is not None:

@@ -15,12 +15,13 @@ import pytest
 import trio
 import trio.testing
 from pydantic import BaseModel
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.scheduler import Scheduler
+from runtime.store.engine import open_engine
 from runtime.store.schedule_ops import FireSchedules, Firing, find_schedule
 from runtime.store.tables import jobs, schedules
 from tests.conftest import QUIET
@@ -263,6 +264,40 @@ async def test_the_store_keeps_one_job_per_schedule_slot(
     assert [r.outcome for r in (*first, *again, *refused)] == ["fired", "fired", "stale"]
     assert len(first[0].jobs) == 1 and again[0].jobs == []
     assert [j.id for j in made] == [first[0].jobs[0]["id"]]
+
+
+async def test_a_firing_retried_after_its_batch_failed_parks_its_job_only_if_the_key_is_held(
+    make: Callable[..., Runtime], tally: Tally, db_url: str, mock_clock: trio.testing.MockClock
+) -> None:
+    # The writer retries an op alone, on the same object, after its batch failed;
+    # meanwhile (another runtime, on PostgreSQL) the key's holder may have ended.
+    slot = JAN_1.timestamp() + MINUTE
+    async with make(workers=False) as rt:
+        schedule = await rt.add_schedule("nap", every="1 minute", overlap="allow")
+        firing = await _firing(rt, schedule.id, slot)
+        holder = {**firing.jobs[0], "id": uuid.uuid4(), "schedule_id": None, "slot": None}
+        holder.update(status=JobStatus.RUNNING.value, lock_key="k", worker_id="w")
+        await rt.store.write(_Insert(holder))
+    firing.jobs[0]["lock_key"] = "k"
+    op = FireSchedules([firing], slot)
+    engine = open_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            failed = conn.begin()
+            op.apply(conn)  # parks the job behind the holder, then the batch rolls back
+            failed.rollback()
+            with conn.begin():
+                conn.execute(
+                    update(jobs).where(jobs.c.id == holder["id"]).values(status="completed")
+                )
+            with conn.begin():
+                op.apply(conn)
+            status, locked_by = conn.execute(
+                select(jobs.c.status, jobs.c.locked_by).where(jobs.c.id == firing.jobs[0]["id"])
+            ).one()
+    finally:
+        engine.dispose()
+    assert (status, locked_by) == ("waiting", None)
 
 
 async def _firing(rt: Runtime, schedule_id: str, slot: float) -> Firing:
