@@ -461,12 +461,21 @@ class DeleteJob:
         query = select(jobs.c.status).where(jobs.c.id == self.job_id)
         if self.tenant_id is not None:
             query = query.where(jobs.c.tenant_id == self.tenant_id)
-        status = conn.execute(query).scalar()
-        if status is None:
-            raise JobNotFound(self.job_id)
-        if status not in _TERMINAL:
-            raise IllegalTransition(self.job_id, status, "delete")
-        conn.execute(delete(jobs).where(jobs.c.id == self.job_id))
+        status: str | None = None
+        for _ in range(2):
+            status = conn.execute(query).scalar()
+            if status is None:
+                raise JobNotFound(self.job_id)
+            if status not in _TERMINAL:
+                raise IllegalTransition(self.job_id, status, "delete")
+            # Only while it is finished: on PostgreSQL another runtime may retry
+            # it between the read above and this delete.
+            deleted = conn.execute(
+                delete(jobs).where(jobs.c.id == self.job_id, jobs.c.status.in_(_TERMINAL))
+            )
+            if deleted.rowcount:
+                return
+        raise IllegalTransition(self.job_id, str(status), "delete")
 
 
 @dataclass(slots=True)

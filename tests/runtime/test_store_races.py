@@ -15,14 +15,15 @@ from typing import Any
 import psycopg
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from runtime import JobContext, Registry
+from runtime import JobContext, JobStatus, Registry
 from runtime.enqueue import build_rows
+from runtime.errors import IllegalTransition
 from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine
-from runtime.store.ops import Heartbeat, InsertJobs, Rescue
+from runtime.store.ops import DeleteJob, Heartbeat, InsertJobs, Rescue, Transition
 from runtime.store.tables import jobs
 
 
@@ -132,3 +133,37 @@ def test_a_rescue_leaves_alone_a_job_another_runtime_rescued_and_claimed_meanwhi
         rescued_by_b = Rescue("worker-b", "host-b", now, 30.0).apply(b)
     assert interleaved and rescued_by_b == []
     assert _running(engine) == [(row["id"], "worker-a")]
+
+
+def test_a_delete_spares_a_job_another_runtime_retried_after_the_delete_read_it(
+    engine: Engine,
+) -> None:
+    registry = _registry(max_retries=0)
+    (row,) = _store(engine, registry, 1)
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(
+            update(jobs).where(jobs.c.id == row["id"]).values(status="failed", finished_at=now)
+        )
+    waiting_again = {"status": "waiting", "scheduled_at": now, "finished_at": None}
+    retry = Transition(row["id"], "retry", {JobStatus.FAILED: waiting_again})
+
+    class RetriedAfterTheRead:
+        """A connection on which another runtime's retry commits after the first read."""
+
+        def __init__(self, conn: Connection) -> None:
+            self.conn, self.calls = conn, 0
+
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            result = self.conn.execute(*args, **kwargs)
+            self.calls += 1
+            if self.calls == 1:
+                with engine.begin() as other:
+                    retry.apply(other)
+            return result
+
+    with engine.begin() as conn, pytest.raises(IllegalTransition, match="waiting"):
+        DeleteJob(row["id"]).apply(RetriedAfterTheRead(conn))  # type: ignore[arg-type]
+    with engine.connect() as conn:
+        status = conn.execute(select(jobs.c.status).where(jobs.c.id == row["id"])).scalar()
+    assert status == "waiting"
