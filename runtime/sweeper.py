@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import delete, select
@@ -65,16 +66,9 @@ class PruneOlder:
     batch: int = PRUNE_BATCH_DEFAULT
 
     def apply(self, conn: Connection) -> int:
-        ids = (
-            conn.execute(
-                select(jobs.c.id)
-                .where(jobs.c.status == self.status.value, jobs.c.finished_at < self.before)
-                .limit(self.batch)
-            )
-            .scalars()
-            .all()
-        )
-        return _delete(conn, list(ids))
+        old = (jobs.c.status == self.status.value, jobs.c.finished_at < self.before)
+        ids = conn.execute(select(jobs.c.id).where(*old).limit(self.batch)).scalars().all()
+        return len(_delete(conn, list(ids), *old))
 
 
 @dataclass(slots=True)
@@ -85,32 +79,42 @@ class PruneBeyond:
     batch: int = PRUNE_BATCH_DEFAULT
 
     def apply(self, conn: Connection) -> dict[str, int]:
-        finished = [s.value for s in TERMINAL]
-        cutoff = conn.execute(
-            select(jobs.c.finished_at)
-            .where(jobs.c.status.in_(finished), jobs.c.finished_at.is_not(None))
-            .order_by(jobs.c.finished_at.desc())
-            .limit(1)
-            .offset(self.keep)
-        ).scalar()
-        if cutoff is None:
-            return {}
-        victims = conn.execute(
-            select(jobs.c.id, jobs.c.status)
-            .where(jobs.c.status.in_(finished), jobs.c.finished_at <= cutoff)
-            .order_by(jobs.c.finished_at)
-            .limit(self.batch)
-        ).all()
+        # In a total order (jobs often finish in the same instant): exactly the
+        # newest ``keep`` stay, however many share a finishing time.
+        ids = (
+            conn.execute(
+                select(jobs.c.id)
+                .where(_FINISHED)
+                .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc())
+                .offset(self.keep)
+                .limit(self.batch)
+            )
+            .scalars()
+            .all()
+        )
         counts: dict[str, int] = {}
-        for victim in victims:
-            counts[victim.status] = counts.get(victim.status, 0) + 1
-        _delete(conn, [v.id for v in victims])
+        for status in _delete(conn, list(ids)).values():
+            counts[status] = counts.get(status, 0) + 1
         return counts
 
 
-def _delete(conn: Connection, ids: list[object]) -> int:
+_FINISHED = jobs.c.status.in_([s.value for s in TERMINAL]) & jobs.c.finished_at.is_not(None)
+
+
+def _delete(conn: Connection, ids: list[object], *still: Any) -> dict[object, str]:
+    """Delete those of ``ids`` that are still finished (and match ``still``) and
+    their logs; return the statuses of the deleted, by id.
+
+    The ids were read before: on PostgreSQL another runtime may have retried
+    one of them since, and a job waiting again must not go.
+    """
     if not ids:
-        return 0
-    conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
-    delete_logs(conn, ids)  # type: ignore[arg-type]
-    return len(ids)
+        return {}
+    deleted = conn.execute(
+        delete(jobs)
+        .where(jobs.c.id.in_(ids), _FINISHED, *still)
+        .returning(jobs.c.id, jobs.c.status)
+    ).all()
+    gone = {row.id: row.status for row in deleted}
+    delete_logs(conn, list(gone))
+    return gone

@@ -226,6 +226,18 @@ async def test_prune_deletes_only_old_finished_jobs_and_their_logs(
         assert await rt.count() == 2  # the newest finished one and the pending one
 
 
+async def test_max_finished_keeps_exactly_the_newest_even_when_they_finished_together(
+    make_runtime: Callable[..., Runtime], chatty: None, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime(sweep_interval=1e9, queues={"default": 3}) as rt:
+        jobs = await rt.enqueue_many("chatty", [{"lines": 0}] * 3)
+        done = [await rt.wait(job.id) for job in jobs]
+        assert len({job.finished_at for job in done}) == 1  # one instant of the clock
+        assert await rt.prune(JobRetention(completed=None, max_finished=2)) == {"completed": 1}
+        kept = {job.id for job in await rt.list()}
+    assert kept == {job.id for job in sorted(done, key=lambda j: j.id)[1:]}  # the newest ids
+
+
 async def test_sweeper_prunes_on_its_own(
     make_runtime: Callable[..., Runtime], chatty: None, mock_clock: trio.testing.MockClock
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.engine import Connection
 
 from runtime import JobContext, JobStatus, Registry
@@ -25,6 +25,7 @@ from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine
 from runtime.store.ops import DeleteJob, Heartbeat, InsertJobs, Rescue, Transition
 from runtime.store.tables import jobs
+from runtime.sweeper import PruneBeyond, PruneOlder
 
 
 class Numbered(BaseModel):
@@ -164,6 +165,43 @@ def test_a_delete_spares_a_job_another_runtime_retried_after_the_delete_read_it(
 
     with engine.begin() as conn, pytest.raises(IllegalTransition, match="waiting"):
         DeleteJob(row["id"]).apply(RetriedAfterTheRead(conn))  # type: ignore[arg-type]
+    with engine.connect() as conn:
+        status = conn.execute(select(jobs.c.status).where(jobs.c.id == row["id"])).scalar()
+    assert status == "waiting"
+
+
+def test_retention_spares_a_job_another_runtime_retried_after_the_prune_read_it(
+    engine: Engine,
+) -> None:
+    registry = _registry(max_retries=0)
+    (row,) = _store(engine, registry, 1)
+    now = time.time()
+    with engine.begin() as conn:
+        conn.execute(
+            update(jobs).where(jobs.c.id == row["id"]).values(status="failed", finished_at=now)
+        )
+    waiting_again = {"status": "waiting", "scheduled_at": now, "finished_at": None}
+    retry = Transition(row["id"], "retry", {JobStatus.FAILED: waiting_again})
+    retried: list[bool] = []
+
+    def retry_before_the_delete(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM CALLBOARD_JOBS") and not retried:
+            retried.append(True)
+            with engine.begin() as other:  # another runtime's rt.retry(), committed now
+                retry.apply(other)
+
+    with engine.connect() as pruner:
+        event.listen(pruner, "before_cursor_execute", retry_before_the_delete)
+        with pruner.begin():
+            older = PruneOlder(JobStatus.FAILED, before=now + 1).apply(pruner)
+        retried.clear()
+        with engine.begin() as conn:  # failed again, for the other prune
+            conn.execute(
+                update(jobs).where(jobs.c.id == row["id"]).values(status="failed", finished_at=now)
+            )
+        with pruner.begin():
+            beyond = PruneBeyond(keep=0).apply(pruner)
+    assert (older, beyond) == (0, {})
     with engine.connect() as conn:
         status = conn.execute(select(jobs.c.status).where(jobs.c.id == row["id"])).scalar()
     assert status == "waiting"
