@@ -113,7 +113,11 @@ class JobContext:
         self._executor.progress_changed(state, now)
 
     async def checkpoint(self, state: Any) -> None:
-        """Persist a JSON-serialisable state; a later attempt reads it as ``checkpoint_state``."""
+        """Persist a JSON-serialisable state; a later attempt reads it as ``checkpoint_state``.
+
+        It is durable when this returns. Raises :class:`JobLost`, storing
+        nothing, if the job is no longer this worker's (rescued after its lease
+        lapsed): the handler should stop."""
         await self._executor.save_checkpoint(self._state, state)
 
     async def check_in(self, message: str) -> None:

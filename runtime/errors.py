@@ -104,6 +104,16 @@ class HookFailed(CallboardError):
     """A job type's on_suspend or on_resume hook raised; nothing was changed."""
 
 
+class JobLost(CallboardError):
+    """The running job is no longer this worker's: its lease lapsed and it was
+    rescued (it may run elsewhere now). Raised by ``ctx.checkpoint()``, which
+    stored nothing; the handler should stop, and its outcome is not recorded."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"job {job_id} is no longer run by this worker; nothing was stored")
+        self.job_id = job_id
+
+
 class RuntimeNotRunning(CallboardError, RuntimeError):
     """The Runtime is not running: use it inside ``async with Runtime(...)``."""
 

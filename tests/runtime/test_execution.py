@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 import trio
 import trio.testing
 from pydantic import BaseModel
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
-from runtime import JobContext, JobStatus, Registry, Runtime
+from runtime import JobContext, JobLost, JobStatus, Registry, Runtime
+from runtime.store.tables import jobs
 from tests.runtime.jobs import Journal, register
 
 
@@ -148,3 +152,45 @@ async def test_a_delayed_job_announces_when_it_becomes_due(
         job = await rt.enqueue("echo", {"value": 1}, delay=60)
         statuses = [e.status async for e in rt.events(job.id) if e.kind == "status"]
     assert statuses == ["scheduled", "waiting", "running", "completed"]
+
+
+@dataclass
+class _TakeAway:
+    """What a rescue and a claim elsewhere do to a running job's row, in one write."""
+
+    job_id: object
+
+    def apply(self, conn: Connection) -> None:
+        conn.execute(update(jobs).where(jobs.c.id == self.job_id).values(worker_id="elsewhere"))
+
+
+async def test_a_checkpoint_of_a_job_taken_from_this_worker_raises_and_stores_nothing(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    started, taken, done = trio.Event(), trio.Event(), trio.Event()
+    seen: dict[str, object] = {}
+
+    @registry.job(name="saver", max_retries=0)
+    async def saver(ctx: JobContext, params: Nothing) -> None:
+        started.set()
+        await taken.wait()
+        try:
+            await ctx.checkpoint({"step": 7})
+        except JobLost as lost:
+            seen["lost"] = lost
+        seen["local"] = ctx.checkpoint_state
+        done.set()
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("saver", {})
+        events = rt.subscribe(job.id)
+        await started.wait()
+        await rt.store.write(_TakeAway(job.id))
+        taken.set()
+        await done.wait()
+        stored = await rt.get(job.id)
+        events.close()
+        kinds = [event.kind async for event in events]
+    assert isinstance(seen["lost"], JobLost) and seen["local"] is None
+    assert stored.checkpoint is None and stored.worker_id == "elsewhere"
+    assert "checkpoint" not in kinds
