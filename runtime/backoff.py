@@ -19,6 +19,7 @@ def retry_delay(
     """The delay before the attempt after ``attempt`` (1-based) failed."""
     if base <= 0:
         return 0.0
-    raw = min(cap, base * 2.0 ** max(0, attempt - 1))
+    # Doublings past 1,023 overflow a float: by then any cap is reached anyway.
+    raw = min(cap, base * 2.0 ** min(max(0, attempt - 1), 1023))
     spread: float = (rng or random).uniform(1 - jitter, 1 + jitter)
     return min(cap, raw * spread)

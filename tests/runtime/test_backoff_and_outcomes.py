@@ -37,6 +37,12 @@ def test_backoff_is_capped() -> None:
     assert retry_delay(40, 2.0, cap=60.0) <= 60.0
 
 
+def test_backoff_of_a_job_retried_forever_stays_at_its_cap() -> None:
+    # 2.0 ** 1024 overflows a float: a type with max_retries in the thousands got there.
+    for attempt in (1024, 1025, 10**6):
+        assert 0.8 * 60.0 <= retry_delay(attempt, 2.0, cap=60.0) <= 60.0
+
+
 def test_failure_with_attempts_left_is_scheduled_again() -> None:
     values = decide(outcome(Ended.RAISED, error=ValueError("nope")), row(attempt=1), now=100.0)
     assert values["status"] == "scheduled"
