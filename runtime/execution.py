@@ -18,7 +18,7 @@ from actors import Claimed, Outcome
 from runtime.checkpoints import upgraded_state
 from runtime.clock import Clock
 from runtime.context import JobContext, RunState, call_maybe_async
-from runtime.errors import Fail, InvalidParams, Skip, UnknownJobType
+from runtime.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
 from runtime.events import EventBus
 from runtime.flusher import Flusher, take_logs
 from runtime.joblog import attempt_ended, attempt_started
@@ -236,7 +236,11 @@ class Executor:
     async def save_checkpoint(self, state: RunState, value: Any) -> None:
         now = self.clock.now()
         version = self._registry.get(state.row["type"]).version
-        await self._store.write(SaveCheckpoint(state.job_id, self._worker, value, version, now))
+        stored = await self._store.write(
+            SaveCheckpoint(state.job_id, self._worker, value, version, now)
+        )
+        if not stored:
+            raise JobLost(state.job_id)
         # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
         state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
         if self._bus.wants(state.job_id):
