@@ -58,6 +58,9 @@ BAD_QUERIES: tuple[dict[str, str], ...] = (
     {"status": "exploded"},
     {"since": "last tuesday"},
     {"level": "x" * 300},
+    {"level": "²"},  # str.isdigit() says yes, int() says no
+    {"level": "9" * 19},  # overflows SQLite's integers
+    {"level": "-1"},
     {"limit": "-5"},
     {"unknown_param": "1"},
 )
