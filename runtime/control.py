@@ -187,10 +187,14 @@ class ControlMethods:
             known = ", ".join(sorted(self._known_queues()))
             raise UnknownQueue(f"unknown queue {name!r}; known queues: {known}")
 
-    async def statistics(self) -> dict[str, QueueStatistics]:
-        """Per queue: counts by status, finished in the last minute, capacity, paused."""
+    async def statistics(self, *, tenant_id: str | None = None) -> dict[str, QueueStatistics]:
+        """Per queue: counts by status, finished in the last minute, capacity, paused.
+
+        With ``tenant_id``, the counts are of that tenant's jobs, and the queues
+        are the registered and served ones plus those its own jobs name: another
+        tenant's ad-hoc queue names are its business."""
         since = self.clock.now() - STATS_WINDOW
-        counts = await self.store.read(status_counts, since)
+        counts = await self.store.read(status_counts, since, tenant_id)
         paused = await self.store.read(paused_queues)
         capacities = dict.fromkeys(self._known_queues(), 0)
         if self._supervisor is not None:

@@ -62,18 +62,22 @@ _ATTEMPT_COLUMNS = (
 )
 
 
-def status_counts(conn: Connection, since: float) -> dict[str, dict[str, int]]:
-    """Counts of unfinished jobs per queue and status, and of jobs finished since ``since``."""
+def status_counts(
+    conn: Connection, since: float, tenant_id: str | None = None
+) -> dict[str, dict[str, int]]:
+    """Counts of unfinished jobs per queue and status, and of jobs finished since ``since``;
+    of one tenant's jobs when ``tenant_id`` is given."""
     finished = [s.value for s in TERMINAL]
     counts: dict[str, dict[str, int]] = {}
+    tenant = [] if tenant_id is None else [jobs.c.tenant_id == tenant_id]
     open_rows = conn.execute(
         select(jobs.c.queue, jobs.c.status, func.count())
-        .where(jobs.c.status.not_in(finished))
+        .where(jobs.c.status.not_in(finished), *tenant)
         .group_by(jobs.c.queue, jobs.c.status)
     )
     recent = conn.execute(
         select(jobs.c.queue, jobs.c.status, func.count())
-        .where(jobs.c.status.in_(finished), jobs.c.finished_at >= since)
+        .where(jobs.c.status.in_(finished), jobs.c.finished_at >= since, *tenant)
         .group_by(jobs.c.queue, jobs.c.status)
     )
     for queue, status, count in [*open_rows, *recent]:
