@@ -55,3 +55,24 @@ async def test_bad_schedules_are_422_naming_the_problem(harness: Harness) -> Non
         status, answer = await harness.body("POST", "/api/v1/schedules", json=body)
         assert status == 422, (body, answer)
         assert words in answer["message"], (body, answer)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        # Near the ends of datetime's range, converting to UTC overflows.
+        {"every": "1 hour", "start": "0001-01-01T00:00:00+01:00"},
+        {"every": "1 hour", "end": "9999-12-31T23:00:00-05:00"},
+        {"cron": "0 * * * *", "end": "9999-12-31T23:59:59Z"},
+        {"at": "0001-01-01T00:00:00+01:00"},
+        {"at": "9999-12-31T23:00:00-05:00"},
+    ],
+)
+async def test_schedule_times_near_year_1_or_9999_are_invalid_not_500(
+    harness: Harness, when: dict[str, str]
+) -> None:
+    body = {"job_type": "echo", **when}
+    status, answer = await harness.body("POST", "/api/v1/schedules", json=body)
+    assert (status, answer["error"]) == (422, "invalid_schedule"), answer
+    field = "at" if "at" in when else "start" if "start" in when else "end"
+    assert field in answer["message"], answer
