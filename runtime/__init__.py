@@ -8,6 +8,7 @@ from __future__ import annotations
 from runtime.context import HookContext, JobContext
 from runtime.control import QueueStatistics
 from runtime.errors import (
+    AmbiguousSchedule,
     CallboardError,
     DuplicateJobType,
     Fail,
@@ -36,6 +37,7 @@ from runtime.store import WriterStatistics
 from runtime.sweeper import JobRetention
 
 __all__ = [
+    "AmbiguousSchedule",
     "CallboardError",
     "DuplicateJobType",
     "Fail",

@@ -92,11 +92,15 @@ class ControlMethods:
         job_type = self._type_of(job)
         if job_type is not None and not job_type.suspendable:
             raise IllegalTransition(job.id, job.status.value, "suspend a non-suspendable job")
-        await self._hook(job_type, "on_suspend", job, "suspend")
         now = self.clock.now()
         parked = {"status": S.SUSPENDED.value, "locked_by": None, "updated_at": now}
         moves = {s: parked for s in PENDING}
         moves[S.RUNNING] = {"status": S.SUSPENDING.value, "updated_at": now}
+        # A refused suspend must change nothing, the type's on_suspend included:
+        # refuse a finished or already parked job before the hook runs.
+        if job.status not in moves:
+            raise IllegalTransition(job.id, job.status.value, "suspend")
+        await self._hook(job_type, "on_suspend", job, "suspend")
         row = await self.store.write(Transition(job.id, "suspend", moves, tenant_id))
         if row["status"] == S.SUSPENDING.value:
             await self._tell(job.id, Control.SUSPEND)

@@ -12,6 +12,7 @@
      |- UnknownQueue            no queue has that name
      |- InvalidSchedule         a schedule's trigger or options cannot be used
      |- ScheduleNotFound        no schedule has that id or name (for this tenant)
+     |- AmbiguousSchedule       a name several tenants' schedules share, given without a tenant
      |- HookFailed              an on_suspend/on_resume hook raised: nothing changed
      |- RuntimeNotRunning       a Runtime used outside ``async with``
      `- HandlerSignal           raised by handlers to steer their job
@@ -98,6 +99,17 @@ class ScheduleNotFound(CallboardError, LookupError):
     def __init__(self, schedule_id: object) -> None:
         super().__init__(f"no schedule with id or name {str(schedule_id)!r}")
         self.schedule_id = schedule_id
+
+
+class AmbiguousSchedule(CallboardError):
+    """Schedules of several tenants have that name: name the schedule by its id."""
+
+    def __init__(self, name: str, tenants: int) -> None:
+        super().__init__(
+            f"schedules of {tenants} tenants are named {name!r}; use its id to say which"
+        )
+        self.name = name
+        self.tenants = tenants
 
 
 class HookFailed(CallboardError):

@@ -10,7 +10,8 @@
      |                        (also another tenant's id)
      |- 405 method_not_allowed
      |- 409 illegal_transition  the message names the current status;
-     |                          hook_failed (an on_suspend/on_resume hook raised)
+     |                          hook_failed (an on_suspend/on_resume hook raised);
+     |                          ambiguous_name (a schedule name several tenants use)
      |- 413 payload_too_large   checked before the body is parsed
      |- 422 validation_error, invalid_params, unknown_job_type, invalid_schedule,
      |      invalid_request
@@ -30,6 +31,7 @@ from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
 from runtime.errors import (
+    AmbiguousSchedule,
     CallboardError,
     HookFailed,
     IllegalTransition,
@@ -113,6 +115,8 @@ def from_callboard(err: CallboardError) -> ApiError:
         return ApiError(422, "unknown_job_type", str(err), {"type": err.name})
     if isinstance(err, HookFailed):
         return ApiError(409, "hook_failed", str(err))
+    if isinstance(err, AmbiguousSchedule):
+        return ApiError(409, "ambiguous_name", str(err), {"name": err.name})
     if isinstance(err, InvalidSchedule):
         return ApiError(422, "invalid_schedule", str(err))
     if isinstance(err, RuntimeNotRunning):

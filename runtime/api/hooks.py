@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 from anyio.abc import TaskStatus
 from pydantic import BaseModel
@@ -142,6 +143,7 @@ class _Attempt:
     status_code: int | None
     error: str | None
     millis: int
+    unsendable: bool = False  # the URL itself cannot be sent to: retrying cannot help
 
     @property
     def ok(self) -> bool:
@@ -149,6 +151,8 @@ class _Attempt:
 
     @property
     def permanent(self) -> bool:
+        if self.unsendable:
+            return True
         code = self.status_code
         return code is not None and 400 <= code < 500 and code not in _RETRYABLE_4XX
 
@@ -244,14 +248,24 @@ class Hooks:
             "Callboard-Delivery": f"{delivery.payload.job_id}:{delivery.payload.revision}",
         }
         started = time.monotonic()
+        limit = self.settings.timeout
         try:
-            async with httpx.AsyncClient(
-                transport=self.settings.transport, timeout=self.settings.timeout
-            ) as client:
-                response = await client.post(delivery.url, content=body, headers=headers)
+            # httpx's timeout bounds each read, not the whole exchange: a receiver
+            # that trickles could outlast the delivery job's own timeout, and an
+            # attempt cut off there would be neither logged nor counted.
+            with anyio.fail_after(limit):
+                async with httpx.AsyncClient(
+                    transport=self.settings.transport, timeout=limit
+                ) as client:
+                    response = await client.post(delivery.url, content=body, headers=headers)
+        except TimeoutError:
+            return _Attempt(None, f"TimeoutError: no answer within {limit:g}s", _millis(started))
         except httpx.HTTPError as err:
-            error = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-            return _Attempt(None, error, _millis(started))
+            return _Attempt(None, _describe(err), _millis(started))
+        except (httpx.InvalidURL, UnicodeError) as err:
+            # A host httpx or IDNA cannot encode (stored before URLs were checked
+            # fully, or enqueued in-process): fail now, not for a year of retries.
+            return _Attempt(None, _describe(err), _millis(started), unsendable=True)
         return _Attempt(response.status_code, None, _millis(started))
 
     async def _record(
@@ -281,6 +295,10 @@ class Hooks:
         if not attempt.ok:
             entry["level"] = logging.WARNING
         await rt.store.write(AppendLogs([entry]))
+
+
+def _describe(err: Exception) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 def _millis(started: float) -> int:

@@ -154,8 +154,8 @@ def add_routes(api: Api, state: ApiState) -> None:
     async def job_logs(call: Call) -> Response:
         """The job's log, oldest first: its handler's records and its status changes."""
         q = call.query_as(LogsQuery)
-        level: int | str | None = int(q.level) if q.level and q.level.isdigit() else q.level
         try:
+            level = _log_level(q.level)
             entries = await rt.logs(
                 call.job_id(),
                 since=q.since,
@@ -168,6 +168,20 @@ def add_routes(api: Api, state: ApiState) -> None:
         except ValueError as err:
             raise ApiError(422, "validation_error", str(err)) from None
         return json_response(JobLog.model_construct(job_id=call.job_id(), records=entries))
+
+
+LOG_LEVEL_MAX = 1_000_000  # far above CRITICAL (50), far below the store's integers
+
+
+def _log_level(given: str | None) -> int | str | None:
+    """A level number (ASCII digits, bounded) or a name left for the runtime to look up."""
+    # str.isdigit() also accepts "²" and other digits int() refuses.
+    if given is None or not given.isascii() or not given.isdigit():
+        return given
+    number = int(given)
+    if number > LOG_LEVEL_MAX:
+        raise ValueError(f"level must be a name or a number up to {LOG_LEVEL_MAX}")
+    return number
 
 
 def _add_control(api: Api, action: str, method: Control, doc: str) -> None:

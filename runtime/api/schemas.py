@@ -7,11 +7,13 @@ and bound every number, so nothing a client sends can overflow the store.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -48,7 +50,26 @@ def check_hook_url(url: str) -> str:
         raise ValueError("status_hook must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
         raise ValueError("status_hook must not carry credentials; hooks are signed instead")
+    # urlsplit accepts hosts that httpx or the resolver cannot encode ("a..b",
+    # "xn--", a label over 63 characters): such a hook could never be sent.
+    try:
+        parts.port  # noqa: B018 -- raises for a port out of range
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 -- decoding checks the A-labels ("xn--")
+        host = parsed.raw_host.decode("ascii")
+        if not _is_ip(host):
+            host.encode("idna")  # checks each label's length
+    except (httpx.InvalidURL, ValueError) as err:
+        raise ValueError(f"status_hook is not a URL that can be sent to: {err}") from None
     return url
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class EnqueueRequest(_Request):

@@ -56,9 +56,12 @@ class ApiClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            )
+        except httpx.InvalidURL as err:  # not an HTTPError: say so, don't crash
+            raise ClientError(f"invalid --url {url!r}: {err}", EXIT_USAGE) from None
 
     def close(self) -> None:
         self._http.close()
@@ -81,27 +84,47 @@ class ApiClient:
             )
         except httpx.HTTPError as err:
             raise ClientError(f"cannot reach {self.url}: {err}", EXIT_UNAVAILABLE) from None
+        except (httpx.InvalidURL, UnicodeError) as err:  # e.g. a host IDNA cannot encode
+            raise ClientError(f"invalid --url {self.url!r}: {err}", EXIT_USAGE) from None
         body = _body(response)
         if response.is_success:
             return response.status_code, body
         raise _error(response.status_code, body)
 
-    def events(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[SseEvent]:
-        """Server-Sent Events from ``path``, reconnecting with ``Last-Event-ID``."""
+    def events(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        resume_on_end: bool = False,
+    ) -> Iterator[SseEvent]:
+        """Server-Sent Events from ``path``, reconnecting with ``Last-Event-ID``.
+
+        With ``resume_on_end``, a stream the server ends cleanly is resumed
+        too (the caller stops reading once it has what it waits for): a
+        stopping server closes streams cleanly, and that is no answer."""
         last_id: str | None = None
         failures = 0
         while True:
             headers = {"Last-Event-ID": last_id} if last_id else {}
             try:
                 for event in self._stream(path, params, headers):
-                    failures = 0
+                    # Only a new event is progress: a server that replays the same
+                    # one and closes again must not keep the reconnects unbounded.
+                    if event.id is not None and event.id != last_id:
+                        failures = 0
                     last_id = event.id or last_id
                     yield event
-                return  # the server ended the stream
+                if not resume_on_end:
+                    return  # the server ended the stream
+                error = "the server ended it"
             except httpx.HTTPError as err:
-                failures += 1
-                if failures > RECONNECTS_DEFAULT:
-                    raise ClientError(f"event stream lost: {err}", EXIT_UNAVAILABLE) from None
+                error = str(err) or type(err).__name__
+            except (httpx.InvalidURL, UnicodeError) as err:
+                raise ClientError(f"invalid --url {self.url!r}: {err}", EXIT_USAGE) from None
+            failures += 1
+            if failures > RECONNECTS_DEFAULT:
+                raise ClientError(f"event stream lost: {error}", EXIT_UNAVAILABLE) from None
 
     def _stream(
         self, path: str, params: Mapping[str, Any] | None, headers: dict[str, str]

@@ -63,7 +63,8 @@ def watch_job(client: ApiClient, job_id: str, out: TextIO, tty: bool) -> int:
     """Follow one job until it finishes; the exit code says how it ended."""
     screen = _Screen(out, tty)
     job: dict[str, Any] = {}
-    for event in client.events(f"/jobs/{job_id}/events"):
+    # The stream ending before a final status is a drop: resumed, then exit 6.
+    for event in client.events(f"/jobs/{job_id}/events", resume_on_end=True):
         if event.kind == "deleted":
             out.write(f"job {job_id} was deleted\n")
             return EXIT_NOT_FOUND

@@ -18,7 +18,7 @@ from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from runtime.errors import ScheduleNotFound
+from runtime.errors import AmbiguousSchedule, ScheduleNotFound
 from runtime.schedules import first_fire_at, parse_trigger, resume_fire_at
 from runtime.status import TERMINAL, JobStatus
 from runtime.store.claim import holder_of
@@ -32,14 +32,19 @@ _UNFINISHED = tuple(s.value for s in JobStatus if s not in TERMINAL)
 def find_schedule(
     conn: Connection, key: str, tenant_id: str | None, *, for_update: bool = False
 ) -> Row | None:
-    """The schedule whose id (or else name) is ``key``, within the tenant if given."""
+    """The schedule whose id (or else name) is ``key``, within the tenant if given.
+
+    Names are unique per tenant only: without a tenant, a name that several
+    tenants use raises :class:`AmbiguousSchedule` rather than pick one."""
     for column in (schedules.c.id, schedules.c.name):
         query = select(schedules).where(column == key)
         if tenant_id is not None:
             query = query.where(schedules.c.tenant_id == tenant_id)
-        found = conn.execute(_locked(conn, query, for_update)).first()
-        if found is not None:
-            return dict(found._mapping)
+        found = conn.execute(_locked(conn, query, for_update)).all()
+        if len(found) > 1:
+            raise AmbiguousSchedule(key, len(found))
+        if found:
+            return dict(found[0]._mapping)
     return None
 
 

@@ -27,6 +27,11 @@ WRONG_TYPES: tuple[Any, ...] = (
     {"type": "echo", "priority": "high", "delay": "soon", "max_retries": -3},
     {"type": "echo", "priority": 10**40, "timeout": 1e308, "delay": -1},
     {"type": "echo", "at": "yesterday", "status_hook": "file:///etc/passwd"},
+    # Hosts urlsplit accepts but httpx cannot send to.
+    {"type": "echo", "status_hook": "http://a..b/"},
+    {"type": "echo", "status_hook": "http://xn--/"},
+    {"type": "echo", "status_hook": f"http://{'a' * 64}.example/"},
+    {"type": "echo", "status_hook": "http://example.com:99999/"},
     {"capacity": "lots"},
     {"capacity": 10**30},
     {"paused": "maybe"},
@@ -53,6 +58,9 @@ BAD_QUERIES: tuple[dict[str, str], ...] = (
     {"status": "exploded"},
     {"since": "last tuesday"},
     {"level": "x" * 300},
+    {"level": "²"},  # str.isdigit() says yes, int() says no
+    {"level": "9" * 19},  # overflows SQLite's integers
+    {"level": "-1"},
     {"limit": "-5"},
     {"unknown_param": "1"},
 )

@@ -39,6 +39,27 @@ async def test_queues_show_counts_to_admins_only(harness: Harness) -> None:
     assert default["scheduled"] is None and default["capacity"] > 0
 
 
+async def test_a_tenant_sees_served_queues_and_its_own_not_another_tenants(
+    harness: Harness,
+) -> None:
+    for who, queue in (("globex", "globex-merger-project"), ("acme", "acme-reports")):
+        body = {"type": "echo", "delay": 3600, "queue": queue}
+        status, _ = await harness.body("POST", "/api/v1/jobs", who=who, json=body)
+        assert status == 201
+    _, body = await harness.body("GET", "/api/v1/queues", who="acme-viewer")
+    names = {q["name"] for q in body["queues"]}
+    assert "default" in names and "acme-reports" in names
+    assert "globex-merger-project" not in names
+    status, _ = await harness.body("GET", "/api/v1/queues/globex-merger-project", who="acme")
+    assert status == 404
+    status, _ = await harness.body("GET", "/api/v1/queues/acme-reports", who="acme-viewer")
+    assert status == 200
+    _, body = await harness.body("GET", "/api/v1/queues")  # admins see every tenant's
+    names = {q["name"] for q in body["queues"]}
+    assert {"globex-merger-project", "acme-reports"} <= names
+    assert (await harness.rt.statistics(tenant_id="acme"))["acme-reports"].scheduled == 1
+
+
 async def test_pause_resume_and_resize_a_queue(harness: Harness) -> None:
     status, queue = await harness.body("POST", "/api/v1/queues/default/pause")
     assert (status, queue["paused"]) == (200, True)

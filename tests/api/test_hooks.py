@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from hypercorn.config import Config
@@ -190,3 +191,56 @@ def test_hook_settings_are_checked_on_construction() -> None:
         HookSettings(b"")
     with pytest.raises(ValueError, match="attempts must be >= 1, got 0"):
         HookSettings(SECRET, attempts=0)
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("url", ["http://a..b/", "http://xn--/", f"http://{'a' * 64}.example/"])
+async def test_a_hook_url_httpx_cannot_encode_fails_once_logged_not_retried_for_a_year(
+    make_runtime: Callable[..., Runtime], hooks: Hooks, url: str
+) -> None:
+    # Enqueued in-process, so check_hook_url never saw it: the delivery itself must cope.
+    with trio.fail_after(30):
+        async with running(make_runtime, hooks) as rt:
+            with rt.subscribe() as events:
+                job = await rt.enqueue("echo", {}, delay=3600, status_hook=url)
+                async for event in events:
+                    if event.type == HOOK_TYPE and event.is_final:
+                        break
+            delivery = await rt.get(event.job_id)
+            log = await rt.logs(job.id)
+    assert delivery.status == "failed", (delivery.status, delivery.error)
+    assert "gave up after 1 attempts" in (delivery.error or "")
+    failures = [e for e in log if e.message.startswith("status hook failed")]
+    assert [e.extra["attempt"] for e in failures if e.extra] == [1]
+
+
+class Hanging(httpx.AsyncBaseTransport):
+    """A receiver that accepts the request and never answers."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.trio
+async def test_an_attempt_that_never_answers_is_cut_at_the_hook_timeout_logged_and_counted(
+    make_runtime: Callable[..., Runtime], registry: Registry, gates: Gates
+) -> None:
+    from tests.api.jobs import register
+
+    register(registry, gates)
+    settings = HookSettings(SECRET, attempts=2, timeout=0.05, backoff=0.01, transport=Hanging())
+    hooks = Hooks(registry, settings)
+    with trio.fail_after(30):
+        async with running(make_runtime, hooks) as rt:
+            with rt.subscribe() as events:
+                job = await rt.enqueue("echo", {}, delay=3600, status_hook="http://h.example/")
+                async for event in events:
+                    if event.type == HOOK_TYPE and event.is_final:
+                        break
+            delivery = await rt.get(event.job_id)
+            log = await rt.logs(job.id)
+    assert delivery.status == "failed" and "gave up after 2 attempts" in (delivery.error or "")
+    failures = [e for e in log if e.message.startswith("status hook failed")]
+    assert [e.extra["attempt"] for e in failures if e.extra] == [1, 2]
+    assert all("TimeoutError" in (e.extra or {}).get("error", "") for e in failures)

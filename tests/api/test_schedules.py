@@ -44,6 +44,26 @@ async def test_schedules_are_admin_managed_and_tenant_scoped(harness: Harness) -
     assert status == 404
 
 
+async def test_an_admin_naming_a_schedule_two_tenants_share_gets_409_and_nothing_changes(
+    harness: Harness,
+) -> None:
+    rt = harness.rt
+    mine = await rt.add_schedule("echo", every="1 hour", name="nightly", tenant_id="acme")
+    theirs = await rt.add_schedule("echo", every="1 hour", name="nightly", tenant_id="globex")
+    for method, suffix in [("GET", ""), ("DELETE", ""), ("POST", "/pause"), ("POST", "/trigger")]:
+        status, body = await harness.body(method, f"/api/v1/schedules/nightly{suffix}")
+        assert (status, body["error"]) == (409, "ambiguous_name"), (method, suffix, body)
+        assert "use its id" in body["message"]
+    status, body = await harness.body("PATCH", "/api/v1/schedules/nightly", json={"paused": True})
+    assert status == 409, body
+    left = await rt.schedules()
+    assert {s.id for s in left} == {mine.id, theirs.id} and not any(s.paused for s in left)
+    assert await rt.list(type="echo") == []  # no job was triggered
+    status, found = await harness.body("GET", "/api/v1/schedules/nightly", who="acme-viewer")
+    assert (status, found["id"]) == (200, mine.id)  # within a tenant the name is unique
+    assert (await harness.call("DELETE", f"/api/v1/schedules/{theirs.id}")).status_code == 204
+
+
 async def test_bad_schedules_are_422_naming_the_problem(harness: Harness) -> None:
     for body, words in [
         ({"job_type": "echo"}, "every"),
@@ -55,3 +75,24 @@ async def test_bad_schedules_are_422_naming_the_problem(harness: Harness) -> Non
         status, answer = await harness.body("POST", "/api/v1/schedules", json=body)
         assert status == 422, (body, answer)
         assert words in answer["message"], (body, answer)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        # Near the ends of datetime's range, converting to UTC overflows.
+        {"every": "1 hour", "start": "0001-01-01T00:00:00+01:00"},
+        {"every": "1 hour", "end": "9999-12-31T23:00:00-05:00"},
+        {"cron": "0 * * * *", "end": "9999-12-31T23:59:59Z"},
+        {"at": "0001-01-01T00:00:00+01:00"},
+        {"at": "9999-12-31T23:00:00-05:00"},
+    ],
+)
+async def test_schedule_times_near_year_1_or_9999_are_invalid_not_500(
+    harness: Harness, when: dict[str, str]
+) -> None:
+    body = {"job_type": "echo", **when}
+    status, answer = await harness.body("POST", "/api/v1/schedules", json=body)
+    assert (status, answer["error"]) == (422, "invalid_schedule"), answer
+    field = "at" if "at" in when else "start" if "start" in when else "end"
+    assert field in answer["message"], answer

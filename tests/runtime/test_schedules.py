@@ -25,6 +25,7 @@ from runtime import (
     ScheduleNotFound,
     UnknownJobType,
 )
+from runtime.errors import AmbiguousSchedule
 from runtime.schedule_spec import CronTrigger, IntervalTrigger, fire_times_between
 from runtime.schedules import Misfire, Overlap, build_trigger, plan_slots
 from tests.runtime.scheduling import JAN_1, InstantCounter, pin, utc
@@ -141,6 +142,22 @@ async def test_schedules_filter_by_tenant_and_job_type(
             await rt.pause_schedule(theirs.id, tenant_id="a")
         with pytest.raises(ValueError, match=re.escape("limit must be within 1..1000, got 0")):
             await rt.schedules(limit=0)
+
+
+@pytest.mark.trio
+async def test_a_name_two_tenants_share_is_refused_without_a_tenant_and_ids_still_work(
+    make: Callable[..., Runtime],
+) -> None:
+    async with make() as rt:
+        mine = await rt.add_schedule("report", every="1 hour", name="same", tenant_id="a")
+        theirs = await rt.add_schedule("report", every="1 hour", name="same", tenant_id="b")
+        for act in (rt.get_schedule, rt.pause_schedule, rt.trigger_schedule, rt.remove_schedule):
+            with pytest.raises(AmbiguousSchedule, match=r"2 tenants .* use its id"):
+                await act("same")
+        assert (await rt.get_schedule("same", tenant_id="b")).id == theirs.id
+        await rt.remove_schedule(mine.id)  # nothing else changed meanwhile
+        assert await rt.schedules() == [theirs]
+        assert (await rt.get_schedule("same")).id == theirs.id  # unique again
 
 
 def test_schedule_snapshot_round_trips_through_json() -> None:

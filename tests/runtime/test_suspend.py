@@ -125,6 +125,26 @@ async def test_hooks_run_and_a_failing_hook_changes_nothing(
     ]
 
 
+@pytest.mark.parametrize("first", ["cancel", "suspend"])
+async def test_a_refused_suspend_does_not_run_on_suspend(
+    make_runtime: Callable[..., Runtime], registry: Registry, first: str
+) -> None:
+    trace = Trace()
+
+    def on_suspend(ctx: HookContext) -> None:
+        trace.hooks.append(f"suspend {ctx.job.status}")
+
+    register(registry, trace, on_suspend=on_suspend)
+    async with make_runtime(workers=False) as rt:
+        job = await rt.enqueue("work", {})
+        await getattr(rt, first)(job.id)  # finished, or already parked
+        trace.hooks.clear()
+        status = (await rt.get(job.id)).status
+        with pytest.raises(IllegalTransition, match=f"cannot suspend .* its status is '{status}'"):
+            await rt.suspend(job.id)
+    assert trace.hooks == []
+
+
 async def test_resume_only_a_suspended_job(
     make_runtime: Callable[..., Runtime], registry: Registry
 ) -> None:
