@@ -206,6 +206,28 @@ async def test_continuous_schedule_paused_between_runs_goes_on_when_resumed(
     assert [j.slot for j in made] == [JAN_1 + timedelta(seconds=s) for s in (0, 3605, 3615)]
 
 
+async def test_a_continuous_schedule_resumed_before_its_start_waits_for_it(
+    make: Callable[..., Runtime], tally: Tally, mock_clock: trio.testing.MockClock
+) -> None:
+    start, end = JAN_1 + timedelta(days=1), JAN_1 + timedelta(days=1, seconds=15)
+    async with make() as rt:
+        schedule = await rt.add_schedule(
+            "nap", {"seconds": 10}, every="continuous", start=start, end=end, paused=True
+        )
+        resumed = await rt.resume_schedule(schedule.id)
+        await trio.sleep(DAY - MINUTE)
+        early = await jobs_of(rt, schedule.id)
+        await trio.sleep(2 * MINUTE)
+        made = await jobs_of(rt, schedule.id)
+        await rt.pause_schedule(schedule.id)
+        resumed_after_end = await rt.resume_schedule(schedule.id)
+        await trio.sleep(HOUR)
+        later = await jobs_of(rt, schedule.id)
+    assert resumed.next_fire_at == start and early == []
+    assert [j.slot for j in made] == [start, start + timedelta(seconds=10)]
+    assert resumed_after_end.next_fire_at is None and later == made
+
+
 async def test_replacing_a_schedule_by_name_fires_on_the_new_definition(
     make: Callable[..., Runtime], tally: Tally, mock_clock: trio.testing.MockClock
 ) -> None:
