@@ -92,6 +92,8 @@ class Executor:
             state = RunState(row, progress, errors=errors, progress_from=progress, since=now)
             claimed.append(Claimed(row["id"], queue, row["timeout"], payload=state))
             self._publish_status(row)
+        for parked in result.parked:
+            self._publish_status(parked)
         return claimed
 
     def _claim_settled(self, result: ClaimResult | None, error: BaseException | None) -> None:
@@ -196,8 +198,8 @@ class Executor:
                 if status != "scheduled"
                 else {**row, **result.values, "revision": revision}
             )
-        for queue in result.released:
-            self._on_status({"status": "waiting", "queue": queue})
+        for released in result.released:
+            self._publish_status(released)
 
     # -- progress, checkpoints, warnings, logs --------------------------------
 

@@ -77,6 +77,9 @@ class _Entry:
     seq: int = 0  # of its latest heap item; older items are stale
     template: Row | None = None  # its validated job row, while what it depends on holds
     template_of: tuple[Any, ...] = ()
+    # The revision at which a continuous firing made no job (its params no longer
+    # fit): not due again until the row changes, or it would re-fire at once.
+    unfit_at: int | None = None
 
 
 class Scheduler:
@@ -190,7 +193,7 @@ class Scheduler:
 
     def _due_of(self, entry: _Entry) -> float | None:
         row, trigger = entry.row, entry.trigger
-        if row["paused"]:
+        if _idle(entry):
             return None
         if is_continuous(trigger) and row["last_job_id"] is not None:
             assert isinstance(trigger, IntervalTrigger)
@@ -286,6 +289,12 @@ class Scheduler:
         trigger = entry.trigger
         if is_continuous(trigger):
             slots, next_fire_at = self._continuous_slot(trigger, entry.due)
+            if slots and self._template(job_type, entry) is None:
+                # Its slot comes again only when a job ends: with no job it would be
+                # due again at once. Skip it until the row changes; write nothing.
+                entry.unfit_at = row["revision"]
+                self._push(entry, None)
+                return None
         else:
             plan = plan_slots(
                 trigger,
@@ -393,7 +402,7 @@ class Scheduler:
         for job_id, finished_at in ended.items():
             schedule_id = self._watched.pop(job_id, None)
             entry = self._entries.get(schedule_id) if schedule_id else None
-            if entry is None or entry.row["last_job_id"] != job_id or entry.row["paused"]:
+            if entry is None or entry.row["last_job_id"] != job_id or _idle(entry):
                 continue
             self._push(entry, self._continuous_due(entry, finished_at, now))
             self._changed.set()
@@ -424,6 +433,11 @@ class Scheduler:
             await self._check_watched(list(self._watched))
         self._rechecks += 1
         self._recheck_at = now + self._recheck_every
+
+
+def _idle(entry: _Entry) -> bool:
+    """Paused, or a continuous schedule skipped until its row changes."""
+    return bool(entry.row["paused"]) or entry.unfit_at == entry.row["revision"]
 
 
 def _due(entry: _Entry, now: float) -> bool:

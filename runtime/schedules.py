@@ -274,12 +274,12 @@ def first_fire_at(trigger: Trigger, now: float) -> float | None:
 
 def resume_fire_at(trigger: Trigger, next_fire_at: float | None, now: float) -> float | None:
     """The next fire time of a resumed schedule: slots passed while paused are not
-    missed, they are skipped; a date not yet fired stays due."""
+    missed, they are skipped; a date not yet fired stays due. A continuous
+    interval is due at once, but never before its start nor after its end."""
     if isinstance(trigger, DateTrigger):
         return next_fire_at
-    if is_continuous(trigger):
-        return now
-    due = next_fire_time(trigger, _moment(now) - _MICROSECOND)
+    after = _moment(now) if is_continuous(trigger) else _moment(now) - _MICROSECOND
+    due = next_fire_time(trigger, after)
     return None if due is None else due.timestamp()
 
 

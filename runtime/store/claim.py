@@ -47,6 +47,7 @@ class TypeLimit:
 class ClaimResult:
     rows: list[Row]
     retry_at: float | None = None  # when a rate-limited type may start again
+    parked: list[Row] = field(default_factory=list)  # waiting jobs now locked behind a pick
 
 
 @dataclass(slots=True)
@@ -70,8 +71,7 @@ class Claim:
         rows = self._start(conn, [p["id"] for p in picks])
         if windows:
             self._record_starts(conn, rows)
-        self._park_on_locks(conn, rows)
-        return ClaimResult(rows, retry_at)
+        return ClaimResult(rows, retry_at, self._park_on_locks(conn, rows))
 
     def _room(self, conn: Connection) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
         """How many more jobs each limited type may start now, and for rate-limited
@@ -202,21 +202,31 @@ class Claim:
         )
         conn.execute(insert(type_starts), started)
 
-    def _park_on_locks(self, conn: Connection, rows: list[Row]) -> None:
-        holders = [
-            {"holder": str(r["id"]), "key": r["lock_key"], "now": self.now}
-            for r in rows
-            if r["lock_key"] is not None
-        ]
-        if holders:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.lock_key == bindparam("key"), jobs.c.status == "waiting")
-                .values(
-                    status="locked", locked_by=bindparam("holder"), updated_at=bindparam("now")
-                ),
-                holders,
+    def _park_on_locks(self, conn: Connection, rows: list[Row]) -> list[Row]:
+        """Lock the waiting jobs that share a pick's key behind it; return them.
+
+        A status change like any: it bumps their revision, and the claimer
+        announces them. A claim of jobs without lock keys does nothing here."""
+        parked: list[Row] = []
+        for r in rows:
+            if r["lock_key"] is None:
+                continue
+            # One statement per held key (RETURNING does not go with executemany).
+            parked.extend(
+                dict(found._mapping)
+                for found in conn.execute(
+                    update(jobs)
+                    .where(jobs.c.lock_key == r["lock_key"], jobs.c.status == "waiting")
+                    .values(
+                        status="locked",
+                        locked_by=str(r["id"]),
+                        updated_at=self.now,
+                        revision=jobs.c.revision + 1,
+                    )
+                    .returning(*jobs.columns)
+                )
             )
+        return parked
 
 
 def _serialize_limited_claims(conn: Connection, limits: Mapping[str, TypeLimit]) -> None:
@@ -298,17 +308,23 @@ def _start_update(count: int, raw_ids: bool = False) -> Any:
     )
 
 
-def release_lock(conn: Connection, lock_key: str | None, now: float) -> set[str]:
-    """Let jobs parked on ``lock_key`` wait again; return their queues (to wake)."""
+def release_lock(conn: Connection, lock_key: str | None, now: float) -> list[Row]:
+    """Let jobs parked on ``lock_key`` wait again; return them, as stored (the
+    caller wakes their queues and announces their new status)."""
     if lock_key is None:
-        return set()
+        return []
     released = conn.execute(
         update(jobs)
         .where(jobs.c.lock_key == lock_key, jobs.c.status == JobStatus.LOCKED.value)
-        .values(status=JobStatus.WAITING.value, locked_by=None, updated_at=now)
-        .returning(jobs.c.queue)
+        .values(
+            status=JobStatus.WAITING.value,
+            locked_by=None,
+            updated_at=now,
+            revision=jobs.c.revision + 1,
+        )
+        .returning(*jobs.columns)
     )
-    return {r.queue for r in released}
+    return [dict(r._mapping) for r in released]
 
 
 def park_on_held_locks(conn: Connection, rows: list[Row]) -> None:
@@ -333,11 +349,19 @@ def park_on_held_locks(conn: Connection, rows: list[Row]) -> None:
     conn.execute(
         update(jobs)
         .where(jobs.c.id == bindparam("p_id"), jobs.c.status == waiting)
-        .values(status=JobStatus.LOCKED.value, locked_by=bindparam("p_holder")),
+        .values(
+            status=JobStatus.LOCKED.value,
+            locked_by=bindparam("p_holder"),
+            revision=jobs.c.revision + 1,
+        ),
         [{"p_id": r["id"], "p_holder": holders[r["lock_key"]]} for r in parked],
     )
-    for r in parked:
-        r.update(status=JobStatus.LOCKED.value, locked_by=holders[r["lock_key"]])
+    for r in parked:  # the caller announces these rows: as stored
+        r.update(
+            status=JobStatus.LOCKED.value,
+            locked_by=holders[r["lock_key"]],
+            revision=r["revision"] + 1,
+        )
 
 
 def holder_of(conn: Connection, lock_key: str) -> str | None:

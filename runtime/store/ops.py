@@ -198,7 +198,7 @@ _STOPPING = (JobStatus.CANCELING.value, JobStatus.SUSPENDING.value)
 @dataclass(frozen=True, slots=True)
 class FinishResult:
     done: bool
-    released: set[str] = field(default_factory=set)  # queues of jobs its lock kept waiting
+    released: list[Row] = field(default_factory=list)  # jobs its lock kept, waiting again
     values: Row = field(default_factory=dict)  # what was recorded
     revision: int | None = None  # None: one past the revision the finisher knew
 
@@ -250,7 +250,7 @@ class Finish:
             if not self._record(conn, JobStatus(found.status), values):
                 return FinishResult(False)
             self.values, revision = values, found.revision + 1
-        released: set[str] = set()
+        released: list[Row] = []
         if self.values["status"] not in _ACTIVE:
             released = release_lock(conn, self.lock_key, self.values["updated_at"])
         return FinishResult(True, released, self.values, revision)
@@ -526,7 +526,7 @@ class Rescued:
     job_id: uuid.UUID
     queue: str
     status: JobStatus
-    row: Row | None = None  # the job as rescued (None: a job its lock kept waiting)
+    row: Row | None = None  # the job as stored: rescued, or let wait by its freed lock
     lock_key: str | None = None  # the lock the lost attempt held, now free
 
 
@@ -570,8 +570,8 @@ class Rescue:
         ).all()
         rescued = [found for r in lost if (found := self._rescue(conn, r)) is not None]
         for job in list(rescued):
-            for queue in release_lock(conn, job.lock_key, self.now):
-                rescued.append(Rescued(job.job_id, queue, JobStatus.WAITING))
+            for row in release_lock(conn, job.lock_key, self.now):
+                rescued.append(Rescued(row["id"], row["queue"], JobStatus.WAITING, row))
         if dead:
             conn.execute(delete(workers).where(workers.c.id.in_(dead)))
         return rescued

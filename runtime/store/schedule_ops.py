@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -103,9 +103,17 @@ class SaveSchedule:
 
     def apply(self, conn: Connection) -> tuple[Row, bool]:
         existing = self._existing(conn)
-        if existing is None:
-            conn.execute(insert(schedules).values(**self.row))
-            return dict(self.row), True
+        while existing is None:
+            # FOR UPDATE locks nothing when no row exists: another runtime declaring
+            # the same name may insert first. Insert only if the name is free, and
+            # else compare with the row it stored (committed by then, and now locked).
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(schedules).values(**self.row)
+            statement = statement.on_conflict_do_nothing(index_elements=_NAME_KEY)
+            # RETURNING, not rowcount: SQLAlchemy drops an INSERT's rowcount unless asked.
+            if conn.execute(statement.returning(schedules.c.id)).first() is not None:
+                return dict(self.row), True
+            existing = self._existing(conn)  # None only if removed meanwhile: try again
         new = {name: self.row[name] for name in DEFINITION}
         if self.keep_anchor and _same_interval(existing["trigger"], new["trigger"]):
             new["trigger"] = existing["trigger"]
@@ -128,6 +136,11 @@ class SaveSchedule:
         )
         found = conn.execute(_locked(conn, query, True)).first()
         return None if found is None else dict(found._mapping)
+
+
+# The expressions of ux_callboard_schedules_name, as an ON CONFLICT target; the
+# empty string is literal so that PostgreSQL infers the index from it.
+_NAME_KEY = [func.coalesce(schedules.c.tenant_id, literal_column("''")), schedules.c.name]
 
 
 def _same_interval(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -342,3 +342,41 @@ async def test_a_job_resumed_or_retried_on_a_held_key_waits_locked_and_starts_wh
         # One of them starts when the key frees, the other when that one ends.
         gaps = [await _started_after_key_freed(rt, holder, j) for j in (resumed, retried)]
         assert min(gaps) < 1.0
+
+
+class Held(BaseModel):
+    hold: bool = False
+
+
+async def test_a_job_parked_on_a_lock_and_released_announces_both_with_new_revisions(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    gate = trio.Event()
+
+    @registry.job(name="locky", max_retries=0)
+    async def locky(ctx: JobContext, params: Held) -> None:
+        if params.hold:
+            await gate.wait()
+
+    async with make_runtime(queues={"default": 1}) as rt:
+        await rt.pause_queue("default")
+        holder = await rt.enqueue("locky", {"hold": True}, lock_key="k", priority=5)
+        parked = await rt.enqueue("locky", {}, lock_key="k")  # both waiting
+        sub = rt.subscribe(parked.id)
+        await rt.resume_queue("default")  # the claim of the holder parks the other
+        seen: list[tuple[str, int]] = []
+        async for event in sub:
+            if event.kind == "status":
+                assert event.status is not None and event.revision is not None
+                seen.append((event.status.value, event.revision))
+                if event.status is JobStatus.LOCKED:
+                    locked = await rt.get(parked.id)
+                    gate.set()  # the holder ends: its lock lets the other wait again
+            if event.is_final:
+                break
+        done = await rt.get(parked.id)
+        assert (await rt.get(holder.id)).status is JobStatus.COMPLETED
+    assert [s for s, _ in seen] == ["locked", "waiting", "running", "completed"]
+    revisions = [r for _, r in seen]
+    assert revisions == sorted(set(revisions)) and revisions[0] == parked.revision + 1
+    assert locked.revision == revisions[0] and done.revision == revisions[-1]

@@ -206,6 +206,28 @@ async def test_continuous_schedule_paused_between_runs_goes_on_when_resumed(
     assert [j.slot for j in made] == [JAN_1 + timedelta(seconds=s) for s in (0, 3605, 3615)]
 
 
+async def test_a_continuous_schedule_resumed_before_its_start_waits_for_it(
+    make: Callable[..., Runtime], tally: Tally, mock_clock: trio.testing.MockClock
+) -> None:
+    start, end = JAN_1 + timedelta(days=1), JAN_1 + timedelta(days=1, seconds=15)
+    async with make() as rt:
+        schedule = await rt.add_schedule(
+            "nap", {"seconds": 10}, every="continuous", start=start, end=end, paused=True
+        )
+        resumed = await rt.resume_schedule(schedule.id)
+        await trio.sleep(DAY - MINUTE)
+        early = await jobs_of(rt, schedule.id)
+        await trio.sleep(2 * MINUTE)
+        made = await jobs_of(rt, schedule.id)
+        await rt.pause_schedule(schedule.id)
+        resumed_after_end = await rt.resume_schedule(schedule.id)
+        await trio.sleep(HOUR)
+        later = await jobs_of(rt, schedule.id)
+    assert resumed.next_fire_at == start and early == []
+    assert [j.slot for j in made] == [start, start + timedelta(seconds=10)]
+    assert resumed_after_end.next_fire_at is None and later == made
+
+
 async def test_replacing_a_schedule_by_name_fires_on_the_new_definition(
     make: Callable[..., Runtime], tally: Tally, mock_clock: trio.testing.MockClock
 ) -> None:
@@ -546,3 +568,51 @@ class _Clones:
     def apply(self, conn: Connection) -> None:
         clones = [{**self.row, "id": f"clone-{n}", "name": f"clone-{n}"} for n in range(self.count)]
         conn.execute(insert(schedules), clones)
+
+
+class Old(BaseModel):
+    seconds: float = 10.0
+
+
+class New(BaseModel):
+    seconds: float = 10.0
+    target: str  # a new required field: params stored before no longer fit
+
+
+async def test_a_continuous_schedule_whose_params_no_longer_fit_waits_for_a_change(
+    db_url: str, mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, new = Registry(), Registry()
+
+    @old.job(name="cont", params=Old, max_retries=0)
+    async def cont_old(ctx: JobContext, params: Old) -> None:
+        await trio.sleep(params.seconds)
+
+    @new.job(name="cont", params=New, max_retries=0)
+    async def cont_new(ctx: JobContext, params: New) -> None:
+        await trio.sleep(params.seconds)
+
+    settings: dict[str, Any] = {**QUIET, "grace_period": 0.0, "sweep_interval": 30 * DAY}
+    async with pin(Runtime(db_url, registry=old, **settings)) as rt:
+        schedule = await rt.add_schedule("cont", {"seconds": 10}, every="continuous")
+        await trio.sleep(15)  # one job done at 10 s, the next interrupted by the shutdown
+    async with pin(Runtime(db_url, registry=new, **settings)) as rt:
+        await trio.sleep(HOUR)  # the interrupted job fails on its params, then nothing
+        stats = rt.scheduler_statistics()
+        stored = await rt.get_schedule(schedule.id)
+        before = await jobs_of(rt, schedule.id)
+        # A fitting definition is a change: the schedule goes on at once.
+        await rt.add_schedule(
+            "cont", {"seconds": 10, "target": "x"}, every="continuous", name=schedule.name
+        )
+        await trio.sleep(25)
+        after = await jobs_of(rt, schedule.id)
+    assert stats is not None and stats.examined <= 2, stats
+    assert stored.last_job_id == before[-1].id and len(before) == 2
+    unfit = [r for r in caplog.records if "no longer fit" in r.getMessage()]
+    assert len(unfit) == 1, [r.getMessage() for r in caplog.records]
+    # Its slot is still the end of the last job (00:00:15); it starts on the change.
+    assert [j.slot for j in after[2:]] == [utc(2025, 1, 1, 0, 0, 15)] + [
+        utc(2025, 1, 1, 1, 0, s) for s in (25, 35)
+    ]
+    assert after[2].started_at == utc(2025, 1, 1, 1, 0, 15)

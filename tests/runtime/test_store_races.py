@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -21,10 +23,12 @@ from sqlalchemy.engine import Connection
 from runtime import JobContext, JobStatus, Registry
 from runtime.enqueue import build_rows
 from runtime.errors import IllegalTransition
+from runtime.schedules import IntervalTrigger, dump_trigger
 from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine
 from runtime.store.ops import DeleteJob, Heartbeat, InsertJobs, Rescue, Transition
-from runtime.store.tables import jobs
+from runtime.store.schedule_ops import SaveSchedule
+from runtime.store.tables import jobs, schedules
 from runtime.sweeper import PruneBeyond, PruneOlder
 
 
@@ -205,3 +209,61 @@ def test_retention_spares_a_job_another_runtime_retried_after_the_prune_read_it(
     with engine.connect() as conn:
         status = conn.execute(select(jobs.c.status).where(jobs.c.id == row["id"])).scalar()
     assert status == "waiting"
+
+
+def _schedule_row(name: str, tenant_id: str | None, every: float, now: float) -> dict[str, Any]:
+    trigger = IntervalTrigger(every=every, start=datetime.fromtimestamp(now, UTC))
+    return {
+        "id": str(uuid.uuid4()),
+        "name": name,
+        "job_type": "t",
+        "params": {},
+        "trigger": dump_trigger(trigger),
+        "tz": "UTC",
+        "overlap": "skip",
+        "misfire": "run_once",
+        "max_catch_up": 100,
+        "paused": False,
+        "last_fire_at": None,
+        "next_fire_at": now + every,
+        "last_job_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "tenant_id": tenant_id,
+        "revision": 1,
+    }
+
+
+@pytest.mark.parametrize("tenant_id", [None, "acme"])
+@pytest.mark.parametrize("every", [60.0, 120.0])
+def test_two_runtimes_declaring_one_new_schedule_at_once_store_it_once(
+    engine: Engine, tenant_id: str | None, every: float
+) -> None:
+    # Both find no row (FOR UPDATE locks nothing then); the second's insert waits
+    # for the first and, before the fix, failed on the unique name index.
+    now = time.time()
+    mine = _schedule_row("nightly", tenant_id, 60.0, now)
+    theirs = _schedule_row("nightly", tenant_id, every, now)
+    second: list[tuple[dict[str, Any], bool]] = []
+    with engine.connect() as a, engine.connect() as b:
+        first = a.begin()
+        stored_a, created_a = SaveSchedule(mine, keep_anchor=True).apply(a)
+
+        def declare_b() -> None:
+            with b.begin():
+                second.append(SaveSchedule(theirs, keep_anchor=True).apply(b))
+
+        thread = threading.Thread(target=declare_b)
+        thread.start()
+        _wait_until_blocked_on_a_lock(b)
+        first.commit()
+        thread.join()
+    assert created_a
+    assert second, "the second declaration failed"
+    stored_b, created_b = second[0]
+    assert not created_b and stored_b["id"] == stored_a["id"]
+    # An identical definition changed nothing; another one replaced the first's.
+    assert stored_b["revision"] == (1 if every == 60.0 else 2)
+    with engine.connect() as conn:
+        rows = conn.execute(select(schedules.c.id, schedules.c.trigger)).all()
+    assert [(row.id, row.trigger["every"]) for row in rows] == [(stored_a["id"], every)]
