@@ -180,6 +180,12 @@ def build_trigger(
         got = ", ".join(f"{name}=" for name in given) or "none"
         raise InvalidSchedule(f"give exactly one of every=, cron=, at= or fields=; got {got}")
     zone = _zone(tz)
+    for field, moment in (("at", at), ("start", start), ("end", end)):
+        # Near year 1 or 9999, reading a moment in UTC or adding an interval overflows.
+        if moment is not None and not MOMENT_YEAR_MIN <= moment.year <= MOMENT_YEAR_MAX:
+            raise InvalidSchedule(
+                f"{field} must be between the years {MOMENT_YEAR_MIN} and {MOMENT_YEAR_MAX}"
+            )
     try:
         start, end = _aware(start, zone), _aware(end, zone)
         if every is not None:
@@ -196,6 +202,10 @@ def build_trigger(
         raise InvalidSchedule(_describe(err)) from err
     except (ValueError, TypeError) as err:
         raise InvalidSchedule(str(err)) from err
+
+
+MOMENT_YEAR_MIN, MOMENT_YEAR_MAX = 1970, 9000
+"""The years a schedule's ``at``, ``start`` and ``end`` may fall in (as a job's ``at``)."""
 
 
 def _zone(tz: str) -> ZoneInfo:

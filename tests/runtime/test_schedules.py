@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -225,6 +225,22 @@ BAD = [
         "max_catch_up must be an int >= 1, got 0",
     ),
     ({"every": "1 hour", "name": " "}, InvalidSchedule, "name must not be empty"),
+    # Near year 1 or 9999 reading the moment in UTC overflowed (OverflowError, ValueError).
+    (
+        {"every": "1 hour", "start": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))},
+        InvalidSchedule,
+        "start must be between the years 1970 and 9000",
+    ),
+    (
+        {"at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))},
+        InvalidSchedule,
+        "at must be between the years 1970 and 9000",
+    ),
+    (
+        {"every": "1 hour", "end": datetime(9999, 12, 31, tzinfo=UTC)},
+        InvalidSchedule,
+        "end must be between the years 1970 and 9000",
+    ),
 ]
 
 
