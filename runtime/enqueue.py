@@ -6,7 +6,8 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from math import inf
 from typing import Any, TypedDict, Unpack
 
 from runtime.clock import to_epoch
@@ -73,6 +74,10 @@ def build_rows(
     return rows
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def new_job_id() -> uuid.UUID:
     """A time-ordered UUID (the version 7 layout: milliseconds, then 74 random bits).
 
@@ -109,16 +114,34 @@ def _validated(job_type: JobType, item: Any, index: int, total: int) -> dict[str
         raise InvalidParams(job_type.name, errors, f"item {index}: {err}") from err
 
 
+DUE_YEAR_MIN, DUE_YEAR_MAX = 1970, 9000
+"""The years a job may be due in (as a schedule's moments): far enough from
+datetime's limits that reading the time in any zone never overflows."""
+_DUE_LATEST = datetime(DUE_YEAR_MAX, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+PRIORITY_BOUND = 1_000_000
+"""Priorities lie within plus or minus this (as the HTTP API's)."""
+MAX_RETRIES_MAX = 1_000_000_000
+
+
 def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> float:
     if delay is not None and at is not None:
         raise ValueError("give delay or at, not both")
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     if delay is not None:
-        if delay < 0:
+        if not isinstance(delay, int | float) or isinstance(delay, bool):
+            raise TypeError(f"delay must be seconds or a timedelta, got {delay!r}")
+        # NaN fails every comparison: "not >= 0" catches it.
+        if not delay >= 0:
             raise ValueError(f"delay must be >= 0, got {delay}")
+        if not now + delay <= _DUE_LATEST:
+            raise ValueError(f"delay of {delay} s is due after the year {DUE_YEAR_MAX}")
         return now + delay
     if at is not None:
+        if not isinstance(at, datetime):
+            raise TypeError(f"at must be an aware datetime, got {at!r}")
+        if not DUE_YEAR_MIN <= at.year <= DUE_YEAR_MAX:
+            raise ValueError(f"at must be between the years {DUE_YEAR_MIN} and {DUE_YEAR_MAX}")
         return to_epoch(at)
     return now
 
@@ -126,12 +149,23 @@ def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> fl
 def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) -> Row:
     timeout, max_retries = options.get("timeout"), options.get("max_retries")
     queue, priority = options.get("queue"), options.get("priority")
-    if timeout is not None and timeout <= 0:
-        raise ValueError(f"timeout must be > 0, got {timeout}")
-    if max_retries is not None and max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-    if queue is not None and not queue:
-        raise ValueError("queue name must not be empty")
+    if timeout is not None and not (
+        isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 < timeout < inf
+    ):
+        raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+    if max_retries is not None and not (
+        _is_int(max_retries) and 0 <= max_retries <= MAX_RETRIES_MAX
+    ):
+        raise ValueError(f"max_retries must be an int in 0..{MAX_RETRIES_MAX}, got {max_retries!r}")
+    if priority is not None and not (_is_int(priority) and abs(priority) <= PRIORITY_BOUND):
+        bound = PRIORITY_BOUND
+        raise ValueError(f"priority must be an int in -{bound}..{bound}, got {priority!r}")
+    if queue is not None and not (isinstance(queue, str) and queue):
+        raise ValueError(f"queue must be a non-empty name, got {queue!r}")
+    for name in ("tenant_id", "user_id", "status_hook", "lock_key"):
+        value = options.get(name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {value!r}")
     status = JobStatus.SCHEDULED if due > now else JobStatus.WAITING
     return {
         "type": job_type.name,

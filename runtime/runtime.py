@@ -447,8 +447,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         """Jobs matching every given filter, newest first."""
         if not 0 < limit <= reads.LIST_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
+        if not 0 <= offset <= reads.LIST_OFFSET_MAX:
+            raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)

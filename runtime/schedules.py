@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from runtime.clock import to_datetime
+from runtime.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
 from runtime.errors import InvalidSchedule
 from runtime.schedule_spec import (
     CronTrigger,
@@ -182,9 +183,9 @@ def build_trigger(
     zone = _zone(tz)
     for field, moment in (("at", at), ("start", start), ("end", end)):
         # Near year 1 or 9999, reading a moment in UTC or adding an interval overflows.
-        if moment is not None and not MOMENT_YEAR_MIN <= moment.year <= MOMENT_YEAR_MAX:
+        if moment is not None and not DUE_YEAR_MIN <= moment.year <= DUE_YEAR_MAX:
             raise InvalidSchedule(
-                f"{field} must be between the years {MOMENT_YEAR_MIN} and {MOMENT_YEAR_MAX}"
+                f"{field} must be between the years {DUE_YEAR_MIN} and {DUE_YEAR_MAX}"
             )
     try:
         start, end = _aware(start, zone), _aware(end, zone)
@@ -202,10 +203,6 @@ def build_trigger(
         raise InvalidSchedule(_describe(err)) from err
     except (ValueError, TypeError) as err:
         raise InvalidSchedule(str(err)) from err
-
-
-MOMENT_YEAR_MIN, MOMENT_YEAR_MAX = 1970, 9000
-"""The years a schedule's ``at``, ``start`` and ``end`` may fall in (as a job's ``at``)."""
 
 
 def _zone(tz: str) -> ZoneInfo:

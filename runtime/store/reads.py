@@ -13,6 +13,7 @@ from runtime.store.tables import jobs
 
 Row = dict[str, Any]
 LIST_LIMIT_MAX = 1000
+LIST_OFFSET_MAX = 2**31 - 1  # far past any listing; within SQL integers
 
 
 def get_job(conn: Connection, job_id: uuid.UUID, tenant_id: str | None = None) -> Row | None:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -138,6 +141,47 @@ async def test_delay_and_at_schedule_for_later(
     assert later.status is JobStatus.SCHEDULED
     assert later.scheduled_at is not None and later.created_at is not None
     assert (later.scheduled_at - later.created_at).total_seconds() == pytest.approx(60)
+
+
+BAD_OPTIONS = [
+    # Before, these were stored and then failed, or stored as given.
+    ({"delay": float("inf")}, ValueError, "is due after the year 9000"),
+    ({"delay": 1e300}, ValueError, "is due after the year 9000"),
+    ({"delay": float("nan")}, ValueError, "delay must be >= 0"),
+    ({"delay": "soon"}, TypeError, "delay must be seconds or a timedelta"),
+    (
+        {"at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))},
+        ValueError,
+        "at must",
+    ),
+    ({"at": datetime(1, 1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, ValueError, "at must"),
+    ({"timeout": float("nan")}, ValueError, "timeout must be a finite number"),
+    ({"timeout": float("inf")}, ValueError, "timeout must be a finite number"),
+    ({"priority": "high"}, ValueError, "priority must be an int"),
+    ({"priority": 1.5}, ValueError, "priority must be an int"),
+    ({"priority": 2**63}, ValueError, "priority must be an int"),
+    ({"max_retries": 1.5}, ValueError, "max_retries must be an int"),
+    ({"max_retries": 2**63}, ValueError, "max_retries must be an int"),
+    ({"queue": 5}, ValueError, "queue must be a non-empty name"),
+    ({"queue": ""}, ValueError, "queue must be a non-empty name"),
+    ({"tenant_id": 5}, TypeError, "tenant_id must be a string"),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "message"), BAD_OPTIONS)
+async def test_a_bad_option_is_a_clear_error_and_stores_nothing(
+    make_runtime: Callable[..., Runtime],
+    journal: Journal,
+    options: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        with pytest.raises(error, match=re.escape(message)):
+            await rt.enqueue("steps", {}, **options)
+        with pytest.raises(ValueError, match="offset must be within"):
+            await rt.list(offset=2**63)
+        assert await rt.count() == 0
 
 
 async def test_an_enqueue_into_an_idle_queue_shares_its_commit_with_the_claim(
