@@ -51,8 +51,7 @@ class QueueActor:
         poll_interval: float = POLL_INTERVAL_DEFAULT,
         claim_batch: int = CLAIM_BATCH_DEFAULT,
     ) -> None:
-        if capacity < 0:
-            raise ValueError(f"queue {name!r}: capacity must be >= 0, got {capacity}")
+        _check_capacity(name, capacity)
         self.name = name
         self.capacity = capacity
         self._source, self._runner, self._sink = source, runner, sink
@@ -82,8 +81,7 @@ class QueueActor:
         self._wake.set()
 
     def set_capacity(self, capacity: int) -> None:
-        if capacity < 0:
-            raise ValueError(f"queue {self.name!r}: capacity must be >= 0, got {capacity}")
+        _check_capacity(self.name, capacity)
         self.capacity = capacity
         self.wake()
 
@@ -178,3 +176,9 @@ class QueueActor:
 def _mean(mean: float | None, sample: float) -> float:
     """A running mean that follows change within a few dozen samples."""
     return sample if mean is None else mean + _SMOOTHING * (sample - mean)
+
+
+def _check_capacity(name: str, capacity: object) -> None:
+    # NaN and floats compare oddly against the running count: only ints count slots.
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise ValueError(f"queue {name!r}: capacity must be >= 0 (an int), got {capacity!r}")

@@ -23,7 +23,7 @@ from runtime.errors import (
 )
 from runtime.joblog import LogEntry, parse_level
 from runtime.models import Job
-from runtime.registry import JobType, Registry
+from runtime.registry import JobType, Registry, check_capacity
 from runtime.status import ACTIVE, PENDING, JobStatus
 from runtime.store import Store
 from runtime.store.control_reads import (
@@ -181,6 +181,7 @@ class ControlMethods:
 
     def set_queue_capacity(self, name: str, capacity: int) -> None:
         """Change how many jobs of ``name`` run at once here, at once (not persisted)."""
+        check_capacity(name, capacity)
         self._known_queue(name)
         if self._supervisor is None or name not in self._supervisor.queues:
             raise UnknownQueue(f"queue {name!r} is not served by this runtime")

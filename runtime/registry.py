@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
+import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
@@ -59,10 +61,15 @@ class Queue:
     capacity: int = QUEUE_CAPACITY_DEFAULT
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("queue name must not be empty")
-        if self.capacity < 0:
-            raise ValueError(f"queue {self.name!r}: capacity must be >= 0, got {self.capacity}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"queue name must be a non-empty str, got {self.name!r}")
+        check_capacity(self.name, self.capacity)
+
+
+def check_capacity(queue: str, capacity: object) -> None:
+    """Raise ``ValueError`` unless ``capacity`` is an int >= 0 (not a bool, float or NaN)."""
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+        raise ValueError(f"queue {queue!r}: capacity must be >= 0 (an int), got {capacity!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +107,15 @@ class JobType:
             return None
         try:
             return self.lock.format(**params)
-        except (KeyError, IndexError, AttributeError) as err:
+        except (KeyError, IndexError, AttributeError, ValueError, TypeError) as err:
+            # ValueError/TypeError: a format spec or conversion that these params' values
+            # do not support (the template itself was checked at registration).
             raise InvalidParams(
                 self.name,
                 [
                     {
                         "loc": ["lock"],
-                        "msg": f"lock template {self.lock!r} needs {err}",
+                        "msg": f"lock template {self.lock!r} cannot be filled: {err!r}",
                         "type": "lock",
                     }
                 ],
@@ -192,8 +201,8 @@ class Registry:
         def register(handler: F) -> F:
             model = _params_model(handler, params)
             doc = inspect.getdoc(handler) or ""
-            self.add(
-                JobType(
+            try:
+                job_type = JobType(
                     name=name or handler.__name__,
                     handler=handler,
                     params_model=model,
@@ -206,12 +215,16 @@ class Registry:
                     description=description if description is not None else doc,
                     **options,
                 )
-            )
+            except TypeError as err:  # an option JobType does not have
+                raise InvalidJobType(f"job type {name or handler.__name__!r}: {err}") from err
+            self.add(job_type)
             return handler
 
         return register
 
     def add(self, job_type: JobType) -> JobType:
+        # Everything is checked before anything is stored: a refused type leaves
+        # no trace, so a corrected retry does not hit DuplicateJobType.
         _check_options(job_type)
         if job_type.name in self._types:
             raise DuplicateJobType(f"job type {job_type.name!r} is already registered")
@@ -286,24 +299,88 @@ def _annotation(handler: Callable[..., Any], annotation: Any) -> Any:
         ) from err
 
 
+_INT_MAX = 2**31 - 1
+"""The largest int a job's integer columns hold on every store (PostgreSQL ``integer``)."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_options(job_type: JobType) -> None:
-    if not job_type.name:
-        raise InvalidJobType("job type name must not be empty")
-    if job_type.version < 1:
-        raise InvalidJobType(f"job type {job_type.name!r}: version must be >= 1")
-    if job_type.max_concurrency is not None and job_type.max_concurrency < 1:
-        raise InvalidJobType(f"job type {job_type.name!r}: max_concurrency must be >= 1")
-    if job_type.rate_limit is not None:
+    """Raise :class:`InvalidJobType` naming the first option that cannot be used."""
+    name = job_type.name
+    if not isinstance(name, str) or not name:
+        raise InvalidJobType(f"job type name must be a non-empty str, got {name!r}")
+    problem = _option_problem(job_type)
+    if problem is not None:
+        raise InvalidJobType(f"job type {name!r}: {problem}")
+
+
+def _option_problem(t: JobType) -> str | None:
+    for field in ("group", "queue"):
+        value = getattr(t, field)
+        if not isinstance(value, str) or not value:
+            return f"{field} must be a non-empty str, got {value!r}"
+    if t.timeout is not None and not (_is_real(t.timeout) and t.timeout > 0):
+        return f"timeout must be > 0 (a finite number, or None), got {t.timeout!r}"
+    if not (_is_int(t.max_retries) and 0 <= t.max_retries <= _INT_MAX):
+        return f"max_retries must be >= 0 (an int up to {_INT_MAX}), got {t.max_retries!r}"
+    if not (_is_real(t.retry_delay) and t.retry_delay >= 0):
+        return f"retry_delay must be >= 0 (a finite number), got {t.retry_delay!r}"
+    if not (_is_int(t.priority) and -_INT_MAX - 1 <= t.priority <= _INT_MAX):
+        return f"priority must be an int within {-_INT_MAX - 1}..{_INT_MAX}, got {t.priority!r}"
+    if not isinstance(t.description, str):
+        return f"description must be a str, got {t.description!r}"
+    if not (_is_int(t.version) and 1 <= t.version <= _INT_MAX):
+        return f"version must be >= 1 (an int up to {_INT_MAX}), got {t.version!r}"
+    if t.max_concurrency is not None and not (
+        _is_int(t.max_concurrency) and 1 <= t.max_concurrency <= _INT_MAX
+    ):
+        return f"max_concurrency must be >= 1 (an int, or None), got {t.max_concurrency!r}"
+    if t.lock is not None:
+        problem = _lock_problem(t.lock)
+        if problem is not None:
+            return problem
+    if t.rate_limit is not None:
+        if not isinstance(t.rate_limit, str):
+            return f"rate_limit must be a str such as '100/minute', got {t.rate_limit!r}"
         try:
-            parse_rate_limit(job_type.rate_limit)
+            parse_rate_limit(t.rate_limit)
         except ValueError as err:
-            raise InvalidJobType(f"job type {job_type.name!r}: {err}") from err
-    if job_type.timeout is not None and job_type.timeout <= 0:
-        raise InvalidJobType(f"job type {job_type.name!r}: timeout must be > 0")
-    if job_type.max_retries < 0:
-        raise InvalidJobType(f"job type {job_type.name!r}: max_retries must be >= 0")
-    if job_type.retry_delay < 0:
-        raise InvalidJobType(f"job type {job_type.name!r}: retry_delay must be >= 0")
+            return str(err)
+    for flag in ("unique", "suspendable"):
+        if not isinstance(getattr(t, flag), bool):
+            return f"{flag} must be a bool, got {getattr(t, flag)!r}"
+    for hook in ("upgrade", "should_run", "on_suspend", "on_resume"):
+        value = getattr(t, hook)
+        if value is not None and not callable(value):
+            return f"{hook} must be callable (or None), got {value!r}"
+    return None
+
+
+def _lock_problem(lock: object) -> str | None:
+    """Why ``lock`` is not a usable template, so that a bad one fails at
+    registration rather than at every enqueue."""
+    if not isinstance(lock, str) or not lock:
+        return f"lock must be a non-empty str template, got {lock!r}"
+    try:
+        parsed = list(string.Formatter().parse(lock))
+    except ValueError as err:
+        return f"lock template {lock!r} is malformed: {err}"
+    for _literal, field, _spec, conversion in parsed:
+        if field is None:
+            continue
+        # Keys come from the params (format(**params)): a positional field never fills.
+        if not field or field[0].isdigit():
+            return f"lock template {lock!r}: fields must name params, e.g. {{user_id}}"
+        if conversion is not None and conversion not in "rsa":
+            return f"lock template {lock!r}: unknown conversion !{conversion}"
+    return None
 
 
 default_registry = Registry()

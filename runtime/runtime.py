@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import uuid
@@ -40,7 +41,7 @@ from runtime.gcpause import collector_paused
 from runtime.job_events import JobEvents
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
-from runtime.registry import JobType, Registry, default_registry
+from runtime.registry import JobType, Registry, check_capacity, default_registry
 from runtime.schedules_api import ScheduleMethods
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
@@ -74,6 +75,52 @@ backoff): its type's concurrency slot is free again."""
 Params = Mapping[str, Any] | Any
 
 
+def _number(value: object) -> bool:
+    """A real number that is not NaN (and not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _check_settings(
+    *,
+    grace_period: float,
+    poll_interval: float,
+    lease: float,
+    heartbeat_interval: float,
+    progress_interval: float,
+    log_limit: int,
+    sweep_interval: float,
+) -> None:
+    """Raise ``ValueError`` naming the first Runtime setting that cannot be used.
+
+    NaN passes every ``<`` check, so each number is checked for being one first.
+    """
+    if not (_number(grace_period) and grace_period >= 0):
+        raise ValueError(f"grace_period must be >= 0, got {grace_period!r}")
+    # math.inf turns polling off (wake-ups then come from this process only).
+    if not (_number(poll_interval) and poll_interval > 0):
+        raise ValueError(f"poll_interval must be > 0 (math.inf to not poll), got {poll_interval!r}")
+    # The lease is a stored expiry time, so it must be finite.
+    if not (
+        _number(heartbeat_interval)
+        and _number(lease)
+        and math.isfinite(lease)
+        and 0 < heartbeat_interval < lease
+    ):
+        raise ValueError(
+            f"lease ({lease!r}) must be finite and longer than heartbeat_interval "
+            f"({heartbeat_interval!r}), which must be > 0"
+        )
+    for name, value in (
+        ("progress_interval", progress_interval),
+        ("sweep_interval", sweep_interval),
+    ):
+        if not (_number(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    # The log keeps a note of dropped records within the limit, so at least one.
+    if isinstance(log_limit, bool) or not isinstance(log_limit, int) or log_limit < 1:
+        raise ValueError(f"log_limit must be an int >= 1, got {log_limit!r}")
+
+
 class Runtime(ControlMethods, ScheduleMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
@@ -102,14 +149,16 @@ class Runtime(ControlMethods, ScheduleMethods):
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
     ) -> None:
         for name, capacity in (queues or {}).items():
-            if capacity < 0:
-                raise ValueError(f"queue {name!r}: capacity must be >= 0, got {capacity}")
-        if grace_period < 0:
-            raise ValueError(f"grace_period must be >= 0, got {grace_period}")
-        if heartbeat_interval <= 0 or lease <= heartbeat_interval:
-            raise ValueError(
-                f"lease ({lease}) must be longer than heartbeat_interval ({heartbeat_interval})"
-            )
+            check_capacity(name, capacity)
+        _check_settings(
+            grace_period=grace_period,
+            poll_interval=poll_interval,
+            lease=lease,
+            heartbeat_interval=heartbeat_interval,
+            progress_interval=progress_interval,
+            log_limit=log_limit,
+            sweep_interval=sweep_interval,
+        )
         self.url = url
         self.registry = registry if registry is not None else default_registry
         self._queue_config = dict(queues or {})

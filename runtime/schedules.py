@@ -63,6 +63,7 @@ from runtime.schedule_spec import (
 __all__ = [
     "CALENDAR_FIELDS",
     "MAX_CATCH_UP_DEFAULT",
+    "MAX_CATCH_UP_MAX",
     "MISFIRE_DEFAULT",
     "OVERLAP_DEFAULT",
     "Misfire",
@@ -225,7 +226,17 @@ def _interval(
     created = datetime.fromtimestamp(now, UTC)
     if trigger.every is None:
         return trigger.anchored(created)
-    return trigger.anchored(created + trigger.every)
+    try:
+        first = created + trigger.every
+    except OverflowError:
+        first = None  # past year 9999
+    # Its slots must be moments a job may be made at, as for at= and start=.
+    if first is None or first.year > MOMENT_YEAR_MAX:
+        raise ValueError(
+            f"interval {every!r} is too long: one interval from now is past the year "
+            f"{MOMENT_YEAR_MAX}"
+        )
+    return trigger.anchored(first)
 
 
 def _calendar(fields: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
@@ -246,14 +257,41 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def check_options(overlap: Overlap | str, misfire: Misfire | str, max_catch_up: int) -> None:
-    """Raise :class:`InvalidSchedule` naming a bad policy value."""
-    for enum_type, value, name in ((Overlap, overlap, "overlap"), (Misfire, misfire, "misfire")):
-        if value not in {m.value for m in enum_type}:
+MAX_CATCH_UP_MAX = 100_000
+"""The most missed slots ``run_all`` may catch up on (as the HTTP API allows)."""
+
+
+def check_options(
+    overlap: Overlap | str,
+    misfire: Misfire | str,
+    max_catch_up: int,
+    *,
+    name: str | None = None,
+    paused: bool = False,
+    tenant_id: str | None = None,
+) -> None:
+    """Raise :class:`InvalidSchedule` naming a bad option: checked before the
+    schedule is stored, since a stored bad value would fail every later read."""
+    for enum_type, value, field in ((Overlap, overlap, "overlap"), (Misfire, misfire, "misfire")):
+        if not isinstance(value, str) or value not in {m.value for m in enum_type}:
             choices = ", ".join(repr(m.value) for m in enum_type)
-            raise InvalidSchedule(f"{name}={value!r}: expected one of {choices}")
-    if isinstance(max_catch_up, bool) or not isinstance(max_catch_up, int) or max_catch_up < 1:
-        raise InvalidSchedule(f"max_catch_up must be an int >= 1, got {max_catch_up!r}")
+            raise InvalidSchedule(f"{field}={value!r}: expected one of {choices}")
+    if (
+        isinstance(max_catch_up, bool)
+        or not isinstance(max_catch_up, int)
+        or not 1 <= max_catch_up <= MAX_CATCH_UP_MAX
+    ):
+        raise InvalidSchedule(
+            f"max_catch_up must be an int >= 1 and <= {MAX_CATCH_UP_MAX}, got {max_catch_up!r}"
+        )
+    if name is not None and not isinstance(name, str):
+        raise InvalidSchedule(f"name must be a str (or None), got {name!r}")
+    if name is not None and not name.strip():
+        raise InvalidSchedule("name must not be empty")
+    if tenant_id is not None and not isinstance(tenant_id, str):
+        raise InvalidSchedule(f"tenant_id must be a str (or None), got {tenant_id!r}")
+    if not isinstance(paused, bool):
+        raise InvalidSchedule(f"paused must be a bool, got {paused!r}")
 
 
 # -- fire times ------------------------------------------------------------------------

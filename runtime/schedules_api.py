@@ -98,9 +98,7 @@ class ScheduleMethods:
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         values = jt.validate(params).model_dump(mode="json")
-        check_options(overlap, misfire, max_catch_up)
-        if name is not None and not name.strip():
-            raise InvalidSchedule("name must not be empty")
+        check_options(overlap, misfire, max_catch_up, name=name, paused=paused, tenant_id=tenant_id)
         now = self.clock.now()
         trigger = build_trigger(
             every=every, cron=cron, at=at, fields=fields, tz=tz, start=start, end=end, now=now

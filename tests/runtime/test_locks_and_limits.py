@@ -202,6 +202,9 @@ async def test_queue_capacity_changes_at_run_time(
             rt.set_queue_capacity("nope", 1)
         with pytest.raises(ValueError, match="capacity must be >= 0"):
             rt.set_queue_capacity("default", -1)
+        for capacity in (float("nan"), 2.5, True):  # NaN passed the `< 0` check
+            with pytest.raises(ValueError, match=r"capacity must be >= 0 \(an int\)"):
+                rt.set_queue_capacity("default", capacity)  # type: ignore[arg-type]
     assert trace.peak == {"p": 4}
 
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from pydantic import BaseModel
 
 from runtime import InvalidParams, JobContext, Registry, UnknownJobType
 from runtime.errors import DuplicateJobType, InvalidJobType
-from runtime.registry import Queue
+from runtime.registry import JobType, Queue
 
 
 class Resize(BaseModel):
@@ -116,5 +119,72 @@ def test_bad_options_and_duplicates_are_refused(registry: Registry) -> None:
 
 
 def test_queue_capacity_must_not_be_negative() -> None:
-    with pytest.raises(ValueError, match="capacity must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="capacity must be >= 0 \\(an int\\), got -1"):
         Queue("q", capacity=-1)
+    for capacity in (float("nan"), 1.5, True):
+        with pytest.raises(ValueError, match="capacity must be >= 0"):
+            Queue("q", capacity=capacity)  # type: ignore[arg-type]
+
+
+def test_a_bad_queue_name_registers_nothing(registry: Registry) -> None:
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    # The type used to be stored before Queue("") raised, so a retry hit DuplicateJobType.
+    with pytest.raises(InvalidJobType, match="queue must be a non-empty str, got ''"):
+        registry.job("a", queue="")(resize)
+    assert registry.types() == [] and [q.name for q in registry.queues()] == ["default"]
+    registry.job("a", queue="q")(resize)
+    assert registry.get("a").queue == "q"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"lock": "{"}, "lock template '{' is malformed"),
+        ({"lock": "{0}"}, "fields must name params"),
+        ({"lock": "{x!z}"}, "unknown conversion !z"),
+        ({"lock": 5}, "lock must be a non-empty str template, got 5"),
+        ({"timeout": float("nan")}, "timeout must be > 0"),
+        ({"timeout": float("inf")}, "timeout must be > 0"),
+        ({"timeout": "60"}, "timeout must be > 0"),
+        ({"retry_delay": float("nan")}, "retry_delay must be >= 0"),
+        ({"max_retries": 1.5}, "max_retries must be >= 0"),
+        ({"max_retries": True}, "max_retries must be >= 0"),
+        ({"max_retries": 2**63}, "max_retries must be >= 0"),
+        ({"priority": 2**63}, "priority must be an int"),
+        ({"priority": "high"}, "priority must be an int"),
+        ({"rate_limit": 5}, "rate_limit must be a str such as '100/minute', got 5"),
+        ({"version": "2"}, "version must be >= 1"),
+        ({"version": True}, "version must be >= 1"),
+        ({"max_concurrency": 1.5}, "max_concurrency must be >= 1"),
+        ({"max_concurrency": True}, "max_concurrency must be >= 1"),
+        ({"unique": "yes"}, "unique must be a bool, got 'yes'"),
+        ({"should_run": "always"}, "should_run must be callable"),
+        ({"group": ""}, "group must be a non-empty str"),
+        ({"description": 5}, "description must be a str"),
+        ({"no_such_option": 1}, "unexpected keyword argument 'no_such_option'"),
+    ],
+    ids=repr,
+)
+def test_a_bad_option_is_invalid_job_type_and_registers_nothing(
+    registry: Registry, options: dict[str, Any], message: str
+) -> None:
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    with pytest.raises(InvalidJobType, match=re.escape(message)):
+        registry.job("a", **options)(resize)
+    assert registry.types() == []
+
+
+def test_lock_template_a_value_cannot_fill_is_invalid_params(registry: Registry) -> None:
+    async def resize(ctx: JobContext, params: Resize) -> None: ...
+
+    registry.job("a", lock="{path}/{width:x}")(resize)
+    jt = registry.get("a")
+    assert jt.lock_key_for({"path": "p", "width": 255}) == "p/ff"
+    with pytest.raises(InvalidParams, match="lock template"):  # was a raw ValueError
+        jt.lock_key_for({"path": "p", "width": "wide"})
+    # A template that skipped the registry's check still gives InvalidParams.
+    raw = JobType(name="raw", handler=resize, params_model=Resize, lock="{")
+    with pytest.raises(InvalidParams, match=re.escape("lock template '{' cannot be filled")):
+        raw.lock_key_for({})

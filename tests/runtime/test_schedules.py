@@ -222,9 +222,39 @@ BAD = [
     (
         {"every": "1 hour", "max_catch_up": 0},
         InvalidSchedule,
-        "max_catch_up must be an int >= 1, got 0",
+        "max_catch_up must be an int >= 1 and <= 100000, got 0",
     ),
     ({"every": "1 hour", "name": " "}, InvalidSchedule, "name must not be empty"),
+    # Each of these was stored, or failed with a raw driver or Python error.
+    (
+        {"every": "1 hour", "max_catch_up": 2**63},
+        InvalidSchedule,
+        f"max_catch_up must be an int >= 1 and <= 100000, got {2**63}",
+    ),
+    ({"every": "1 hour", "name": 5}, InvalidSchedule, "name must be a str (or None), got 5"),
+    (
+        {"every": "1 hour", "tenant_id": 5},
+        InvalidSchedule,
+        "tenant_id must be a str (or None), got 5",
+    ),
+    ({"every": "1 hour", "paused": "no"}, InvalidSchedule, "paused must be a bool, got 'no'"),
+    ({"every": "1 hour", "overlap": []}, InvalidSchedule, "overlap=[]: expected one of"),
+    ({"every": "1 hour", "misfire": {}}, InvalidSchedule, "misfire={}: expected one of"),
+    (
+        {"every": timedelta(days=3_000_000)},
+        InvalidSchedule,
+        "is too long: one interval from now is past the year 9000",
+    ),
+    (
+        {"every": "3000000 days"},
+        InvalidSchedule,
+        "is too long: one interval from now is past the year 9000",
+    ),
+    (
+        {"every": timedelta(days=2_900_000)},  # no overflow yet, but past the year 9000
+        InvalidSchedule,
+        "is too long: one interval from now is past the year 9000",
+    ),
     # Near year 1 or 9999 reading the moment in UTC overflowed (OverflowError, ValueError).
     (
         {"every": "1 hour", "start": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))},
