@@ -231,10 +231,10 @@ def _interval(
     except OverflowError:
         first = None  # past year 9999
     # Its slots must be moments a job may be made at, as for at= and start=.
-    if first is None or first.year > MOMENT_YEAR_MAX:
+    if first is None or first.year > DUE_YEAR_MAX:
         raise ValueError(
             f"interval {every!r} is too long: one interval from now is past the year "
-            f"{MOMENT_YEAR_MAX}"
+            f"{DUE_YEAR_MAX}"
         )
     return trigger.anchored(first)
 
