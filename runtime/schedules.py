@@ -233,8 +233,7 @@ def _interval(
     # Its slots must be moments a job may be made at, as for at= and start=.
     if first is None or first.year > DUE_YEAR_MAX:
         raise ValueError(
-            f"interval {every!r} is too long: one interval from now is past the year "
-            f"{DUE_YEAR_MAX}"
+            f"interval {every!r} is too long: one interval from now is past the year {DUE_YEAR_MAX}"
         )
     return trigger.anchored(first)
 
