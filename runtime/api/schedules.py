@@ -45,7 +45,7 @@ class ScheduleCreate(_Request):
     name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     overlap: Overlap | None = None
     misfire: Misfire | None = None
-    max_catch_up: int | None = Field(default=None, ge=0, le=100_000)
+    max_catch_up: int | None = Field(default=None, ge=1, le=100_000)
     paused: bool = False
 
 
