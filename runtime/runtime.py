@@ -45,16 +45,8 @@ from runtime.registry import JobType, Registry, check_capacity, default_registry
 from runtime.schedules_api import ScheduleMethods
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
-from runtime.store.ops import (
-    PARKED_COLUMNS,
-    DeleteJob,
-    Heartbeat,
-    InsertJobs,
-    Promote,
-    Rescue,
-    Transition,
-    Unregister,
-)
+from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
+from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
 from runtime.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
 
 log = logging.getLogger("callboard.runtime")

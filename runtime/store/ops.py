@@ -6,14 +6,13 @@ statuses it may come from, and a row that moved on meanwhile is left alone.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg.types.json import Json
-from sqlalchemy import JSON, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -23,10 +22,9 @@ from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
 from runtime.store.claim import holder_of, park_on_held_locks, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
-from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states, workers
+from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states
 
 Row = dict[str, Any]
-RESCUE_ALLOWANCE_DEFAULT = 2
 _ACTIVE = tuple(s.value for s in ACTIVE)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _UNFINISHED = tuple(s.value for s in JobStatus if s not in TERMINAL)
@@ -476,161 +474,6 @@ class DeleteJob:
             if deleted.rowcount:
                 return
         raise IllegalTransition(self.job_id, str(status), "delete")
-
-
-@dataclass(slots=True)
-class Heartbeat:
-    """Renew this worker's lease; return its jobs that others asked to stop."""
-
-    worker: str
-    hostname: str
-    pid: int
-    now: float
-    started_at: float
-
-    def apply(self, conn: Connection) -> list[tuple[uuid.UUID, str]]:
-        renewed = conn.execute(
-            update(workers).where(workers.c.id == self.worker).values(heartbeat_at=self.now)
-        )
-        if renewed.rowcount == 0:
-            conn.execute(
-                insert(workers).values(
-                    id=self.worker,
-                    hostname=self.hostname,
-                    pid=self.pid,
-                    started_at=self.started_at,
-                    heartbeat_at=self.now,
-                )
-            )
-        stopping = conn.execute(
-            select(jobs.c.id, jobs.c.status).where(
-                jobs.c.worker_id == self.worker,
-                jobs.c.status.in_((JobStatus.CANCELING.value, JobStatus.SUSPENDING.value)),
-            )
-        )
-        return [(r.id, r.status) for r in stopping]
-
-
-@dataclass(slots=True)
-class Unregister:
-    worker: str
-
-    inline_weight = 1
-
-    def apply(self, conn: Connection) -> None:
-        conn.execute(delete(workers).where(workers.c.id == self.worker))
-
-
-@dataclass(slots=True)
-class Rescued:
-    job_id: uuid.UUID
-    queue: str
-    status: JobStatus
-    row: Row | None = None  # the job as stored: rescued, or let wait by its freed lock
-    lock_key: str | None = None  # the lock the lost attempt held, now free
-
-
-@dataclass(slots=True)
-class Rescue:
-    """Take back the jobs of workers whose lease expired or whose process is gone.
-
-    A rescued running job counts the lost attempt and waits to run again
-    from its last checkpoint: a crash is rarely the job's fault, so it may
-    use ``RESCUE_ALLOWANCE_DEFAULT`` attempts beyond ``max_retries``. A job
-    that keeps taking its workers down fails after that. A job that was
-    being cancelled ends canceled.
-    """
-
-    worker: str
-    hostname: str
-    now: float
-    lease: float
-    is_alive: Any = field(default=None)  # (pid) -> bool, for workers on this host
-
-    def apply(self, conn: Connection) -> list[Rescued]:
-        dead = self._dead_workers(conn)
-        owner_gone = ~jobs.c.worker_id.in_(select(workers.c.id))
-        if dead:
-            owner_gone = or_(jobs.c.worker_id.in_(dead), owner_gone)
-        lost = conn.execute(
-            select(
-                jobs.c.id,
-                jobs.c.queue,
-                jobs.c.status,
-                jobs.c.attempt,
-                jobs.c.max_retries,
-                jobs.c.lock_key,
-                jobs.c.worker_id,
-                jobs.c.started_at,
-                jobs.c.finished_at,
-                jobs.c.error,
-            )
-            .where(jobs.c.status.in_(_ACTIVE), jobs.c.worker_id.is_not(None))
-            .where(and_(jobs.c.worker_id != self.worker, owner_gone))
-        ).all()
-        rescued = [found for r in lost if (found := self._rescue(conn, r)) is not None]
-        for job in list(rescued):
-            for row in release_lock(conn, job.lock_key, self.now):
-                rescued.append(Rescued(row["id"], row["queue"], JobStatus.WAITING, row))
-        if dead:
-            conn.execute(delete(workers).where(workers.c.id.in_(dead)))
-        return rescued
-
-    def _dead_workers(self, conn: Connection) -> list[str]:
-        rows = conn.execute(select(workers).where(workers.c.id != self.worker)).all()
-        return [r.id for r in rows if self._is_dead(r)]
-
-    def _is_dead(self, row: Any) -> bool:
-        if row.heartbeat_at < self.now - self.lease:
-            return True
-        checker = self.is_alive or _pid_alive
-        return bool(row.hostname == self.hostname and not checker(row.pid))
-
-    def _rescue(self, conn: Connection, row: Any) -> Rescued | None:
-        """Take back one lost attempt; None if it is no longer there to take."""
-        message = f"attempt {row.attempt} lost: its worker stopped without finishing it"
-        if row.status == JobStatus.CANCELING.value:
-            target = JobStatus.CANCELED
-        elif row.attempt <= row.max_retries + RESCUE_ALLOWANCE_DEFAULT:
-            target = JobStatus.WAITING
-        else:
-            target = JobStatus.FAILED
-        values: Row = {"status": target.value, "worker_id": None, "updated_at": self.now}
-        if target is not JobStatus.WAITING:
-            values["finished_at"] = self.now
-        if target is not JobStatus.CANCELED:
-            values["error"] = message
-        # Only the attempt read above: on PostgreSQL another runtime may have
-        # rescued the job and claimed it again since (its read saw no lock), and
-        # that new run must not be taken back.
-        changed = conn.execute(
-            update(jobs)
-            .where(
-                jobs.c.id == row.id,
-                jobs.c.status == row.status,
-                jobs.c.worker_id == row.worker_id,
-                jobs.c.attempt == row.attempt,
-            )
-            .values(**values, revision=jobs.c.revision + 1)
-            .returning(*jobs.columns)
-        ).first()
-        if changed is None:
-            return None
-        store_status_records(conn, row._mapping)
-        append_logs(conn, [status_entry(row.id, self.now, f"{message}: now {target.value}")])
-        return Rescued(row.id, row.queue, target, dict(changed._mapping), row.lock_key)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(slots=True)

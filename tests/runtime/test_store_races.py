@@ -26,9 +26,10 @@ from runtime.errors import IllegalTransition
 from runtime.schedules import IntervalTrigger, dump_trigger
 from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine
-from runtime.store.ops import DeleteJob, Heartbeat, InsertJobs, Rescue, Transition
+from runtime.store.ops import DeleteJob, InsertJobs, Transition
 from runtime.store.schedule_ops import SaveSchedule
 from runtime.store.tables import jobs, schedules
+from runtime.store.worker_ops import Heartbeat, Rescue
 from runtime.sweeper import PruneBeyond, PruneOlder
 
 
