@@ -12,7 +12,12 @@ from actors._messages import Claimed, Control, Ended, Outcome
 from actors._native import LoopEvent, checkpoints, event_factory
 from actors._native import clock as loop_clock
 from actors._protocols import JobRunner, JobSource, OutcomeSink
-from actors._queue_actor import CLAIM_BATCH_DEFAULT, POLL_INTERVAL_DEFAULT, QueueActor
+from actors._queue_actor import (
+    CLAIM_BATCH_DEFAULT,
+    POLL_INTERVAL_DEFAULT,
+    QueueActor,
+    check_capacity,
+)
 from actors._supervisor import GRACE_PERIOD_DEFAULT, ShutdownReport, Supervisor
 from actors._timer import DueTimer, Ticker
 
@@ -34,6 +39,7 @@ __all__ = [
     "ShutdownReport",
     "Supervisor",
     "Ticker",
+    "check_capacity",
     "checkpoints",
     "event_factory",
     "loop_clock",

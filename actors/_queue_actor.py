@@ -51,7 +51,7 @@ class QueueActor:
         poll_interval: float = POLL_INTERVAL_DEFAULT,
         claim_batch: int = CLAIM_BATCH_DEFAULT,
     ) -> None:
-        _check_capacity(name, capacity)
+        check_capacity(name, capacity)
         self.name = name
         self.capacity = capacity
         self._source, self._runner, self._sink = source, runner, sink
@@ -81,7 +81,7 @@ class QueueActor:
         self._wake.set()
 
     def set_capacity(self, capacity: int) -> None:
-        _check_capacity(self.name, capacity)
+        check_capacity(self.name, capacity)
         self.capacity = capacity
         self.wake()
 
@@ -178,7 +178,8 @@ def _mean(mean: float | None, sample: float) -> float:
     return sample if mean is None else mean + _SMOOTHING * (sample - mean)
 
 
-def _check_capacity(name: str, capacity: object) -> None:
-    # NaN and floats compare oddly against the running count: only ints count slots.
+def check_capacity(name: str, capacity: object) -> None:
+    """Raise ``ValueError`` unless ``capacity`` is an int >= 0 (not a bool, float or NaN):
+    NaN and floats compare oddly against the running count; only ints count slots."""
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
         raise ValueError(f"queue {name!r}: capacity must be >= 0 (an int), got {capacity!r}")

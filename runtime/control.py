@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from actors import Control, Supervisor
+from actors import Control, Supervisor, check_capacity
 from runtime.clock import Clock, to_epoch
 from runtime.context import HookContext, call_maybe_async
 from runtime.errors import (
@@ -23,7 +23,7 @@ from runtime.errors import (
 )
 from runtime.joblog import LogEntry, parse_level
 from runtime.models import Job
-from runtime.registry import JobType, Registry, check_capacity
+from runtime.registry import JobType, Registry
 from runtime.status import ACTIVE, PENDING, JobStatus
 from runtime.store import Store
 from runtime.store.control_reads import (

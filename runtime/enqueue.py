@@ -7,9 +7,9 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from math import inf
 from typing import Any, TypedDict, Unpack
 
+from runtime.checks import INT_MAX, is_finite, is_int
 from runtime.clock import to_epoch
 from runtime.errors import InvalidParams
 from runtime.registry import JobType
@@ -74,10 +74,6 @@ def build_rows(
     return rows
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def new_job_id() -> uuid.UUID:
     """A time-ordered UUID (the version 7 layout: milliseconds, then 74 random bits).
 
@@ -120,7 +116,6 @@ datetime's limits that reading the time in any zone never overflows."""
 _DUE_LATEST = datetime(DUE_YEAR_MAX, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 PRIORITY_BOUND = 1_000_000
 """Priorities lie within plus or minus this (as the HTTP API's)."""
-MAX_RETRIES_MAX = 1_000_000_000
 
 
 def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> float:
@@ -131,8 +126,7 @@ def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> fl
     if delay is not None:
         if not isinstance(delay, int | float) or isinstance(delay, bool):
             raise TypeError(f"delay must be seconds or a timedelta, got {delay!r}")
-        # NaN fails every comparison: "not >= 0" catches it.
-        if not delay >= 0:
+        if not delay >= 0:  # NaN fails every comparison, this one too
             raise ValueError(f"delay must be >= 0, got {delay}")
         if not now + delay <= _DUE_LATEST:
             raise ValueError(f"delay of {delay} s is due after the year {DUE_YEAR_MAX}")
@@ -149,15 +143,11 @@ def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> fl
 def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) -> Row:
     timeout, max_retries = options.get("timeout"), options.get("max_retries")
     queue, priority = options.get("queue"), options.get("priority")
-    if timeout is not None and not (
-        isinstance(timeout, int | float) and not isinstance(timeout, bool) and 0 < timeout < inf
-    ):
+    if timeout is not None and not (is_finite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
-    if max_retries is not None and not (
-        _is_int(max_retries) and 0 <= max_retries <= MAX_RETRIES_MAX
-    ):
-        raise ValueError(f"max_retries must be an int in 0..{MAX_RETRIES_MAX}, got {max_retries!r}")
-    if priority is not None and not (_is_int(priority) and abs(priority) <= PRIORITY_BOUND):
+    if max_retries is not None and not (is_int(max_retries) and 0 <= max_retries <= INT_MAX):
+        raise ValueError(f"max_retries must be an int in 0..{INT_MAX}, got {max_retries!r}")
+    if priority is not None and not (is_int(priority) and abs(priority) <= PRIORITY_BOUND):
         bound = PRIORITY_BOUND
         raise ValueError(f"priority must be an int in -{bound}..{bound}, got {priority!r}")
     if queue is not None and not (isinstance(queue, str) and queue):

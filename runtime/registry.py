@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 
+from actors import check_capacity
+from runtime.checks import INT_MAX, is_finite, is_int
 from runtime.errors import DuplicateJobType, InvalidJobType, InvalidParams, UnknownJobType
 from runtime.limits import RateLimit, parse_rate_limit
 
@@ -64,12 +65,6 @@ class Queue:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"queue name must be a non-empty str, got {self.name!r}")
         check_capacity(self.name, self.capacity)
-
-
-def check_capacity(queue: str, capacity: object) -> None:
-    """Raise ``ValueError`` unless ``capacity`` is an int >= 0 (not a bool, float or NaN)."""
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
-        raise ValueError(f"queue {queue!r}: capacity must be >= 0 (an int), got {capacity!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,18 +294,6 @@ def _annotation(handler: Callable[..., Any], annotation: Any) -> Any:
         ) from err
 
 
-_INT_MAX = 2**31 - 1
-"""The largest int a job's integer columns hold on every store (PostgreSQL ``integer``)."""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_options(job_type: JobType) -> None:
     """Raise :class:`InvalidJobType` naming the first option that cannot be used."""
     name = job_type.name
@@ -326,20 +309,20 @@ def _option_problem(t: JobType) -> str | None:
         value = getattr(t, field)
         if not isinstance(value, str) or not value:
             return f"{field} must be a non-empty str, got {value!r}"
-    if t.timeout is not None and not (_is_real(t.timeout) and t.timeout > 0):
+    if t.timeout is not None and not (is_finite(t.timeout) and t.timeout > 0):
         return f"timeout must be > 0 (a finite number, or None), got {t.timeout!r}"
-    if not (_is_int(t.max_retries) and 0 <= t.max_retries <= _INT_MAX):
-        return f"max_retries must be >= 0 (an int up to {_INT_MAX}), got {t.max_retries!r}"
-    if not (_is_real(t.retry_delay) and t.retry_delay >= 0):
+    if not (is_int(t.max_retries) and 0 <= t.max_retries <= INT_MAX):
+        return f"max_retries must be >= 0 (an int up to {INT_MAX}), got {t.max_retries!r}"
+    if not (is_finite(t.retry_delay) and t.retry_delay >= 0):
         return f"retry_delay must be >= 0 (a finite number), got {t.retry_delay!r}"
-    if not (_is_int(t.priority) and -_INT_MAX - 1 <= t.priority <= _INT_MAX):
-        return f"priority must be an int within {-_INT_MAX - 1}..{_INT_MAX}, got {t.priority!r}"
+    if not (is_int(t.priority) and -INT_MAX - 1 <= t.priority <= INT_MAX):
+        return f"priority must be an int within {-INT_MAX - 1}..{INT_MAX}, got {t.priority!r}"
     if not isinstance(t.description, str):
         return f"description must be a str, got {t.description!r}"
-    if not (_is_int(t.version) and 1 <= t.version <= _INT_MAX):
-        return f"version must be >= 1 (an int up to {_INT_MAX}), got {t.version!r}"
+    if not (is_int(t.version) and 1 <= t.version <= INT_MAX):
+        return f"version must be >= 1 (an int up to {INT_MAX}), got {t.version!r}"
     if t.max_concurrency is not None and not (
-        _is_int(t.max_concurrency) and 1 <= t.max_concurrency <= _INT_MAX
+        is_int(t.max_concurrency) and 1 <= t.max_concurrency <= INT_MAX
     ):
         return f"max_concurrency must be >= 1 (an int, or None), got {t.max_concurrency!r}"
     if t.lock is not None:

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
 import uuid
@@ -29,6 +28,7 @@ from actors import (
     DueTimer,
     Supervisor,
     Ticker,
+    check_capacity,
 )
 from runtime.clock import Clock
 from runtime.control import ControlMethods
@@ -41,8 +41,9 @@ from runtime.gcpause import collector_paused
 from runtime.job_events import JobEvents
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
-from runtime.registry import JobType, Registry, check_capacity, default_registry
+from runtime.registry import JobType, Registry, default_registry
 from runtime.schedules_api import ScheduleMethods
+from runtime.settings import check_settings
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
@@ -65,52 +66,6 @@ _LEFT_A_RUN = frozenset(
 """What a job may be once an attempt ends (a retry waits, at once or after a
 backoff): its type's concurrency slot is free again."""
 Params = Mapping[str, Any] | Any
-
-
-def _number(value: object) -> bool:
-    """A real number that is not NaN (and not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def _check_settings(
-    *,
-    grace_period: float,
-    poll_interval: float,
-    lease: float,
-    heartbeat_interval: float,
-    progress_interval: float,
-    log_limit: int,
-    sweep_interval: float,
-) -> None:
-    """Raise ``ValueError`` naming the first Runtime setting that cannot be used.
-
-    NaN passes every ``<`` check, so each number is checked for being one first.
-    """
-    if not (_number(grace_period) and grace_period >= 0):
-        raise ValueError(f"grace_period must be >= 0, got {grace_period!r}")
-    # math.inf turns polling off (wake-ups then come from this process only).
-    if not (_number(poll_interval) and poll_interval > 0):
-        raise ValueError(f"poll_interval must be > 0 (math.inf to not poll), got {poll_interval!r}")
-    # The lease is a stored expiry time, so it must be finite.
-    if not (
-        _number(heartbeat_interval)
-        and _number(lease)
-        and math.isfinite(lease)
-        and 0 < heartbeat_interval < lease
-    ):
-        raise ValueError(
-            f"lease ({lease!r}) must be finite and longer than heartbeat_interval "
-            f"({heartbeat_interval!r}), which must be > 0"
-        )
-    for name, value in (
-        ("progress_interval", progress_interval),
-        ("sweep_interval", sweep_interval),
-    ):
-        if not (_number(value) and value > 0):
-            raise ValueError(f"{name} must be > 0, got {value!r}")
-    # The log keeps a note of dropped records within the limit, so at least one.
-    if isinstance(log_limit, bool) or not isinstance(log_limit, int) or log_limit < 1:
-        raise ValueError(f"log_limit must be an int >= 1, got {log_limit!r}")
 
 
 class Runtime(ControlMethods, ScheduleMethods):
@@ -142,7 +97,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
-        _check_settings(
+        check_settings(
             grace_period=grace_period,
             poll_interval=poll_interval,
             lease=lease,

@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from runtime.checks import is_int
 from runtime.clock import to_datetime
 from runtime.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
 from runtime.errors import InvalidSchedule
@@ -275,11 +276,7 @@ def check_options(
         if not isinstance(value, str) or value not in {m.value for m in enum_type}:
             choices = ", ".join(repr(m.value) for m in enum_type)
             raise InvalidSchedule(f"{field}={value!r}: expected one of {choices}")
-    if (
-        isinstance(max_catch_up, bool)
-        or not isinstance(max_catch_up, int)
-        or not 1 <= max_catch_up <= MAX_CATCH_UP_MAX
-    ):
+    if not (is_int(max_catch_up) and 1 <= max_catch_up <= MAX_CATCH_UP_MAX):
         raise InvalidSchedule(
             f"max_catch_up must be an int >= 1 and <= {MAX_CATCH_UP_MAX}, got {max_catch_up!r}"
         )
