@@ -17,7 +17,7 @@ from hypercorn.trio import serve
 from quart import request
 from quart_trio import QuartTrio
 
-from runtime import Registry, Runtime
+from runtime import Job, LogEntry, Registry, Runtime
 from runtime.api.hooks import (
     HOOK_TYPE,
     SIGNATURE_HEADER,
@@ -101,6 +101,20 @@ async def running(make_runtime: Callable[..., Runtime], hooks: Hooks) -> AsyncIt
         nursery.cancel_scope.cancel()
 
 
+async def _final_delivery(
+    make_runtime: Callable[..., Runtime], hooks: Hooks, url: str
+) -> tuple[Job, list[LogEntry]]:
+    """Enqueue a job hooked to ``url``; its hook's last delivery, and the job's log."""
+    with trio.fail_after(30):
+        async with running(make_runtime, hooks) as rt:
+            with rt.subscribe() as events:
+                job = await rt.enqueue("echo", {}, delay=3600, status_hook=url)
+                async for event in events:
+                    if event.type == HOOK_TYPE and event.is_final:
+                        break
+            return await rt.get(event.job_id), await rt.logs(job.id)
+
+
 @pytest.mark.trio
 async def test_hooks_deliver_signed_in_revision_order_retrying_failures(
     make_runtime: Callable[..., Runtime], hooks: Hooks, gates: Gates
@@ -160,16 +174,8 @@ async def test_an_unreachable_hook_is_retried_then_given_up_with_each_attempt_lo
     with socket.socket() as sock:  # a port that nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with trio.fail_after(30):
-        async with running(make_runtime, hooks) as rt:
-            with rt.subscribe() as events:
-                url = f"http://127.0.0.1:{port}/"
-                job = await rt.enqueue("echo", {}, delay=3600, status_hook=url)
-                async for event in events:
-                    if event.type == HOOK_TYPE and event.is_final:
-                        break
-            delivery = await rt.get(event.job_id)
-            log = await rt.logs(job.id)
+    url = f"http://127.0.0.1:{port}/"
+    delivery, log = await _final_delivery(make_runtime, hooks, url)
     assert delivery.status == "failed" and "gave up after 3 attempts" in (delivery.error or "")
     failures = [e for e in log if e.message.startswith("status hook failed")]
     assert [e.extra["attempt"] for e in failures if e.extra] == [1, 2, 3]
@@ -199,15 +205,7 @@ async def test_a_hook_url_httpx_cannot_encode_fails_once_logged_not_retried_for_
     make_runtime: Callable[..., Runtime], hooks: Hooks, url: str
 ) -> None:
     # Enqueued in-process, so check_hook_url never saw it: the delivery itself must cope.
-    with trio.fail_after(30):
-        async with running(make_runtime, hooks) as rt:
-            with rt.subscribe() as events:
-                job = await rt.enqueue("echo", {}, delay=3600, status_hook=url)
-                async for event in events:
-                    if event.type == HOOK_TYPE and event.is_final:
-                        break
-            delivery = await rt.get(event.job_id)
-            log = await rt.logs(job.id)
+    delivery, log = await _final_delivery(make_runtime, hooks, url)
     assert delivery.status == "failed", (delivery.status, delivery.error)
     assert "gave up after 1 attempts" in (delivery.error or "")
     failures = [e for e in log if e.message.startswith("status hook failed")]
@@ -231,15 +229,7 @@ async def test_an_attempt_that_never_answers_is_cut_at_the_hook_timeout_logged_a
     register(registry, gates)
     settings = HookSettings(SECRET, attempts=2, timeout=0.05, backoff=0.01, transport=Hanging())
     hooks = Hooks(registry, settings)
-    with trio.fail_after(30):
-        async with running(make_runtime, hooks) as rt:
-            with rt.subscribe() as events:
-                job = await rt.enqueue("echo", {}, delay=3600, status_hook="http://h.example/")
-                async for event in events:
-                    if event.type == HOOK_TYPE and event.is_final:
-                        break
-            delivery = await rt.get(event.job_id)
-            log = await rt.logs(job.id)
+    delivery, log = await _final_delivery(make_runtime, hooks, "http://h.example/")
     assert delivery.status == "failed" and "gave up after 2 attempts" in (delivery.error or "")
     failures = [e for e in log if e.message.startswith("status hook failed")]
     assert [e.extra["attempt"] for e in failures if e.extra] == [1, 2]

@@ -141,18 +141,25 @@ def test_a_rescue_leaves_alone_a_job_another_runtime_rescued_and_claimed_meanwhi
     assert _running(engine) == [(row["id"], "worker-a")]
 
 
+def _failed_job_and_its_retry(engine: Engine) -> tuple[dict[str, Any], Transition]:
+    """A stored failed job, and the retry another runtime's ``rt.retry()`` would write."""
+    (row,) = _store(engine, _registry(max_retries=0), 1)
+    _fail(engine, row["id"])
+    waiting_again = {"status": "waiting", "scheduled_at": time.time(), "finished_at": None}
+    return row, Transition(row["id"], "retry", {JobStatus.FAILED: waiting_again})
+
+
+def _fail(engine: Engine, job_id: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(jobs).where(jobs.c.id == job_id).values(status="failed", finished_at=time.time())
+        )
+
+
 def test_a_delete_spares_a_job_another_runtime_retried_after_the_delete_read_it(
     engine: Engine,
 ) -> None:
-    registry = _registry(max_retries=0)
-    (row,) = _store(engine, registry, 1)
-    now = time.time()
-    with engine.begin() as conn:
-        conn.execute(
-            update(jobs).where(jobs.c.id == row["id"]).values(status="failed", finished_at=now)
-        )
-    waiting_again = {"status": "waiting", "scheduled_at": now, "finished_at": None}
-    retry = Transition(row["id"], "retry", {JobStatus.FAILED: waiting_again})
+    row, retry = _failed_job_and_its_retry(engine)
 
     class RetriedAfterTheRead:
         """A connection on which another runtime's retry commits after the first read."""
@@ -178,15 +185,7 @@ def test_a_delete_spares_a_job_another_runtime_retried_after_the_delete_read_it(
 def test_retention_spares_a_job_another_runtime_retried_after_the_prune_read_it(
     engine: Engine,
 ) -> None:
-    registry = _registry(max_retries=0)
-    (row,) = _store(engine, registry, 1)
-    now = time.time()
-    with engine.begin() as conn:
-        conn.execute(
-            update(jobs).where(jobs.c.id == row["id"]).values(status="failed", finished_at=now)
-        )
-    waiting_again = {"status": "waiting", "scheduled_at": now, "finished_at": None}
-    retry = Transition(row["id"], "retry", {JobStatus.FAILED: waiting_again})
+    row, retry = _failed_job_and_its_retry(engine)
     retried: list[bool] = []
 
     def retry_before_the_delete(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
@@ -198,12 +197,9 @@ def test_retention_spares_a_job_another_runtime_retried_after_the_prune_read_it(
     with engine.connect() as pruner:
         event.listen(pruner, "before_cursor_execute", retry_before_the_delete)
         with pruner.begin():
-            older = PruneOlder(JobStatus.FAILED, before=now + 1).apply(pruner)
+            older = PruneOlder(JobStatus.FAILED, before=time.time() + 1).apply(pruner)
         retried.clear()
-        with engine.begin() as conn:  # failed again, for the other prune
-            conn.execute(
-                update(jobs).where(jobs.c.id == row["id"]).values(status="failed", finished_at=now)
-            )
+        _fail(engine, row["id"])  # failed again, for the other prune
         with pruner.begin():
             beyond = PruneBeyond(keep=0).apply(pruner)
     assert (older, beyond) == (0, {})
