@@ -205,14 +205,12 @@ class Executor:
 
     def progress_changed(self, state: RunState, now: float) -> None:
         if self._bus.wants(state.job_id):
-            row = {**state.row, "progress": state.progress, "progress_details": state.details}
-            row["eta"] = state.eta
-            self._bus.publish(event_from_row(row, now, "progress"))
+            self._bus.publish(event_from_row(_live(state), now, "progress"))
         self.flusher.mark(state)
 
     def warned(self, state: RunState, message: str) -> None:
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "warning", message)
+            self._publish(_live(state), "warning", message)
         self.flusher.mark(state)
 
     def logged(
@@ -246,7 +244,7 @@ class Executor:
         # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
         state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "checkpoint")
+            self._publish(_live(state), "checkpoint")
 
     async def check_in(self, state: RunState, message: str) -> None:
         now = self.clock.now()
@@ -255,7 +253,7 @@ class Executor:
             return
         state.row = {**state.row, "check_in": message, "revision": revision}
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "check_in", message)
+            self._publish(_live(state), "check_in", message)
 
     # -- events ----------------------------------------------------------------
 
@@ -266,6 +264,13 @@ class Executor:
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:
         self._bus.publish(event_from_row(row, self.clock.now(), kind, message))
+
+
+def _live(state: RunState) -> dict[str, Any]:
+    """The job's row with its live progress: ``state.row`` holds the claimed
+    progress, which the throttled flusher stores but never writes back."""
+    row = state.row
+    return {**row, "progress": state.progress, "progress_details": state.details, "eta": state.eta}
 
 
 def _ending(row: dict[str, Any], values: dict[str, Any], now: float) -> dict[str, Any]:

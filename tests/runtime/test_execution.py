@@ -194,3 +194,29 @@ async def test_a_checkpoint_of_a_job_taken_from_this_worker_raises_and_stores_no
     assert isinstance(seen["lost"], JobLost) and seen["local"] is None
     assert stored.checkpoint is None and stored.worker_id == "elsewhere"
     assert "checkpoint" not in kinds
+
+
+async def test_every_live_event_carries_the_jobs_current_progress(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="reporter", params=Nothing)
+    async def reporter(ctx: JobContext, params: Nothing) -> None:
+        await ctx.progress(10, details={"step": "a"})
+        await ctx.checkpoint({"step": 1})
+        await ctx.progress(20, details={"step": "b"})
+        ctx.warn("slow disk")
+        await ctx.progress(30, details={"step": "c"})
+        await ctx.check_in("copying")
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("reporter", {})
+        seen = [e async for e in rt.events(job.id) if e.kind != "status"]
+    assert [(e.kind, e.progress) for e in seen] == [
+        ("progress", 10.0),
+        ("checkpoint", 10.0),
+        ("progress", 20.0),
+        ("warning", 20.0),
+        ("progress", 30.0),
+        ("check_in", 30.0),
+    ]
+    assert [e.progress_details for e in seen][-2:] == [{"step": "c"}, {"step": "c"}]
