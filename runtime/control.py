@@ -153,6 +153,7 @@ class ControlMethods:
             "scheduled_at": now,
             "finished_at": None,
             "updated_at": now,
+            "cancel_reason": None,
         }
         moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
         try:

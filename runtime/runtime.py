@@ -32,7 +32,7 @@ from actors import (
 )
 from runtime.clock import Clock
 from runtime.control import ControlMethods
-from runtime.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
+from runtime.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, check_cancel_reason
 from runtime.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
 from runtime.events import EventBus, Subscription
 from runtime.execution import Executor
@@ -503,18 +503,29 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     # -- control ---------------------------------------------------------------------
 
-    async def cancel(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
+    async def cancel(
+        self, job_id: uuid.UUID | str, *, reason: str | None = None, tenant_id: str | None = None
+    ) -> Job:
         """Cancel a job: pending jobs end ``canceled`` at once, running ones via ``canceling``.
 
-        Raises :class:`IllegalTransition` for a finished job and changes nothing.
+        ``reason`` (free text, at most 2,000 characters) is
+        kept on the job as ``cancel_reason``, written to its log, and carried by
+        its events and status hooks. Raises :class:`IllegalTransition` for a
+        finished job and changes nothing.
         """
         key = _as_uuid(job_id)
+        check_cancel_reason(reason)
         now = self.clock.now()
-        ended = {"status": JobStatus.CANCELED.value, "finished_at": now, "updated_at": now}
+        ended = {
+            "status": JobStatus.CANCELED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "cancel_reason": reason,
+        }
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
-        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now}
+        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
-        row = await self.store.write(Transition(key, "cancel", moves, tenant_id))
+        row = await self.store.write(Transition(key, "cancel", moves, tenant_id, reason))
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
         self._publish(row)

@@ -125,6 +125,8 @@ class ScheduleMethods:
             "updated_at": now,
             "tenant_id": tenant_id,
             "revision": 1,
+            "queue": None,
+            "user_id": None,
         }
         keep_anchor = every is not None and start is None
         stored, _created = await self.store.write(SaveSchedule(row, keep_anchor=keep_anchor))

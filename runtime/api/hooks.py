@@ -315,5 +315,6 @@ def _metadata(event: JobEvent) -> dict[str, Any]:
         "attempt": event.attempt,
         "progress": event.progress,
         "message": event.message,
+        "cancel_reason": event.cancel_reason,
         "at": event.at.isoformat() if event.at is not None else None,
     }

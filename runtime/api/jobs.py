@@ -17,6 +17,8 @@ from runtime.api.auth import Role
 from runtime.api.errors import ApiError
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import (
+    CancelRequest,
+    ControlRequest,
     EnqueueRequest,
     JobLog,
     JobPage,
@@ -185,8 +187,11 @@ def _log_level(given: str | None) -> int | str | None:
 
 
 def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
+    body = CancelRequest if action == "cancel" else ControlRequest
+
     async def control(call: Call) -> Response:
-        return json_response(await method(call.job_id(), tenant_id=call.principal.scope))
+        given = call.body.model_dump(exclude_none=True) if call.body is not None else {}
+        return json_response(await method(call.job_id(), tenant_id=call.principal.scope, **given))
 
     control.__name__ = f"{action}_job"
     control.__doc__ = doc
@@ -196,13 +201,25 @@ def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
         summary=f"{action.capitalize()} a job",
         tag=TAG,
         role=Role.OPERATOR,
+        body=body,
+        body_required=False,
         responses={200: Job},
         errors=(409,),
     )(control)
 
 
 def _options(req: EnqueueRequest) -> dict[str, Any]:
-    fields = ("queue", "priority", "delay", "at", "timeout", "max_retries", "status_hook")
+    fields = (
+        "queue",
+        "priority",
+        "delay",
+        "at",
+        "timeout",
+        "max_retries",
+        "status_hook",
+        "retry_delay",
+        "description",
+    )
     options = {name: getattr(req, name) for name in fields}
     if req.lock_key is not None:
         options["lock_key"] = req.lock_key

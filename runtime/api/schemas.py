@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from runtime.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
 from runtime.joblog import LogEntry
 from runtime.models import Job
 from runtime.status import JobStatus
@@ -86,6 +87,12 @@ class EnqueueRequest(_Request):
     max_retries: int | None = Field(default=None, ge=0, le=1000)
     lock_key: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     status_hook: str | None = Field(default=None, max_length=URL_MAX, description="http(s) URL")
+    retry_delay: float | None = Field(
+        default=None, ge=0, le=TIMEOUT_MAX, description="seconds before the first retry"
+    )
+    description: str | None = Field(
+        default=None, max_length=DESCRIPTION_MAX, description="free text about this job"
+    )
 
     @field_validator("status_hook")
     @classmethod
@@ -104,6 +111,19 @@ class EnqueueRequest(_Request):
         if self.delay is not None and self.at is not None:
             raise ValueError("give delay or at, not both")
         return self
+
+
+class CancelRequest(_Request):
+    """``POST /jobs/{job_id}/cancel``: an optional body."""
+
+    reason: str | None = Field(
+        default=None, max_length=CANCEL_REASON_MAX, description="why; kept on the job"
+    )
+
+
+class ControlRequest(_Request):
+    """``POST /jobs/{job_id}/suspend``, ``/resume``, ``/retry``: no fields (the body may
+    be empty or ``{}``)."""
 
 
 def _statuses(value: str | None) -> str | None:

@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--max-retries", type=int)
     enqueue.add_argument("--lock-key")
     enqueue.add_argument("--status-hook", help="URL told of each status change")
+    enqueue.add_argument("--retry-delay", type=float, help="seconds before the first retry")
+    enqueue.add_argument("--description", help="free text about this job")
     enqueue.add_argument("--wait", action="store_true", help="wait until it finishes")
     enqueue.add_argument("--wait-timeout", type=float, help="give up waiting after seconds")
 
@@ -116,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--page-size", type=int, default=20)
     actions.add_parser("show", parents=[client], help="one job").add_argument("id")
     for action in CONTROL_ACTIONS:
-        actions.add_parser(action, parents=[client], help=f"{action} a job").add_argument("id")
+        control = actions.add_parser(action, parents=[client], help=f"{action} a job")
+        control.add_argument("id")
+        if action == "cancel":
+            control.add_argument("--reason", help="why (kept on the job and in its log)")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
