@@ -125,6 +125,8 @@ class Schedule(BaseModel):
     created_at: datetime
     updated_at: datetime
     tenant_id: str | None = None
+    queue: str | None = None  # its jobs' queue; None: their type's
+    user_id: str | None = None  # the user its jobs carry
 
     @property
     def kind(self) -> Literal["date", "interval", "cron"]:
@@ -269,6 +271,8 @@ def check_options(
     name: str | None = None,
     paused: bool = False,
     tenant_id: str | None = None,
+    queue: str | None = None,
+    user_id: str | None = None,
 ) -> None:
     """Raise :class:`InvalidSchedule` naming a bad option: checked before the
     schedule is stored, since a stored bad value would fail every later read."""
@@ -288,6 +292,10 @@ def check_options(
         raise InvalidSchedule(f"tenant_id must be a str (or None), got {tenant_id!r}")
     if not isinstance(paused, bool):
         raise InvalidSchedule(f"paused must be a bool, got {paused!r}")
+    if queue is not None and not (isinstance(queue, str) and queue):
+        raise InvalidSchedule(f"queue must be a non-empty name (or None), got {queue!r}")
+    if user_id is not None and not isinstance(user_id, str):
+        raise InvalidSchedule(f"user_id must be a str (or None), got {user_id!r}")
 
 
 # -- fire times ------------------------------------------------------------------------

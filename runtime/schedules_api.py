@@ -81,6 +81,8 @@ class ScheduleMethods:
         max_catch_up: int = MAX_CATCH_UP_DEFAULT,
         paused: bool = False,
         tenant_id: str | None = None,
+        queue: str | None = None,
+        user_id: str | None = None,
     ) -> Schedule:
         """Store a schedule that makes ``job_type`` jobs with ``params``; it is
         durable when this returns.
@@ -91,14 +93,24 @@ class ScheduleMethods:
         ``{"day_of_week": "mon-fri", "hour": 9}``). Naive datetimes are read
         in ``tz``. Adding under a ``name`` the tenant already uses replaces
         that schedule's definition and keeps its id, state and history; an
-        identical definition changes nothing.
+        identical definition changes nothing. Its jobs go to ``queue`` (else
+        their type's) and carry ``tenant_id`` and ``user_id``.
 
         Raises :class:`UnknownJobType`, :class:`InvalidParams` or
         :class:`InvalidSchedule` and stores nothing when the input is bad.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         values = jt.validate(params).model_dump(mode="json")
-        check_options(overlap, misfire, max_catch_up, name=name, paused=paused, tenant_id=tenant_id)
+        check_options(
+            overlap,
+            misfire,
+            max_catch_up,
+            name=name,
+            paused=paused,
+            tenant_id=tenant_id,
+            queue=queue,
+            user_id=user_id,
+        )
         now = self.clock.now()
         trigger = build_trigger(
             every=every, cron=cron, at=at, fields=fields, tz=tz, start=start, end=end, now=now
@@ -125,8 +137,8 @@ class ScheduleMethods:
             "updated_at": now,
             "tenant_id": tenant_id,
             "revision": 1,
-            "queue": None,
-            "user_id": None,
+            "queue": queue,
+            "user_id": user_id,
         }
         keep_anchor = every is not None and start is None
         stored, _created = await self.store.write(SaveSchedule(row, keep_anchor=keep_anchor))
@@ -181,7 +193,14 @@ class ScheduleMethods:
         found = await self.get_schedule(schedule_id, tenant_id=tenant_id)
         jt = self.registry.get(found.job_type)
         now = self.clock.now()
-        job = build_rows(jt, [found.params], now=now, tenant_id=found.tenant_id)[0]
+        job = build_rows(
+            jt,
+            [found.params],
+            now=now,
+            tenant_id=found.tenant_id,
+            queue=found.queue,
+            user_id=found.user_id,
+        )[0]
         if found.overlap is Overlap.QUEUE and job["lock_key"] is None:
             job["lock_key"] = QUEUE_LOCK_PREFIX + found.id
         row, stored = await self.store.write(FireNow(found.id, tenant_id, job, now))

@@ -1,7 +1,8 @@
 """``/api/v1/schedules``: schedules that make jobs (date, interval, cron, calendar).
 
-Everyone reads the schedules of their tenant (admins: all); only admins
-create, change, trigger and remove them.
+Schedules belong to a tenant: everyone reads the schedules of their tenant
+(admins: all), and operators create, change, trigger and remove them (admins:
+any). A schedule's jobs carry its tenant and the user who created it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class ScheduleCreate(_Request):
     misfire: Misfire | None = None
     max_catch_up: int | None = Field(default=None, ge=1, le=100_000)
     paused: bool = False
+    queue: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX, description="its jobs' queue"
+    )
 
 
 class SchedulePatch(_Request):
@@ -93,7 +97,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules",
         summary="Create a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         body=ScheduleCreate,
         responses={201: Schedule},
     )
@@ -103,7 +107,11 @@ def add_routes(api: Api, state: ApiState) -> None:
         options = req.model_dump(exclude={"job_type", "params"}, exclude_none=True)
         try:
             schedule = await rt.add_schedule(
-                req.job_type, req.params, tenant_id=call.principal.tenant_id, **options
+                req.job_type,
+                req.params,
+                tenant_id=call.principal.tenant_id,
+                user_id=call.principal.name,
+                **options,
             )
         except CallboardError:
             raise
@@ -126,7 +134,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules/{schedule_id}",
         summary="Pause or resume a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         body=SchedulePatch,
         responses={200: Schedule},
     )
@@ -142,7 +150,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules/{schedule_id}",
         summary="Remove a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={204: None},
     )
     async def remove_schedule(call: Call) -> Response:
@@ -158,7 +166,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules/{schedule_id}/trigger",
         summary="Run a schedule now",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={201: Job},
     )
     async def trigger_schedule(call: Call) -> Response:
@@ -182,6 +190,6 @@ def _add_pause(api: Api, state: ApiState, action: str) -> None:
         f"/schedules/{{schedule_id}}/{action}",
         summary=f"{action.capitalize()} a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={200: Schedule},
     )(change)

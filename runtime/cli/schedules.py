@@ -56,6 +56,7 @@ def add_parser(sub: Any, client: argparse.ArgumentParser) -> None:
     add.add_argument("--misfire", choices=["skip", "run_once", "run_all"])
     add.add_argument("--max-catch-up", type=int)
     add.add_argument("--paused", action="store_true")
+    add.add_argument("--queue", help="the queue its jobs go to (default: their type's)")
 
 
 def run(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -91,7 +92,8 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
             body["fields"] = json.loads(args.fields)
         except ValueError as err:
             raise ClientError(f"--fields is not JSON: {err}", EXIT_USAGE) from None
-    for name in ("cron", "at", "name", "tz", "start", "end", "overlap", "misfire", "max_catch_up"):
+    names = ("cron", "at", "name", "tz", "start", "end", "overlap", "misfire", "max_catch_up")
+    for name in (*names, "queue"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     if args.paused:
