@@ -251,7 +251,7 @@ class Executor:
         revision = await self._store.write(CheckIn(state.job_id, self._worker, message, now))
         if revision is None:
             return
-        state.row = {**state.row, "check_in": message, "revision": revision}
+        state.row = {**state.row, "check_in": message, "check_in_at": now, "revision": revision}
         if self._bus.wants(state.job_id):
             self._publish(_live(state), "check_in", message)
 

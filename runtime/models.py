@@ -192,6 +192,7 @@ class JobEvent(BaseModel):
     started_at: datetime | None = None
     cancel_reason: str | None = None
     description: str | None = None
+    check_in_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -230,6 +231,7 @@ def event_from_row(
         started_at=to_datetime(row.get("started_at")),
         cancel_reason=row.get("cancel_reason"),
         description=row.get("description"),
+        check_in_at=to_datetime(row.get("check_in_at")),
     )
 
 
@@ -260,4 +262,5 @@ def event_from_job(job: Job) -> JobEvent:
         started_at=job.started_at,
         cancel_reason=job.cancel_reason,
         description=job.description,
+        check_in_at=job.check_in_at,
     )

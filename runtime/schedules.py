@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from runtime.checks import is_int
 from runtime.clock import to_datetime
+from runtime.cron_seconds import CronSeconds, croniter_order
 from runtime.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
 from runtime.errors import InvalidSchedule
 from runtime.schedule_spec import (
@@ -172,13 +173,18 @@ def build_trigger(
     start: datetime | None = None,
     end: datetime | None = None,
     now: float,
+    cron_seconds: CronSeconds | None = None,
 ) -> Trigger:
     """The trigger that ``add_schedule`` describes; :class:`InvalidSchedule` if none.
 
     Exactly one of ``every``, ``cron``, ``at`` and ``fields`` must be given.
     Naive datetimes are read in ``tz``. An interval without ``start`` first
-    fires one interval after ``now``; ``"continuous"`` fires at once.
+    fires one interval after ``now``; ``"continuous"`` fires at once. A
+    six-field ``cron`` needs ``cron_seconds`` ("first" or "last", see
+    :mod:`runtime.cron_seconds`); it is stored with its seconds last.
     """
+    if cron_seconds is not None and cron is None:
+        raise InvalidSchedule("cron_seconds= applies to cron= only")
     kinds = {"every": every, "cron": cron, "at": at, "fields": fields}
     given = [name for name, value in kinds.items() if value is not None]
     if len(given) != 1:
@@ -196,7 +202,8 @@ def build_trigger(
         if every is not None:
             return _interval(every, start, end, now)
         if cron is not None:
-            return CronTrigger(expression=cron, tz=tz, start=start, end=end)
+            expression = croniter_order(cron, cron_seconds)
+            return CronTrigger(expression=expression, tz=tz, start=start, end=end)
         if at is not None:
             if start is not None or end is not None:
                 raise ValueError("start= and end= apply to repeating schedules, not at=")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from anyio.abc import TaskStatus
 
 from runtime.clock import Clock
+from runtime.cron_seconds import CronSeconds
 from runtime.enqueue import build_rows
 from runtime.errors import InvalidSchedule, ScheduleNotFound
 from runtime.events import EventBus
@@ -70,6 +71,7 @@ class ScheduleMethods:
         *,
         every: str | float | timedelta | None = None,
         cron: str | None = None,
+        cron_seconds: CronSeconds | None = None,
         at: datetime | None = None,
         fields: Mapping[str, FieldValue] | None = None,
         tz: str = "UTC",
@@ -88,8 +90,9 @@ class ScheduleMethods:
         durable when this returns.
 
         Give exactly one of ``every`` (``"15 minutes"``, seconds, a timedelta
-        or ``"continuous"``), ``cron`` (five or six fields, read in ``tz``),
-        ``at`` (one run) or ``fields`` (calendar fields such as
+        or ``"continuous"``), ``cron`` (five fields, or six with
+        ``cron_seconds="first"`` or ``"last"`` saying where the seconds are;
+        read in ``tz``), ``at`` (one run) or ``fields`` (calendar fields such as
         ``{"day_of_week": "mon-fri", "hour": 9}``). Naive datetimes are read
         in ``tz``. Adding under a ``name`` the tenant already uses replaces
         that schedule's definition and keeps its id, state and history; an
@@ -113,7 +116,15 @@ class ScheduleMethods:
         )
         now = self.clock.now()
         trigger = build_trigger(
-            every=every, cron=cron, at=at, fields=fields, tz=tz, start=start, end=end, now=now
+            every=every,
+            cron=cron,
+            at=at,
+            fields=fields,
+            tz=tz,
+            start=start,
+            end=end,
+            now=now,
+            cron_seconds=cron_seconds,
         )
         next_fire_at = first_fire_at(trigger, now)
         if next_fire_at is None:

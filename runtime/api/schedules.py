@@ -7,7 +7,7 @@ any). A schedule's jobs carry its tenant and the user who created it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 from quart import Response
@@ -36,6 +36,9 @@ class ScheduleCreate(_Request):
         default=None, description='"15 minutes", "2 days", "continuous", or seconds'
     )
     cron: str | None = Field(default=None, max_length=NAME_MAX)
+    cron_seconds: Literal["first", "last"] | None = Field(
+        default=None, description="where a six-field cron has its seconds (required for six)"
+    )
     at: AwareDatetime | None = None
     fields: dict[str, CalendarValue] | None = Field(
         default=None, description='calendar fields, e.g. {"day_of_week": "mon-fri", "hour": 9}'

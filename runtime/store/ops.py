@@ -447,7 +447,12 @@ class CheckIn:
         found = conn.execute(
             update(jobs)
             .where(jobs.c.id == self.job_id, *_owned_by(self.worker))
-            .values(check_in=self.message, updated_at=self.now, revision=jobs.c.revision + 1)
+            .values(
+                check_in=self.message,
+                check_in_at=self.now,
+                updated_at=self.now,
+                revision=jobs.c.revision + 1,
+            )
             .returning(jobs.c.revision)
         ).first()
         return None if found is None else int(found.revision)

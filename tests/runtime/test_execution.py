@@ -220,3 +220,30 @@ async def test_every_live_event_carries_the_jobs_current_progress(
         ("check_in", 30.0),
     ]
     assert [e.progress_details for e in seen][-2:] == [{"step": "c"}, {"step": "c"}]
+
+
+async def test_a_check_in_records_when_it_happened(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    gate = trio.Event()
+
+    @registry.job(name="checker", params=Nothing)
+    async def checker(ctx: JobContext, params: Nothing) -> None:
+        await trio.sleep(10)
+        await ctx.check_in("halfway")
+        await gate.wait()
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("checker", {})
+        events = rt.subscribe(job.id)
+        await trio.sleep(11)
+        mid = await rt.get(job.id)
+        gate.set()
+        done = await rt.wait(job.id)
+        events.close()
+        told = [e async for e in events if e.kind == "check_in"]
+    assert mid.check_in == "halfway" and mid.check_in_at is not None
+    assert mid.started_at is not None
+    assert (mid.check_in_at - mid.started_at).total_seconds() == pytest.approx(10, abs=0.01)
+    assert done.check_in_at == mid.check_in_at
+    assert [e.check_in_at for e in told] == [mid.check_in_at]
