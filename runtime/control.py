@@ -33,7 +33,7 @@ from runtime.store.control_reads import (
     status_counts,
 )
 from runtime.store.ops import SetQueuePaused, Transition
-from runtime.sweeper import JobRetention, PruneBeyond, PruneOlder
+from runtime.sweeper import JobRetention, PruneBeyond, PruneBeyondPerType, PruneOlder
 
 if TYPE_CHECKING:
     from runtime.runtime import JobId
@@ -252,8 +252,13 @@ class ControlMethods:
         for status, age in policy.ages().items():
             while deleted := await self.store.write(PruneOlder(status, now - age)):
                 counts[status.value] = counts.get(status.value, 0) + deleted
+        beyond: list[PruneBeyond | PruneBeyondPerType] = []
+        if policy.max_finished_per_type is not None:
+            beyond.append(PruneBeyondPerType(policy.max_finished_per_type))
         if policy.max_finished is not None:
-            while batch := await self.store.write(PruneBeyond(policy.max_finished)):
+            beyond.append(PruneBeyond(policy.max_finished))
+        for op in beyond:
+            while batch := await self.store.write(op):
                 for status_name, n in batch.items():
                     counts[status_name] = counts.get(status_name, 0) + n
         return counts

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
 from runtime.api.server import BIND_DEFAULT, InsecureBind
-from runtime.cli import commands, schedules
+from runtime.cli import commands, retention, schedules
 from runtime.cli.client import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -61,6 +61,7 @@ def _runtime_options() -> argparse.ArgumentParser:
         default=[],
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
+    retention.add_options(common)
     return common
 
 
@@ -201,6 +202,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         hooks = make_hooks(registry, os.environ)
         options = ServeOptions(db=args.db, bind=None, demo=args.demo)
+        options.retention = retention.retention_from(args)
+        options.sweep_interval = args.sweep_interval
         if args.command == "serve":
             options.bind = args.bind
             options.tokens = tuple(load_tokens(args.tokens, os.environ))

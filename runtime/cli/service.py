@@ -27,6 +27,7 @@ from runtime.demo import DEMO_SCHEDULES
 from runtime.errors import CallboardError
 from runtime.registry import Registry
 from runtime.runtime import Runtime
+from runtime.sweeper import JobRetention
 
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
@@ -41,6 +42,8 @@ class ServeOptions:
     body_limit: int | None = None
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
+    retention: JobRetention | None = None  # None: the runtime's default
+    sweep_interval: float | None = None
 
 
 def say(text: str) -> None:
@@ -60,7 +63,10 @@ async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -
     config = ApiConfig(**config_fields)
     if options.bind is not None:
         check_bind(options.bind, has_tokens=bool(options.tokens), insecure=options.insecure)
-    async with Runtime(options.db, registry=registry, queues=options.queues) as rt:
+    settings: dict[str, Any] = {"retention": options.retention}
+    if options.sweep_interval is not None:
+        settings["sweep_interval"] = options.sweep_interval
+    async with Runtime(options.db, registry=registry, queues=options.queues, **settings) as rt:
         stop = anyio.Event()
         api_done = anyio.Event()
         async with trio.open_nursery() as tg:
