@@ -8,7 +8,7 @@ runs handlers with a ``JobContext``, and records outcomes. Live state
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from runtime.joblog import attempt_ended, attempt_started
 from runtime.models import EventKind, event_from_row
 from runtime.outcomes import decide
 from runtime.registry import Registry
+from runtime.resources import metered, peak_memory
 from runtime.status import TERMINAL
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
@@ -137,7 +138,10 @@ class Executor:
         ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
-        return await job_type.handler(ctx, params)
+        work = job_type.handler(ctx, params)
+        if not isinstance(work, Coroutine):  # an async def's is: others go unmetered
+            return await work
+        return await metered(work, state)
 
     # -- OutcomeSink -------------------------------------------------------
 
@@ -153,6 +157,10 @@ class Executor:
             errors=state.errors or None,
             updated_at=now,
             resumed=False,
+            # The attempt's resources ride on the update that records its end.
+            wall_time=now - state.row["started_at"],
+            cpu_time=state.cpu_time,
+            peak_memory=peak_memory(),
         )
         if values["status"] not in TERMINAL:  # a StrEnum set: plain values match
             # The job's record will tell of its next attempt: store this one's
@@ -190,7 +198,9 @@ class Executor:
         revision = result.revision or state.row["revision"] + 1
         row = state.row
         if self._bus.wants(state.job_id):
-            self._publish_status({**row, **result.values, "revision": revision})
+            self._publish_status(
+                {**row, **result.values, "revision": revision, "ended_attempt": True}
+            )
         else:  # the runtime's wake-ups need only these
             status = result.values["status"]
             self._on_status(

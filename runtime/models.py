@@ -193,6 +193,12 @@ class JobEvent(BaseModel):
     cancel_reason: str | None = None
     description: str | None = None
     check_in_at: datetime | None = None
+    # Set on the status event that announces the end of an attempt in this
+    # process (not on later events about the same job): what it used.
+    ended_attempt: bool = False
+    wall_time: float | None = None
+    cpu_time: float | None = None
+    peak_memory: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -232,6 +238,10 @@ def event_from_row(
         cancel_reason=row.get("cancel_reason"),
         description=row.get("description"),
         check_in_at=to_datetime(row.get("check_in_at")),
+        ended_attempt=bool(row.get("ended_attempt")),
+        wall_time=row.get("wall_time"),
+        cpu_time=row.get("cpu_time"),
+        peak_memory=row.get("peak_memory"),
     )
 
 
@@ -263,4 +273,7 @@ def event_from_job(job: Job) -> JobEvent:
         cancel_reason=job.cancel_reason,
         description=job.description,
         check_in_at=job.check_in_at,
+        wall_time=job.wall_time,
+        cpu_time=job.cpu_time,
+        peak_memory=job.peak_memory,
     )

@@ -247,3 +247,23 @@ async def test_a_check_in_records_when_it_happened(
     assert (mid.check_in_at - mid.started_at).total_seconds() == pytest.approx(10, abs=0.01)
     assert done.check_in_at == mid.check_in_at
     assert [e.check_in_at for e in told] == [mid.check_in_at]
+
+
+async def test_progress_as_a_fraction_is_scaled_to_percent(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="fractions", params=Nothing)
+    async def fractions(ctx: JobContext, params: Nothing) -> None:
+        await ctx.progress(fraction=0.75)
+        with pytest.raises(ValueError, match=r"fraction must be within 0\.\.1, got 75"):
+            await ctx.progress(fraction=75)
+        with pytest.raises(ValueError, match="one of percent, fraction"):
+            await ctx.progress(0.5, fraction=0.5)
+        await ctx.progress(0.75)  # a percent: three quarters of one percent
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("fractions", {})
+        seen = [e.progress async for e in rt.events(job.id) if e.kind == "progress"]
+        done = await rt.get(job.id)
+    assert seen == [75.0, 0.75]
+    assert done.status is JobStatus.COMPLETED
