@@ -44,7 +44,7 @@ from runtime.models import Job, event_from_row
 from runtime.registry import JobType, Registry, default_registry
 from runtime.schedules_api import ScheduleMethods
 from runtime.settings import check_settings
-from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
+from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
@@ -567,9 +567,9 @@ def _filters(
 ) -> dict[str, Any]:
     statuses: list[str] | None = None
     if isinstance(status, str):
-        statuses = [JobStatus(status).value]
+        statuses = filter_statuses([status])
     elif status is not None:
-        statuses = [JobStatus(s).value for s in status]
+        statuses = filter_statuses([str(s) for s in status])
     return {
         "status": statuses,
         "type": type,

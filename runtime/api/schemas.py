@@ -26,7 +26,7 @@ from pydantic import (
 from runtime.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
 from runtime.joblog import LogEntry
 from runtime.models import Job
-from runtime.status import JobStatus
+from runtime.status import filter_statuses
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200
@@ -130,14 +130,7 @@ def _statuses(value: str | None) -> str | None:
     if value is None:
         return None
     names = [part.strip() for part in value.split(",") if part.strip()]
-    known = {s.value for s in JobStatus}
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ValueError(
-            f"unknown status {', '.join(unknown) or repr(value)}; "
-            f"known: {', '.join(s.value for s in JobStatus)}"
-        )
-    return ",".join(names)
+    return ",".join(filter_statuses(names))
 
 
 class JobFilters(_Request):

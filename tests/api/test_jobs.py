@@ -204,3 +204,21 @@ async def test_enqueue_takes_a_description_and_a_retry_delay(harness: Harness) -
         "POST", "/api/v1/jobs", json={"type": "echo", "retry_delay": -1}
     )
     assert status == 422 and "retry_delay" in body["message"]
+
+
+async def test_status_filters_take_atlasos_names_as_aliases(harness: Harness) -> None:
+    later = await enqueue(harness, type="echo", delay=3600)
+    gone = await enqueue(harness, type="echo", delay=3600)
+    await harness.body("POST", f"/api/v1/jobs/{gone['id']}/cancel")
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"status": "pending"})
+    assert [j["id"] for j in page["jobs"]] == [later["id"]]
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"status": "cancelled"})
+    assert [j["id"] for j in page["jobs"]] == [gone["id"]]
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"status": "pending,cancelled"})
+    assert page["total"] == 2
+    status, body = await harness.body("GET", "/api/v1/jobs", query={"status": "done"})
+    assert status == 422
+    assert "unknown status 'done'; known: scheduled, waiting, locked" in body["message"]
+    assert "aliases: pending (scheduled/waiting/locked), cancelled (canceled)" in body["message"]
+    status, body = await harness.body("GET", "/api/v1/events", query={"status": "done"})
+    assert status == 422 and "cancelled (canceled)" in body["message"]
