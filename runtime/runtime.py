@@ -351,8 +351,9 @@ class Runtime(ControlMethods, ScheduleMethods):
 
         ``options``: ``queue``, ``priority``, ``delay`` (seconds or a
         timedelta) or ``at`` (an aware datetime), ``tenant_id``,
-        ``user_id``, ``timeout``, ``max_retries``, ``status_hook`` (a URL),
-        ``lock_key`` (overrides the type's lock template). With an
+        ``user_id``, ``timeout``, ``max_retries``, ``retry_delay`` (overrides
+        the type's), ``status_hook`` (a URL), ``lock_key`` (overrides the
+        type's lock template), ``description`` (free text). With an
         ``idempotency_key`` already used by the same tenant, or for a unique
         type with an equal unfinished job, the existing job is returned and
         nothing new is stored.
