@@ -256,3 +256,15 @@ async def test_a_bad_retry_delay_or_description_stores_nothing(
         with pytest.raises(ValueError, match=re.escape(message)):
             await rt.enqueue("steps", {}, **options)
         assert await rt.count() == 0
+
+
+async def test_a_bulk_enqueue_stores_the_description_and_retry_delay_of_every_job(
+    store_url: str, make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(url=store_url, workers=False) as rt:
+        made = await rt.enqueue_many(
+            "echo", [{"value": i} for i in range(100)], description="batch 7", retry_delay=2.5
+        )
+        stored = await rt.list(limit=1000)
+    assert len(stored) == len(made) == 100
+    assert {(j.description, j.retry_delay) for j in (*made, *stored)} == {("batch 7", 2.5)}
