@@ -547,6 +547,12 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     def _publish(self, row: Mapping[str, Any]) -> None:
         if self.bus.wants(row["id"]):
+            if row["status"] in _RUNNING_HERE and self._executor is not None:
+                # A stored row lags the live progress by up to a flush interval.
+                live = self._executor.flusher.unsaved(row["id"])
+                if live is not None:
+                    row = {**row, "progress": live.progress, "progress_details": live.details}
+                    row["eta"] = live.eta
             self.bus.publish(event_from_row(row, self.clock.now()))
 
 
@@ -557,6 +563,9 @@ def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
         return uuid.UUID(str(job_id))
     except ValueError:
         raise JobNotFound(job_id) from None
+
+
+_RUNNING_HERE = frozenset(s.value for s in ACTIVE)
 
 
 def _filters(

@@ -267,3 +267,31 @@ async def test_progress_as_a_fraction_is_scaled_to_percent(
         done = await rt.get(job.id)
     assert seen == [75.0, 0.75]
     assert done.status is JobStatus.COMPLETED
+
+
+async def test_a_cancel_or_suspend_event_carries_the_live_progress_not_the_stored(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    reached: list[object] = []
+    both = trio.Event()
+
+    @registry.job(name="halfway", params=Nothing)
+    async def halfway(ctx: JobContext, params: Nothing) -> None:
+        await ctx.progress(40, details={"at": "half"})
+        reached.append(ctx.id)
+        if len(reached) == 2:
+            both.set()
+        await trio.sleep_forever()
+
+    async with make_runtime(progress_interval=1000.0, queues={"default": 2}) as rt:
+        first = await rt.enqueue("halfway", {})
+        second = await rt.enqueue("halfway", {})
+        await both.wait()  # both reported 40 %, and the store still says 0
+        events = rt.subscribe()
+        await rt.cancel(first.id)
+        await rt.suspend(second.id)
+        events.close()
+        told = [(e.status, e.progress, e.progress_details) async for e in events]
+    assert (JobStatus.CANCELING, 40.0, {"at": "half"}) in told
+    assert (JobStatus.SUSPENDING, 40.0, {"at": "half"}) in told
+    assert all(progress == 40.0 for _, progress, _ in told), told
