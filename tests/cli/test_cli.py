@@ -201,3 +201,21 @@ async def test_cancel_reason_description_and_retry_delay_reach_the_job(served: S
     assert code == EXIT_OK and text.split()[1] == "canceled"
     code, text = await served.run("jobs", "show", job["id"])
     assert "cancel_reason" in text and "replaced" in text and "weekly report" in text
+
+
+async def test_schedules_add_takes_a_queue_and_where_a_six_field_crons_seconds_are(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harbor = ("schedules", "add", "echo", "--cron", "0 */5 * * * *", "--name", "h")
+    code, _ = await served.run(*harbor)
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "has six fields" in err and "second=0 minute=*/5" in err
+    code, text = await served.run(
+        *harbor, "--cron-seconds", "first", "--queue", "reports", "--json"
+    )
+    schedule = json.loads(text)
+    assert code == EXIT_OK and schedule["queue"] == "reports"
+    assert schedule["trigger"]["expression"] == "*/5 * * * * 0"
+    code, text = await served.run("jobs", "list", "--status", "pending,cancelled")
+    assert code == EXIT_OK
