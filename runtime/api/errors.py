@@ -54,6 +54,7 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    429: "too_many_requests",
     431: "headers_too_large",
     503: "unavailable",
 }

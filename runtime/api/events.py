@@ -6,6 +6,9 @@ by the query and the caller's tenant. Ids are ``EPOCH-SEQ`` from the
 dropped stream missed while it is still buffered, else an ``event: reset``
 tells the client to reload.
 
+Each token may hold ``streams_per_token`` streams of either kind at once
+(:class:`~runtime.api.streams.StreamSlots`); past that: 429.
+
 Job stream (``/jobs/{id}/events``): first ``event: snapshot`` (the job as
 stored), then its events, ending after the final status. Ids are
 ``REVISION.SEQ`` (the job's revision, and a counter of the events since).
@@ -17,7 +20,7 @@ re-reads the job, which covers jobs run by other processes.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import anyio
 from quart import Response
@@ -99,11 +102,11 @@ def add_routes(api: Api, state: ApiState) -> None:
         may see, as Server-Sent Events; resumable with ``Last-Event-ID``."""
         q = call.query_as(EventsQuery)
         last = q.last_event_id or call.header("Last-Event-ID")
-        return _stream(_global(call.principal, q, last))
+        return _stream(state.streams.hold(call.principal, _global(call.principal, q, last)))
 
     async def _global(
         principal: Principal, q: EventsQuery, last: str | None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         cursor = log.last_seq  # before the first yield: the client may act once it reads
         lost = False
         if last is not None:
@@ -148,9 +151,9 @@ def add_routes(api: Api, state: ApiState) -> None:
         cursor = log.last_seq  # before the snapshot: nothing after it is missed
         job = await rt.get(call.job_id(), tenant_id=call.principal.scope)  # 404 before streaming
         ids = _JobIds(q.last_event_id or call.header("Last-Event-ID"))
-        return _stream(_one(job, cursor, ids))
+        return _stream(state.streams.hold(call.principal, _one(job, cursor, ids)))
 
-    async def _one(job: Job, cursor: int, ids: _JobIds) -> AsyncIterator[bytes]:
+    async def _one(job: Job, cursor: int, ids: _JobIds) -> AsyncGenerator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
         yield frame("snapshot", job.model_dump_json(), ids.next(job.revision))
         seen = _Seen(job)

@@ -14,6 +14,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from runtime.api import connections
 from runtime.api.app import RouteAdder, app_state, create_app
 from runtime.api.state import ApiConfig
 from runtime.runtime import Runtime
@@ -75,6 +76,9 @@ async def serve_api(
     hyper = Config()
     hyper.bind = [bind]
     hyper.graceful_timeout = graceful_timeout
+    # Hypercorn's idle timer runs from a connection's start (and after each
+    # response) until a request's headers are in: the header timeout.
+    hyper.keep_alive_timeout = config.header_timeout
     hyper.accesslog = None
     state = app_state(app)
 
@@ -85,4 +89,5 @@ async def serve_api(
             await shutdown()
         state.events.close()  # event streams end, so connections close in time
 
+    connections.install()
     await serve(app, hyper, shutdown_trigger=trigger, task_status=task_status)

@@ -231,7 +231,9 @@ def test_slowloris_connections_are_closed_by_the_read_timeouts(
 
 
 def _open_stream(client: httpx.Client, token: str) -> httpx.Response:
-    request = client.build_request("GET", "/api/v1/events", headers={"Authorization": f"Bearer {token}"})
+    request = client.build_request(
+        "GET", "/api/v1/events", headers={"Authorization": f"Bearer {token}"}
+    )
     return client.send(request, stream=True)
 
 
