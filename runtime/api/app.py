@@ -61,6 +61,9 @@ def create_app(
             "Transfer-Encoding", ""
         ):
             return response
+        if response.status_code in (408, 413):  # the body is what went wrong: no second try
+            response.headers["Connection"] = "close"
+            return response
         try:
             await request.get_data(cache=False)
         except HTTPException:  # over the limit (413) or too slow (408)

@@ -205,6 +205,11 @@ def test_slowloris_connections_are_closed_by_the_read_timeouts(
     /healthz keeps answering; releasing them leaves the process alive."""
     service = serve(tmp_path, "--header-timeout", "1", "--body-timeout", "1")
     services.append(service)
+    with connect(service.port) as sock:  # a body that stops short: 408, then closed
+        sock.sendall(request_head("POST", "/api/v1/jobs", length=1000, token=ADMIN) + b"{")
+        answer = read_response(sock, timeout=5)
+        assert _status(answer) == 408 and b"request_timeout" in answer
+        assert "connection: close" in _head(answer) and closed_within(sock, 2)
     per_kind = 75 if long_run else 8
     heads = [
         b"POST /api/v1/jobs HTTP/1.1\r\nHost: test\r\n",  # headers never finish
