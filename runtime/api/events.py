@@ -20,7 +20,7 @@ re-reads the job, which covers jobs run by other processes.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 
 import anyio
 from quart import Response
@@ -106,7 +106,7 @@ def add_routes(api: Api, state: ApiState) -> None:
 
     async def _global(
         principal: Principal, q: EventsQuery, last: str | None
-    ) -> AsyncGenerator[bytes]:
+    ) -> AsyncIterator[bytes]:
         cursor = log.last_seq  # before the first yield: the client may act once it reads
         lost = False
         if last is not None:
@@ -153,7 +153,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         ids = _JobIds(q.last_event_id or call.header("Last-Event-ID"))
         return _stream(state.streams.hold(call.principal, _one(job, cursor, ids)))
 
-    async def _one(job: Job, cursor: int, ids: _JobIds) -> AsyncGenerator[bytes]:
+    async def _one(job: Job, cursor: int, ids: _JobIds) -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
         yield frame("snapshot", job.model_dump_json(), ids.next(job.revision))
         seen = _Seen(job)

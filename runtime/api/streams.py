@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 from runtime.api.auth import Principal
 from runtime.api.errors import ApiError
@@ -27,7 +27,7 @@ class StreamSlots:
     def open_for(self, principal: Principal) -> int:
         return self._open[principal]
 
-    def hold(self, principal: Principal, body: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    def hold(self, principal: Principal, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """``body``, holding one of ``principal``'s places until it ends; 429 when none is free."""
         if self._open[principal] >= self.limit:
             raise ApiError(
@@ -49,7 +49,7 @@ class _Held:
 
     def __init__(
         self,
-        body: AsyncGenerator[bytes],
+        body: AsyncIterator[bytes],
         release: Callable[[Principal], None],
         principal: Principal,
     ) -> None:
@@ -68,6 +68,8 @@ class _Held:
 
     async def aclose(self) -> None:
         try:
-            await self._body.aclose()
+            close = getattr(self._body, "aclose", None)  # a generator: run its finally blocks
+            if close is not None:
+                await close()
         finally:
             self._free()
