@@ -84,52 +84,56 @@ def test_half_sent_bodies_never_stop_the_service(
     print(f"{len(UNREAD_BODY) * 10} half-body connections x {rounds} rounds: process alive")
 
 
-@pytest.mark.parametrize(
-    ("token", "length", "status"),
-    [(None, 100, 401), (VIEWER, 100, 403), (ADMIN, 100, 404), (ADMIN, OVER_LIMIT, 413)],
-)
+# Error answers to requests whose body the route does not read.
+ERROR_ANSWERS = [(None, 100, 401), (VIEWER, 100, 403), (ADMIN, 100, 404), (ADMIN, OVER_LIMIT, 413)]
+
+
 def test_error_answers_to_unread_bodies_leave_no_connection_hanging(
-    tmp_path: Path,
-    services: list[Service],
-    long_run: bool,
-    token: str | None,
-    length: int,
-    status: int,
+    tmp_path: Path, services: list[Service], long_run: bool
 ) -> None:
     """Issue item 6: after an error answer to a request whose body was not
     read, the connection either serves the next request or says
     ``Connection: close`` and closes: a keep-alive client never hangs."""
     service = serve(tmp_path)
     services.append(service)
-    path = "/api/v1/nope" if status == 404 else "/api/v1/jobs"
     rounds = 50 if long_run else 3
-    for _ in range(rounds):
-        with connect(service.port) as sock:
-            sock.sendall(request_head("POST", path, length=length, token=token))
-            sock.sendall(b"x" * min(length, 100))
-            first = read_response(sock, timeout=5)
-            assert _status(first) == status
-            if "connection: close" in _head(first):
-                assert closed_within(sock, 5), "said Connection: close but kept the connection"
-                continue
-            assert status != 413, "an unread body over the limit must close the connection"
-            sock.sendall(request_head("GET", "/healthz"))
-            assert _status(read_response(sock, timeout=5)) == 200
-    # A real client's keep-alive pool, as the battery found it.
-    body = b"{" + b" " * (length - 2) + b"}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with httpx.Client(base_url=service.url, timeout=5) as client:
-        for _ in range(rounds * 4):
-            try:
-                answer = client.post(path, content=body, headers=headers)
-            except httpx.TimeoutException:
-                raise AssertionError("a request hung on a reused connection") from None
-            except httpx.TransportError:
-                assert status == 413  # the server may close while a large body is still sent
-            else:
-                assert answer.status_code == status
-            assert client.get("/healthz").status_code == 200
-    print(f"{status}: {rounds} raw + {rounds * 4} pooled requests with unread bodies, none hung")
+    for token, length, status in ERROR_ANSWERS:
+        path = "/api/v1/nope" if status == 404 else "/api/v1/jobs"
+        for _ in range(rounds):
+            _one_raw_error_answer(service, path, token, length, status)
+        # A real client's keep-alive pool, as the battery found it.
+        body = b"{" + b" " * (length - 2) + b"}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with httpx.Client(base_url=service.url, timeout=5) as client:
+            for _ in range(rounds * 4):
+                try:
+                    answer = client.post(path, content=body, headers=headers)
+                except httpx.TimeoutException:
+                    raise AssertionError(f"a request hung after a {status}") from None
+                except httpx.TransportError:
+                    assert status == 413  # the server may close while a large body is sent
+                else:
+                    assert answer.status_code == status
+                assert client.get("/healthz").status_code == 200
+        print(
+            f"{status}: {rounds} raw + {rounds * 4} pooled requests with unread bodies: none hung"
+        )
+
+
+def _one_raw_error_answer(
+    service: Service, path: str, token: str | None, length: int, status: int
+) -> None:
+    with connect(service.port) as sock:
+        sock.sendall(request_head("POST", path, length=length, token=token))
+        sock.sendall(b"x" * min(length, 100))
+        first = read_response(sock, timeout=5)
+        assert _status(first) == status
+        if "connection: close" in _head(first):
+            assert closed_within(sock, 5), "said Connection: close but kept the connection"
+            return
+        assert status != 413, "an unread body over the limit must close the connection"
+        sock.sendall(request_head("GET", "/healthz"))
+        assert _status(read_response(sock, timeout=5)) == 200
 
 
 def _enqueue_sleeper(service: Service) -> str:
@@ -163,12 +167,12 @@ def test_second_signal_during_the_grace_period_still_stores_the_jobs(
     killed the process (default action) and left their rows ``running``. Now
     it is noted and the shutdown goes on: jobs stored as ``waiting``, exit 0."""
     for _ in range(3 if long_run else 1):
-        service = serve(tmp_path, "--demo", "--grace-period", "2")
+        service = serve(tmp_path, "--demo", "--grace-period", "1")
         services.append(service)
         _enqueue_sleeper(service)
         service.signal(sig)
         service.lines_until("stopping")
-        time.sleep(0.5)  # the API has stopped; the jobs are in their grace period
+        time.sleep(0.3)  # the API has stopped; the jobs are in their grace period
         service.signal(sig)
         service.signal(sig)  # a third changes nothing either
         err = service.finish()
