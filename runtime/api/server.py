@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from runtime.api import connections
@@ -73,7 +72,7 @@ async def serve_api(
     config = config if config is not None else ApiConfig()
     check_bind(bind, has_tokens=bool(config.tokens), insecure=insecure)
     app = create_app(rt, config, extra_routes=extra_routes)
-    hyper = Config()
+    hyper = connections.ServerConfig(config.send_timeout)
     hyper.bind = [bind]
     hyper.graceful_timeout = graceful_timeout
     # Hypercorn's idle timer runs from a connection's start (and after each
@@ -88,6 +87,16 @@ async def serve_api(
         else:
             await shutdown()
         state.events.close()  # event streams end, so connections close in time
+        hyper.cut_sends(graceful_timeout)  # nor may a client that stopped reading hold us
+
+    async def cut_sends_when_cancelled() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            hyper.cut_sends(0)  # cancelled: shielded writes must not keep us waiting
 
     connections.install()
-    await serve(app, hyper, shutdown_trigger=trigger, task_status=task_status)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cut_sends_when_cancelled)
+        await serve(app, hyper, shutdown_trigger=trigger, task_status=task_status)
+        nursery.cancel_scope.cancel()

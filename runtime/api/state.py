@@ -20,6 +20,7 @@ SSE_POLL_DEFAULT = 2.0
 HEADER_TIMEOUT_DEFAULT = 5.0  # also how long an idle keep-alive connection stays open
 BODY_TIMEOUT_DEFAULT = 30.0
 STREAMS_PER_TOKEN_DEFAULT = 16
+SEND_TIMEOUT_DEFAULT = 30.0
 
 
 class ApiConfig(BaseModel):
@@ -38,6 +39,8 @@ class ApiConfig(BaseModel):
     # a client that stalls (slowloris) is closed instead of holding a socket.
     header_timeout: float = Field(default=HEADER_TIMEOUT_DEFAULT, gt=0, le=3600)
     body_timeout: float = Field(default=BODY_TIMEOUT_DEFAULT, gt=0, le=3600)
+    # The longest one write to a client may take: one that stops reading is dropped.
+    send_timeout: float = Field(default=SEND_TIMEOUT_DEFAULT, gt=0, le=3600)
     streams_per_token: int = Field(default=STREAMS_PER_TOKEN_DEFAULT, ge=1, le=100_000)
 
 

@@ -28,6 +28,7 @@ from runtime.api.server import BIND_DEFAULT, InsecureBind
 from runtime.api.state import (
     BODY_TIMEOUT_DEFAULT,
     HEADER_TIMEOUT_DEFAULT,
+    SEND_TIMEOUT_DEFAULT,
     STREAMS_PER_TOKEN_DEFAULT,
 )
 from runtime.cli import commands, schedules
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--body-timeout",
         type=float,
         help=f"seconds for a request's body (default {BODY_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        help=f"seconds one write to a client may take (default {SEND_TIMEOUT_DEFAULT:g})",
     )
     serve.add_argument(
         "--streams-per-token",
@@ -232,6 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
             options.body_limit = args.body_limit
             options.header_timeout = args.header_timeout
             options.body_timeout = args.body_timeout
+            options.send_timeout = args.send_timeout
             options.streams_per_token = args.streams_per_token
             options.queues = dict(_queue_spec(q) for q in args.queue)
             options.routes = _app_routes(args.app)

@@ -44,6 +44,7 @@ class ServeOptions:
     grace_period: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
+    send_timeout: float | None = None
     streams_per_token: int | None = None
 
     def api_fields(self) -> dict[str, Any]:
@@ -52,6 +53,7 @@ class ServeOptions:
             "body_limit": self.body_limit,
             "header_timeout": self.header_timeout,
             "body_timeout": self.body_timeout,
+            "send_timeout": self.send_timeout,
             "streams_per_token": self.streams_per_token,
         }
         return {"tokens": self.tokens} | {k: v for k, v in given.items() if v is not None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -239,6 +240,63 @@ def test_slowloris_connections_are_closed_by_the_read_timeouts(
     print(f"{len(socks)} slowloris connections: all closed within {took:.1f} s")
     time.sleep(0.2)
     assert service.alive() and service.healthy()
+
+
+def _pipeline_without_reading(port: int) -> socket.socket:
+    """A connection that sends requests and reads none of the answers, until
+    the server, stuck writing to it, stops reading too."""
+    sock = connect(port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    request = request_head("GET", "/openapi.json")
+    blocked_since: float | None = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            sock.send(request)
+            blocked_since = None
+        except BlockingIOError:
+            blocked_since = blocked_since or time.monotonic()
+            if time.monotonic() - blocked_since > 0.5:
+                return sock
+            time.sleep(0.02)
+    raise AssertionError("the server kept reading")
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
+    tmp_path: Path, services: list[Service], long_run: bool
+) -> None:
+    """Hypercorn shields every write from cancellation, with no time limit: a
+    client that stops reading held its connection for ever."""
+    service = serve(tmp_path, "--send-timeout", "1", tokens=False)
+    services.append(service)
+    for _ in range(5 if long_run else 1):
+        with _pipeline_without_reading(service.port):
+            service.lines_until("dropped a connection whose client stopped reading", 10)
+        assert service.healthy()
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_client_that_stops_reading_does_not_hold_the_shutdown(
+    tmp_path: Path, services: list[Service], signals: int
+) -> None:
+    """With the default send timeout (30 s), a stopping server waits for a
+    stuck write no longer than its graceful timeout (5 s), and a second signal
+    not at all; before, the shutdown hung for ever, whatever the signals."""
+    service = serve(tmp_path, "--grace-period", "1", tokens=False)
+    services.append(service)
+    with _pipeline_without_reading(service.port):
+        service.signal(signal.SIGTERM)
+        service.lines_until("stopping")
+        if signals == 2:
+            time.sleep(0.3)
+            service.signal(signal.SIGTERM)
+        began = time.monotonic()
+        err = service.finish(timeout=30)
+        took = time.monotonic() - began
+    assert service.proc.returncode == 0, err
+    assert took < (3 if signals == 2 else 8), f"took {took:.1f} s"
+    print(f"stuck reader, {signals} signal(s): stopped {took:.1f} s after the last")
 
 
 def _open_stream(client: httpx.Client, token: str) -> httpx.Response:
