@@ -56,7 +56,8 @@ class ServerConfig(Config):
 
 
 class GuardedTCPServer(TCPServer):
-    """Hypercorn's connection handler with its close shielded and its errors contained."""
+    """Hypercorn's connection handler: its close shielded, its writes time-limited,
+    its errors kept to the connection."""
 
     async def run(self) -> None:
         try:
@@ -68,7 +69,10 @@ class GuardedTCPServer(TCPServer):
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData) or not isinstance(self.config, ServerConfig):
-            await super().protocol_send(event)
+            try:
+                await super().protocol_send(event)
+            except trio.BusyResourceError:  # see below
+                await self.protocol.handle(Closed())
             return
         # Hypercorn's own write, with a time limit on its shield.
         async with self.send_lock:
