@@ -18,9 +18,9 @@ from sqlalchemy import Select, bindparam, delete, func, literal_column, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from runtime.errors import AmbiguousSchedule, ScheduleNotFound
-from runtime.schedules import first_fire_at, parse_trigger, resume_fire_at
-from runtime.status import TERMINAL, JobStatus
+from runtime.domain.errors import AmbiguousSchedule, ScheduleNotFound
+from runtime.domain.status import TERMINAL, JobStatus
+from runtime.schedules.model import first_fire_at, parse_trigger, resume_fire_at
 from runtime.store.claim import holder_of
 from runtime.store.tables import jobs, schedules
 

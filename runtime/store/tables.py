@@ -227,7 +227,7 @@ RETIRED_INDEXES = (
 
 
 class ScheduleRow(SQLModel, table=True):
-    """A schedule: makes jobs of one type on its trigger's slots (see runtime.schedules)."""
+    """A schedule: makes jobs of one type on its trigger's slots (see runtime.schedules.model)."""
 
     __tablename__ = "callboard_schedules"
 

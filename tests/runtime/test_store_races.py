@@ -21,16 +21,16 @@ from sqlalchemy import Engine, event, select, update
 from sqlalchemy.engine import Connection
 
 from runtime import JobContext, JobStatus, Registry
-from runtime.enqueue import build_rows
-from runtime.errors import IllegalTransition
-from runtime.schedules import IntervalTrigger, dump_trigger
+from runtime.domain.errors import IllegalTransition
+from runtime.jobs.enqueue import build_rows
+from runtime.jobs.sweeper import PruneBeyond, PruneOlder
+from runtime.schedules.model import IntervalTrigger, dump_trigger
 from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine
 from runtime.store.ops import DeleteJob, InsertJobs, Transition
 from runtime.store.schedule_ops import SaveSchedule
 from runtime.store.tables import jobs, schedules
 from runtime.store.worker_ops import Heartbeat, Rescue
-from runtime.sweeper import PruneBeyond, PruneOlder
 
 
 class Numbered(BaseModel):

@@ -1,5 +1,5 @@
 """Schedules on the Runtime: add, list, pause, resume, trigger and remove them.
-Mixed into :class:`runtime.Runtime`; see :mod:`runtime.schedules` for the rules.
+Mixed into :class:`runtime.Runtime`; see :mod:`runtime.schedules.model` for the rules.
 
 ::
 
@@ -16,15 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from anyio.abc import TaskStatus
 
-from runtime.clock import Clock
-from runtime.enqueue import build_rows
-from runtime.errors import InvalidSchedule, ScheduleNotFound
-from runtime.events import EventBus
-from runtime.models import Job
-from runtime.registry import JobType, Registry
-from runtime.schedule_spec import FieldValue
-from runtime.scheduler import QUEUE_LOCK_PREFIX, Scheduler, SchedulerStatistics
-from runtime.schedules import (
+from runtime.domain.clock import Clock
+from runtime.domain.errors import InvalidSchedule, ScheduleNotFound
+from runtime.domain.models import Job
+from runtime.jobs.enqueue import build_rows
+from runtime.jobs.events import EventBus
+from runtime.jobs.registry import JobType, Registry
+from runtime.schedules.model import (
     MAX_CATCH_UP_DEFAULT,
     MISFIRE_DEFAULT,
     OVERLAP_DEFAULT,
@@ -36,6 +34,8 @@ from runtime.schedules import (
     dump_trigger,
     first_fire_at,
 )
+from runtime.schedules.scheduler import QUEUE_LOCK_PREFIX, Scheduler, SchedulerStatistics
+from runtime.schedules.spec import FieldValue
 from runtime.store.schedule_ops import FireNow, RemoveSchedule, SaveSchedule, SetSchedulePaused
 from runtime.store.schedule_reads import SCHEDULE_LIST_LIMIT_MAX, find_schedule, list_schedules
 

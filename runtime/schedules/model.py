@@ -1,7 +1,7 @@
 """Schedules: what users see, what ``add_schedule`` accepts, and the firing rules.
 
 A schedule names a job type, its params and a trigger (see
-:mod:`runtime.schedule_spec`). Its *slots* are the instants its trigger
+:mod:`runtime.schedules.spec`). Its *slots* are the instants its trigger
 fires; each slot makes at most one job, linked to the schedule and the slot.
 
 Two policies shape what a firing does:
@@ -46,11 +46,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from runtime.checks import is_int
-from runtime.clock import to_datetime
-from runtime.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
-from runtime.errors import InvalidSchedule
-from runtime.schedule_spec import (
+from runtime.domain.checks import is_int
+from runtime.domain.clock import to_datetime
+from runtime.domain.errors import InvalidSchedule
+from runtime.jobs.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
+from runtime.schedules.spec import (
     CronTrigger,
     DateTrigger,
     FieldValue,

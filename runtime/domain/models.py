@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.clock import to_datetime
-from runtime.status import JobStatus
+from runtime.domain.clock import to_datetime
+from runtime.domain.status import JobStatus
 
 
 class Job(BaseModel):

@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.clock import to_datetime
-from runtime.status import ACTIVE, JobStatus
+from runtime.domain.clock import to_datetime
+from runtime.domain.status import ACTIVE, JobStatus
 
 JOB_LOGGER = "callboard.job"
 JOB_LOG_LIMIT_DEFAULT = 1000

@@ -7,12 +7,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runtime.joblog import JobLogger
-from runtime.models import Job
-from runtime.progress import estimate_eta, make_report
+from runtime.domain.logs import JobLogger
+from runtime.domain.models import Job
+from runtime.jobs.progress import estimate_eta, make_report
 
 if TYPE_CHECKING:
-    from runtime.execution import Executor
+    from runtime.jobs.execution import Executor
 
 
 @dataclass(slots=True)

@@ -6,8 +6,8 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from runtime.events import Subscription
-from runtime.models import JobEvent, event_from_job
+from runtime.domain.models import JobEvent, event_from_job
+from runtime.jobs.events import Subscription
 
 if TYPE_CHECKING:
     from runtime.runtime import Runtime
