@@ -57,7 +57,6 @@ LEASE_DEFAULT = 30.0
 HEARTBEAT_INTERVAL_DEFAULT = 10.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
-JobId = uuid.UUID | str
 _WAITING = JobStatus.WAITING.value
 _SCHEDULED = JobStatus.SCHEDULED.value
 _LEFT_A_RUN = frozenset(

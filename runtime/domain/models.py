@@ -142,6 +142,8 @@ _CONVERTED = frozenset({"status", "errors", "params", *_TIMES})
 _STATUSES = {status.value: status for status in JobStatus}
 
 
+JobId = uuid.UUID | str  # a job id, or its text
+
 EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in"]
 
 

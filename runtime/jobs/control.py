@@ -21,7 +21,7 @@ from runtime.domain.errors import (
     UnknownQueue,
 )
 from runtime.domain.logs import LogEntry, parse_level
-from runtime.domain.models import Job
+from runtime.domain.models import Job, JobId
 from runtime.domain.status import ACTIVE, PENDING, JobStatus
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
@@ -34,9 +34,6 @@ from runtime.store.control_reads import (
     status_counts,
 )
 from runtime.store.ops import SetQueuePaused, Transition
-
-if TYPE_CHECKING:
-    from runtime.runtime import JobId
 
 STATS_WINDOW = 60.0  # "in the last minute"
 S = JobStatus
