@@ -26,6 +26,7 @@ from runtime.schedules.model import (
     MAX_CATCH_UP_DEFAULT,
     MISFIRE_DEFAULT,
     OVERLAP_DEFAULT,
+    TRIGGER_RULES,
     Misfire,
     Overlap,
     Schedule,
@@ -127,7 +128,9 @@ class ScheduleMethods:
             "revision": 1,
         }
         keep_anchor = every is not None and start is None
-        stored, _created = await self.store.write(SaveSchedule(row, keep_anchor=keep_anchor))
+        stored, _created = await self.store.write(
+            SaveSchedule(row, keep_anchor=keep_anchor, rules=TRIGGER_RULES)
+        )
         self._schedule_written(stored)
         return Schedule.from_row(stored)
 
@@ -165,7 +168,7 @@ class ScheduleMethods:
         return await self._set_paused(schedule_id, tenant_id, paused=False)
 
     async def _set_paused(self, key: str, tenant_id: str | None, *, paused: bool) -> Schedule:
-        op = SetSchedulePaused(key, tenant_id, paused, self.clock.now())
+        op = SetSchedulePaused(key, tenant_id, paused, self.clock.now(), rules=TRIGGER_RULES)
         row = await self.store.write(op)
         self._schedule_written(row)
         return Schedule.from_row(row)

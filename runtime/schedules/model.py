@@ -324,6 +324,23 @@ def resume_fire_at(trigger: Trigger, next_fire_at: float | None, now: float) -> 
     return None if due is None else due.timestamp()
 
 
+class StoredTriggerRules:
+    """:func:`first_fire_at` and :func:`resume_fire_at` on triggers as the
+    store keeps them (JSON), for the store's schedule writes
+    (``runtime.store.schedule_ops.TriggerRules``)."""
+
+    def first_fire_at(self, trigger: Mapping[str, Any], now: float) -> float | None:
+        return first_fire_at(parse_trigger(trigger), now)
+
+    def resume_fire_at(
+        self, trigger: Mapping[str, Any], next_fire_at: float | None, now: float
+    ) -> float | None:
+        return resume_fire_at(parse_trigger(trigger), next_fire_at, now)
+
+
+TRIGGER_RULES = StoredTriggerRules()
+
+
 # Upcoming slots per trigger, a run at a time: a cron search costs about as
 # much for a dozen slots as for one, and schedules that share a trigger (many
 # fire "0 * * * *") share the work. Runs start short and grow with reuse, so
