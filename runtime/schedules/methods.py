@@ -37,11 +37,9 @@ from runtime.schedules.model import (
 )
 from runtime.schedules.scheduler import QUEUE_LOCK_PREFIX, Scheduler, SchedulerStatistics
 from runtime.schedules.spec import FieldValue
+from runtime.store import Store
 from runtime.store.schedule_ops import FireNow, RemoveSchedule, SaveSchedule, SetSchedulePaused
 from runtime.store.schedule_reads import SCHEDULE_LIST_LIMIT_MAX, find_schedule, list_schedules
-
-if TYPE_CHECKING:
-    from runtime.store import Store
 
 ScheduleJobType = str | Callable[..., Any] | JobType
 
