@@ -1,6 +1,10 @@
 """Callboard: durable background jobs on structured concurrency.
 
-Everything a user imports is re-exported here; other modules may change.
+Everything a user imports is re-exported here and listed once, sorted, in
+``__all__`` (docs/python-api.md describes each name; a test keeps the two
+equal). The modules below may change. The facade (``runtime.runtime``) sits
+at the top of this folder; the concepts, the store and the shared domain
+live in its subfolders (see docs/design.md, "Where things live").
 """
 
 from __future__ import annotations
