@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.domain.clock import Clock
-from runtime.domain.logs import JobLogger
 from runtime.domain.models import Job
+from runtime.jobs.logs import JobLogger
 from runtime.jobs.progress import estimate_eta, make_report
 
 
