@@ -235,7 +235,7 @@ class ScheduleRow(SQLModel, table=True):
     name: str
     job_type: str
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    trigger: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # schedule_spec JSON
+    trigger: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # a trigger, as JSON
     tz: str = "UTC"
     overlap: str
     misfire: str
