@@ -3,7 +3,7 @@ that connection only, never the server.
 
 Hypercorn (0.18) runs each connection's handler in the server's own nursery,
 so an exception escaping a handler ends ``serve`` and, with it, ``callboard
-serve``. Its trio ``TCPServer`` has two faults a client can trigger:
+serve``. Its trio ``TCPServer`` has three faults a client can trigger:
 
 * ``_close`` half-closes the socket (``send_eof``) outside the send lock; an
   error answer racing it raises ``trio.BusyResourceError`` (a client that
@@ -19,7 +19,7 @@ serve``. Its trio ``TCPServer`` has two faults a client can trigger:
 
 :func:`install` puts :class:`GuardedTCPServer` in Hypercorn's place; the
 version range in pyproject.toml is the one this was checked against
-(tests/chaos/test_server.py proves both faults are handled).
+(tests/chaos/test_server.py proves each fault is handled).
 """
 
 from __future__ import annotations
