@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
-from runtime.joblog import LogEntry
-from runtime.models import Job
-from runtime.status import filter_statuses
+from runtime.domain.logs import LogEntry
+from runtime.domain.models import Job
+from runtime.domain.status import filter_statuses
+from runtime.jobs.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from runtime.schedule_spec import parse_interval
-from runtime.status import TERMINAL
-from runtime.sweeper import JobRetention
+from runtime.domain.status import TERMINAL
+from runtime.jobs.sweeper import JobRetention
+from runtime.schedules.spec import parse_interval
 
 KEEP_FOREVER = ("forever", "none")
 

@@ -12,7 +12,7 @@ import trio.lowlevel
 from pydantic import BaseModel
 
 from runtime import JobContext, JobStatus, Registry, Runtime
-from runtime.resources import metered
+from runtime.jobs.resources import metered
 
 pytestmark = pytest.mark.trio
 
