@@ -238,7 +238,7 @@ def _serve(args: argparse.Namespace) -> int:
             db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
         )
         options.retention = retention.retention_from(args)
-        options.sweep_interval = args.sweep_interval
+        options.sweep_interval = retention.sweep_interval_from(args)
         if args.command == "serve":
             options.bind = args.bind
             options.tokens = tuple(load_tokens(args.tokens, os.environ))

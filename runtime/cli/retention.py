@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from runtime.domain.status import TERMINAL
@@ -51,6 +52,14 @@ def retention_from(args: argparse.Namespace) -> JobRetention | None:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
             fields[name] = value
     return JobRetention(**fields) if fields else None
+
+
+def sweep_interval_from(args: argparse.Namespace) -> float | None:
+    """``--sweep-interval``, checked before anything starts; None if not given."""
+    interval: float | None = args.sweep_interval
+    if interval is not None and not (math.isfinite(interval) and interval > 0):
+        raise ValueError(f"--sweep-interval must be > 0 seconds, got {interval}")
+    return interval
 
 
 def _age(spec: str, age: str) -> float | None:

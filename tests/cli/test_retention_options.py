@@ -6,7 +6,7 @@ import pytest
 
 from runtime import JobRetention
 from runtime.cli.main import build_parser
-from runtime.cli.retention import retention_from
+from runtime.cli.retention import retention_from, sweep_interval_from
 
 
 def test_retention_options_make_the_policy_and_keep_the_defaults_they_leave() -> None:
@@ -24,7 +24,7 @@ def test_retention_options_make_the_policy_and_keep_the_defaults_they_leave() ->
         max_finished=100_000,
         max_finished_per_type=50,
     )
-    assert args.sweep_interval == 30.0
+    assert sweep_interval_from(args) == 30.0
     worker = build_parser().parse_args(["worker", "--max-finished-per-type", "3"])
     assert retention_from(worker) == JobRetention(max_finished_per_type=3)
     assert retention_from(build_parser().parse_args(["serve"])) is None
@@ -43,3 +43,10 @@ def test_retention_options_make_the_policy_and_keep_the_defaults_they_leave() ->
 def test_a_bad_retention_option_names_itself(options: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         retention_from(build_parser().parse_args(["serve", *options]))
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "inf", "nan"])
+def test_a_sweep_interval_must_be_a_positive_number_of_seconds(value: str) -> None:
+    args = build_parser().parse_args(["worker", "--sweep-interval", value])
+    with pytest.raises(ValueError, match="--sweep-interval must be > 0 seconds"):
+        sweep_interval_from(args)
