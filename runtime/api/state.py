@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.api.auth import Authenticator, TokenEntry
 from runtime.api.eventlog import EVENT_BUFFER_DEFAULT, EventLog
+from runtime.api.hook_policy import HookPolicy
 from runtime.api.metrics import Metrics
 from runtime.runtime import Runtime
 
@@ -30,6 +31,9 @@ class ApiConfig(BaseModel):
     # jobs run by other processes, whose events this process never gets.
     sse_poll: float = Field(default=SSE_POLL_DEFAULT, gt=0, le=3600)
     tokens: tuple[TokenEntry, ...] = ()
+    # Where a status_hook may point (checked on its text at enqueue; the hook
+    # service checks the addresses again when it sends): public addresses only.
+    hook_policy: HookPolicy = Field(default_factory=HookPolicy)
 
 
 @dataclass(slots=True)
