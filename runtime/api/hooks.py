@@ -58,6 +58,7 @@ from anyio.abc import TaskStatus
 from pydantic import BaseModel
 
 from runtime.api.hook_policy import HOOK_ALLOW_ENV, HookPolicy, HookRefused, IPAddress
+from runtime.api.schemas import check_hook_url
 from runtime.context import JobContext
 from runtime.errors import Fail, JobNotFound, Retry
 from runtime.joblog import status_entry
@@ -404,6 +405,7 @@ class Hooks:
     async def _target(self, url: str) -> _Target:
         """Where to connect: the URL's host resolved, every address checked, and
         the first one put in the URL (the name stays in Host and TLS's SNI)."""
+        check_hook_url(url)  # a host that cannot be encoded is not worth resolving
         parsed = httpx.URL(url)
         host = parsed.raw_host.decode("ascii")
         policy = self.settings.policy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,14 +47,16 @@ def say(text: str) -> None:
     print(f"callboard: {text}", file=sys.stderr, flush=True)
 
 
-def make_hooks(registry: Registry, env: Mapping[str, str]) -> Hooks:
-    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``."""
-    return Hooks(registry, HookSettings.from_env(dict(env)))
+def make_hooks(registry: Registry, env: Mapping[str, str], allow: Iterable[str] = ()) -> Hooks:
+    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``;
+    hooks may reach public addresses and what ``allow`` (and the environment) names."""
+    return Hooks(registry, HookSettings.from_env(dict(env), allow=allow))
 
 
 async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -> int:
     """Run the runtime (and the API when ``options.bind``) until a signal."""
     config_fields: dict[str, Any] = {"tokens": options.tokens}
+    config_fields["hook_policy"] = hooks.settings.policy  # one policy: at enqueue and at send
     if options.body_limit is not None:
         config_fields["body_limit"] = options.body_limit
     config = ApiConfig(**config_fields)
