@@ -218,6 +218,14 @@ class _Lane:
     probe: anyio.Event | None = None  # set when the delivery probing it is done
 
 
+@dataclass(slots=True)
+class _Flight:
+    """A delivery under way in this process, for the one after it to wait on."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    finished: bool = False  # it will not be sent again: the next one may go
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     url: httpx.URL  # with the checked address for host
@@ -231,8 +239,10 @@ class Hooks:
     def __init__(self, registry: Registry, settings: HookSettings) -> None:
         self.settings = settings
         self._runtime: Runtime | None = None
+        self._client: httpx.AsyncClient | None = None
         self._last: dict[uuid.UUID, tuple[str, int]] = {}  # job -> its last delivery
         self._lanes: dict[str, _Lane] = {}  # URLs that failed lately
+        self._flights: dict[str, _Flight] = {}  # deliveries under way here, by key
         registry.add_queue(Queue(HOOK_QUEUE, capacity=settings.concurrency))
         registry.job(
             name=HOOK_TYPE,
@@ -249,13 +259,23 @@ class Hooks:
     # -- dispatching -------------------------------------------------------
 
     async def run(self, rt: Runtime, *, task_status: TaskStatus[None]) -> None:
-        """Turn this process's status changes and check-ins into deliveries."""
-        self._runtime = rt
-        with rt.subscribe() as events:
-            task_status.started()
-            async for event in events:
-                if event.status_hook and event.kind in ("status", "check_in"):
-                    await self.dispatch(rt, event)
+        """Turn this process's status changes and check-ins into deliveries, and
+        lend the deliveries one HTTP client (a new one costs tens of milliseconds)."""
+        async with httpx.AsyncClient(
+            transport=self.settings.transport,
+            timeout=self.settings.timeout,
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment: it would resolve anew
+        ) as client:
+            self._runtime, self._client = rt, client
+            try:
+                with rt.subscribe() as events:
+                    task_status.started()
+                    async for event in events:
+                        if event.status_hook and event.kind in ("status", "check_in"):
+                            await self.dispatch(rt, event)
+            finally:
+                self._client = None
 
     async def dispatch(self, rt: Runtime, event: JobEvent) -> None:
         assert event.status_hook is not None
@@ -281,9 +301,25 @@ class Hooks:
     # -- delivering --------------------------------------------------------
 
     async def _deliver(self, ctx: JobContext, delivery: Delivery) -> dict[str, Any]:
-        rt = self._runtime
-        if rt is None:
-            raise Retry(after=self.settings.order_wait, reason="hook dispatcher not running yet")
+        rt, client = self._runtime, self._client
+        if rt is None or client is None:
+            raise Retry(after=self.settings.order_wait, reason="hook dispatcher not running")
+        key = ctx.job.idempotency_key or str(ctx.job.id)
+        flight = self._flights[key] = _Flight()
+        try:
+            return await self._send(ctx, rt, client, delivery, flight)
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    async def _send(
+        self,
+        ctx: JobContext,
+        rt: Runtime,
+        client: httpx.AsyncClient,
+        delivery: Delivery,
+        flight: _Flight,
+    ) -> dict[str, Any]:
         state: dict[str, Any] = dict(ctx.checkpoint_state or {"attempts": []})
         if delivery.after is not None:
             await self._wait_for_previous(rt, delivery.after)
@@ -291,27 +327,40 @@ class Hooks:
         number = len(state["attempts"]) + 1
         probe = lane.probe = anyio.Event() if lane.failures else None
         try:
-            attempt = await self._post(delivery)
+            attempt = await self._post(client, delivery)
         finally:
             if probe is not None:
                 lane.probe = None
                 probe.set()
+        answered_at = rt.clock.now()  # the log's order is the order of the answers
         resume_at = self._note(rt, delivery.url, lane, attempt)
         state["attempts"].append(
             {"attempt": number, "status_code": attempt.status_code, "error": attempt.error}
         )
-        await ctx.checkpoint(state)
-        await self._record(rt, delivery, number, attempt)
+        final = attempt.ok or attempt.permanent or number >= self.settings.attempts
+        if final:
+            # The next delivery may go now: the receiver has heard this one (or
+            # never will); what is left is bookkeeping.
+            flight.finished = True
+            flight.done.set()
+        if not attempt.ok:
+            await ctx.checkpoint(state)  # a success keeps its attempts in its result
+        await self._record(rt, delivery, number, attempt, answered_at)
         if attempt.ok:
             return {"delivered": True, "attempts": state["attempts"]}
-        if attempt.permanent or number >= self.settings.attempts:
+        if final:
             raise Fail(f"status hook gave up after {number} attempts: {attempt.detail()}")
         after = max(resume_at - rt.clock.now(), 0.0)
         raise Retry(after=after, reason=f"attempt {number}: {attempt.detail()}")
 
     async def _wait_for_previous(self, rt: Runtime, key: str) -> None:
-        """Return once the delivery before this one has finished; park (``Retry``)
-        while it is backing off, so that a waiting delivery holds no slot."""
+        """Return once the delivery before this one is done; park (``Retry``) while
+        it is backing off, so that a waiting delivery holds no slot."""
+        flight = self._flights.get(key)
+        if flight is not None:  # under way here: it says when it is done
+            await flight.done.wait()
+            if flight.finished:
+                return
         before = await rt.get_by_idempotency_key(key)
         if before is None or before.is_finished:
             return
@@ -329,7 +378,8 @@ class Hooks:
                         reason=f"parked behind the delivery before it ({key})",
                     )
                 with anyio.move_on_after(self.settings.order_wait):
-                    await events.receive()
+                    if (await events.receive()).is_final:
+                        return
 
     async def _wait_for_lane(self, rt: Runtime, url: str) -> _Lane:
         """The URL's lane once this delivery may send; parks while the URL rests."""
@@ -356,7 +406,7 @@ class Hooks:
         lane.resume_at = rt.clock.now() + min(rest, self.settings.backoff_cap)
         return lane.resume_at
 
-    async def _post(self, delivery: Delivery) -> _Attempt:
+    async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> _Attempt:
         body = delivery.payload.model_dump_json().encode()
         started = time.monotonic()
         try:
@@ -382,20 +432,10 @@ class Hooks:
             # that trickles could outlast the delivery job's own timeout, and an
             # attempt cut off there would be neither logged nor counted.
             with anyio.fail_after(limit):
-                async with httpx.AsyncClient(
-                    transport=self.settings.transport,
-                    timeout=limit,
-                    follow_redirects=False,
-                    trust_env=False,  # no proxy from the environment: it would resolve anew
-                ) as client:
-                    request = client.build_request(
-                        "POST",
-                        target.url,
-                        content=body,
-                        headers=headers,
-                        extensions=target.extensions,
-                    )
-                    response = await client.send(request)
+                request = client.build_request(
+                    "POST", target.url, content=body, headers=headers, extensions=target.extensions
+                )
+                response = await client.send(request)
         except TimeoutError:
             return _Attempt(None, f"TimeoutError: no answer within {limit:g}s", _millis(started))
         except httpx.HTTPError as err:
@@ -429,7 +469,7 @@ class Hooks:
         return _Target(parsed.copy_with(host=str(addresses[0])), headers, extensions)
 
     async def _record(
-        self, rt: Runtime, delivery: Delivery, number: int, attempt: _Attempt
+        self, rt: Runtime, delivery: Delivery, number: int, attempt: _Attempt, at: float
     ) -> None:
         payload = delivery.payload
         outcome = "delivered" if attempt.ok else "failed"
@@ -454,7 +494,7 @@ class Hooks:
         )
         entry = status_entry(
             payload.job_id,
-            rt.clock.now(),
+            at,
             message,
             hook_url=delivery.url,
             revision=payload.revision,
