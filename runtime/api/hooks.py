@@ -435,7 +435,9 @@ class Hooks:
                 request = client.build_request(
                     "POST", target.url, content=body, headers=headers, extensions=target.extensions
                 )
-                response = await client.send(request)
+                # Only the status matters: the body is never read (nor kept).
+                response = await client.send(request, stream=True)
+                await response.aclose()
         except TimeoutError:
             return _Attempt(None, f"TimeoutError: no answer within {limit:g}s", _millis(started))
         except httpx.HTTPError as err:
