@@ -81,6 +81,10 @@ HOOK_BACKOFF_CAP_DEFAULT = 600.0
 # How often a delivery looks again at the one before it when no event came:
 # events cover this process, this covers deliveries run by other processes.
 HOOK_ORDER_WAIT_DEFAULT = 0.25
+# While one delivery probes a resting URL, this many others wait for its answer
+# in their slots; more park until it must have one, so that a failing URL with
+# many jobs' hooks cannot fill the hooks queue and delay other URLs.
+HOOK_PROBE_WATCHERS = 4
 HOOK_PARK_STEP = 0.001  # a parked delivery comes due just after the one it follows
 HOOK_RETRY_CEILING = 10_000  # the runtime's retries; the handler decides when to stop
 SIGNATURE_HEADER = "Callboard-Signature"
@@ -216,6 +220,7 @@ class _Lane:
     failures: int = 0  # in a row
     resume_at: float = 0.0
     probe: anyio.Event | None = None  # set when the delivery probing it is done
+    watching: int = 0  # deliveries holding a slot until the probe is done
 
 
 @dataclass(slots=True)
@@ -388,7 +393,14 @@ class Hooks:
             if lane is None:
                 return _Lane()  # healthy: nothing to share
             if lane.probe is not None:  # another delivery is finding out
-                await lane.probe.wait()
+                if lane.watching >= HOOK_PROBE_WATCHERS:  # the rest give their slots back
+                    rest = lane.resume_at + self.settings.timeout - rt.clock.now()
+                    raise Retry(after=max(rest, 0.0) + HOOK_PARK_STEP, reason="parked: probing")
+                lane.watching += 1
+                try:
+                    await lane.probe.wait()
+                finally:
+                    lane.watching -= 1
                 continue
             rest = lane.resume_at - rt.clock.now()
             if rest <= 0:
