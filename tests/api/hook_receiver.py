@@ -15,7 +15,7 @@ from hypercorn.trio import serve
 from quart import request
 from quart_trio import QuartTrio
 
-from runtime import Runtime
+from runtime import Job, Runtime
 from runtime.api.hook_policy import HookPolicy
 from runtime.api.hooks import Hooks
 
@@ -89,3 +89,14 @@ async def running(make_runtime: Callable[..., Runtime], hooks: Hooks) -> AsyncIt
         await nursery.start(hooks.run, rt)
         yield rt
         nursery.cancel_scope.cancel()
+
+
+async def delivery_reaching(rt: Runtime, key: str, status: str) -> Job:
+    """The delivery with idempotency key ``key`` once it has ``status`` (re-read
+    on every event: the delivery may not even exist yet)."""
+    with rt.subscribe() as events:
+        while True:
+            found = await rt.get_by_idempotency_key(key)
+            if found is not None and found.status == status:
+                return found
+            await events.receive()

@@ -27,8 +27,9 @@ from runtime.api.hooks import (
 from runtime.cli.main import build_parser
 from runtime.cli.service import make_hooks
 from tests.api.conftest import TOKEN_ENTRIES, Harness
-from tests.api.hook_receiver import LOOPBACK, SECRET, receiving, running
+from tests.api.hook_receiver import LOOPBACK, SECRET, delivery_reaching, receiving, running
 from tests.api.jobs import Gates, register
+from tests.conftest import QUIET
 
 
 @pytest.fixture
@@ -518,3 +519,32 @@ async def test_the_python_api_still_sees_and_enqueues_internal_types(harness: Ha
     )
     job = await harness.rt.enqueue(HOOK_TYPE, params, delay=3600)
     assert job.type == HOOK_TYPE
+
+
+@pytest.mark.trio
+async def test_a_delivery_left_retrying_is_sent_by_the_next_runtime(db_url: str) -> None:
+    def started() -> tuple[Runtime, Hooks]:  # a fresh process: its own registry and service
+        registry = Registry()
+        register(registry, Gates())
+        settings = HookSettings(SECRET, backoff=0.2, order_wait=0.01, policy=LOOPBACK)
+        hooks = Hooks(registry, settings)
+        return Runtime(db_url, registry=registry, **QUIET), hooks
+
+    with trio.fail_after(30):
+        async with receiving(script=[503]) as receiver:
+            rt, hooks = started()
+            async with rt, trio.open_nursery() as nursery:
+                await nursery.start(hooks.run, rt)
+                job = await rt.enqueue("echo", {}, delay=3600, status_hook=receiver.url)
+                await receiver.wait_for(lambda rs: len(rs) == 1)
+                key = f"hook:{job.id}:1:scheduled:status"
+                found = await delivery_reaching(rt, key, "scheduled")
+                nursery.cancel_scope.cancel()
+            rt, hooks = started()
+            async with rt, trio.open_nursery() as nursery:
+                await nursery.start(hooks.run, rt)
+                delivery = await rt.wait(found.id, timeout=10)
+                nursery.cancel_scope.cancel()
+    assert [(r.body["revision"], r.status) for r in receiver.requests] == [(1, 503), (1, 200)]
+    assert delivery.status == "completed"
+    assert delivery.result is not None and len(delivery.result["attempts"]) == 2

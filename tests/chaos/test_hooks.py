@@ -15,7 +15,14 @@ from pydantic import BaseModel
 
 from runtime import JobContext, Registry, Retry, Runtime
 from runtime.api.hooks import HOOK_TYPE, Hooks, HookSettings
-from tests.api.hook_receiver import LOOPBACK, SECRET, Receiver, receiving, running
+from tests.api.hook_receiver import (
+    LOOPBACK,
+    SECRET,
+    Receiver,
+    delivery_reaching,
+    receiving,
+    running,
+)
 from tests.api.jobs import Echo
 
 LAG_MAX = 1.0  # seconds from a job's last change to its last hook's arrival
@@ -109,10 +116,8 @@ async def test_a_failing_hook_url_rests_alone_and_delays_no_other(
         ):
             first = await rt.enqueue("echo", {"value": 1}, status_hook=failing.url)
             await failing.wait_for(lambda rs: len(rs) == 1)
-            delivery = await rt.get_by_idempotency_key(f"hook:{first.id}:1:waiting:status")
-            assert delivery is not None
-            while (await rt.get(delivery.id)).status != "scheduled":
-                await trio.sleep(0.01)  # its failure is noted as it is stored
+            # Its failure is noted before it is stored as scheduled.
+            await delivery_reaching(rt, f"hook:{first.id}:1:waiting:status", "scheduled")
             # Another job to the failing URL parks behind its rest, sending nothing.
             await rt.enqueue("echo", {"value": 2}, status_hook=failing.url)
             for _ in range(rounds):
