@@ -314,7 +314,8 @@ class Hooks:
         try:
             return await self._send(ctx, rt, client, delivery, flight)
         finally:
-            del self._flights[key]
+            if self._flights.get(key) is flight:
+                del self._flights[key]
             flight.done.set()
 
     async def _send(
@@ -330,7 +331,8 @@ class Hooks:
             await self._wait_for_previous(rt, delivery.after)
         lane = await self._wait_for_lane(rt, delivery.url)
         number = len(state["attempts"]) + 1
-        probe = lane.probe = anyio.Event() if lane.failures else None
+        seen = lane.failures  # what this attempt knew of the URL when it went
+        probe = lane.probe = anyio.Event() if seen else None
         try:
             attempt = await self._post(client, delivery)
         finally:
@@ -338,7 +340,7 @@ class Hooks:
                 lane.probe = None
                 probe.set()
         answered_at = rt.clock.now()  # the log's order is the order of the answers
-        resume_at = self._note(rt, delivery.url, lane, attempt)
+        resume_at = self._note(rt, delivery.url, lane, seen, attempt)
         state["attempts"].append(
             {"attempt": number, "status_code": attempt.status_code, "error": attempt.error}
         )
@@ -407,15 +409,16 @@ class Hooks:
                 return lane
             raise Retry(after=rest + HOOK_PARK_STEP, reason="parked: the hook URL is resting")
 
-    def _note(self, rt: Runtime, url: str, lane: _Lane, attempt: _Attempt) -> float:
+    def _note(self, rt: Runtime, url: str, lane: _Lane, seen: int, attempt: _Attempt) -> float:
         """Update the URL's backoff with an attempt's outcome; when it may be tried again."""
         if attempt.ok or attempt.permanent:
             self._lanes.pop(url, None)  # it answered: it is up
             return rt.clock.now()
         lane = self._lanes.setdefault(url, lane)  # deliveries sent at once share one
-        lane.failures += 1
-        rest = self.settings.backoff * 2 ** min(lane.failures - 1, 30)
-        lane.resume_at = rt.clock.now() + min(rest, self.settings.backoff_cap)
+        if lane.failures == seen:  # several that went at once fail as one
+            lane.failures += 1
+            rest = self.settings.backoff * 2 ** min(lane.failures - 1, 30)
+            lane.resume_at = rt.clock.now() + min(rest, self.settings.backoff_cap)
         return lane.resume_at
 
     async def _post(self, client: httpx.AsyncClient, delivery: Delivery) -> _Attempt:

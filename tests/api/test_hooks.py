@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -386,7 +387,8 @@ async def test_enqueue_takes_a_hook_to_an_allowed_network(harness: Harness) -> N
 
 def _sending_hooks(registry: Registry, gates: Gates, **options: object) -> Hooks:
     register(registry, gates)
-    return Hooks(registry, HookSettings(SECRET, attempts=3, backoff=0.02, **options))  # type: ignore[arg-type]
+    settings: dict[str, Any] = {"attempts": 3, "backoff": 0.02, **options}
+    return Hooks(registry, HookSettings(SECRET, **settings))
 
 
 @pytest.mark.trio
@@ -548,3 +550,39 @@ async def test_a_delivery_left_retrying_is_sent_by_the_next_runtime(db_url: str)
     assert [(r.body["revision"], r.status) for r in receiver.requests] == [(1, 503), (1, 200)]
     assert delivery.status == "completed"
     assert delivery.result is not None and len(delivery.result["attempts"]) == 2
+
+
+@pytest.mark.trio
+async def test_a_failing_url_backs_off_on_its_own_one_probe_at_a_time(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    gates: Gates,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    sent: list[tuple[float, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        host = request.headers["host"]
+        sent.append((trio.current_time(), host))
+        return httpx.Response(503 if host == "down.test" else 200)
+
+    dns = resolver({"down.test": ["93.184.215.14"], "up.test": ["93.184.215.15"]})
+    transport = httpx.MockTransport(answer)
+    hooks = _sending_hooks(registry, gates, resolver=dns, transport=transport, backoff=1.0)
+    async with running(make_runtime, hooks) as rt:
+        start = trio.current_time()
+        first = await rt.enqueue("echo", {}, delay=3600, status_hook="http://down.test/")
+        await delivery_reaching(rt, f"hook:{first.id}:1:scheduled:status", "scheduled")
+        second = await rt.enqueue("echo", {}, delay=3600, status_hook="http://down.test/")
+        await trio.sleep(2.0)  # down.test rests (1 s, then 2 s): up.test is not held back
+        other = await rt.enqueue("echo", {}, delay=3600, status_hook="http://up.test/")
+        up = await delivery_reaching(rt, f"hook:{other.id}:1:scheduled:status", "completed")
+        for job in (first, second):
+            await delivery_reaching(rt, f"hook:{job.id}:1:scheduled:status", "failed")
+    assert up.finished_at is not None
+    down = [round(t - start, 1) for t, host in sent if host == "down.test"]
+    # One attempt at a time, whichever delivery makes it: the URL rests 1, 2, 4,
+    # 8, 16 s after its failures in a row, until both deliveries had 3 attempts.
+    # (The second delivery's first attempt waited for the URL's rest.)
+    assert down == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0]
+    assert [round(t - start, 1) for t, host in sent if host == "up.test"] == [2.0]
