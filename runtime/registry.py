@@ -264,6 +264,7 @@ class Registry:
         return getattr(handler, "__name__", repr(handler))
 
     def types(self) -> list[JobType]:
+        """Every type, internal ones too: in-process code is trusted with them."""
         return sorted(self._types.values(), key=lambda t: t.name)
 
     def public_types(self) -> list[JobType]:
