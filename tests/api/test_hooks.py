@@ -586,3 +586,30 @@ async def test_a_failing_url_backs_off_on_its_own_one_probe_at_a_time(
     # (The second delivery's first attempt waited for the URL's rest.)
     assert down == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0]
     assert [round(t - start, 1) for t, host in sent if host == "up.test"] == [2.0]
+
+
+@pytest.mark.trio
+async def test_while_a_resting_url_is_probed_only_a_few_deliveries_hold_slots(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    gates: Gates,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(3.0)  # a slow failure
+        return httpx.Response(503)
+
+    dns = resolver({"slow.test": ["93.184.215.14"]})
+    transport = httpx.MockTransport(answer)
+    hooks = _sending_hooks(registry, gates, resolver=dns, transport=transport, backoff=1.0)
+    url = "http://slow.test/"
+    async with running(make_runtime, hooks) as rt:
+        start = trio.current_time()
+        first = await rt.enqueue("echo", {}, delay=3600, status_hook=url)
+        await delivery_reaching(rt, f"hook:{first.id}:1:scheduled:status", "scheduled")
+        for _ in range(8):  # the URL rests until start + 4: these park
+            await rt.enqueue("echo", {}, delay=3600, status_hook=url)
+        await trio.sleep(start + 5.0 - trio.current_time())  # mid-probe
+        running_now = await rt.count(type=HOOK_TYPE, status="running")
+        parked_now = await rt.count(type=HOOK_TYPE, status="scheduled")
+    assert (running_now, parked_now) == (1 + 4, 4)  # the probe and its 4 watchers
