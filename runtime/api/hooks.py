@@ -61,6 +61,7 @@ from runtime.api.hook_policy import HOOK_ALLOW_ENV, HookPolicy, HookRefused, IPA
 from runtime.api.schemas import check_hook_url
 from runtime.context import JobContext
 from runtime.errors import Fail, JobNotFound, Retry
+from runtime.events import Subscription
 from runtime.joblog import status_entry
 from runtime.models import Job, JobEvent
 from runtime.registry import Queue, Registry
@@ -248,6 +249,7 @@ class Hooks:
         self._last: dict[uuid.UUID, tuple[str, int]] = {}  # job -> its last delivery
         self._lanes: dict[str, _Lane] = {}  # URLs that failed lately
         self._flights: dict[str, _Flight] = {}  # deliveries under way here, by key
+        self._arrivals: dict[str, anyio.Event] = {}  # set when that delivery starts here
         registry.add_queue(Queue(HOOK_QUEUE, capacity=settings.concurrency))
         registry.job(
             name=HOOK_TYPE,
@@ -311,6 +313,9 @@ class Hooks:
             raise Retry(after=self.settings.order_wait, reason="hook dispatcher not running")
         key = ctx.job.idempotency_key or str(ctx.job.id)
         flight = self._flights[key] = _Flight()
+        arrived = self._arrivals.pop(key, None)  # the next delivery started first
+        if arrived is not None:
+            arrived.set()
         try:
             return await self._send(ctx, rt, client, delivery, flight)
         finally:
@@ -363,30 +368,52 @@ class Hooks:
     async def _wait_for_previous(self, rt: Runtime, key: str) -> None:
         """Return once the delivery before this one is done; park (``Retry``) while
         it is backing off, so that a waiting delivery holds no slot."""
-        flight = self._flights.get(key)
-        if flight is not None:  # under way here: it says when it is done
-            await flight.done.wait()
-            if flight.finished:
-                return
+        if await self._answered(key):
+            return
         before = await rt.get_by_idempotency_key(key)
         if before is None or before.is_finished:
             return
         with rt.subscribe(before.id) as events:  # before reading again: no lost wake-up
-            while True:
-                try:
-                    before = await rt.get(before.id)
-                except JobNotFound:
-                    return  # deleted: nothing to wait for
-                if before.is_finished:
-                    return
-                if before.status == JobStatus.SCHEDULED:
-                    raise Retry(
-                        after=_until(rt, before) + HOOK_PARK_STEP,
-                        reason=f"parked behind the delivery before it ({key})",
-                    )
-                with anyio.move_on_after(self.settings.order_wait):
-                    if (await events.receive()).is_final:
+            try:
+                while True:
+                    try:
+                        before = await rt.get(before.id)
+                    except JobNotFound:
+                        return  # deleted: nothing to wait for
+                    if before.is_finished:
                         return
+                    if before.status == JobStatus.SCHEDULED:
+                        raise Retry(
+                            after=_until(rt, before) + HOOK_PARK_STEP,
+                            reason=f"parked behind the delivery before it ({key})",
+                        )
+                    # Events and arrivals cover this process; the timeout, others.
+                    with anyio.move_on_after(self.settings.order_wait):
+                        await self._next_change(events, key)
+                    if await self._answered(key):
+                        return
+            finally:
+                self._arrivals.pop(key, None)
+
+    async def _answered(self, key: str) -> bool:
+        """Whether the delivery ``key``, if under way here, got its final answer."""
+        flight = self._flights.get(key)
+        if flight is None:
+            return False
+        await flight.done.wait()
+        return flight.finished
+
+    async def _next_change(self, events: Subscription, key: str) -> None:
+        """Until the delivery ``key`` changes status or starts in this process."""
+        arrived = self._arrivals.setdefault(key, anyio.Event())
+        async with anyio.create_task_group() as tg:
+
+            async def until(change: Callable[[], Awaitable[Any]]) -> None:
+                await change()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until, arrived.wait)
+            tg.start_soon(until, events.receive)
 
     async def _wait_for_lane(self, rt: Runtime, url: str) -> _Lane:
         """The URL's lane once this delivery may send; parks while the URL rests."""
