@@ -59,14 +59,14 @@ from pydantic import BaseModel
 
 from runtime.api.hook_policy import HOOK_ALLOW_ENV, HookPolicy, HookRefused, IPAddress
 from runtime.api.schemas import check_hook_url
-from runtime.context import JobContext
-from runtime.errors import Fail, JobNotFound, Retry
-from runtime.events import Subscription
-from runtime.joblog import status_entry
-from runtime.models import Job, JobEvent
-from runtime.registry import Queue, Registry
+from runtime.domain.errors import Fail, JobNotFound, Retry
+from runtime.domain.logs import status_entry
+from runtime.domain.models import Job, JobEvent
+from runtime.domain.status import JobStatus
+from runtime.jobs.context import JobContext
+from runtime.jobs.events import Subscription
+from runtime.jobs.registry import Queue, Registry
 from runtime.runtime import Runtime
-from runtime.status import JobStatus
 from runtime.store.log_ops import AppendLogs
 
 HOOK_TYPE = "callboard.hook"
