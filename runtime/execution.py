@@ -25,7 +25,8 @@ from runtime.joblog import attempt_ended, attempt_started
 from runtime.models import EventKind, event_from_row
 from runtime.outcomes import decide
 from runtime.registry import Registry
-from runtime.status import TERMINAL
+from runtime.status import TERMINAL, JobStatus
+from runtime.storable import describe, escaped, json_problem
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
@@ -178,11 +179,18 @@ class Executor:
         return None
 
     def _finished(
-        self, state: RunState, result: FinishResult | None, error: BaseException | None
+        self,
+        state: RunState,
+        result: FinishResult | None,
+        error: BaseException | None,
+        *,
+        fallback: bool = False,
     ) -> None:
         """Announce a recorded outcome (in the writer, as the commit settles)."""
         if error is not None or result is None:
             log.error("the outcome of job %s was not recorded", state.job_id, exc_info=error)
+            if error is not None and not fallback:
+                self._fail_unrecorded(state, error)
             return
         if not result.done:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
@@ -200,6 +208,23 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+
+    def _fail_unrecorded(self, state: RunState, error: BaseException) -> None:
+        """Fail a job whose outcome the store refused, rather than leave it running
+        until its lease lapses: only the columns that say so, no log records."""
+        now = self.clock.now()
+        message = f"the outcome could not be stored: {type(error).__name__}: {error}"
+        values = {
+            "status": JobStatus.FAILED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "error": escaped(message)[0],
+            "traceback": None,
+        }
+        pending = self._store.submit(
+            Finish(state.job_id, self._worker, values, state.row["lock_key"])
+        )
+        pending.on_settled(partial(self._finished, state, fallback=True))
 
     # -- progress, checkpoints, warnings, logs --------------------------------
 
@@ -236,6 +261,9 @@ class Executor:
             )
 
     async def save_checkpoint(self, state: RunState, value: Any) -> None:
+        problem = json_problem(value, nul=True)
+        if problem is not None:
+            raise ValueError(f"the checkpoint cannot be stored: {describe('state', problem)}")
         now = self.clock.now()
         version = self._registry.get(state.row["type"]).version
         stored = await self._store.write(

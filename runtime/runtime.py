@@ -45,6 +45,7 @@ from runtime.registry import JobType, Registry, default_registry
 from runtime.schedules_api import ScheduleMethods
 from runtime.settings import check_settings
 from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
+from runtime.storable import check_text
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
@@ -424,6 +425,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         return Job.from_row(row)
 
     async def get_by_idempotency_key(self, key: str, *, tenant_id: str | None = None) -> Job | None:
+        check_text("idempotency_key", key)
+        check_text("tenant_id", tenant_id)
         row = await self.store.read(reads.get_by_key, key, tenant_id)
         return None if row is None else Job.from_row(row)
 
@@ -447,6 +450,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        _check_filters(filters)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
 
@@ -463,6 +467,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        _check_filters(filters)
         return await self.store.read(reads.count_jobs, filters)
 
     async def wait(
@@ -566,3 +571,10 @@ def _filters(
         "group": group,
         "tenant_id": tenant_id,
     }
+
+
+def _check_filters(filters: Mapping[str, Any]) -> None:
+    """A ``ValueError`` naming a filter no job can match (a NUL character, an
+    unpaired surrogate): PostgreSQL would refuse even to look it up."""
+    for name, value in filters.items():
+        check_text(name, value)

@@ -60,6 +60,7 @@ from runtime.schedule_spec import (
     next_fire_time,
     validate_timezone,
 )
+from runtime.storable import text_problem
 
 __all__ = [
     "CALENDAR_FIELDS",
@@ -286,6 +287,10 @@ def check_options(
         raise InvalidSchedule("name must not be empty")
     if tenant_id is not None and not isinstance(tenant_id, str):
         raise InvalidSchedule(f"tenant_id must be a str (or None), got {tenant_id!r}")
+    for field, text in (("name", name), ("tenant_id", tenant_id)):
+        problem = text_problem(text) if text is not None else None
+        if problem is not None:
+            raise InvalidSchedule(f"{field} {problem}, which cannot be stored: {text!r}")
     if not isinstance(paused, bool):
         raise InvalidSchedule(f"paused must be a bool, got {paused!r}")
 

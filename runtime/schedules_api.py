@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from anyio.abc import TaskStatus
 
 from runtime.clock import Clock
-from runtime.enqueue import build_rows
+from runtime.enqueue import build_rows, storable_params
 from runtime.errors import InvalidSchedule, ScheduleNotFound
 from runtime.events import EventBus
 from runtime.models import Job
@@ -36,6 +36,7 @@ from runtime.schedules import (
     dump_trigger,
     first_fire_at,
 )
+from runtime.storable import check_text
 from runtime.store.schedule_ops import FireNow, RemoveSchedule, SaveSchedule, SetSchedulePaused
 from runtime.store.schedule_reads import SCHEDULE_LIST_LIMIT_MAX, find_schedule, list_schedules
 
@@ -97,7 +98,7 @@ class ScheduleMethods:
         :class:`InvalidSchedule` and stores nothing when the input is bad.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
-        values = jt.validate(params).model_dump(mode="json")
+        values = storable_params(jt, params)
         check_options(overlap, misfire, max_catch_up, name=name, paused=paused, tenant_id=tenant_id)
         now = self.clock.now()
         trigger = build_trigger(
@@ -144,6 +145,8 @@ class ScheduleMethods:
             raise ValueError(f"limit must be within 1..{SCHEDULE_LIST_LIMIT_MAX}, got {limit}")
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
+        check_text("tenant_id", tenant_id)
+        check_text("job_type", job_type)
         rows = await self.store.read(
             list_schedules, tenant_id=tenant_id, job_type=job_type, limit=limit, offset=offset
         )
@@ -151,6 +154,7 @@ class ScheduleMethods:
 
     async def get_schedule(self, schedule_id: str, *, tenant_id: str | None = None) -> Schedule:
         """The schedule with this id (or name); :class:`ScheduleNotFound` if none."""
+        _check_key(schedule_id, tenant_id)
         row = await self.store.read(find_schedule, schedule_id, tenant_id)
         if row is None:
             raise ScheduleNotFound(schedule_id)
@@ -165,6 +169,7 @@ class ScheduleMethods:
         return await self._set_paused(schedule_id, tenant_id, paused=False)
 
     async def _set_paused(self, key: str, tenant_id: str | None, *, paused: bool) -> Schedule:
+        _check_key(key, tenant_id)
         op = SetSchedulePaused(key, tenant_id, paused, self.clock.now())
         row = await self.store.write(op)
         self._schedule_written(row)
@@ -189,6 +194,7 @@ class ScheduleMethods:
 
     async def remove_schedule(self, schedule_id: str, *, tenant_id: str | None = None) -> None:
         """Delete the schedule; the jobs it made stay (their ``schedule_id`` too)."""
+        _check_key(schedule_id, tenant_id)
         row = await self.store.write(RemoveSchedule(schedule_id, tenant_id))
         if self._scheduler is not None:
             self._scheduler.forget(row["id"])
@@ -218,3 +224,10 @@ class ScheduleMethods:
             recheck=self._poll,
         )
         await self._scheduler.run(task_status=task_status)
+
+
+def _check_key(schedule_id: str, tenant_id: str | None) -> None:
+    """A ``ValueError`` for an id or name no schedule can have (a NUL character,
+    an unpaired surrogate): PostgreSQL would refuse even to look it up."""
+    check_text("schedule_id", schedule_id)
+    check_text("tenant_id", tenant_id)
