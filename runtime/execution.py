@@ -171,6 +171,7 @@ class Executor:
                 state.row["lock_key"],
                 logs=logs,
                 log_limit=self.flusher.log_limit,
+                tenant_id=state.row["tenant_id"],
             )
         )
         # The job's task need not wait: the writer commits everything queued
@@ -222,7 +223,13 @@ class Executor:
             "traceback": None,
         }
         pending = self._store.submit(
-            Finish(state.job_id, self._worker, values, state.row["lock_key"])
+            Finish(
+                state.job_id,
+                self._worker,
+                values,
+                state.row["lock_key"],
+                tenant_id=state.row["tenant_id"],
+            )
         )
         pending.on_settled(partial(self._finished, state, fallback=True))
 
