@@ -4,6 +4,7 @@ no store keeps as given (tests/chaos/test_inputs.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -79,6 +80,7 @@ def register(registry: Registry, gates: Gates) -> None:
         return "single"
 
 
+@asynccontextmanager
 async def open_harness(
     make_runtime: Callable[..., Runtime], url: str, registry: Registry, gates: Gates
 ) -> AsyncIterator[Harness]:

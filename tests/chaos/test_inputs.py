@@ -27,7 +27,7 @@ ESCAPED_NAME = "caf\\udce9.txt"
 async def h(
     make_runtime: Callable[..., Runtime], store_url: str, registry: Registry, gates: Gates
 ) -> AsyncIterator[Harness]:
-    async for harness in open_harness(make_runtime, store_url, registry, gates):
+    async with open_harness(make_runtime, store_url, registry, gates) as harness:
         yield harness
 
 
@@ -160,7 +160,7 @@ async def test_exception_text_no_store_keeps_fails_the_job_escaped(h: Harness) -
 async def test_unstorable_log_text_lets_a_graceful_stop_finish_the_job(
     make_runtime: Callable[..., Runtime], store_url: str, registry: Registry, gates: Gates
 ) -> None:
-    async for harness in open_harness(make_runtime, store_url, registry, gates):
+    async with open_harness(make_runtime, store_url, registry, gates) as harness:
         job = await enqueue(harness, type="text", params={"kind": "log"})
         await harness.rt.wait(job["id"], timeout=10)
     async with make_runtime(url=store_url, workers=False) as rt:
