@@ -75,6 +75,55 @@ def json_problem(
     types pass; otherwise other types are left to whoever converts them (a
     params model does). Iterative in effect: it gives up at ``depth`` levels.
     """
+    if _clean(value, nul, depth):  # the usual answer, found without building one
+        return None
+    return _problem(value, nul, strict, depth)
+
+
+_PLAIN = frozenset({int, bool, type(None)})
+
+
+def _clean(value: Any, nul: bool, depth: int) -> bool:
+    """Whether ``value`` is plain JSON that every store keeps as given; False also
+    for what only :func:`_problem` can judge (subclasses, non-string keys)."""
+    kind = type(value)
+    if kind is dict:
+        if depth <= 0:
+            return False
+        search = _SURROGATE.search
+        for key, item in value.items():  # inlined: this runs for every job's params
+            if type(key) is not str or not (nul or "\x00" not in key):
+                return False
+            if not key.isascii() and search(key) is not None:
+                return False
+            kind = type(item)
+            if kind is str:
+                if not (nul or "\x00" not in item) or (
+                    not item.isascii() and search(item) is not None
+                ):
+                    return False
+            elif kind in _PLAIN:
+                continue
+            elif kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not _clean(item, nul, depth - 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return depth > 0 and all(_clean(item, nul, depth - 1) for item in value)
+    if kind is str:
+        return _clean_text(value, nul)
+    if kind is float:
+        return math.isfinite(value)
+    return kind in _PLAIN
+
+
+def _clean_text(text: str, nul: bool) -> bool:
+    return (nul or "\x00" not in text) and (text.isascii() or _SURROGATE.search(text) is None)
+
+
+def _problem(value: Any, nul: bool, strict: bool, depth: int) -> Problem:
     kind = type(value)
     if kind is str:
         problem = text_problem(value, nul=nul)
@@ -100,7 +149,7 @@ def _in_dict(value: dict[Any, Any], nul: bool, strict: bool, depth: int) -> Prob
             text = text_problem(key, nul=nul)
             problem = None if text is None else ([], f"its key {text}")
         if problem is None:
-            problem = json_problem(item, nul=nul, strict=strict, depth=depth - 1)
+            problem = _problem(item, nul, strict, depth - 1)
         if problem is not None:
             problem[0].insert(0, key if isinstance(key, str | int) else repr(key))
             return problem
@@ -109,7 +158,7 @@ def _in_dict(value: dict[Any, Any], nul: bool, strict: bool, depth: int) -> Prob
 
 def _key_problem(key: Any, nul: bool, strict: bool) -> Problem:
     if isinstance(key, str | int | float) or key is None:  # JSON writes these as text
-        return json_problem(key, nul=nul, strict=strict, depth=0)
+        return _problem(key, nul, strict, 0)
     return ([], f"a key of type {type(key).__name__} is not JSON") if strict else None
 
 
@@ -117,7 +166,7 @@ def _in_list(value: list[Any] | tuple[Any, ...], nul: bool, strict: bool, depth:
     if depth <= 0:
         return [], f"it nests deeper than {JSON_DEPTH_MAX} levels"
     for index, item in enumerate(value):
-        problem = json_problem(item, nul=nul, strict=strict, depth=depth - 1)
+        problem = _problem(item, nul, strict, depth - 1)
         if problem is not None:
             problem[0].insert(0, index)
             return problem
@@ -127,11 +176,11 @@ def _in_list(value: list[Any] | tuple[Any, ...], nul: bool, strict: bool, depth:
 def _other(value: Any, nul: bool, strict: bool, depth: int) -> Problem:
     """Subclasses of the JSON types (enums, named tuples) are JSON as their base."""
     if isinstance(value, str):
-        return json_problem(str(value), nul=nul, strict=strict, depth=depth)
+        return _problem(str(value), nul, strict, depth)
     if isinstance(value, bool | int):
         return None
     if isinstance(value, float):
-        return json_problem(float(value), nul=nul, strict=strict, depth=depth)
+        return _problem(float(value), nul, strict, depth)
     if isinstance(value, dict):
         return _in_dict(value, nul, strict, depth)
     if isinstance(value, list | tuple):

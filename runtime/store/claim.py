@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     text,
     tuple_,
@@ -38,7 +39,8 @@ from runtime.store.tables import HOLDING_SQL, jobs, queue_states, type_starts
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
-_TENANT = func.coalesce(jobs.c.tenant_id, "")  # a lock's namespace, as the holder index spells it
+# A lock's namespace, spelled as the holder index is (a literal, so SQLite matches it).
+_TENANT = func.coalesce(jobs.c.tenant_id, literal_column("''"))
 CLAIM_LOOKAHEAD_DEFAULT = 3  # candidates read per slot, for picks lost to locks and limits
 
 
@@ -240,7 +242,7 @@ class Claim:
 
 def _tenant_is(tenant_id: str | None) -> Any:
     """Jobs of ``tenant_id`` (None: of no tenant), whose lock keys are theirs alone."""
-    return func.coalesce(jobs.c.tenant_id, "") == (tenant_id or "")
+    return _TENANT == (tenant_id or "")  # noqa: SIM300 -- an SQL expression, not a constant
 
 
 def _serialize_limited_claims(conn: Connection, limits: Mapping[str, TypeLimit]) -> None:

@@ -177,7 +177,7 @@ Index(
 # Two jobs of a tenant with one lock key never run at once: the store refuses it.
 Index(
     "ux_callboard_jobs_tenant_lock",
-    func.coalesce(jobs.c.tenant_id, ""),
+    func.coalesce(jobs.c.tenant_id, text("''")),
     jobs.c.lock_key,
     unique=True,
     sqlite_where=_HOLDING,
