@@ -419,6 +419,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def get(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
         """The job's current snapshot; :class:`JobNotFound` if there is none (for this tenant)."""
         key = _as_uuid(job_id)
+        check_text("tenant_id", tenant_id)
         row = await self.store.read(reads.get_job, key, tenant_id)
         if row is None:
             raise JobNotFound(job_id)
@@ -514,6 +515,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         Raises :class:`IllegalTransition` for a finished job and changes nothing.
         """
         key = _as_uuid(job_id)
+        check_text("tenant_id", tenant_id)
         now = self.clock.now()
         ended = {"status": JobStatus.CANCELED.value, "finished_at": now, "updated_at": now}
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
@@ -536,6 +538,7 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""
+        check_text("tenant_id", tenant_id)
         await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:

@@ -265,6 +265,13 @@ async def test_unstorable_client_input_is_refused_by_the_python_api(h: Harness) 
     for call in (rt.get_schedule, rt.pause_schedule, rt.resume_schedule, rt.remove_schedule):
         with pytest.raises(ValueError, match=r"^schedule_id holds a NUL"):
             await call(NUL)
+    job = await rt.enqueue("echo", {}, delay=3600)
+    for read in (rt.get, rt.cancel, rt.delete, rt.logs):
+        with pytest.raises(ValueError, match=r"^tenant_id holds a NUL"):
+            await read(job.id, tenant_id=NUL)
+    with pytest.raises(ValueError, match=r"^tenant_id holds a NUL"):
+        await rt.statistics(tenant_id=NUL)
+    await rt.delete((await rt.cancel(job.id)).id)
     await nothing_stored(h)
 
 
