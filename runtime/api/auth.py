@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runtime.api.errors import ApiError, forbidden
-from runtime.storable import check_text
+from runtime.domain.storable import check_text
 
 TOKENS_ENV = "CALLBOARD_TOKENS"
 TOKENS_FILE_ENV = "CALLBOARD_TOKENS_FILE"

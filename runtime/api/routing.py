@@ -22,7 +22,7 @@ from quart import Quart, Response, request
 
 from runtime.api.auth import Authenticator, Principal, Role
 from runtime.api.errors import ApiError, from_validation, not_found
-from runtime.storable import SURROGATE, text_problem
+from runtime.domain.storable import SURROGATE, text_problem
 
 PREFIX = "/api/v1"
 JSON_DEPTH_MAX = 32  # nesting of request bodies; params deeper than this are refused

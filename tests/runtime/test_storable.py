@@ -1,4 +1,4 @@
-"""What both stores keep as given (runtime.storable), and the handler calls that
+"""What both stores keep as given (runtime.domain.storable), and the handler calls that
 refuse the rest."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from runtime import JobContext, JobStatus, Registry, Runtime
-from runtime.storable import JSON_DEPTH_MAX, check_text, describe, escaped, json_problem
+from runtime.domain.storable import JSON_DEPTH_MAX, check_text, describe, escaped, json_problem
 
 
 class Color(enum.StrEnum):

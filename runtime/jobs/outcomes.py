@@ -13,10 +13,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Ended, Outcome
-from runtime.backoff import retry_delay
-from runtime.errors import Fail, Retry, Skip
-from runtime.status import JobStatus
-from runtime.storable import describe, escaped, json_problem
+from runtime.domain.errors import Fail, Retry, Skip
+from runtime.domain.status import JobStatus
+from runtime.domain.storable import describe, escaped, json_problem
+from runtime.jobs.backoff import retry_delay
 
 Row = dict[str, Any]
 _SCALARS = frozenset({type(None), str, int, float, bool})

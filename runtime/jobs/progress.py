@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.storable import describe, json_problem
+from runtime.domain.storable import describe, json_problem
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Job logs: what a handler logs through ``ctx.log``, and every status change.
+"""Job logs as records: what a handler logs through ``ctx.log``
+(:mod:`runtime.jobs.logs`), and every status change.
 
 Records go to Python's logging as usual and into the store, per job,
 bounded by ``JOB_LOG_LIMIT_DEFAULT`` records: the oldest are dropped first
@@ -17,24 +18,18 @@ its attempt logs, so that it precedes them.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.clock import to_datetime
-from runtime.status import ACTIVE, JobStatus
-from runtime.storable import escaped
+from runtime.domain.clock import to_datetime
+from runtime.domain.status import ACTIVE, JobStatus
 
-JOB_LOGGER = "callboard.job"
 JOB_LOG_LIMIT_DEFAULT = 1000
 STATUS = logging.INFO
-
-# LogRecord attributes that are not a caller's ``extra=``.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "job_id", "job_type"}
 
 
 class LogEntry(BaseModel):
@@ -131,50 +126,3 @@ def parse_level(level: int | str | None) -> int | None:
     if not isinstance(number, int):
         raise ValueError(f"unknown log level {level!r}")
     return number
-
-
-class JobLogger(logging.LoggerAdapter[logging.Logger]):
-    """``ctx.log``: a logger whose records are also kept with the job."""
-
-    def __init__(
-        self,
-        job_id: uuid.UUID,
-        job_type: str,
-        keep: Callable[[int, str, dict[str, Any] | None], None],
-    ) -> None:
-        super().__init__(
-            logging.getLogger(JOB_LOGGER), {"job_id": str(job_id), "job_type": job_type}
-        )
-        self._keep = keep
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        """Log as a logger does, and keep the record with the job: NUL characters
-        and unpaired surrogates, which no store keeps, as backslash escapes (the
-        record's ``extra`` says how many under ``escaped``)."""
-        extra = _json_safe(kwargs.get("extra"))
-        message, count = escaped(str(msg) % args if args else str(msg))
-        if count:
-            extra = {**(extra or {}), "escaped": count}
-        self._keep(level, message, extra)
-        super().log(level, msg, *args, **kwargs)
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        kwargs["extra"] = {**dict(self.extra or {}), **(kwargs.get("extra") or {})}
-        return msg, kwargs
-
-
-def _json_safe(extra: Any) -> dict[str, Any] | None:
-    if not extra:
-        return None
-    safe: dict[str, Any] = {}
-    for key, value in dict(extra).items():
-        if key in _STANDARD:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            value = repr(value)  # NaN and the infinities are not JSON
-        elif not isinstance(value, (str, int, float, bool, type(None))):
-            value = repr(value)
-        safe[escaped(str(key))[0]] = escaped(value)[0] if isinstance(value, str) else value
-    return safe or None

@@ -1,0 +1,64 @@
+"""``ctx.log``: a logger whose records also go to the job's log in the store
+(the records and their limits: :mod:`runtime.domain.logs`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from runtime.domain.storable import escaped
+
+JOB_LOGGER = "callboard.job"
+
+# LogRecord attributes that are not a caller's ``extra=``.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "job_id", "job_type"}
+
+
+class JobLogger(logging.LoggerAdapter[logging.Logger]):
+    """``ctx.log``: a logger whose records are also kept with the job."""
+
+    def __init__(
+        self,
+        job_id: uuid.UUID,
+        job_type: str,
+        keep: Callable[[int, str, dict[str, Any] | None], None],
+    ) -> None:
+        super().__init__(
+            logging.getLogger(JOB_LOGGER), {"job_id": str(job_id), "job_type": job_type}
+        )
+        self._keep = keep
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        """Log as a logger does, and keep the record with the job: NUL characters
+        and unpaired surrogates, which no store keeps, as backslash escapes (the
+        record's ``extra`` says how many under ``escaped``)."""
+        extra = _json_safe(kwargs.get("extra"))
+        message, count = escaped(str(msg) % args if args else str(msg))
+        if count:
+            extra = {**(extra or {}), "escaped": count}
+        self._keep(level, message, extra)
+        super().log(level, msg, *args, **kwargs)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**dict(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
+def _json_safe(extra: Any) -> dict[str, Any] | None:
+    if not extra:
+        return None
+    safe: dict[str, Any] = {}
+    for key, value in dict(extra).items():
+        if key in _STANDARD:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            value = repr(value)  # NaN and the infinities are not JSON
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            value = repr(value)
+        safe[escaped(str(key))[0]] = escaped(value)[0] if isinstance(value, str) else value
+    return safe or None
