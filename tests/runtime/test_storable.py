@@ -102,3 +102,32 @@ async def test_checkpoint_and_progress_details_no_store_keeps_are_refused_at_onc
         "the checkpoint cannot be stored: state.0: holds an unpaired surrogate",
         "progress details cannot be stored: details.file: holds an unpaired surrogate",
     ]
+
+
+@pytest.mark.trio
+async def test_an_outcome_the_store_refuses_fails_the_job_instead_of_leaving_it_running(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whatever slips past the checks: a finish the store refuses is recorded as
+    # a failure, not left for a rescue after the lease lapses.
+    from runtime.jobs import execution
+
+    def unstorable(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"status": "completed", "finished_at": 0.0, "result": object()}
+
+    monkeypatch.setattr(execution, "decide", unstorable)
+
+    @registry.job(name="plain", max_retries=0)
+    async def plain(ctx: JobContext, params: Holder) -> None:
+        ctx.log.info("a record the refused finish carried")
+
+    async with make_runtime(url=store_url) as rt:
+        job = await rt.enqueue("plain", {})
+        done = await rt.wait(job.id, timeout=10)
+    assert done.status is JobStatus.FAILED and done.result is None
+    assert done.error is not None
+    assert done.error.startswith("the outcome could not be stored: ")
+    assert "Object of type object is not JSON serializable" in done.error
