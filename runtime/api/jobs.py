@@ -196,7 +196,13 @@ def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
 
     async def control(call: Call) -> Response:
         given = call.body.model_dump(exclude_none=True) if call.body is not None else {}
-        return json_response(await method(call.job_id(), tenant_id=call.principal.scope, **given))
+        try:
+            job = await method(call.job_id(), tenant_id=call.principal.scope, **given)
+        except CallboardError:
+            raise
+        except ValueError as err:  # e.g. a reason the store cannot keep
+            raise ApiError(422, "invalid_request", str(err)) from None
+        return json_response(job)
 
     control.__name__ = f"{action}_job"
     control.__doc__ = doc

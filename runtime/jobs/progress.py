@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.domain.storable import describe, json_problem
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressReport:
@@ -36,6 +38,10 @@ def make_report(
             f"progress takes one of percent, fraction, current/total, bytes: got {given}"
         )
     extra: dict[str, Any] = dict(details or {})
+    if extra:  # stored as JSON with the job
+        problem = json_problem(extra, nul=True)
+        if problem is not None:
+            raise ValueError(f"progress details cannot be stored: {describe('details', problem)}")
     if percent is not None:
         value = float(percent)
     elif fraction is not None:

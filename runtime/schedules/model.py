@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from runtime.domain.checks import is_int
 from runtime.domain.clock import to_datetime
 from runtime.domain.errors import InvalidSchedule
+from runtime.domain.storable import check_text, text_problem
 from runtime.jobs.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
 from runtime.schedules.cron_seconds import CronSeconds, croniter_order
 from runtime.schedules.spec import (
@@ -297,12 +298,21 @@ def check_options(
         raise InvalidSchedule("name must not be empty")
     if tenant_id is not None and not isinstance(tenant_id, str):
         raise InvalidSchedule(f"tenant_id must be a str (or None), got {tenant_id!r}")
+    for field, text in (("name", name), ("tenant_id", tenant_id)):
+        problem = text_problem(text) if text is not None else None
+        if problem is not None:
+            raise InvalidSchedule(f"{field} {problem}, which cannot be stored: {text!r}")
     if not isinstance(paused, bool):
         raise InvalidSchedule(f"paused must be a bool, got {paused!r}")
     if queue is not None and not (isinstance(queue, str) and queue):
         raise InvalidSchedule(f"queue must be a non-empty name (or None), got {queue!r}")
     if user_id is not None and not isinstance(user_id, str):
         raise InvalidSchedule(f"user_id must be a str (or None), got {user_id!r}")
+    for field, text in (("queue", queue), ("user_id", user_id)):
+        try:
+            check_text(field, text)
+        except ValueError as err:
+            raise InvalidSchedule(str(err)) from None
 
 
 # -- fire times ------------------------------------------------------------------------

@@ -189,6 +189,8 @@ async def test_control_bodies_refuse_unknown_fields_and_accept_none(harness: Har
     assert status == 422 and "reason" in body["message"]
     status, body = await harness.body("POST", path + "/cancel", json={"reason": "x" * 2001})
     assert status == 422
+    status, body = await harness.body("POST", path + "/cancel", json={"reason": "a\u0000b"})
+    assert status == 422  # the body check or the store check, never a 500
     status, body = await harness.body("GET", path)
     assert body["status"] == "scheduled"  # nothing changed
     status, body = await harness.body("POST", path + "/cancel", json={})

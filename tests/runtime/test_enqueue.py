@@ -247,6 +247,7 @@ async def test_a_jobs_own_retry_delay_replaces_its_types(
         ({"retry_delay": float("nan")}, "retry_delay must be finite seconds >= 0"),
         ({"description": 5}, "description must be a string"),
         ({"description": "x" * 2001}, "description must be a string of at most 2000"),
+        ({"description": "a\x00b"}, "description "),
     ],
 )
 async def test_a_bad_retry_delay_or_description_stores_nothing(
