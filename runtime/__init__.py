@@ -36,6 +36,7 @@ from runtime.jobs.context import HookContext, JobContext
 from runtime.jobs.control import QueueStatistics
 from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.jobs.sweeper import JobRetention
+from runtime.jobs.sync_handlers import SyncJobContext
 from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
@@ -70,6 +71,7 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Skip",
+    "SyncJobContext",
     "UnknownJobType",
     "UnknownQueue",
     "WriterStatistics",

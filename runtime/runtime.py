@@ -182,6 +182,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             flusher=self._flusher,
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
+            capacities=self._capacities,
         )
         self._supervisor = Supervisor(
             self._capacities(),
