@@ -9,6 +9,7 @@ live in its subfolders (see docs/design.md, "Where things live").
 
 from __future__ import annotations
 
+from runtime.client import SyncClient
 from runtime.domain.errors import (
     AmbiguousSchedule,
     CallboardError,
@@ -71,6 +72,7 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Skip",
+    "SyncClient",
     "SyncJobContext",
     "UnknownJobType",
     "UnknownQueue",
