@@ -9,6 +9,7 @@ live in its subfolders (see docs/design.md, "Where things live").
 
 from __future__ import annotations
 
+from runtime import _names  # noqa: F401  (first: a user's actors.py must not hide the engine)
 from runtime.client import SyncClient
 from runtime.domain.errors import (
     AmbiguousSchedule,
