@@ -10,7 +10,6 @@ live in its subfolders (see docs/design.md, "Where things live").
 from __future__ import annotations
 
 from runtime import _names  # noqa: F401  (first: a user's actors.py must not hide the engine)
-from runtime.client import SyncClient
 from runtime.domain.errors import (
     AmbiguousSchedule,
     CallboardError,
@@ -42,6 +41,7 @@ from runtime.jobs.sync_handlers import SyncJobContext
 from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
+from runtime.sync_client import SyncClient
 
 __all__ = [
     "AmbiguousSchedule",

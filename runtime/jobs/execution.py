@@ -64,6 +64,7 @@ class Executor:
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
         self._threads = ThreadLimiters(capacities)  # sync handlers' threads, per queue
+        self._sync: dict[str, bool] = {}  # per type: is its handler a plain def (checked once)
 
     # -- JobSource ---------------------------------------------------------
 
@@ -143,7 +144,10 @@ class Executor:
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
         handler: Callable[[Any, Any], Any] = job_type.handler  # is_sync tells which
-        if job_type.is_sync:
+        sync = self._sync.get(job_type.name)
+        if sync is None:
+            sync = self._sync[job_type.name] = job_type.is_sync
+        if sync:
             limiter = self._threads(row["queue"])
             return await run_sync_handler(handler, ctx, params, limiter=limiter)
         work = handler(ctx, params)
