@@ -23,6 +23,8 @@ from runtime.errors import (
     RuntimeNotRunning,
     ScheduleNotFound,
     Skip,
+    StorageUnavailable,
+    StoreUnusable,
     UnknownJobType,
     UnknownQueue,
 )
@@ -66,6 +68,8 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Skip",
+    "StorageUnavailable",
+    "StoreUnusable",
     "UnknownJobType",
     "UnknownQueue",
     "WriterStatistics",
