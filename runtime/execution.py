@@ -18,7 +18,7 @@ from actors import Claimed, Outcome
 from runtime.checkpoints import upgraded_state
 from runtime.clock import Clock
 from runtime.context import JobContext, RunState, call_maybe_async
-from runtime.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
+from runtime.errors import Fail, InvalidParams, JobLost, Skip, StorageUnavailable, UnknownJobType
 from runtime.events import EventBus
 from runtime.flusher import Flusher, take_logs
 from runtime.joblog import attempt_ended, attempt_started
@@ -68,6 +68,8 @@ class Executor:
         pending.on_settled(self._claim_settled)
         try:
             result: ClaimResult = await pending.wait()
+        except StorageUnavailable:  # the writer logged the fault: the next poll retries
+            return []
         except Exception:  # a conflicting claim elsewhere: the next wake-up or poll retries
             log.exception("claim on queue %r failed", queue)
             return []

@@ -14,6 +14,8 @@ from anyio.abc import TaskStatus
 
 from runtime.clock import Clock
 from runtime.context import RunState
+from runtime.errors import StorageUnavailable
+from runtime.outages import through_outages
 from runtime.store import Store
 from runtime.store.log_ops import AppendLogs
 from runtime.store.ops import SaveProgress
@@ -47,7 +49,8 @@ class Flusher:
             if not self._dirty:
                 await self._changed.wait()
             await anyio.sleep(self._interval)
-            await self.flush()
+            # Through a storage fault the states stay dirty: the next flush has them.
+            await through_outages("writing progress", self.flush)
 
     async def flush(self) -> None:
         if not self._dirty:
@@ -67,9 +70,20 @@ class Flusher:
         ]
         logs = take_logs(batch)
         progress = self._store.submit(SaveProgress(self._worker, updates))
-        if logs:
-            await self._store.write(AppendLogs(logs, self.log_limit))
-        self._store.writer.progress_rows += await progress
+        try:
+            if logs:
+                await self._store.write(AppendLogs(logs, self.log_limit))
+            self._store.writer.progress_rows += await progress
+        except StorageUnavailable:
+            await progress.settled()
+            self._restore(batch, logs)
+            raise
+
+    def _restore(self, batch: list[RunState], logs: list[dict[str, object]]) -> None:
+        """Put what a failed flush took back, for the next one."""
+        for state in reversed(batch):
+            state.logs[:0] = [r for r in logs if r["job_id"] == state.job_id]
+            self._dirty.setdefault(state.job_id, state)
 
 
 def take_logs(states: list[RunState]) -> list[dict[str, object]]:

@@ -33,7 +33,7 @@ from actors import (
 from runtime.clock import Clock
 from runtime.control import ControlMethods
 from runtime.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
-from runtime.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
+from runtime.errors import JobNotFound, RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.events import EventBus, Subscription
 from runtime.execution import Executor
 from runtime.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
@@ -41,6 +41,7 @@ from runtime.gcpause import collector_paused
 from runtime.job_events import JobEvents
 from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
 from runtime.models import Job, event_from_row
+from runtime.outages import through_outages
 from runtime.registry import JobType, Registry, default_registry
 from runtime.schedules_api import ScheduleMethods
 from runtime.settings import check_settings
@@ -254,26 +255,31 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self._supervisor_done.wait()
         self._services.cancel()
         await self._services_done.wait()
-        await self._flusher.flush()
-        await self.store.write(Unregister(self.worker_id))
+        try:
+            await self._flusher.flush()
+            await self.store.write(Unregister(self.worker_id))
+        except StorageUnavailable as err:  # the lease lapses; the next start rescues
+            log.error("stopping without the last progress and worker record: %s", err)
 
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        rows, nxt = await self.store.write(Promote(self.clock.now()))
+        rows, nxt = await through_outages(
+            "promoting due jobs", lambda: self.store.write(Promote(self.clock.now()))
+        )
         for row in rows:
             self._status_changed(row)
             self._publish(row)
         return nxt  # type: ignore[no-any-return]
 
     async def _sweep(self) -> None:
-        counts = await self.prune()
+        counts = await through_outages("pruning finished jobs", self.prune)
         if counts:
             log.info("pruned finished jobs: %s", counts)
 
     async def _tick(self) -> None:
-        await self._renew_lease()
-        await self._rescue()
+        await through_outages("renewing the worker lease", self._renew_lease)
+        await through_outages("rescuing the jobs of lost workers", self._rescue)
 
     async def _renew_lease(self) -> None:
         stopping = await self.store.write(

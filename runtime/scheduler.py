@@ -31,8 +31,9 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.clock import Clock
 from runtime.enqueue import build_rows, new_job_id
-from runtime.errors import InvalidParams, UnknownJobType
+from runtime.errors import InvalidParams, StorageUnavailable, UnknownJobType
 from runtime.events import EventBus, Subscription
+from runtime.outages import through_outages
 from runtime.registry import JobType, Registry
 from runtime.schedule_spec import IntervalTrigger, Trigger
 from runtime.schedules import Misfire, Overlap, is_continuous, parse_trigger, plan_slots
@@ -248,6 +249,10 @@ class Scheduler:
         for chunk, result in pending:
             try:
                 fired: list[Fired] = await result
+            except StorageUnavailable as err:
+                log.warning("firing %d schedules failed, retrying: %s", len(chunk), err)
+                self._retry(chunk, now + FIRE_RETRY_DELAY_DEFAULT)
+                continue
             except Exception:
                 log.exception("firing %d schedules failed; retrying", len(chunk))
                 self._retry(chunk, now + FIRE_RETRY_DELAY_DEFAULT)
@@ -397,7 +402,9 @@ class Scheduler:
         self._changed.set()
 
     async def _check_watched(self, job_ids: list[uuid.UUID]) -> None:
-        ended = await self._store.read(finished_jobs, job_ids)
+        ended = await through_outages(
+            "reading scheduled jobs", lambda: self._store.read(finished_jobs, job_ids)
+        )
         now = self._clock.now()
         for job_id, finished_at in ended.items():
             schedule_id = self._watched.pop(job_id, None)
@@ -421,7 +428,9 @@ class Scheduler:
         full = now >= self._full_at
         since = None if full or self._read_at is None else self._read_at - RELOAD_MARGIN_DEFAULT
         known = set(self._entries)
-        rows = await self._store.read(changed_since, since)
+        rows = await through_outages(
+            "reading schedules", lambda: self._store.read(changed_since, since)
+        )
         self._read_at = now
         for row in rows:
             self._set(row)

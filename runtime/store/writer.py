@@ -526,7 +526,9 @@ def _rollback(conn: Connection) -> None:
     """End the failed transaction on ``conn``, in SQLAlchemy and in the driver.
     A rollback that fails too (the connection is gone) leaves nothing to end."""
     try:
-        if conn.in_transaction():
+        # Not ``in_transaction()``: a transaction whose COMMIT failed is no longer
+        # active, yet SQLAlchemy refuses every statement until it is rolled back.
+        if conn.get_transaction() is not None:
             conn.rollback()
         raw = fast.dbapi(conn)
         if getattr(raw, "in_transaction", False) and raw.in_transaction:

@@ -1,0 +1,111 @@
+"""Storage faults for the chaos tests: a disk that fills up and frees again.
+
+The preferred fault is a real one: the store lives on a small tmpfs mounted
+for the test, ``fill()`` writes a file until the filesystem has no space
+left (SQLite then gets ``ENOSPC`` and answers ``SQLITE_FULL``) and
+``free()`` deletes it. Where mounting is not permitted (an unprivileged
+container), :class:`PageCap` makes SQLite itself return ``SQLITE_FULL`` on
+the same real file: ``PRAGMA max_page_count`` on the writer's connection,
+lowered to the file's current size and raised again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.engine import Connection
+
+from runtime import Runtime
+from runtime.store import fast
+
+TMPFS_SIZE = "4m"
+PAGES_MAX = 1_073_741_823  # SQLite's own ceiling for max_page_count
+
+
+class Disk(Protocol):
+    kind: str
+    directory: Path
+
+    async def fill(self, rt: Runtime) -> None: ...
+
+    async def free(self, rt: Runtime) -> None: ...
+
+
+@contextlib.contextmanager
+def small_disk(base: Path) -> Iterator[Disk]:
+    """A :class:`Tmpfs` under ``base`` if this process may mount one, else a :class:`PageCap`."""
+    directory = base / f"disk-{uuid.uuid4().hex[:8]}"
+    directory.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(directory)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        yield PageCap(directory)
+        return
+    try:
+        yield Tmpfs(directory)
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+@dataclass
+class Tmpfs:
+    """A real filesystem that runs out of space."""
+
+    directory: Path
+    kind: str = "tmpfs"
+
+    @property
+    def _filler(self) -> Path:
+        return self.directory / "filler"
+
+    async def fill(self, rt: Runtime) -> None:
+        fd = os.open(self._filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            for size in (65536, 1):  # then what the last block still holds: full to the byte
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * size):
+                        pass
+        finally:
+            os.close(fd)
+        assert os.statvfs(self.directory).f_bavail == 0
+
+    async def free(self, rt: Runtime) -> None:
+        os.unlink(self._filler)
+
+
+@dataclass
+class PageCap:
+    """SQLite refuses to grow the file past its current size (``SQLITE_FULL``)."""
+
+    directory: Path
+    kind: str = "max_page_count"
+
+    async def fill(self, rt: Runtime) -> None:
+        await rt.store.write(_CapPages(None))
+
+    async def free(self, rt: Runtime) -> None:
+        await rt.store.write(_CapPages(PAGES_MAX))
+
+
+@dataclass
+class _CapPages:
+    """A write that sets the writer's connection's page ceiling (None: its current size)."""
+
+    pages: int | None
+
+    def apply(self, conn: Connection) -> None:
+        raw = fast.dbapi(conn)
+        pages = self.pages
+        if pages is None:
+            pages = raw.execute("PRAGMA page_count").fetchone()[0]
+        raw.execute(f"PRAGMA max_page_count={pages}")

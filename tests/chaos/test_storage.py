@@ -1,0 +1,106 @@
+"""Storage faults: a full disk, a corrupt or unusable store, a lost connection, a blocked loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from runtime import Registry, Runtime
+from runtime.api import create_app
+from tests.api.jobs import Gates, register
+from tests.chaos.storage_support import small_disk
+
+if TYPE_CHECKING:
+    from quart.typing import TestClientProtocol
+
+pytestmark = pytest.mark.trio
+
+JOBS = "/api/v1/jobs"
+
+
+async def _post(client: TestClientProtocol, value: Any) -> tuple[int, Any, Any]:
+    response = await client.post(JOBS, json={"type": "echo", "params": {"value": value}})
+    return response.status_code, await response.get_json(), response.headers
+
+
+async def test_disk_full_answers_503_keeps_reads_and_resumes_losing_nothing(
+    tmp_path: Path,
+    registry: Registry,
+    make_runtime: Callable[..., Runtime],
+    caplog: pytest.LogCaptureFixture,
+    long_run: bool,
+) -> None:
+    gates = Gates()
+    register(registry, gates)
+    for _ in range(20 if long_run else 1):
+        with small_disk(tmp_path) as disk:
+            await _fill_and_free(disk, make_runtime, gates, caplog)
+
+
+async def _fill_and_free(
+    disk: Any, make_runtime: Callable[..., Runtime], gates: Gates, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO)
+    url = f"sqlite:///{disk.directory / 'store.db'}"
+    async with make_runtime(url=url) as rt:
+        app = create_app(rt)
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            acknowledged = []
+            for n in range(5):
+                status, body, _ = await _post(client, f"before-{n}")
+                assert status == 201, body
+                acknowledged.append(body["id"])
+            running = await rt.enqueue("gate", {"name": "held"})
+            later = await rt.enqueue("echo", {"value": "later"}, delay=0.5)
+            await gates.wait_reached("held")
+
+            await disk.fill(rt)
+            # Writes that fit in pages already allocated may still land: the fault
+            # shows once the file must grow. Every 201 is a write that must survive.
+            refused = None
+            for n in range(2000):
+                status, body, headers = await _post(client, "x" * 2000 + str(n))
+                if status == 201:
+                    acknowledged.append(body["id"])
+                    continue
+                refused = (status, body, headers)
+                break
+            assert refused is not None, "the disk never filled"
+            status, body, headers = refused
+            assert status == 503, body
+            assert body["error"] == "storage_unavailable"
+            assert "full" in body["message"]
+            assert int(headers["Retry-After"]) >= 1
+            # Still full: refused again, and clearly.
+            status, body, _ = await _post(client, "y" * 2000)
+            assert (status, body["error"]) == (503, "storage_unavailable")
+
+            # Reads keep working, and a job's outcome waits for the disk.
+            listed = await client.get(JOBS, query_string={"page_size": 200})
+            assert listed.status_code == 200
+            assert (await listed.get_json())["total"] >= len(acknowledged)
+            gates.open("held")
+            await anyio.sleep(1.0)  # past ``later``'s due time: its promotion meets the fault
+            assert (await client.get(f"{JOBS}/{acknowledged[0]}")).status_code == 200
+
+            await disk.free(rt)
+            status, body, _ = await _post(client, "after")
+            assert status == 201, body
+            acknowledged.append(body["id"])
+            with anyio.fail_after(30):
+                done = await rt.wait(running.id)
+                assert done.status == "completed"
+                assert (await rt.wait(later.id)).status == "completed"
+                for job_id in acknowledged:
+                    assert (await rt.wait(job_id)).status == "completed"
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("storage fault" in m and "full" in m for m in messages), messages
+    assert any("takes writes again" in m for m in messages), messages
