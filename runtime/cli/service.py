@@ -28,6 +28,7 @@ from runtime.errors import CallboardError
 from runtime.registry import Registry
 from runtime.runtime import Runtime
 
+EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
 

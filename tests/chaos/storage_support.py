@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy.engine import Connection
 
 from runtime import Runtime
-from runtime.store import fast
+from runtime.store import Store, fast
 
 TMPFS_SIZE = "4m"
 PAGES_MAX = 1_073_741_823  # SQLite's own ceiling for max_page_count
@@ -109,3 +109,41 @@ class _CapPages:
         if pages is None:
             pages = raw.execute("PRAGMA page_count").fetchone()[0]
         raw.execute(f"PRAGMA max_page_count={pages}")
+
+
+def corrupt_store(path: Path) -> None:
+    """Make a new store at ``path`` whose last index pages are garbage: SQLite
+    opens it and reads its schema, but ``quick_check`` finds the damage."""
+    Store(f"sqlite:///{path}").dispose()
+    size = path.stat().st_size
+    with path.open("r+b") as out:
+        out.seek(size - 3 * 4096)
+        out.write(b"\xff" * 2 * 4096)
+
+
+@contextlib.contextmanager
+def read_only_folder(base: Path) -> Iterator[Path | None]:
+    """A folder holding a store that cannot be written: a read-only tmpfs
+    (root ignores file modes), or a read-only folder for another user. None
+    if neither can be had here."""
+    folder = base / f"ro-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        Store(f"sqlite:///{folder / 'store.db'}").dispose()
+        (folder / "store.db").chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        yield None
+        return
+    try:
+        Store(f"sqlite:///{folder / 'store.db'}").dispose()
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

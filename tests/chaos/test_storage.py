@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,12 +16,10 @@ import pytest
 from runtime import Registry, Runtime
 from runtime.api import create_app
 from tests.api.jobs import Gates, register
-from tests.chaos.storage_support import small_disk
+from tests.chaos.storage_support import corrupt_store, read_only_folder, small_disk
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
-
-pytestmark = pytest.mark.trio
 
 JOBS = "/api/v1/jobs"
 
@@ -28,6 +29,7 @@ async def _post(client: TestClientProtocol, value: Any) -> tuple[int, Any, Any]:
     return response.status_code, await response.get_json(), response.headers
 
 
+@pytest.mark.trio
 async def test_disk_full_answers_503_keeps_reads_and_resumes_losing_nothing(
     tmp_path: Path,
     registry: Registry,
@@ -102,3 +104,49 @@ async def _fill_and_free(
     messages = [r.getMessage() for r in caplog.records]
     assert any("storage fault" in m and "full" in m for m in messages), messages
     assert any("takes writes again" in m for m in messages), messages
+
+
+# -- start-up on a store that cannot be used -------------------------------------
+
+EXIT_STORE = 7
+
+
+def _serve(db: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBOARD_")}
+    env["CALLBOARD_HOOK_SECRET"] = "test-secret"
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "serve", "--db", db, "--bind", "127.0.0.1:0"],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_start_up_on_an_unusable_store_says_so_in_one_line_and_exits_7(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("shopping list: milk, eggs, a new disk\n" * 50)
+    corrupt_store(tmp_path / "corrupt.db")
+    expected = {
+        "notes.txt": "is not an SQLite database",
+        "corrupt.db": "is corrupt (",
+        "missing/store.db": "check that its folder exists",
+        "postgresql://postgres@127.0.0.1:1/none": "cannot use PostgreSQL at",
+    }
+    with read_only_folder(tmp_path) as folder:
+        if folder is not None:
+            expected[str(folder / "store.db")] = "cannot be written"
+        procs = {}
+        for where in expected:
+            db = where if "://" in where else f"sqlite:///{tmp_path / where}"
+            procs[where] = _serve(db, tmp_path)  # all at once: each takes a second to start
+        for where, proc in procs.items():
+            out, err = proc.communicate(timeout=60)
+            lines = err.splitlines()
+            assert proc.returncode == EXIT_STORE, (where, err)
+            assert len(lines) == 1, (where, err)
+            assert lines[0].startswith("callboard: ") and expected[where] in lines[0], lines
+            assert "Traceback" not in err and out == ""
+    if folder is None:
+        pytest.skip("no read-only filesystem here: the other stores were checked")
