@@ -28,6 +28,7 @@ class RunState:
     since: float = 0.0
     logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
     start_logged: bool = False  # the attempt's start record is among its logs
+    blocked: float | None = None  # how long the loop had been blocked as the handler returned
 
     @property
     def job_id(self) -> uuid.UUID:

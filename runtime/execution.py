@@ -49,6 +49,7 @@ class Executor:
         flusher: Flusher,
         on_status: Callable[[dict[str, Any]], None],
         on_rate_limited: Callable[[str, float], None],
+        blocked_for: Callable[[], float] | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -56,6 +57,7 @@ class Executor:
         self.flusher = flusher
         self._on_status = on_status  # the runtime wakes queues and timers from here
         self._on_rate_limited = on_rate_limited
+        self._blocked_for = blocked_for  # the loop watchdog's, if it runs
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -139,7 +141,10 @@ class Executor:
         ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
-        return await job_type.handler(ctx, params)
+        result = await job_type.handler(ctx, params)
+        if self._blocked_for is not None:  # told if the handler overran its deadline
+            state.blocked = self._blocked_for()
+        return result
 
     # -- OutcomeSink -------------------------------------------------------
 
@@ -147,7 +152,7 @@ class Executor:
         state: RunState = outcome.job.payload
         self.flusher.forget(state)
         now = self.clock.now()
-        values = decide(outcome, state.row, now)
+        values = decide(outcome, state.row, now, blocked=state.blocked)
         values.update(
             progress=values.get("progress", state.progress),
             progress_details=state.details,

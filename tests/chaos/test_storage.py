@@ -6,14 +6,16 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from pydantic import BaseModel
 
-from runtime import Registry, Runtime
+from runtime import JobContext, Registry, Runtime
 from runtime.api import create_app
 from tests.api.jobs import Gates, register
 from tests.chaos.storage_support import corrupt_store, read_only_folder, small_disk
@@ -150,3 +152,48 @@ def test_start_up_on_an_unusable_store_says_so_in_one_line_and_exits_7(tmp_path:
             assert "Traceback" not in err and out == ""
     if folder is None:
         pytest.skip("no read-only filesystem here: the other stores were checked")
+
+
+# -- a handler that blocks the event loop ------------------------------------------
+
+
+class _Nothing(BaseModel):
+    pass
+
+
+@pytest.mark.trio
+async def test_a_handler_blocking_the_loop_is_reported_and_ends_timeout(
+    registry: Registry,
+    make_runtime: Callable[..., Runtime],
+    caplog: pytest.LogCaptureFixture,
+    long_run: bool,
+) -> None:
+    @registry.job(name="blocker", max_retries=0)
+    async def blocker(ctx: JobContext, params: _Nothing) -> str:
+        time.sleep(BLOCK)  # noqa: ASYNC251  # on purpose: the bug this test is about
+        return "done, too late"
+
+    caplog.set_level(logging.INFO)
+    settings = {"loop_watchdog": 0.2, "lease": 0.7, "heartbeat_interval": 0.5}
+    async with make_runtime(**settings) as rt:
+        for _ in range(5 if long_run else 1):
+            caplog.clear()
+            job = await rt.enqueue("blocker", timeout=0.3)
+            with anyio.fail_after(10):
+                done = await rt.wait(job.id)
+            assert done.status == "timeout"
+            assert done.result is None
+            assert done.error is not None
+            held = float(done.error.split(" for ")[1].split(" s ")[0])
+            assert done.error.startswith("timeout could not fire: the handler blocked")
+            assert BLOCK - 0.3 <= held <= BLOCK + 0.5, done.error
+            messages = [r.getMessage() for r in caplog.records]
+            stalled = [m for m in messages if "has not run for" in m and str(job.id) in m]
+            assert stalled and "(type 'blocker') blocks it at" in stalled[0], messages
+            assert "test_storage.py" in stalled[0]
+            assert any("longer than the lease" in m for m in messages), messages
+            # Told by the watchdog thread as the probe it posted during the block runs.
+            assert any("runs again after" in m for m in messages), messages
+
+
+BLOCK = 1.2
