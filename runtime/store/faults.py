@@ -21,11 +21,13 @@ _SQLITE_FAULTS = (
     *("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN"),
     *("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_NOMEM"),
 )
-# SQLSTATE classes and codes: connection exception, insufficient resources
-# (disk full, out of memory), operator intervention (shutdown), system error
-# (I/O), internal error (corruption).
+# SQLSTATE classes: connection exception, insufficient resources (disk full,
+# out of memory), system error (I/O), internal error (corruption).
 _PG_CLASSES = ("08", "53", "58", "XX")
-_PG_CODES = ("57P01", "57P02", "57P03")
+# Operational errors that concern the write, not the server: serialisation
+# failures and deadlocks (class 40), a lock not available, a statement timeout.
+_PG_CONTENTION_CLASS = "40"
+_PG_CONTENTION = ("55P03", "57014")
 
 
 def is_storage_fault(err: BaseException) -> bool:
@@ -42,10 +44,12 @@ def is_storage_fault(err: BaseException) -> bool:
         name = getattr(err, "sqlite_errorname", "") or ""
         return name.startswith(_SQLITE_FAULTS) or "disk is full" in str(err)
     if isinstance(err, psycopg.Error):
-        state = err.sqlstate
-        if state is None:  # no answer from the server: the connection is gone
-            return isinstance(err, psycopg.OperationalError | psycopg.InterfaceError)
-        return state[:2] in _PG_CLASSES or state in _PG_CODES
+        state = err.sqlstate or ""
+        if isinstance(err, psycopg.OperationalError | psycopg.InterfaceError):
+            # A lost or refused connection (no SQLSTATE, or 08, 28, 57P0x...),
+            # but not the contention psycopg files here too.
+            return not state.startswith(_PG_CONTENTION_CLASS) and state not in _PG_CONTENTION
+        return state[:2] in _PG_CLASSES
     return False
 
 

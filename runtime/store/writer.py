@@ -493,7 +493,10 @@ class StoreWriter:
         (this one may be closed under us). SQLite's stays: it was rolled back."""
         if self._inline_max < 0:
             _rollback(conn)
-            conn.invalidate()
+            try:
+                conn.invalidate()
+            except Exception as err:  # already closed: the next use reconnects anyway
+                log.debug("invalidating the writer's connection failed: %s", describe(err))
 
     def _count(self, transactions: int, operations: int) -> None:
         self._transactions += transactions

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 from sqlalchemy.engine import Connection
 
 from runtime import Runtime
@@ -147,3 +148,54 @@ def read_only_folder(base: Path) -> Iterator[Path | None]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+class PostgresOutage:
+    """A PostgreSQL store whose connections can be cut for real.
+
+    The runtime logs in as a role of its own, so that cutting it touches no
+    other test sharing the server: ``cut()`` forbids the role to log in and
+    ends its backends with ``pg_terminate_backend`` (every connection drops,
+    and reconnects are refused); ``restore()`` lets it log in again.
+    """
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self.name = f"cb_chaos_{uuid.uuid4().hex[:12]}"
+        head, _, tail = base.partition("://")
+        host = tail.split("@", 1)[-1]
+        options = f"options=-csearch_path%3D{self.name}&application_name={self.name}"
+        self.url = f"{head}://{self.name}@{host}{'&' if '?' in host else '?'}{options}"
+
+    def _admin(self, *statements: str) -> None:
+        with psycopg.connect(self._base, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    def __enter__(self) -> PostgresOutage:
+        self._admin(
+            f"CREATE ROLE {self.name} LOGIN",
+            f"CREATE SCHEMA {self.name} AUTHORIZATION {self.name}",
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._admin(
+            f"ALTER ROLE {self.name} NOLOGIN",
+            _TERMINATE.format(role=self.name),
+            f"DROP SCHEMA {self.name} CASCADE",
+            f"DROP ROLE {self.name}",
+        )
+
+    def cut(self) -> int:
+        """Drop every connection of the store and refuse new ones; how many were dropped."""
+        with psycopg.connect(self._base, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE {self.name} NOLOGIN")
+            ended = conn.execute(_TERMINATE.format(role=self.name)).fetchall()
+        return len(ended)
+
+    def restore(self) -> None:
+        self._admin(f"ALTER ROLE {self.name} LOGIN")
+
+
+_TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"

@@ -18,7 +18,13 @@ from pydantic import BaseModel
 from runtime import JobContext, Registry, Runtime
 from runtime.api import create_app
 from tests.api.jobs import Gates, register
-from tests.chaos.storage_support import corrupt_store, read_only_folder, small_disk
+from tests.chaos.storage_support import (
+    PostgresOutage,
+    corrupt_store,
+    read_only_folder,
+    small_disk,
+)
+from tests.conftest import POSTGRES_ENV
 
 if TYPE_CHECKING:
     from quart.typing import TestClientProtocol
@@ -197,3 +203,49 @@ async def test_a_handler_blocking_the_loop_is_reported_and_ends_timeout(
 
 
 BLOCK = 1.2
+
+
+# -- PostgreSQL connection loss ----------------------------------------------------
+
+
+@pytest.mark.trio
+async def test_postgres_connection_loss_answers_503_then_recovers(
+    registry: Registry, make_runtime: Callable[..., Runtime], long_run: bool
+) -> None:
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test against")
+    register(registry, Gates())
+    seen: list[int] = []
+    with PostgresOutage(base) as pg:
+        settings = {"url": pg.url, "heartbeat_interval": 0.5, "poll_interval": 0.5}
+        async with make_runtime(**settings) as rt:
+            app = create_app(rt)
+            async with app.test_app() as test_app:
+                client = test_app.test_client()
+                before = await rt.enqueue("echo", {"value": "before"})
+                with anyio.fail_after(10):
+                    await rt.wait(before.id)
+                for _ in range(10 if long_run else 2):
+                    assert await anyio.to_thread.run_sync(pg.cut) >= 1
+                    for path in (JOBS, f"{JOBS}/{before.id}"):
+                        response = await client.get(path)
+                        seen.append(response.status_code)
+                        body = await response.get_json()
+                        assert response.status_code == 503, body
+                        assert body["error"] == "storage_unavailable"
+                        assert int(response.headers["Retry-After"]) >= 1
+                    status, body, _ = await _post(client, "during")
+                    seen.append(status)
+                    assert (status, body["error"]) == (503, "storage_unavailable")
+
+                    await anyio.to_thread.run_sync(pg.restore)
+                    response = await client.get(JOBS)  # the pool's pre-ping reconnects
+                    seen.append(response.status_code)
+                    assert response.status_code == 200
+                    status, body, _ = await _post(client, "after")
+                    seen.append(status)
+                    assert status == 201, body
+                    with anyio.fail_after(15):  # the writer reconnected, the workers claim
+                        assert (await rt.wait(body["id"])).status == "completed"
+    assert 500 not in seen
