@@ -56,6 +56,8 @@ WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
 FAULT_RETRY_MIN_DEFAULT = 0.1
 FAULT_RETRY_MAX_DEFAULT = 5.0
 """Seconds between two tries of the writes kept through a storage fault (doubling)."""
+FAULT_LOG_EVERY_DEFAULT = 60.0
+"""Seconds between two storage faults the log tells of (the others are counted)."""
 
 
 class Op(Protocol):
@@ -164,6 +166,8 @@ class StoreWriter:
         self.progress_rows = 0
         self._faults = 0
         self._fault_since: float | None = None  # when the current storage fault began
+        self._fault_told = False  # whether the log heard of the current one
+        self._fault_logged_at = -math.inf
         self._held: list[Pending] = []  # kept through the fault, tried again later
         self._retry_in = FAULT_RETRY_MIN_DEFAULT
 
@@ -313,8 +317,13 @@ class StoreWriter:
 
     def _faulted(self, outcomes: list[tuple[Any, BaseException | None]]) -> None:
         self._faults += 1
-        if self._fault_since is None:
-            self._fault_since = self._now()
+        if self._fault_since is not None:
+            return
+        self._fault_since = now = self._now()
+        # A nearly full disk takes some writes and not others: say it once a while.
+        self._fault_told = not now - self._fault_logged_at < FAULT_LOG_EVERY_DEFAULT
+        if self._fault_told:
+            self._fault_logged_at = now
             error = next(e for _, e in outcomes if e is not None and is_storage_fault(e))
             log.error(
                 "storage fault: %s; writes fail with StorageUnavailable (job outcomes are "
@@ -324,12 +333,12 @@ class StoreWriter:
 
     def _recovered(self) -> None:
         assert self._fault_since is not None
-        lasted = self._now() - self._fault_since
-        log.warning(
-            "the database takes writes again after %.1f s; trying %d kept writes",
-            lasted,
-            len(self._held),
-        )
+        if self._fault_told:
+            log.warning(
+                "the database takes writes again after %.1f s; trying %d kept writes",
+                self._now() - self._fault_since,
+                len(self._held),
+            )
         self._fault_since = None
         self._retry_in = FAULT_RETRY_MIN_DEFAULT
         self._queue.extendleft(reversed(self._take_held()))
