@@ -25,7 +25,7 @@ import sniffio
 import trio
 from anyio.abc import TaskStatus
 
-from runtime.execution import Executor
+from runtime.jobs.execution import Executor
 
 log = logging.getLogger("callboard.watchdog")
 

@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.joblog import LogEntry
-from runtime.models import Job
-from runtime.status import JobStatus
+from runtime.domain.logs import LogEntry
+from runtime.domain.models import Job
+from runtime.domain.status import JobStatus
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200

@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlmodel import SQLModel
 
-from runtime.errors import StoreUnusable
+from runtime.domain.errors import StoreUnusable
 from runtime.store.faults import describe
 from runtime.store.tables import RETIRED_INDEXES
 

@@ -15,7 +15,7 @@ import sqlite3
 import psycopg
 from sqlalchemy import exc as sa_exc
 
-from runtime.errors import StorageUnavailable
+from runtime.domain.errors import StorageUnavailable
 
 _SQLITE_FAULTS = (
     *("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN"),

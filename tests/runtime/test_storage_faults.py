@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from actors import Claimed, Ended, Outcome
 from runtime import Registry, Runtime, StorageUnavailable, StoreUnusable
-from runtime.outcomes import decide
+from runtime.jobs.outcomes import decide
 from runtime.store import Store, writer
 from tests.chaos.storage_support import PageCap, corrupt_store
 from tests.runtime.jobs import Journal, register

@@ -12,10 +12,10 @@ import uuid
 import anyio
 from anyio.abc import TaskStatus
 
-from runtime.clock import Clock
-from runtime.context import RunState
-from runtime.errors import StorageUnavailable
-from runtime.outages import through_outages
+from runtime.domain.clock import Clock
+from runtime.domain.errors import StorageUnavailable
+from runtime.jobs.context import RunState
+from runtime.jobs.outages import through_outages
 from runtime.store import Store
 from runtime.store.log_ops import AppendLogs
 from runtime.store.ops import SaveProgress

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import anyio
 
-from runtime.backoff import retry_delay
-from runtime.errors import StorageUnavailable
+from runtime.domain.errors import StorageUnavailable
+from runtime.jobs.backoff import retry_delay
 
 log = logging.getLogger("callboard.runtime")
 
