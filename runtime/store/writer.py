@@ -170,6 +170,7 @@ class StoreWriter:
         self._fault_logged_at = -math.inf
         self._held: list[Pending] = []  # kept through the fault, tried again later
         self._retry_in = FAULT_RETRY_MIN_DEFAULT
+        self._retry_at: float | None = None  # when the kept writes are tried next
 
     def submit(self, op: Op) -> Pending:
         """Queue a write now; await the returned object for its result."""
@@ -238,10 +239,15 @@ class StoreWriter:
                     return
                 self._ready = ready = self._event()
                 if self._held:
-                    with anyio.move_on_after(self._retry_in):
+                    # Tried again on their own clock, not with every new write.
+                    if self._retry_at is None:
+                        self._retry_at = anyio.current_time() + self._retry_in
+                    with anyio.move_on_at(self._retry_at):
                         await ready.wait()
-                    self._retry_in = min(2 * self._retry_in, FAULT_RETRY_MAX_DEFAULT)
-                    queue.extendleft(reversed(self._take_held()))
+                    if anyio.current_time() >= self._retry_at:
+                        self._retry_at = None
+                        self._retry_in = min(2 * self._retry_in, FAULT_RETRY_MAX_DEFAULT)
+                        queue.extendleft(reversed(self._take_held()))
                     continue
                 await ready.wait()
                 continue
@@ -341,6 +347,7 @@ class StoreWriter:
             )
         self._fault_since = None
         self._retry_in = FAULT_RETRY_MIN_DEFAULT
+        self._retry_at = None
         self._queue.extendleft(reversed(self._take_held()))
 
     @staticmethod

@@ -205,3 +205,18 @@ class PostgresOutage:
 
 
 _TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+
+
+@dataclass
+class QueryOnly:
+    """A write that makes the writer's connection refuse writes (or take them
+    again): SQLite answers ``SQLITE_READONLY`` for every write, even one that
+    needs no new page, as a read-only disk would."""
+
+    on: bool
+    # Alone in a batch it runs without BEGIN IMMEDIATE, which query_only refuses.
+    single_statement = True
+    inline_weight = 1
+
+    def apply(self, conn: Connection) -> None:
+        fast.dbapi(conn).execute(f"PRAGMA query_only={int(self.on)}")

@@ -12,15 +12,21 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
+from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from actors import Claimed, Ended, Outcome
-from runtime import Registry, Runtime, StorageUnavailable, StoreUnusable
+from runtime import JobContext, Registry, Runtime, StorageUnavailable, StoreUnusable
 from runtime.jobs.outcomes import decide
 from runtime.store import Store, writer
-from tests.chaos.storage_support import PageCap, corrupt_store
+from tests.chaos.storage_support import PageCap, QueryOnly, corrupt_store
 from tests.runtime.jobs import Journal, register
+
+
+class Empty(BaseModel):
+    pass
 
 
 @pytest.mark.trio
@@ -85,3 +91,42 @@ def test_a_handler_that_overran_its_deadline_ends_timeout() -> None:
     # Without the watchdog: how long it ran past its deadline, at least.
     unknown = decide(outcome, row, now=100.0)
     assert "blocked the event loop for 28.0 s" in unknown["error"]
+
+
+@pytest.mark.trio
+async def test_an_outcome_that_meets_a_fault_is_kept_and_lands_once_writes_work_again(
+    registry: Registry, make_runtime: Callable[..., Runtime]
+) -> None:
+    release = anyio.Event()
+    started = anyio.Event()
+
+    @registry.job(name="waits", max_retries=0)
+    async def waits(ctx: JobContext, params: Empty) -> str:
+        started.set()
+        await release.wait()
+        return "landed"
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("waits")
+        await started.wait()
+        await rt.store.write(QueryOnly(True))
+        release.set()
+        with anyio.fail_after(10):
+            while rt.writer_statistics().held == 0:  # the outcome met the fault
+                await rt.store.writer.submit(QueryOnly(True)).settled()
+        assert (await rt.get(job.id)).status == "running"  # nothing lost, nothing made up
+        with pytest.raises(StorageUnavailable, match="readonly"):
+            await rt.enqueue("waits")
+
+        # A write that works (the kept one follows it): alone in its batch, that is,
+        # not beside the kept outcome tried again.
+        with anyio.fail_after(10):
+            while True:
+                turned = rt.store.writer.submit(QueryOnly(False))
+                await turned.settled()
+                if turned.error is None:
+                    break
+        with anyio.fail_after(10):
+            done = await rt.wait(job.id)
+        assert (done.status, done.result) == ("completed", "landed")
+        assert rt.writer_statistics().held == 0
