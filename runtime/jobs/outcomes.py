@@ -38,7 +38,7 @@ def decide(
     ended = outcome.ended
     if ended is Ended.RETURNED:
         return _returned(outcome.value, now)
-    values = _ended(outcome, row, now, rng)
+    values = _ended(outcome, row, now, rng, blocked)
     # Handler text (an exception's message, a traceback) may hold what no store
     # keeps: stored escaped, so the outcome is recorded rather than lost.
     for name in ("error", "traceback"):
@@ -48,7 +48,9 @@ def decide(
     return values
 
 
-def _ended(outcome: Outcome, row: Row, now: float, rng: random.Random | None) -> Row:
+def _ended(
+    outcome: Outcome, row: Row, now: float, rng: random.Random | None, blocked: float | None
+) -> Row:
     ended = outcome.ended
     if ended is Ended.CANCELED:
         return _final(JobStatus.CANCELED, now)
