@@ -15,11 +15,14 @@ import anyio
 import pytest
 from pydantic import BaseModel
 
-from runtime import JobContext, Registry, Runtime
+from runtime import Job, JobContext, Registry, Runtime
 from runtime.api import create_app
+from runtime.api.hooks import HOOK_TYPE, Hooks, HookSettings
+from tests.api.hook_receiver import running
 from tests.api.jobs import Gates, register
 from tests.chaos.storage_support import (
     PostgresOutage,
+    QueryOnly,
     corrupt_store,
     read_only_folder,
     small_disk,
@@ -249,3 +252,37 @@ async def test_postgres_connection_loss_answers_503_then_recovers(
                     with anyio.fail_after(15):  # the writer reconnected, the workers claim
                         assert (await rt.wait(body["id"])).status == "completed"
     assert 500 not in seen
+
+
+@pytest.mark.trio
+async def test_status_hooks_wait_out_a_storage_fault(
+    registry: Registry, make_runtime: Callable[..., Runtime], caplog: pytest.LogCaptureFixture
+) -> None:
+    register(registry, Gates())
+    hooks = Hooks(registry, HookSettings(b"test-secret"))
+    async with running(make_runtime, hooks) as rt, anyio.create_task_group() as tg:
+        hooked: list[Job] = []
+
+        async def enqueue() -> None:
+            hooked.append(await rt.enqueue("echo", {}, delay=3600, status_hook=HOOK_URL))
+
+        tg.start_soon(enqueue)
+        with anyio.fail_after(5):
+            while rt.writer_statistics().queued == 0:  # until its insert is queued
+                await anyio.lowlevel.checkpoint()
+        # Committed with the insert: the store refuses writes from the moment the
+        # job's event reaches the hook dispatcher, which enqueues its delivery.
+        await rt.store.write(QueryOnly(True))
+        with anyio.fail_after(10):
+            while not any("status hook failed" in r.getMessage() for r in caplog.records):
+                await rt.store.writer.submit(QueryOnly(True)).settled()
+            turned = rt.store.writer.submit(QueryOnly(False))
+            while (await turned.settled()) is None and turned.error is not None:
+                turned = rt.store.writer.submit(QueryOnly(False))  # met a kept write
+            with rt.subscribe() as events:
+                while await rt.count(type=HOOK_TYPE) == 0:
+                    await events.receive()
+        assert hooked and (await rt.get(hooked[0].id)).status == "scheduled"
+
+
+HOOK_URL = "http://127.0.0.1:9/hook"
