@@ -70,7 +70,9 @@ def _store_jobs(engine: Engine, registry: Registry) -> set[str]:
     for key in range(LOCK_KEYS):
         items = [{"n": i} for i in range(PER_KEY)]
         batches.append(build_rows(registry.get("plain"), items, now=now, lock_key=f"key-{key}"))
-    batches.append(build_rows(registry.get(LIMITED), [{"n": i} for i in range(LIMITED_JOBS)], now=now))
+    batches.append(
+        build_rows(registry.get(LIMITED), [{"n": i} for i in range(LIMITED_JOBS)], now=now)
+    )
     plain = JOBS_PER_ROUND - LOCK_KEYS * PER_KEY - LIMITED_JOBS
     for priority in range(4):
         items = [{"n": i} for i in range(plain // 4)]
