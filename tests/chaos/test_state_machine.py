@@ -160,6 +160,8 @@ class RuntimeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         RuntimeMachine.examples += 1
+        if RuntimeMachine.examples % 10 == 0:
+            print(f"state machine: run {RuntimeMachine.examples}", flush=True)
         self.steps_since_crash = 0
         self.dir = tempfile.TemporaryDirectory(prefix="callboard-sm-")
         self.path = Path(self.dir.name) / "machine.db"
