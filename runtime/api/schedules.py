@@ -16,9 +16,9 @@ from runtime.api.errors import ApiError
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import NAME_MAX, _Request
 from runtime.api.state import ApiState
-from runtime.errors import CallboardError
-from runtime.models import Job
-from runtime.schedules import Misfire, Overlap, Schedule
+from runtime.domain.errors import CallboardError
+from runtime.domain.models import Job
+from runtime.schedules.model import Misfire, Overlap, Schedule
 
 TAG = "schedules"
 SCHEDULE_PAGE_SIZE_MAX = 200
@@ -101,6 +101,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         """Store a schedule; it makes jobs of ``job_type`` with ``params`` on its slots."""
         req = call.body_as(ScheduleCreate)
         options = req.model_dump(exclude={"job_type", "params"}, exclude_none=True)
+        rt.registry.get_public(req.job_type)  # an internal type is unknown here
         try:
             schedule = await rt.add_schedule(
                 req.job_type, req.params, tenant_id=call.principal.tenant_id, **options

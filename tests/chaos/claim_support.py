@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from runtime.status import ACTIVE
+from runtime.domain.status import ACTIVE
 from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine, writer_connection
 from runtime.store.ops import Finish

@@ -21,7 +21,7 @@ import trio
 from pydantic import BaseModel
 
 from runtime import JobContext, Registry, Runtime, Skip
-from runtime.errors import CallboardError
+from runtime.domain.errors import CallboardError
 
 KINDS = ("quick", "slow", "flaky", "failing", "skipping", "hanging")
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, delete, func, select
 
 from runtime import JobContext, Registry
-from runtime.enqueue import build_rows
+from runtime.jobs.enqueue import build_rows
 from runtime.store.engine import open_engine, writer_connection
 from runtime.store.ops import InsertJobs
 from runtime.store.tables import jobs

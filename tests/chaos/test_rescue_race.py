@@ -31,7 +31,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.engine import Connection
 
 from runtime import JobContext, Registry
-from runtime.enqueue import build_rows
+from runtime.jobs.enqueue import build_rows
 from runtime.store.claim import Claim
 from runtime.store.engine import open_engine, writer_connection
 from runtime.store.ops import Finish, FinishResult, InsertJobs

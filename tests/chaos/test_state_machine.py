@@ -50,7 +50,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from runtime.status import TERMINAL, JobStatus, can_transition
+from runtime.domain.status import TERMINAL, JobStatus, can_transition
 from tests.chaos.state_machine_support import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
