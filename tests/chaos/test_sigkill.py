@@ -50,7 +50,7 @@ def _run_and_kill(url: str, seed: int, rng: random.Random, log: Path) -> list[uu
         acked = b""
         for _ in range(rng.randint(1, 60)):
             line = child.stdout.readline()
-            assert line, f"the child exited before it was killed; see {log}"
+            assert line, f"the child exited before it was killed: {_tail(log)}"
             acked += line
         time.sleep(rng.uniform(0, 0.03))  # a random moment, not a timing assertion
     finally:
@@ -61,6 +61,10 @@ def _run_and_kill(url: str, seed: int, rng: random.Random, log: Path) -> list[uu
     text = (acked + rest).decode()
     complete = text[: text.rfind("\n") + 1]  # a line cut short was never acknowledged
     return [uuid.UUID(line) for line in complete.splitlines()]
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]
 
 
 def _check_file(path: Path, acknowledged: set[uuid.UUID], kill: int) -> None:
