@@ -142,4 +142,5 @@ def test_eight_processes_never_claim_one_job_twice(
         doubles += len(double)
         with engine.begin() as conn:
             conn.execute(delete(jobs))
+        print(f"claim stress: round {round_no + 1}, {total} jobs, {doubles} doubles", flush=True)
     print(f"claim stress: {rounds} rounds, {PROCESSES} processes, {total} jobs, {doubles} doubles")

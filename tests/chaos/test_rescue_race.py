@@ -250,6 +250,8 @@ def test_a_completion_and_a_rescue_never_both_win(engine: Engine, long_run: bool
         ids = _claimed_by_a_dead_worker(engine, registry, 2 * i)
         _check(engine, scenarios[i % len(scenarios)], ids, tally)
         tally.iterations += 1
+        if tally.iterations % 1000 == 0:
+            print(f"rescue race: {tally.iterations} iterations", flush=True)
         with engine.begin() as conn:
             conn.execute(delete(jobs))
     print(
