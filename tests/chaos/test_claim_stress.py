@@ -117,6 +117,7 @@ def _claim_round(url: str, tmp_path: Path, round_no: int) -> list[dict[str, Any]
     return [json.loads(out.read_text()) for out in outs]
 
 
+@pytest.mark.timeout(600)  # seconds when idle, but a loaded machine takes many times that
 def test_eight_processes_never_claim_one_job_twice(
     engine: Engine, postgres_url: str, tmp_path: Path, long_run: bool
 ) -> None:

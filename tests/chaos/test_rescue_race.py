@@ -242,6 +242,7 @@ def _postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+@pytest.mark.timeout(600)  # seconds when idle, but a loaded machine takes many times that
 def test_a_completion_and_a_rescue_never_both_win(engine: Engine, long_run: bool) -> None:
     registry = _registry()
     scenarios = SCENARIOS if _postgres(engine) else ("finish-first", "rescue-first", "free-race")

@@ -24,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import trio
 
 from runtime import JobStatus, Runtime
@@ -88,6 +89,7 @@ async def _finish_the_rest(url: str, acknowledged: set[uuid.UUID]) -> dict[str, 
     return statuses
 
 
+@pytest.mark.timeout(600)  # seconds when idle, but a loaded machine takes many times that
 def test_sigkilled_runtime_keeps_its_file_sound_and_its_acknowledged_jobs(
     tmp_path: Path, long_run: bool
 ) -> None:
