@@ -30,6 +30,7 @@ from runtime.jobs.enqueue import build_rows
 from runtime.store.engine import open_engine, writer_connection
 from runtime.store.ops import InsertJobs
 from runtime.store.tables import jobs
+from tests.chaos.battery_support import chaos_timeout
 from tests.chaos.claim_support import LIMITED, LIMITED_CONCURRENCY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +118,7 @@ def _claim_round(url: str, tmp_path: Path, round_no: int) -> list[dict[str, Any]
     return [json.loads(out.read_text()) for out in outs]
 
 
-@pytest.mark.timeout(600)  # seconds when idle, but a loaded machine takes many times that
+@chaos_timeout
 def test_eight_processes_never_claim_one_job_twice(
     engine: Engine, postgres_url: str, tmp_path: Path, long_run: bool
 ) -> None:

@@ -37,6 +37,7 @@ from runtime.store.engine import open_engine, writer_connection
 from runtime.store.ops import Finish, FinishResult, InsertJobs
 from runtime.store.tables import jobs
 from runtime.store.worker_ops import Heartbeat, Rescue, Rescued
+from tests.chaos.battery_support import chaos_timeout
 
 ITERATIONS_CI = 200
 ITERATIONS_LONG = 10_000
@@ -242,7 +243,7 @@ def _postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-@pytest.mark.timeout(600)  # seconds when idle, but a loaded machine takes many times that
+@chaos_timeout
 def test_a_completion_and_a_rescue_never_both_win(engine: Engine, long_run: bool) -> None:
     registry = _registry()
     scenarios = SCENARIOS if _postgres(engine) else ("finish-first", "rescue-first", "free-race")

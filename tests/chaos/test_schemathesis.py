@@ -30,6 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 
+from tests.chaos.battery_support import chaos_timeout
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "chaos-admin-token-0123456789"
 EXAMPLES_CI = 6
@@ -82,7 +84,7 @@ def _a_real_job(base: str) -> str:
     return str(answer.json()["id"])
 
 
-@pytest.mark.timeout(1800)
+@chaos_timeout
 def test_no_route_answers_with_a_server_error(server: str, long_run: bool) -> None:
     schema = schemathesis.openapi.from_url(f"{server}/openapi.json")
     job_id = _a_real_job(server)

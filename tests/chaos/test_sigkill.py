@@ -24,10 +24,10 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import trio
 
 from runtime import JobStatus, Runtime
+from tests.chaos.battery_support import chaos_timeout
 from tests.chaos.sigkill_support import registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ async def _finish_the_rest(url: str, acknowledged: set[uuid.UUID]) -> dict[str, 
     return statuses
 
 
-@pytest.mark.timeout(600)  # seconds when idle, but a loaded machine takes many times that
+@chaos_timeout
 def test_sigkilled_runtime_keeps_its_file_sound_and_its_acknowledged_jobs(
     tmp_path: Path, long_run: bool
 ) -> None:

@@ -36,7 +36,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -51,6 +50,7 @@ from hypothesis.stateful import (
 )
 
 from runtime.domain.status import TERMINAL, JobStatus, can_transition
+from tests.chaos.battery_support import chaos_timeout
 from tests.chaos.state_machine_support import KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,7 +294,7 @@ def _dashed(job_id: str) -> str:
     return f"{job_id[:8]}-{job_id[8:12]}-{job_id[12:16]}-{job_id[16:20]}-{job_id[20:]}"
 
 
-@pytest.mark.timeout(900)
+@chaos_timeout
 def test_runtime_state_machine(long_run: bool, tmp_path: Path) -> None:
     RuntimeMachine.spares = Spares(tmp_path / "children.log")
     try:
