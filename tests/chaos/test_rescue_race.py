@@ -169,7 +169,7 @@ def _free_race(
     first: Callable[[Connection], Any],
     second: Callable[[Connection], Any],
 ) -> tuple[Any, Any]:
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=60)  # a failed partner breaks it, not hangs it
     results: dict[int, Any] = {}
     errors: list[BaseException] = []
 
@@ -182,7 +182,10 @@ def _free_race(
         except BaseException as err:  # reported by the main thread
             errors.append(err)
 
-    threads = [threading.Thread(target=run, args=(i, op)) for i, op in enumerate((first, second))]
+    threads = [
+        threading.Thread(target=run, args=(i, op), daemon=True)
+        for i, op in enumerate((first, second))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
