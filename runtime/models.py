@@ -46,6 +46,7 @@ class Job(BaseModel):
     tenant_id: str | None = None
     user_id: str | None = None
     checkpoint: Any = None
+    checkpoint_at: datetime | None = None
     revision: int = 0
     check_in: str | None = None
     status_hook: str | None = None
@@ -133,7 +134,16 @@ def _converted(name: str, value: Any) -> Any:
     return value or {}  # params
 
 
-_TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at", "slot")
+_TIMES = (
+    "eta",
+    "scheduled_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "slot",
+    "checkpoint_at",
+)
 _PLAIN = tuple(
     (name, field.get_default(call_default_factory=True)) for name, field in Job.model_fields.items()
 )

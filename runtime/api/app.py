@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from quart import request
 from quart_trio import QuartTrio
 
-from runtime.api import catalogue, errors, events, jobs, queues, schedules, system
+from runtime import dashboard
+from runtime.api import bulk, catalogue, errors, events, jobs, queues, schedules, system, whoami
 from runtime.api.errors import ApiError
 from runtime.api.routing import Api, RouteSpec
 from runtime.api.state import ApiConfig, ApiState
@@ -58,11 +59,12 @@ def create_app(
         state.stop()
 
     api = Api(app, state.auth)
-    for module in (jobs, events, catalogue, queues, schedules, system):
+    for module in (bulk, jobs, events, catalogue, queues, schedules, system, whoami):
         module.add_routes(api, state)
     for add in extra_routes:
         add(api, state)
     app.extensions[ROUTES_KEY] = api.specs
+    dashboard.install(app)
     return app
 
 

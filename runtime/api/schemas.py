@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from runtime.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
 from runtime.joblog import LogEntry
 from runtime.models import Job
 from runtime.status import JobStatus
@@ -140,7 +141,22 @@ class JobFilters(_Request):
         return None if self.status is None else self.status.split(",")
 
 
-class ListJobsQuery(JobFilters):
+class SearchFilters(JobFilters):
+    """Filters of ``GET /jobs`` and the bulk actions: :class:`JobFilters`, a text search
+    and (for admins) a tenant."""
+
+    search: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=NAME_MAX,
+        description="a job id, its first hex digits, or the start of an idempotency key",
+    )
+    tenant: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX, description="admins only: one tenant"
+    )
+
+
+class ListJobsQuery(SearchFilters):
     """``GET /jobs``: filters and paging."""
 
     page: int = Field(default=1, ge=1, le=PAGE_MAX)
@@ -245,3 +261,44 @@ class QueuePatch(_Request):
 class Health(BaseModel):
     status: Literal["ok", "starting", "stopping", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class BulkRequest(SearchFilters):
+    """``POST /jobs/bulk/{action}``: the jobs matching these filters (at least one)."""
+
+    limit: int = Field(
+        default=BULK_LIMIT_DEFAULT,
+        ge=1,
+        le=BULK_LIMIT_MAX,
+        description="act on at most this many (newest first); the rest stay for another call",
+    )
+    dry_run: bool = Field(default=False, description="only count the matching jobs")
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> BulkRequest:
+        names = set(SearchFilters.model_fields)
+        if not any(getattr(self, name) is not None for name in names):
+            raise ValueError(f"give at least one filter: {', '.join(sorted(names))}")
+        return self
+
+
+class BulkResponse(BaseModel):
+    """What a bulk action did: each job moved by its own compare-and-set."""
+
+    action: str
+    dry_run: bool
+    matched: int = Field(description="jobs matching the filters")
+    selected: int = Field(description="of those, the ones acted on (at most limit)")
+    changed: int
+    skipped: int = Field(description="jobs whose status no longer allowed it, or gone")
+    skipped_by_status: dict[str, int]
+    remaining: int = Field(description="matching jobs beyond the limit")
+
+
+class WhoAmI(BaseModel):
+    """The caller, as its token says."""
+
+    name: str
+    tenant_id: str | None
+    role: str
+    auth: bool = Field(description="false when the API has no tokens (everyone is admin)")
