@@ -42,6 +42,7 @@ from runtime.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
+BULK_ACTIONS = ("retry", "cancel", "delete")
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("show", parents=[client], help="one job").add_argument("id")
     for action in CONTROL_ACTIONS:
         actions.add_parser(action, parents=[client], help=f"{action} a job").add_argument("id")
+    bulk = actions.add_parser(
+        "bulk", parents=[client], help="retry, cancel or delete every job matching filters"
+    )
+    bulk.add_argument("bulk_action", choices=BULK_ACTIONS, metavar="{retry,cancel,delete}")
+    _filters(bulk)
+    bulk.add_argument("--search", help="a job id, its first hex digits, or a key's start")
+    bulk.add_argument("--tenant", help="admins: only this tenant's jobs")
+    bulk.add_argument("--limit", type=int, help="at most this many jobs (newest first)")
+    bulk.add_argument("--dry-run", action="store_true", help="only count the matching jobs")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -182,6 +192,7 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
         return commands.jobs_control(client, args, out)
     handler = {
         "list": commands.jobs_list,
+        "bulk": commands.jobs_bulk,
         "show": commands.jobs_show,
         "logs": commands.jobs_logs,
         "wait": commands.jobs_wait,
