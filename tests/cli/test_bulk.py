@@ -23,7 +23,9 @@ async def test_jobs_bulk_counts_then_retries_and_says_what_it_skipped(served: Se
         "jobs", "bulk", "retry", "--status", "failed,completed", "--limit", "3"
     )
     assert code == EXIT_OK
-    assert text.strip() == "retry: 2 changed, 1 skipped (completed: 1); 1 more match (raise --limit)"
+    assert (
+        text.strip() == "retry: 2 changed, 1 skipped (completed: 1); 1 more match (raise --limit)"
+    )
     code, text = await served.run("jobs", "bulk", "delete", "--type", "echo", "--json")
     assert (code, json.loads(text)["changed"]) == (EXIT_OK, 1)
 

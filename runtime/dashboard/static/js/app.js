@@ -149,4 +149,5 @@ window.addEventListener("hashchange", () => {
   main.focus();
 });
 
+window.callboard = { stats: live.stats };
 boot();

@@ -15,6 +15,8 @@ const resetters = new Set();
 const stateListeners = new Set();
 const history = new Map(); // queue -> Map(bucket -> {completed, failed})
 export let connected = false;
+// Counts for the curious (and the browser tests): events read, frames rendered.
+export const stats = { events: 0, frames: 0 };
 
 function setConnected(value) {
   connected = value;
@@ -56,6 +58,7 @@ function receive(frame) {
   }
   const event = frame.data;
   if (!event || !event.job_id) return;
+  stats.events += 1;
   count(event);
   const before = pending.get(event.job_id);
   const merged = before ? { ...before } : { job_id: event.job_id };
@@ -72,6 +75,7 @@ function receive(frame) {
 
 function flush() {
   scheduled = false;
+  stats.frames += 1;
   const batch = pending;
   pending = new Map();
   subscribers.forEach((fn) => fn(batch));
