@@ -442,7 +442,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         offset: int = 0,
     ) -> list[Job]:
         """Jobs matching every given filter, newest first. ``search`` matches an id (or
-        its first hex digits) or the start of an idempotency key."""
+        its first or last hex digits) or the start of an idempotency key."""
         if not 0 < limit <= reads.LIST_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
         if not 0 <= offset <= reads.LIST_OFFSET_MAX:

@@ -149,7 +149,7 @@ class SearchFilters(JobFilters):
         default=None,
         min_length=1,
         max_length=NAME_MAX,
-        description="a job id, its first hex digits, or the start of an idempotency key",
+        description="a job id, its first or last hex digits, or the start of an idempotency key",
     )
     tenant: str | None = Field(
         default=None, min_length=1, max_length=NAME_MAX, description="admins only: one tenant"

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument("bulk_action", choices=BULK_ACTIONS, metavar="{retry,cancel,delete}")
     _filters(bulk)
-    bulk.add_argument("--search", help="a job id, its first hex digits, or a key's start")
+    bulk.add_argument("--search", help="a job id, its first or last hex digits, or a key's start")
     bulk.add_argument("--tenant", help="admins: only this tenant's jobs")
     bulk.add_argument("--limit", type=int, help="at most this many jobs (newest first)")
     bulk.add_argument("--dry-run", action="store_true", help="only count the matching jobs")

@@ -16,8 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from quart import Quart, Response, request
-
-from runtime.api.errors import not_found
+from werkzeug.exceptions import NotFound
 
 ASSET_PREFIX = "/dashboard/"
 PAGES = {"/": "index.html", "/docs": "docs.html"}
@@ -98,7 +97,7 @@ def install(app: Quart) -> None:
     async def asset(name: str) -> Response:
         found = files.get(name)
         if found is None:
-            raise not_found("dashboard file", name)
+            raise NotFound(f"no dashboard file {name!r}")  # the app answers it as JSON
         return _respond(found)
 
     for path in PAGES:

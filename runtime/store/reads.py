@@ -73,12 +73,16 @@ def statuses(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]
     return {r.id: r.status for r in rows}
 
 
-_ID_PREFIX = re.compile(r"[0-9a-f]{1,8}")  # before the first dash, alike in every store
+# An id's first group (8 hex digits) and last (12) read alike in every store's text
+# of it (PostgreSQL's has dashes, SQLite's has none).
+_ID_PREFIX = re.compile(r"[0-9a-f]{1,8}")
+_ID_SUFFIX = re.compile(r"[0-9a-f]{4,12}")
 
 
 def search_condition(text: str) -> ColumnElement[bool]:
-    """Jobs whose id is ``text`` or starts with it (up to its first 8 hex digits), or
-    whose idempotency key starts with it."""
+    """Jobs whose id is ``text``, starts with it (up to 8 hex digits) or ends with it
+    (4 to 12 hex digits: what the dashboard shows), or whose idempotency key starts
+    with it."""
     text = text.strip()
     try:
         job_id = uuid.UUID(text)
@@ -88,6 +92,9 @@ def search_condition(text: str) -> ColumnElement[bool]:
         return or_(jobs.c.id == job_id, jobs.c.idempotency_key == text)
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     found: ColumnElement[bool] = jobs.c.idempotency_key.like(escaped + "%", escape="\\")
-    if _ID_PREFIX.fullmatch(text.lower()):
-        found = or_(found, cast(jobs.c.id, String).like(text.lower() + "%"))
+    hexed = text.lower()
+    if _ID_PREFIX.fullmatch(hexed):
+        found = or_(found, cast(jobs.c.id, String).like(hexed + "%"))
+    if _ID_SUFFIX.fullmatch(hexed):
+        found = or_(found, cast(jobs.c.id, String).like("%" + hexed))
     return found

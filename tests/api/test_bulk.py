@@ -112,6 +112,7 @@ async def test_list_searches_ids_and_keys_and_an_admin_filters_by_tenant(
     assert await ids("admin", search="invoice", tenant="globex") == {b["id"]}
     assert await ids("acme", search="invoice") == {a["id"]}
     assert await ids("acme", search=a["id"][:8]) == {a["id"]}
+    assert await ids("acme", search=a["id"][-8:].upper()) == {a["id"]}
     assert await ids("acme", search=b["id"]) == set()
     status, body = await harness.body("GET", "/api/v1/jobs", who="acme", query={"tenant": "globex"})
     assert (status, body["error"]) == (403, "forbidden")

@@ -128,6 +128,7 @@ async def test_search_finds_ids_by_prefix_and_keys_by_their_start(
         await rt.enqueue("ok", {}, delay=3600, idempotency_key="other")
         assert {j.id for j in await rt.list(search=str(a.id))} == {a.id}
         assert {j.id for j in await rt.list(search=a.id.hex[:8])} >= {a.id}
+        assert {j.id for j in await rt.list(search=a.id.hex[-8:])} == {a.id}
         assert {j.id for j in await rt.list(search="order-17")} == {a.id, b.id}
         # LIKE's wildcards are literal: "_" matches only "_"
         assert {j.id for j in await rt.list(search="order-17_")} == {a.id}

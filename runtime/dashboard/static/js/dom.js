@@ -68,7 +68,9 @@ export function eta(iso, now = Date.now()) {
   return s > 0 ? `ETA ${duration(s)}` : "ETA now";
 }
 
-export const shortId = (id) => String(id).slice(0, 8);
+// Ids are time-ordered (UUIDv7): jobs made together share their first digits,
+// so the short form is the last, random ones (the search box finds it).
+export const shortId = (id) => String(id).slice(-8);
 
 export function json(value) {
   return JSON.stringify(value, null, 2);
