@@ -192,6 +192,31 @@ def test_enqueue_from_the_form_watch_progress_then_suspend_and_resume(
     assert server.job(job_id)["resumed"] is True
 
 
+def test_jobs_move_between_filtered_views_without_a_reload(page: Any, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    login(page, server, ADMIN, "admin")
+    page.goto(server.url + "/#/jobs?status=running&type=slow.count")
+    page.evaluate("window.notReloaded = true")
+    rows = page.locator("table.jobs tbody tr[data-job-id]")
+    expect(rows).to_have_count(0)
+    job = server.enqueue(server.admin, "slow.count", steps=15, step_seconds=0.2)
+    row = page.locator(f"tr[data-job-id='{job['id']}']")
+    expect(row).to_be_visible()  # it started: it came into the running view
+    page.wait_for_function(
+        f"() => document.querySelector(\"tr[data-job-id='{job['id']}'] progress\")?.value > 10"
+    )
+    expect(row.locator(".check-in")).to_contain_text("of 15")
+    expect(row).to_have_count(0)  # it completed: it left
+    assert page.evaluate("window.notReloaded") is True
+    page.goto(server.url + f"/#/jobs?status=completed&search={job['id'][-8:]}")
+    expect(rows).to_have_count(1)
+    page.get_by_role("link", name=job["id"][-8:]).click()
+    expect(page.locator("#job-status")).to_have_text("completed")
+    expect(page.locator(".log")).to_contain_text("attempt 1 ended: completed")
+    expect(page.locator("section[aria-label=Checkpoint]")).to_contain_text("Version")
+
+
 def test_cancel_a_running_job_with_a_reason(page: Any, server: Server) -> None:
     from playwright.sync_api import expect
 

@@ -179,11 +179,13 @@ export function render(main, ctx, params) {
       entry.status.className = `badge s-${job.status}`;
       entry.tr.dataset.status = job.status;
     }
-    const fresh = progressCell(job);
-    if (!entry.progress.td.firstChild && fresh.td.firstChild) {
-      entry.progress.td.replaceWith(fresh.td);
-      entry.progress = fresh;
-    } else if (entry.progress.td.firstChild) {
+    if (!entry.progress.td.firstChild) {
+      if (ACTIVE.has(job.status) || job.progress) {
+        const fresh = progressCell(job);
+        entry.progress.td.replaceWith(fresh.td);
+        entry.progress = fresh;
+      }
+    } else {
       entry.progress.bar.value = job.progress || 0;
       entry.progress.text.textContent = `${Math.round(job.progress || 0)}%`;
       entry.progress.etaText.textContent = ACTIVE.has(job.status) ? eta(job.eta) : "";
