@@ -364,3 +364,47 @@ def test_a_thousand_running_jobs_keep_the_page_responsive(
     page.screenshot(path=shots / "overview.png")
     cancel = server.admin.post("/api/v1/jobs/bulk/cancel", json={"queue": "many"}, timeout=120)
     assert cancel.json()["changed"] == many
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, progress')]
+    .filter((el) => !el.labels?.length && !el.getAttribute('aria-label'))
+    .map((el) => el.outerHTML)"""
+
+
+def test_every_control_has_a_label_and_the_dialog_works_from_the_keyboard(
+    page: Any, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    job = server.enqueue(server.admin, "slow.count", steps=1000, step_seconds=0.5)
+    page.goto(server.url + "/")
+    page.keyboard.type(ADMIN)  # the token field has the focus
+    page.keyboard.press("Enter")
+    expect(page.locator("#who")).to_contain_text("(admin)")
+    views = {
+        "#/": "table.queues tbody tr",
+        "#/jobs?status=running": "table.jobs tbody tr",
+        f"#/jobs/{job['id']}": "#job-progress",
+        "#/enqueue": "form.enqueue",
+        "#/schedules": "table.schedules tbody tr",
+    }
+    for view, shown in views.items():
+        page.goto(server.url + "/" + view)
+        expect(page.locator(shown).first).to_be_visible()
+        assert page.evaluate(UNLABELLED) == [], view
+    page.goto(server.url + "/#/jobs?status=running&type=slow.count")
+    button = page.get_by_role("button", name="Cancel all…")
+    button.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # dismissed: nothing happens, the focus comes back
+    expect(dialog).to_have_count(0)
+    expect(button).to_be_focused()
+    assert server.job(job["id"])["status"] == "running"
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name=re.compile("^Cancel 1 jobs")).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).to_contain_text("cancel: 1 changed")
+    assert server.wait(job["id"])["status"] == "canceled"
