@@ -64,7 +64,8 @@ def create_app(
     for add in extra_routes:
         add(api, state)
     app.extensions[ROUTES_KEY] = api.specs
-    dashboard.install(app)
+    if config.dashboard:
+        dashboard.install(app)
     return app
 
 

@@ -30,6 +30,8 @@ class ApiConfig(BaseModel):
     # jobs run by other processes, whose events this process never gets.
     sse_poll: float = Field(default=SSE_POLL_DEFAULT, gt=0, le=3600)
     tokens: tuple[TokenEntry, ...] = ()
+    # The web dashboard at / and the API docs at /docs (runtime.dashboard).
+    dashboard: bool = True
 
 
 @dataclass(slots=True)

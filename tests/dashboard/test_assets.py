@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from runtime import Runtime
+from runtime.api import ApiConfig, create_app
 from runtime.dashboard import CSP, assets
 from tests.api.conftest import Harness
 
@@ -42,6 +45,17 @@ async def test_pages_and_assets_need_no_token_but_the_api_does(harness: Harness)
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     for path in ("/api/v1/jobs", "/api/v1/whoami", "/api/v1/queues"):
         assert (await harness.call("GET", path, who=None)).status_code == 401
+
+
+@pytest.mark.trio
+async def test_an_app_may_leave_the_dashboard_out(make_runtime: Callable[..., Runtime]) -> None:
+    async with make_runtime() as rt:
+        app = create_app(rt, ApiConfig(dashboard=False))
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            for path in ("/", "/docs", "/dashboard/js/app.js"):
+                assert (await client.get(path)).status_code == 404
+            assert (await client.get("/healthz")).status_code == 200
 
 
 @pytest.mark.trio
