@@ -92,7 +92,7 @@ def fill(db: str, count: int) -> float:
     """Store ``count`` jobs straight into the table (as the runtime would have)."""
     from sqlalchemy import insert
 
-    from runtime.enqueue import build_rows
+    from runtime.jobs.enqueue import build_rows
     from runtime.store import Store
     from runtime.store.tables import jobs
 

@@ -31,9 +31,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from runtime import JobContext, Registry, Runtime
-from runtime.schedule_spec import CronTrigger, IntervalTrigger, Trigger
-from runtime.scheduler import Scheduler
-from runtime.schedules import dump_trigger
+from runtime.schedules.model import dump_trigger
+from runtime.schedules.scheduler import Scheduler
+from runtime.schedules.spec import CronTrigger, IntervalTrigger, Trigger
 from runtime.store.engine import open_engine
 from runtime.store.tables import jobs, schedules
 

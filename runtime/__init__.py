@@ -1,13 +1,15 @@
 """Callboard: durable background jobs on structured concurrency.
 
-Everything a user imports is re-exported here; other modules may change.
+Everything a user imports is re-exported here and listed once, sorted, in
+``__all__`` (docs/python-api.md describes each name; a test keeps the two
+equal). The modules below may change. The facade (``runtime.runtime``) sits
+at the top of this folder; the concepts, the store and the shared domain
+live in its subfolders (see docs/design.md, "Where things live").
 """
 
 from __future__ import annotations
 
-from runtime.context import HookContext, JobContext
-from runtime.control import QueueStatistics
-from runtime.errors import (
+from runtime.domain.errors import (
     AmbiguousSchedule,
     CallboardError,
     DuplicateJobType,
@@ -26,15 +28,17 @@ from runtime.errors import (
     UnknownJobType,
     UnknownQueue,
 )
+from runtime.domain.logs import LogEntry
+from runtime.domain.models import Job, JobEvent
+from runtime.domain.status import JobStatus
 from runtime.gcpause import freeze_startup_objects
-from runtime.joblog import LogEntry
-from runtime.models import Job, JobEvent
-from runtime.registry import JobGroup, JobType, Queue, Registry, default_registry, job
+from runtime.jobs.context import HookContext, JobContext
+from runtime.jobs.control import QueueStatistics
+from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
+from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
-from runtime.schedules import Schedule
-from runtime.status import JobStatus
+from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
-from runtime.sweeper import JobRetention
 
 __all__ = [
     "AmbiguousSchedule",

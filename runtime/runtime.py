@@ -30,25 +30,25 @@ from actors import (
     Ticker,
     check_capacity,
 )
-from runtime.clock import Clock
-from runtime.control import ControlMethods
-from runtime.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
-from runtime.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
-from runtime.events import EventBus, Subscription
-from runtime.execution import Executor
-from runtime.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.domain.clock import Clock
+from runtime.domain.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
+from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
+from runtime.domain.models import Job, event_from_row
+from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.gcpause import collector_paused
-from runtime.job_events import JobEvents
-from runtime.joblog import JOB_LOG_LIMIT_DEFAULT
-from runtime.models import Job, event_from_row
-from runtime.registry import JobType, Registry, default_registry
-from runtime.schedules_api import ScheduleMethods
+from runtime.jobs.control import ControlMethods
+from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
+from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.execution import Executor
+from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.jobs.registry import JobType, Registry, default_registry
+from runtime.jobs.subscriptions import JobEvents
+from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
+from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
-from runtime.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
-from runtime.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
 
 log = logging.getLogger("callboard.runtime")
 
@@ -57,7 +57,6 @@ LEASE_DEFAULT = 30.0
 HEARTBEAT_INTERVAL_DEFAULT = 10.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
-JobId = uuid.UUID | str
 _WAITING = JobStatus.WAITING.value
 _SCHEDULED = JobStatus.SCHEDULED.value
 _LEFT_A_RUN = frozenset(

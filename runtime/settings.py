@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.checks import is_finite, is_int, is_number
+from runtime.domain.checks import is_finite, is_int, is_number
 
 
 def check_settings(

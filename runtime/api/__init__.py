@@ -4,6 +4,11 @@
 
     async with Runtime("sqlite:///callboard.db") as rt:
         await serve_api(rt, bind="127.0.0.1:8000")
+
+An interface: routes, auth, Server-Sent Events, hooks and metrics over the
+facade (``runtime.runtime.Runtime``). It may import the facade and, for
+their types and reads, the concepts, the store and the domain; nothing
+below it imports it, except the CLI that serves it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from runtime.api.auth import Role
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import BulkRequest, BulkResponse
 from runtime.api.state import ApiState
-from runtime.bulk import BulkAction, bulk_control
+from runtime.jobs.bulk import BulkAction, bulk_control
 
 TAG = "jobs"
 _DOCS = {

@@ -8,8 +8,8 @@ from runtime.api.errors import not_found
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import JobGroupInfo, JobGroupList, JobTypeInfo, JobTypeList
 from runtime.api.state import ApiState
-from runtime.errors import UnknownJobType
-from runtime.registry import JobType
+from runtime.domain.errors import UnknownJobType
+from runtime.jobs.registry import JobType
 
 TAG = "catalogue"
 _OPTIONS = ("version", "lock", "max_concurrency", "rate_limit", "unique", "suspendable")

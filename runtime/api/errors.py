@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from quart import Quart, Response
 from werkzeug.exceptions import HTTPException
 
-from runtime.errors import (
+from runtime.domain.errors import (
     AmbiguousSchedule,
     CallboardError,
     HookFailed,

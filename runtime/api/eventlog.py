@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import TaskStatus
 
-from runtime.models import JobEvent
+from runtime.domain.models import JobEvent
 from runtime.runtime import Runtime
 
 EVENT_BUFFER_DEFAULT = 10_000

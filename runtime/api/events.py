@@ -27,8 +27,8 @@ from runtime.api.eventlog import Entry
 from runtime.api.routing import Api, Call
 from runtime.api.schemas import EventsQuery, JobEventsQuery, JobFilters
 from runtime.api.state import ApiState
-from runtime.errors import JobNotFound
-from runtime.models import Job, JobEvent
+from runtime.domain.errors import JobNotFound
+from runtime.domain.models import Job, JobEvent
 
 TAG = "events"
 RETRY_MS = 2000  # what browsers wait before reconnecting

@@ -38,11 +38,11 @@ import httpx
 from anyio.abc import TaskStatus
 from pydantic import BaseModel
 
-from runtime.context import JobContext
-from runtime.errors import Fail, JobNotFound, Retry
-from runtime.joblog import status_entry
-from runtime.models import JobEvent
-from runtime.registry import Queue, Registry
+from runtime.domain.errors import Fail, JobNotFound, Retry
+from runtime.domain.logs import status_entry
+from runtime.domain.models import JobEvent
+from runtime.jobs.context import JobContext
+from runtime.jobs.registry import Queue, Registry
 from runtime.runtime import Runtime
 from runtime.store.log_ops import AppendLogs
 

@@ -25,8 +25,8 @@ from runtime.api.schemas import (
     WaitQuery,
 )
 from runtime.api.state import ApiState
-from runtime.errors import CallboardError
-from runtime.models import Job
+from runtime.domain.errors import CallboardError
+from runtime.domain.models import Job
 
 TAG = "jobs"
 Control = Callable[..., Awaitable[Job]]

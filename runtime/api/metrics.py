@@ -25,10 +25,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from runtime.control import QueueStatistics
-from runtime.models import JobEvent
+from runtime.domain.models import JobEvent
+from runtime.domain.status import JobStatus
+from runtime.jobs.control import QueueStatistics
 from runtime.runtime import Runtime
-from runtime.status import JobStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)

@@ -9,7 +9,7 @@ from runtime.api.errors import not_found
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import QueueInfo, QueueList, QueuePatch
 from runtime.api.state import ApiState
-from runtime.control import QueueStatistics
+from runtime.jobs.control import QueueStatistics
 
 TAG = "queues"
 

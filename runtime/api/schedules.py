@@ -16,9 +16,9 @@ from runtime.api.errors import ApiError
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import NAME_MAX, _Request
 from runtime.api.state import ApiState
-from runtime.errors import CallboardError
-from runtime.models import Job
-from runtime.schedules import Misfire, Overlap, Schedule
+from runtime.domain.errors import CallboardError
+from runtime.domain.models import Job
+from runtime.schedules.model import Misfire, Overlap, Schedule
 
 TAG = "schedules"
 SCHEDULE_PAGE_SIZE_MAX = 200

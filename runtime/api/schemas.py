@@ -23,10 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
-from runtime.joblog import LogEntry
-from runtime.models import Job
-from runtime.status import JobStatus
+from runtime.domain.logs import LogEntry
+from runtime.domain.models import Job
+from runtime.domain.status import JobStatus
+from runtime.jobs.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200

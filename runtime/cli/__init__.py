@@ -1,4 +1,11 @@
-"""The ``callboard`` command (see :mod:`runtime.cli.main`)."""
+"""The ``callboard`` command (see :mod:`runtime.cli.main`).
+
+An interface: ``serve`` and ``worker`` run a ``Runtime`` (with the HTTP
+API), the other commands talk to a running server over HTTP. It may import
+anything below it: ``runtime.api``, the facade (``runtime``,
+``runtime.runtime``) and, for their types, the concepts and the domain.
+Nothing imports it.
+"""
 
 from __future__ import annotations
 

@@ -34,11 +34,11 @@ from runtime.cli.client import (
     ApiClient,
     ClientError,
 )
+from runtime.cli.demo import register_demo
 from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
-from runtime.demo import register_demo
-from runtime.errors import CallboardError
+from runtime.domain.errors import CallboardError
 from runtime.gcpause import freeze_startup_objects
-from runtime.registry import Registry, default_registry
+from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")

@@ -23,9 +23,9 @@ from runtime.api.auth import TokenEntry
 from runtime.api.hooks import Hooks, HookSettings
 from runtime.api.server import check_bind, serve_api
 from runtime.api.state import ApiConfig
-from runtime.demo import DEMO_SCHEDULES
-from runtime.errors import CallboardError
-from runtime.registry import Registry
+from runtime.cli.demo import DEMO_SCHEDULES
+from runtime.domain.errors import CallboardError
+from runtime.jobs.registry import Registry
 from runtime.runtime import Runtime
 
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues

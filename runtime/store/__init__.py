@@ -1,4 +1,12 @@
-"""Persistence: the schema, the writer actor, the writes and the reads."""
+"""Persistence: the schema, the writer actor, the writes and the reads.
+
+SQLModel tables, the store writer (group commit), the write ops and the
+read queries, on SQLite and PostgreSQL. Modules here import only
+``runtime.domain`` (statuses, errors, log records, rate limits) and each
+other: never ``actors``, the concepts (``runtime.jobs``,
+``runtime.schedules``), the facade or the interfaces. What a write needs
+from a concept, its caller hands it.
+"""
 
 from __future__ import annotations
 

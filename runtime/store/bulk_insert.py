@@ -40,7 +40,7 @@ def insert_rows(
 
     ``varying`` names the only columns whose values may differ between rows:
     every other column is taken from the first row, once. The caller vouches
-    for that (``runtime.enqueue.PER_JOB_COLUMNS`` says which columns a bulk
+    for that (``runtime.jobs.enqueue.PER_JOB_COLUMNS`` says which columns a bulk
     enqueue sets per job). Returns False, having stored nothing, when a
     varying value is one the document cannot carry (NaN or an infinity, which
     JSON cannot spell; a lone surrogate, which UTF-8 cannot): the caller then

@@ -27,8 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from runtime.limits import RateLimit
-from runtime.status import ACTIVE, JobStatus
+from runtime.domain.limits import RateLimit
+from runtime.domain.status import ACTIVE, JobStatus
 from runtime.store import fast
 from runtime.store.tables import HOLDING_SQL, jobs, queue_states, type_starts
 

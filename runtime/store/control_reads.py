@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from runtime.joblog import in_log_order
-from runtime.status import TERMINAL
+from runtime.domain.logs import in_log_order
+from runtime.domain.status import TERMINAL
 from runtime.store.log_ops import unstored_status_records
 from runtime.store.tables import job_logs, jobs, queue_states
 
@@ -27,7 +27,7 @@ def read_logs(
     limit: int,
 ) -> list[Row] | None:
     """The job's log records, oldest first: stored ones, and those its record
-    says (see :func:`runtime.joblog.rendered_records`). None: no such job."""
+    says (see :func:`runtime.domain.logs.rendered_records`). None: no such job."""
     query = select(*_ATTEMPT_COLUMNS).where(jobs.c.id == job_id)
     if tenant_id is not None:
         query = query.where(jobs.c.tenant_id == tenant_id)

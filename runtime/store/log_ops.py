@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 
-from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, rendered_records, status_entry
+from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, rendered_records, status_entry
 from runtime.store import fast
 from runtime.store.tables import job_logs
 
@@ -113,7 +113,7 @@ def _within_limit(
 
 def unstored_status_records(conn: Connection, job: Mapping[Any, Any]) -> list[Row]:
     """The status records that ``job``'s record says and the store does not
-    hold (see :func:`runtime.joblog.rendered_records`): a start is stored
+    hold (see :func:`runtime.domain.logs.rendered_records`): a start is stored
     already when its attempt logged something."""
     records = rendered_records(job)
     if records:

@@ -16,9 +16,9 @@ from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from runtime.errors import IllegalTransition, JobNotFound
-from runtime.joblog import JOB_LOG_LIMIT_DEFAULT, status_entry
-from runtime.status import ACTIVE, TERMINAL, JobStatus, can_transition
+from runtime.domain.errors import IllegalTransition, JobNotFound
+from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, status_entry
+from runtime.domain.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
 from runtime.store.claim import holder_of, park_on_held_locks, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records

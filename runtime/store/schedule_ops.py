@@ -12,15 +12,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Select, bindparam, delete, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from runtime.errors import AmbiguousSchedule, ScheduleNotFound
-from runtime.schedules import first_fire_at, parse_trigger, resume_fire_at
-from runtime.status import TERMINAL, JobStatus
+from runtime.domain.errors import AmbiguousSchedule, ScheduleNotFound
+from runtime.domain.status import TERMINAL, JobStatus
 from runtime.store.claim import holder_of
 from runtime.store.tables import jobs, schedules
 
@@ -88,6 +87,18 @@ def _insert_jobs(conn: Connection, rows: list[Row]) -> set[uuid.UUID]:
     return stored
 
 
+class TriggerRules(Protocol):
+    """When a trigger (as stored, JSON) fires next: what the schedule writes
+    compute inside their transaction. The store knows no trigger kinds; its
+    caller hands it the rules (``runtime.schedules.model.TRIGGER_RULES``)."""
+
+    def first_fire_at(self, trigger: Row, now: float) -> float | None: ...
+
+    def resume_fire_at(
+        self, trigger: Row, next_fire_at: float | None, now: float
+    ) -> float | None: ...
+
+
 @dataclass(slots=True)
 class SaveSchedule:
     """Add a schedule, or replace the definition of the one with its name.
@@ -100,6 +111,7 @@ class SaveSchedule:
 
     row: Row
     keep_anchor: bool = False
+    rules: TriggerRules = field(kw_only=True)
 
     def apply(self, conn: Connection) -> tuple[Row, bool]:
         existing = self._existing(conn)
@@ -121,7 +133,7 @@ class SaveSchedule:
             return existing, False
         now = self.row["updated_at"]
         new.update(
-            next_fire_at=first_fire_at(parse_trigger(new["trigger"]), now),
+            next_fire_at=self.rules.first_fire_at(new["trigger"], now),
             updated_at=now,
             revision=existing["revision"] + 1,
         )
@@ -156,6 +168,7 @@ class SetSchedulePaused:
     tenant_id: str | None
     paused: bool
     now: float
+    rules: TriggerRules = field(kw_only=True)
 
     def apply(self, conn: Connection) -> Row:
         row = _require(conn, self.key, self.tenant_id)
@@ -167,8 +180,8 @@ class SetSchedulePaused:
             "revision": row["revision"] + 1,
         }
         if not self.paused:
-            trigger = parse_trigger(row["trigger"])
-            values["next_fire_at"] = resume_fire_at(trigger, row["next_fire_at"], self.now)
+            resumed = self.rules.resume_fire_at(row["trigger"], row["next_fire_at"], self.now)
+            values["next_fire_at"] = resumed
         conn.execute(update(schedules).where(schedules.c.id == row["id"]).values(**values))
         return {**row, **values}
 

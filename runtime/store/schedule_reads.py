@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from runtime.status import TERMINAL
+from runtime.domain.status import TERMINAL
 from runtime.store.schedule_ops import find_schedule
 from runtime.store.tables import jobs, schedules
 

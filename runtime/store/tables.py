@@ -227,7 +227,7 @@ RETIRED_INDEXES = (
 
 
 class ScheduleRow(SQLModel, table=True):
-    """A schedule: makes jobs of one type on its trigger's slots (see runtime.schedules)."""
+    """A schedule: makes jobs of one type on its trigger's slots (see runtime.schedules.model)."""
 
     __tablename__ = "callboard_schedules"
 
@@ -235,7 +235,7 @@ class ScheduleRow(SQLModel, table=True):
     name: str
     job_type: str
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    trigger: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # schedule_spec JSON
+    trigger: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # a trigger, as JSON
     tz: str = "UTC"
     overlap: str
     misfire: str

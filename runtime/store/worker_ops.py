@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from runtime.joblog import status_entry
-from runtime.status import ACTIVE, JobStatus
+from runtime.domain.logs import status_entry
+from runtime.domain.status import ACTIVE, JobStatus
 from runtime.store.claim import release_lock
 from runtime.store.log_ops import append_logs, store_status_records
 from runtime.store.tables import jobs, workers

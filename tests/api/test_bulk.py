@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from runtime.bulk import BULK_LIMIT_MAX
+from runtime.jobs.bulk import BULK_LIMIT_MAX
 from tests.api.conftest import Harness
 
 pytestmark = pytest.mark.trio

@@ -3,8 +3,8 @@ from __future__ import annotations
 import uuid
 
 from runtime.api.eventlog import EventLog
-from runtime.models import JobEvent
-from runtime.status import JobStatus
+from runtime.domain.models import JobEvent
+from runtime.domain.status import JobStatus
 
 
 def event(n: int) -> JobEvent:

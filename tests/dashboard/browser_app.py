@@ -5,8 +5,7 @@ from __future__ import annotations
 import anyio
 from pydantic import BaseModel, Field
 
-from runtime import Fail, JobContext, Registry
-from runtime.registry import Queue
+from runtime import Fail, JobContext, Queue, Registry
 
 MANY_QUEUE = "many"
 

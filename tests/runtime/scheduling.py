@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from runtime import Job, Runtime, schedule_spec
-from runtime.clock import Clock
+from runtime import Job, Runtime
+from runtime.domain.clock import Clock
+from runtime.schedules import spec as schedule_spec
 from runtime.store.tables import jobs
 
 JAN_1 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -7,9 +7,9 @@ import pytest
 from pydantic import BaseModel
 
 from actors import Claimed, Ended, Outcome
-from runtime.backoff import retry_delay
-from runtime.errors import Fail, Retry, Skip
-from runtime.outcomes import decide
+from runtime.domain.errors import Fail, Retry, Skip
+from runtime.jobs.backoff import retry_delay
+from runtime.jobs.outcomes import decide
 
 
 def row(attempt: int = 1, max_retries: int = 3, **extra: object) -> dict[str, object]:

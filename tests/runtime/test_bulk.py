@@ -1,4 +1,4 @@
-"""Bulk control (runtime.bulk) on both stores: each job by its own compare-and-set."""
+"""Bulk control (runtime.jobs.bulk) on both stores: each job by its own compare-and-set."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from pydantic import BaseModel
 
-import runtime.bulk as bulk
+import runtime.jobs.bulk as bulk
 from runtime import Fail, JobContext, Registry, Runtime
-from runtime.bulk import BULK_LIMIT_MAX, BulkAction, bulk_control
+from runtime.jobs.bulk import BULK_LIMIT_MAX, BulkAction, bulk_control
 from tests.conftest import QUIET
 
 pytestmark = pytest.mark.trio

@@ -21,8 +21,8 @@ import trio.testing
 from sqlalchemy import select
 
 from runtime import Job, JobStatus, Registry, Runtime
-from runtime.enqueue import PER_JOB_COLUMNS, build_rows
-from runtime.errors import JobNotFound
+from runtime.domain.errors import JobNotFound
+from runtime.jobs.enqueue import PER_JOB_COLUMNS, build_rows
 from runtime.store import Store, bulk_insert
 from runtime.store.claim import Claim
 from runtime.store.ops import BULK_MIN_ROWS, PARKED_COLUMNS, DeleteJob, InsertJobs

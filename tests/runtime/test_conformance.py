@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from runtime import JobContext, JobStatus, Registry, Runtime
-from runtime.enqueue import build_rows
+from runtime.jobs.enqueue import build_rows
 from runtime.store import Store, ops
 from runtime.store.ops import InsertJobs
 from runtime.store.tables import jobs

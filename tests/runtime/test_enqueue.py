@@ -206,7 +206,7 @@ async def test_job_ids_are_version_7_unique_and_ordered_by_their_millisecond(
     import time
     import uuid
 
-    from runtime import enqueue
+    from runtime.jobs import enqueue
 
     now = [1_700_000_000_000_000_000]
     monkeypatch.setattr(time, "time_ns", lambda: now[0])

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from runtime import Job, JobContext, JobStatus, Registry, Runtime
-from runtime.errors import InvalidJobType, InvalidParams, UnknownQueue
+from runtime.domain.errors import InvalidJobType, InvalidParams, UnknownQueue
 from runtime.store.engine import open_engine
 from runtime.store.tables import type_starts
 from tests.runtime.control_jobs import Trace, register

@@ -7,8 +7,8 @@ import pytest
 from pydantic import BaseModel
 
 from runtime import InvalidParams, JobContext, Registry, UnknownJobType
-from runtime.errors import DuplicateJobType, InvalidJobType
-from runtime.registry import JobType, Queue
+from runtime.domain.errors import DuplicateJobType, InvalidJobType
+from runtime.jobs.registry import JobType, Queue
 
 
 class Resize(BaseModel):

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from runtime.retention import RetentionPlan, RetentionPolicy, plan_retention
+from runtime.schedules.retention import RetentionPlan, RetentionPolicy, plan_retention
 
 
 @dataclass(frozen=True)

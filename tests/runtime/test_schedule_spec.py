@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from runtime.schedule_spec import (
+from runtime.schedules.spec import (
     CronTrigger,
     DateTrigger,
     IntervalTrigger,

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from runtime import JobContext, JobStatus, Registry, Runtime
-from runtime.scheduler import Scheduler
+from runtime.schedules.scheduler import Scheduler
 from runtime.store.engine import open_engine
 from runtime.store.schedule_ops import FireSchedules, Firing, find_schedule
 from runtime.store.tables import jobs, schedules
@@ -323,7 +323,7 @@ async def test_a_firing_retried_after_its_batch_failed_parks_its_job_only_if_the
 
 
 async def _firing(rt: Runtime, schedule_id: str, slot: float) -> Firing:
-    from runtime.enqueue import build_rows
+    from runtime.jobs.enqueue import build_rows
 
     row = await rt.store.read(find_schedule, schedule_id, None)
     assert row is not None

@@ -25,9 +25,9 @@ from runtime import (
     ScheduleNotFound,
     UnknownJobType,
 )
-from runtime.errors import AmbiguousSchedule
-from runtime.schedule_spec import CronTrigger, IntervalTrigger, fire_times_between
-from runtime.schedules import Misfire, Overlap, build_trigger, plan_slots
+from runtime.domain.errors import AmbiguousSchedule
+from runtime.schedules.model import Misfire, Overlap, build_trigger, plan_slots
+from runtime.schedules.spec import CronTrigger, IntervalTrigger, fire_times_between
 from tests.runtime.scheduling import JAN_1, InstantCounter, pin, utc
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from runtime.status import TERMINAL, TRANSITIONS, JobStatus, can_transition, sources_of
+from runtime.domain.status import TERMINAL, TRANSITIONS, JobStatus, can_transition, sources_of
 
 
 def test_terminal_statuses_only_go_back_to_waiting_by_manual_retry() -> None:
@@ -13,8 +13,8 @@ def test_every_outcome_the_runtime_records_is_a_legal_move_from_running() -> Non
     import random
 
     from actors import Claimed, Ended, Outcome
-    from runtime.errors import Fail, Retry, Skip
-    from runtime.outcomes import decide
+    from runtime.domain.errors import Fail, Retry, Skip
+    from runtime.jobs.outcomes import decide
 
     errors = [ValueError("x"), Retry(after=1), Fail("f"), Skip("s"), None]
     for ended in Ended:

@@ -21,16 +21,16 @@ from sqlalchemy import Engine, event, select, update
 from sqlalchemy.engine import Connection
 
 from runtime import JobContext, JobStatus, Registry
-from runtime.enqueue import build_rows
-from runtime.errors import IllegalTransition
-from runtime.schedules import IntervalTrigger, dump_trigger
+from runtime.domain.errors import IllegalTransition
+from runtime.jobs.enqueue import build_rows
+from runtime.jobs.sweeper import PruneBeyond, PruneOlder
+from runtime.schedules.model import TRIGGER_RULES, IntervalTrigger, dump_trigger
 from runtime.store.claim import Claim, TypeLimit
 from runtime.store.engine import open_engine
 from runtime.store.ops import DeleteJob, InsertJobs, Transition
 from runtime.store.schedule_ops import SaveSchedule
 from runtime.store.tables import jobs, schedules
 from runtime.store.worker_ops import Heartbeat, Rescue
-from runtime.sweeper import PruneBeyond, PruneOlder
 
 
 class Numbered(BaseModel):
@@ -244,11 +244,11 @@ def test_two_runtimes_declaring_one_new_schedule_at_once_store_it_once(
     second: list[tuple[dict[str, Any], bool]] = []
     with engine.connect() as a, engine.connect() as b:
         first = a.begin()
-        stored_a, created_a = SaveSchedule(mine, keep_anchor=True).apply(a)
+        stored_a, created_a = SaveSchedule(mine, keep_anchor=True, rules=TRIGGER_RULES).apply(a)
 
         def declare_b() -> None:
             with b.begin():
-                second.append(SaveSchedule(theirs, keep_anchor=True).apply(b))
+                second.append(SaveSchedule(theirs, keep_anchor=True, rules=TRIGGER_RULES).apply(b))
 
         thread = threading.Thread(target=declare_b)
         thread.start()

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from runtime import HookContext, IllegalTransition, JobStatus, Registry, Runtime
-from runtime.errors import HookFailed
+from runtime.domain.errors import HookFailed
 from tests.runtime.control_jobs import Trace, register
 
 pytestmark = pytest.mark.trio

@@ -6,7 +6,7 @@ to keep (``frequent``, ``hourly``, ``daily``, ``weekly``, ``monthly``,
 policy's snapshots folder on each tier's schedule, as
 ``{tier}-{YYYYMMDD-HHMMSS}`` (the slot time, UTC). With ``autoprune`` it
 prunes that folder by the tiered retention rule
-(:func:`runtime.retention.plan_retention`). Every copy and every prune is a
+(:func:`runtime.schedules.retention.plan_retention`). Every copy and every prune is a
 job: tracked, retried, visible in the dashboard.
 
 The policy lives in its schedules (one per tier that keeps snapshots, plus
@@ -36,7 +36,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runtime import JobContext, Queue, Registry, Runtime, Schedule, ScheduleNotFound
-from runtime.retention import RetentionPolicy, plan_retention
+from runtime.schedules.retention import RetentionPolicy, plan_retention
 
 Tier = Literal["frequent", "hourly", "daily", "weekly", "monthly", "yearly"]
 TIERS: tuple[Tier, ...] = ("frequent", "hourly", "daily", "weekly", "monthly", "yearly")

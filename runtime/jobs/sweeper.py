@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from runtime.status import TERMINAL, JobStatus
+from runtime.domain.status import TERMINAL, JobStatus
 from runtime.store.log_ops import delete_logs
 from runtime.store.tables import jobs
 

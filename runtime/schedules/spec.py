@@ -72,7 +72,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from runtime.calendar_fields import WEEK, FieldValue, cron_parts, fields_to_cron
+from runtime.schedules.calendar import WEEK, FieldValue, cron_parts, fields_to_cron
 
 __all__ = [
     "SEARCH_YEARS_DEFAULT",

@@ -13,22 +13,32 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
-from runtime.checks import is_int
-from runtime.errors import IllegalTransition, JobNotFound
-from runtime.status import JobStatus
-from runtime.store import reads
-
-if TYPE_CHECKING:
-    from runtime.runtime import Runtime
+from runtime.domain.checks import is_int
+from runtime.domain.errors import IllegalTransition, JobNotFound
+from runtime.domain.status import JobStatus
+from runtime.store import Store, reads
 
 BULK_LIMIT_DEFAULT = 1000
 BULK_LIMIT_MAX = 10_000
 BULK_BATCH_DEFAULT = 100  # jobs moved concurrently: their writes share the writer's commits
 GONE = "gone"  # the skip reason of a job deleted meanwhile
+
+
+class Controls(Protocol):
+    """What a bulk action needs of the runtime (:class:`runtime.Runtime` is one)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    async def retry(self, job_id: uuid.UUID, *, tenant_id: str | None = None) -> object: ...
+
+    async def cancel(self, job_id: uuid.UUID, *, tenant_id: str | None = None) -> object: ...
+
+    async def delete(self, job_id: uuid.UUID, *, tenant_id: str | None = None) -> object: ...
 
 
 class BulkAction(enum.StrEnum):
@@ -56,7 +66,7 @@ class BulkResult:
 
 
 async def bulk_control(
-    rt: Runtime,
+    rt: Controls,
     action: BulkAction | str,
     filters: Mapping[str, Any],
     *,
@@ -65,7 +75,7 @@ async def bulk_control(
     dry_run: bool = False,
 ) -> BulkResult:
     """Apply ``action`` to the jobs matching ``filters`` (the keyword filters of
-    :meth:`Runtime.list`; ``tenant_id`` scopes the read and every move).
+    :meth:`runtime.Runtime.list`; ``tenant_id`` scopes the read and every move).
 
     With ``dry_run`` nothing moves: the result says how many jobs match."""
     action = BulkAction(action)
@@ -112,7 +122,7 @@ def _filters(given: Mapping[str, Any]) -> dict[str, Any]:
 Move = Callable[[uuid.UUID], Awaitable[object]]
 
 
-def _mover(rt: Runtime, action: BulkAction, tenant_id: str | None) -> Move:
+def _mover(rt: Controls, action: BulkAction, tenant_id: str | None) -> Move:
     method = {
         BulkAction.RETRY: rt.retry,
         BulkAction.CANCEL: rt.cancel,

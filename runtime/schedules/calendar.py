@@ -1,5 +1,5 @@
 """Calendar fields (year, month, day, week, day_of_week, hour, minute,
-second) translated to a croniter expression; see :mod:`runtime.schedule_spec`
+second) translated to a croniter expression; see :mod:`runtime.schedules.spec`
 for the rules (day_of_week counts 0 = Monday, APScheduler's defaults for
 unset fields, ``week`` as a filter)."""
 

@@ -1,5 +1,5 @@
 """Schedules on the Runtime: add, list, pause, resume, trigger and remove them.
-Mixed into :class:`runtime.Runtime`; see :mod:`runtime.schedules` for the rules.
+Mixed into :class:`runtime.Runtime`; see :mod:`runtime.schedules.model` for the rules.
 
 ::
 
@@ -16,18 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from anyio.abc import TaskStatus
 
-from runtime.clock import Clock
-from runtime.enqueue import build_rows
-from runtime.errors import InvalidSchedule, ScheduleNotFound
-from runtime.events import EventBus
-from runtime.models import Job
-from runtime.registry import JobType, Registry
-from runtime.schedule_spec import FieldValue
-from runtime.scheduler import QUEUE_LOCK_PREFIX, Scheduler, SchedulerStatistics
-from runtime.schedules import (
+from runtime.domain.clock import Clock
+from runtime.domain.errors import InvalidSchedule, ScheduleNotFound
+from runtime.domain.models import Job
+from runtime.jobs.enqueue import build_rows
+from runtime.jobs.events import EventBus
+from runtime.jobs.registry import JobType, Registry
+from runtime.schedules.model import (
     MAX_CATCH_UP_DEFAULT,
     MISFIRE_DEFAULT,
     OVERLAP_DEFAULT,
+    TRIGGER_RULES,
     Misfire,
     Overlap,
     Schedule,
@@ -36,11 +35,11 @@ from runtime.schedules import (
     dump_trigger,
     first_fire_at,
 )
+from runtime.schedules.scheduler import QUEUE_LOCK_PREFIX, Scheduler, SchedulerStatistics
+from runtime.schedules.spec import FieldValue
+from runtime.store import Store
 from runtime.store.schedule_ops import FireNow, RemoveSchedule, SaveSchedule, SetSchedulePaused
 from runtime.store.schedule_reads import SCHEDULE_LIST_LIMIT_MAX, find_schedule, list_schedules
-
-if TYPE_CHECKING:
-    from runtime.store import Store
 
 ScheduleJobType = str | Callable[..., Any] | JobType
 
@@ -127,7 +126,9 @@ class ScheduleMethods:
             "revision": 1,
         }
         keep_anchor = every is not None and start is None
-        stored, _created = await self.store.write(SaveSchedule(row, keep_anchor=keep_anchor))
+        stored, _created = await self.store.write(
+            SaveSchedule(row, keep_anchor=keep_anchor, rules=TRIGGER_RULES)
+        )
         self._schedule_written(stored)
         return Schedule.from_row(stored)
 
@@ -165,7 +166,7 @@ class ScheduleMethods:
         return await self._set_paused(schedule_id, tenant_id, paused=False)
 
     async def _set_paused(self, key: str, tenant_id: str | None, *, paused: bool) -> Schedule:
-        op = SetSchedulePaused(key, tenant_id, paused, self.clock.now())
+        op = SetSchedulePaused(key, tenant_id, paused, self.clock.now(), rules=TRIGGER_RULES)
         row = await self.store.write(op)
         self._schedule_written(row)
         return Schedule.from_row(row)

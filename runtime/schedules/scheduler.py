@@ -9,7 +9,7 @@ which re-reads schedules changed by other processes and the jobs that
 continuous schedules wait for.
 
 Firing is planned here (which slots, which job rows, the next fire time:
-see :func:`runtime.schedules.plan_slots`) and applied by
+see :func:`runtime.schedules.model.plan_slots`) and applied by
 :class:`~runtime.store.schedule_ops.FireSchedules`, a compare-and-set in the
 store. Several runtimes may run schedulers on one database: whoever commits
 first fires the slot; the others find the schedule moved on and adopt it.
@@ -29,13 +29,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from runtime.clock import Clock
-from runtime.enqueue import build_rows, new_job_id
-from runtime.errors import InvalidParams, UnknownJobType
-from runtime.events import EventBus, Subscription
-from runtime.registry import JobType, Registry
-from runtime.schedule_spec import IntervalTrigger, Trigger
-from runtime.schedules import Misfire, Overlap, is_continuous, parse_trigger, plan_slots
+from runtime.domain.clock import Clock
+from runtime.domain.errors import InvalidParams, UnknownJobType
+from runtime.jobs.enqueue import build_rows, new_job_id
+from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.registry import JobType, Registry
+from runtime.schedules.model import Misfire, Overlap, is_continuous, parse_trigger, plan_slots
+from runtime.schedules.spec import IntervalTrigger, Trigger
 from runtime.store import Store
 from runtime.store.schedule_ops import Fired, FireSchedules, Firing
 from runtime.store.schedule_reads import changed_since, finished_jobs

@@ -8,17 +8,15 @@ import json
 import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 
 from actors import check_capacity
-from runtime.checks import INT_MAX, is_finite, is_int
-from runtime.errors import DuplicateJobType, InvalidJobType, InvalidParams, UnknownJobType
-from runtime.limits import RateLimit, parse_rate_limit
-
-if TYPE_CHECKING:
-    from runtime.context import HookContext, JobContext
+from runtime.domain.checks import INT_MAX, is_finite, is_int
+from runtime.domain.errors import DuplicateJobType, InvalidJobType, InvalidParams, UnknownJobType
+from runtime.domain.limits import RateLimit, parse_rate_limit
+from runtime.jobs.context import HookContext, JobContext
 
 QUEUE_DEFAULT = "default"
 GROUP_DEFAULT = "default"

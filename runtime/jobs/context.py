@@ -5,14 +5,12 @@ from __future__ import annotations
 import inspect
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from runtime.joblog import JobLogger
-from runtime.models import Job
-from runtime.progress import estimate_eta, make_report
-
-if TYPE_CHECKING:
-    from runtime.execution import Executor
+from runtime.domain.clock import Clock
+from runtime.domain.models import Job
+from runtime.jobs.logs import JobLogger
+from runtime.jobs.progress import estimate_eta, make_report
 
 
 @dataclass(slots=True)
@@ -34,10 +32,29 @@ class RunState:
         return self.row["id"]  # type: ignore[no-any-return]
 
 
+class Reporter(Protocol):
+    """Where a context reports what its handler does: the executor
+    (:class:`runtime.jobs.execution.Executor`), or a fake in tests."""
+
+    clock: Clock
+
+    def progress_changed(self, state: RunState, now: float) -> None: ...
+
+    def warned(self, state: RunState, message: str) -> None: ...
+
+    def logged(
+        self, state: RunState, level: int, message: str, extra: dict[str, Any] | None
+    ) -> None: ...
+
+    async def save_checkpoint(self, state: RunState, value: Any) -> None: ...
+
+    async def check_in(self, state: RunState, message: str) -> None: ...
+
+
 class JobContext:
     """Passed to every handler as ``ctx``: report progress, save checkpoints, warn, log."""
 
-    def __init__(self, executor: Executor, state: RunState, job: Job | None = None) -> None:
+    def __init__(self, executor: Reporter, state: RunState, job: Job | None = None) -> None:
         self._executor = executor
         self._state = state
         self._job = job

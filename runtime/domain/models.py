@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.clock import to_datetime
-from runtime.status import JobStatus
+from runtime.domain.clock import to_datetime
+from runtime.domain.status import JobStatus
 
 
 class Job(BaseModel):
@@ -151,6 +151,8 @@ _FIELD_SET = frozenset(Job.model_fields)
 _CONVERTED = frozenset({"status", "errors", "params", *_TIMES})
 _STATUSES = {status.value: status for status in JobStatus}
 
+
+JobId = uuid.UUID | str  # a job id, or its text
 
 EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in"]
 

@@ -13,9 +13,9 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, Field
 
-from runtime.context import JobContext
-from runtime.errors import Retry
-from runtime.registry import JobGroup, Queue, Registry
+from runtime.domain.errors import Retry
+from runtime.jobs.context import JobContext
+from runtime.jobs.registry import JobGroup, Queue, Registry
 
 DEMO_QUEUE = "demo"
 DEMO_GROUP = "demo"

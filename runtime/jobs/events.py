@@ -15,7 +15,7 @@ from types import TracebackType
 
 import anyio
 
-from runtime.models import JobEvent
+from runtime.domain.models import JobEvent
 
 EventFilter = Callable[[JobEvent], bool]
 

@@ -12,19 +12,20 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from actors import Control, Supervisor, check_capacity
-from runtime.clock import Clock, to_epoch
-from runtime.context import HookContext, call_maybe_async
-from runtime.errors import (
+from runtime.domain.clock import Clock, to_epoch
+from runtime.domain.errors import (
     HookFailed,
     IllegalTransition,
     JobNotFound,
     UnknownJobType,
     UnknownQueue,
 )
-from runtime.joblog import LogEntry, parse_level
-from runtime.models import Job
-from runtime.registry import JobType, Registry
-from runtime.status import ACTIVE, PENDING, JobStatus
+from runtime.domain.logs import LogEntry, parse_level
+from runtime.domain.models import Job, JobId
+from runtime.domain.status import ACTIVE, PENDING, JobStatus
+from runtime.jobs.context import HookContext, call_maybe_async
+from runtime.jobs.registry import JobType, Registry
+from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneOlder
 from runtime.store import Store
 from runtime.store.control_reads import (
     LOG_LIMIT_MAX,
@@ -33,10 +34,6 @@ from runtime.store.control_reads import (
     status_counts,
 )
 from runtime.store.ops import SetQueuePaused, Transition
-from runtime.sweeper import JobRetention, PruneBeyond, PruneOlder
-
-if TYPE_CHECKING:
-    from runtime.runtime import JobId
 
 STATS_WINDOW = 60.0  # "in the last minute"
 S = JobStatus

@@ -1,7 +1,7 @@
 """Schedules: what users see, what ``add_schedule`` accepts, and the firing rules.
 
 A schedule names a job type, its params and a trigger (see
-:mod:`runtime.schedule_spec`). Its *slots* are the instants its trigger
+:mod:`runtime.schedules.spec`). Its *slots* are the instants its trigger
 fires; each slot makes at most one job, linked to the schedule and the slot.
 
 Two policies shape what a firing does:
@@ -46,11 +46,11 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from runtime.checks import is_int
-from runtime.clock import to_datetime
-from runtime.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
-from runtime.errors import InvalidSchedule
-from runtime.schedule_spec import (
+from runtime.domain.checks import is_int
+from runtime.domain.clock import to_datetime
+from runtime.domain.errors import InvalidSchedule
+from runtime.jobs.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
+from runtime.schedules.spec import (
     CronTrigger,
     DateTrigger,
     FieldValue,
@@ -322,6 +322,23 @@ def resume_fire_at(trigger: Trigger, next_fire_at: float | None, now: float) -> 
     after = _moment(now) if is_continuous(trigger) else _moment(now) - _MICROSECOND
     due = next_fire_time(trigger, after)
     return None if due is None else due.timestamp()
+
+
+class StoredTriggerRules:
+    """:func:`first_fire_at` and :func:`resume_fire_at` on triggers as the
+    store keeps them (JSON), for the store's schedule writes
+    (``runtime.store.schedule_ops.TriggerRules``)."""
+
+    def first_fire_at(self, trigger: Mapping[str, Any], now: float) -> float | None:
+        return first_fire_at(parse_trigger(trigger), now)
+
+    def resume_fire_at(
+        self, trigger: Mapping[str, Any], next_fire_at: float | None, now: float
+    ) -> float | None:
+        return resume_fire_at(parse_trigger(trigger), next_fire_at, now)
+
+
+TRIGGER_RULES = StoredTriggerRules()
 
 
 # Upcoming slots per trigger, a run at a time: a cron search costs about as

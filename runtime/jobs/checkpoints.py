@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.errors import Fail
-from runtime.registry import JobType
+from runtime.domain.errors import Fail
+from runtime.jobs.registry import JobType
 
 
 def upgraded_state(job_type: JobType, state: Any, version: int | None) -> Any:

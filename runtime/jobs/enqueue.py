@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
-from runtime.checks import INT_MAX, is_finite, is_int
-from runtime.clock import to_epoch
-from runtime.errors import InvalidParams
-from runtime.registry import JobType
-from runtime.status import JobStatus
+from runtime.domain.checks import INT_MAX, is_finite, is_int
+from runtime.domain.clock import to_epoch
+from runtime.domain.errors import InvalidParams
+from runtime.domain.status import JobStatus
+from runtime.jobs.registry import JobType
 
 Row = dict[str, Any]
 

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Ended, Outcome
-from runtime.backoff import retry_delay
-from runtime.errors import Fail, Retry, Skip
-from runtime.status import JobStatus
+from runtime.domain.errors import Fail, Retry, Skip
+from runtime.domain.status import JobStatus
+from runtime.jobs.backoff import retry_delay
 
 Row = dict[str, Any]
 _SCALARS = (str, int, float, bool)

@@ -15,17 +15,17 @@ from typing import Any
 import anyio
 
 from actors import Claimed, Outcome
-from runtime.checkpoints import upgraded_state
-from runtime.clock import Clock
-from runtime.context import JobContext, RunState, call_maybe_async
-from runtime.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
-from runtime.events import EventBus
-from runtime.flusher import Flusher, take_logs
-from runtime.joblog import attempt_ended, attempt_started
-from runtime.models import EventKind, event_from_row
-from runtime.outcomes import decide
-from runtime.registry import Registry
-from runtime.status import TERMINAL
+from runtime.domain.clock import Clock
+from runtime.domain.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
+from runtime.domain.logs import attempt_ended, attempt_started
+from runtime.domain.models import EventKind, event_from_row
+from runtime.domain.status import TERMINAL
+from runtime.jobs.checkpoints import upgraded_state
+from runtime.jobs.context import JobContext, RunState, call_maybe_async
+from runtime.jobs.events import EventBus
+from runtime.jobs.flusher import Flusher, take_logs
+from runtime.jobs.outcomes import decide
+from runtime.jobs.registry import Registry
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
@@ -157,7 +157,7 @@ class Executor:
         if values["status"] not in TERMINAL:  # a StrEnum set: plain values match
             # The job's record will tell of its next attempt: store this one's
             # start and end. A job that ends keeps its worker's name, and its
-            # record tells both (see runtime.joblog).
+            # record tells both (see runtime.domain.logs).
             values["worker_id"] = None
             self._log_start(state)
             state.logs.append(_ending(state.row, values, now))

@@ -12,8 +12,8 @@ import uuid
 import anyio
 from anyio.abc import TaskStatus
 
-from runtime.clock import Clock
-from runtime.context import RunState
+from runtime.domain.clock import Clock
+from runtime.jobs.context import RunState
 from runtime.store import Store
 from runtime.store.log_ops import AppendLogs
 from runtime.store.ops import SaveProgress

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import uuid
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from runtime.events import Subscription
-from runtime.models import JobEvent, event_from_job
+from runtime.domain.models import Job, JobEvent, event_from_job
+from runtime.jobs.events import Subscription
 
-if TYPE_CHECKING:
-    from runtime.runtime import Runtime
+
+class JobSource(Protocol):
+    """What :class:`JobEvents` needs of the runtime (``Runtime`` is one)."""
+
+    def subscribe(self, job_id: uuid.UUID) -> Subscription: ...
+
+    async def get(self, job_id: uuid.UUID) -> Job: ...
 
 
 class JobEvents:
     """Yields the job's current status first, then every event, and stops after
     the final status. Use ``async with`` (or ``aclose()``) to stop early."""
 
-    def __init__(self, runtime: Runtime, job_id: uuid.UUID) -> None:
+    def __init__(self, runtime: JobSource, job_id: uuid.UUID) -> None:
         self._runtime = runtime
         self._job_id = job_id
         self._sub: Subscription | None = None

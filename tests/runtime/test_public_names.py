@@ -1,0 +1,33 @@
+"""``runtime.__all__`` is the public API, and docs/python-api.md lists exactly it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import runtime
+from tests.sorting import isort_key
+
+PAGE = Path(__file__).parents[2] / "docs" / "python-api.md"
+
+
+def documented_names() -> list[str]:
+    """The first column of the page's table, in its order."""
+    return re.findall(r"^\| `(\w+)` \|", PAGE.read_text(), flags=re.MULTILINE)
+
+
+def test_the_docs_list_exactly_the_public_names_in_their_order() -> None:
+    assert documented_names() == runtime.__all__
+
+
+def test_all_is_sorted_without_repeats() -> None:
+    assert runtime.__all__ == sorted(set(runtime.__all__), key=isort_key)
+
+
+def test_every_name_of_the_init_is_in_all() -> None:
+    public = {
+        name
+        for name, value in vars(runtime).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("runtime")
+    }
+    assert public - set(runtime.__all__) == set()
