@@ -250,8 +250,25 @@ class QueueInfo(BaseModel):
     failed_last_minute: int | None = None
 
 
+class QueueHistory(BaseModel):
+    """Jobs of a queue completed and failed (or timed out) per bucket, oldest first."""
+
+    completed: list[int]
+    failed: list[int]
+
+
 class QueueList(BaseModel):
     queues: list[QueueInfo]
+    bucket_seconds: float | None = Field(default=None, description="with ?history=")
+    history: dict[str, QueueHistory] | None = Field(
+        default=None, description="admins, with ?history=MINUTES: per queue, oldest first"
+    )
+
+
+class QueuesQuery(_Request):
+    """``GET /queues``: ``history`` asks for the last minutes' outcomes per bucket."""
+
+    history: int = Field(default=0, ge=0, le=60, description="minutes (admins only)")
 
 
 class QueuePatch(_Request):

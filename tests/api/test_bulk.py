@@ -127,3 +127,22 @@ async def test_whoami_names_the_tokens_role_and_tenant(harness: Harness) -> None
     )
     status, body = await harness.body("GET", "/api/v1/whoami", who=None)
     assert status == 401
+
+
+async def test_queue_history_counts_the_last_minutes_per_bucket_for_admins(
+    harness: Harness,
+) -> None:
+    jobs = [await enqueue(harness, type="boom", params={"value": 1}) for _ in range(2)]
+    jobs.append(await enqueue(harness, type="echo"))
+    for job in jobs:
+        await harness.rt.wait(job["id"], timeout=30)
+    status, body = await harness.body("GET", "/api/v1/queues", query={"history": 5})
+    assert (status, body["bucket_seconds"]) == (200, 10.0)
+    default = body["history"]["default"]
+    assert len(default["completed"]) == len(default["failed"]) == 30
+    assert (sum(default["completed"]), sum(default["failed"])) == (1, 2)
+    assert default["completed"][-1] + default["completed"][-2] == 1  # just now
+    status, body = await harness.body("GET", "/api/v1/queues", who="acme", query={"history": 5})
+    assert (status, body["history"]) == (200, None)
+    status, body = await harness.body("GET", "/api/v1/queues", query={"history": 61})
+    assert status == 422

@@ -255,6 +255,12 @@ def test_bulk_retry_of_failed_jobs(page: Any, server: Server) -> None:
     expect(page.locator("#notice")).to_contain_text("retry: 3 changed, 0 skipped")
     for job in jobs:
         assert server.wait(job["id"])["attempt"] == 2
+    # The overview's chart shows them, from the server's history.
+    page.get_by_role("link", name="Overview").click()
+    bars = page.locator("tr[data-queue=default] svg.chart rect.bad")
+    expect(bars.first).to_be_visible()
+    label = page.locator("tr[data-queue=default] svg.chart").get_attribute("aria-label")
+    assert label is not None and re.search(r"[1-9]\d* failed", label), label
 
 
 def test_a_refused_param_shows_its_error_next_to_the_field(page: Any, server: Server) -> None:

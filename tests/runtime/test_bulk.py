@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 import runtime.jobs.bulk as bulk
 from runtime import Fail, JobContext, Registry, Runtime
 from runtime.jobs.bulk import BULK_LIMIT_MAX, BulkAction, bulk_control
+from runtime.store.control_reads import finished_history
 from tests.conftest import QUIET
 
 pytestmark = pytest.mark.trio
@@ -133,3 +135,24 @@ async def test_search_finds_ids_by_prefix_and_keys_by_their_start(
         # LIKE's wildcards are literal: "_" matches only "_"
         assert {j.id for j in await rt.list(search="order-17_")} == {a.id}
         assert await rt.count(search="order%") == 0
+
+
+async def test_finished_history_counts_outcomes_per_bucket(
+    on_store: Callable[..., Runtime],
+) -> None:
+    async with on_store() as rt:
+        bad = await failed(rt, 2, tenant="acme")
+        good = [(await rt.wait((await rt.enqueue("ok", {})).id, timeout=30)) for _ in range(3)]
+        since = rt.clock.now() - 97.0  # 9.7 buckets ago: floor is 9, rounding 10
+        rows = await rt.store.read(finished_history, since, 10.0)
+        jobs = [*[await rt.get(j) for j in bad], *good]
+        expected: dict[tuple[str, str, int], int] = {}
+        for job in jobs:
+            assert job.finished_at is not None
+            slot = math.floor((job.finished_at.timestamp() - since) / 10.0)
+            key = (job.queue, job.status.value, slot)
+            expected[key] = expected.get(key, 0) + 1
+        assert {(q, s, b): n for q, s, b, n in rows} == expected
+        assert all(b == 9 for _, _, b, _ in rows)
+        mine = await rt.store.read(finished_history, since, 10.0, "acme")
+        assert sum(n for *_, n in mine) == 2

@@ -7,6 +7,7 @@ import * as live from "../live.js";
 import { can } from "../status.js";
 
 const POLL_MS = 2000;
+const HISTORY_MINUTES = 5;
 const COUNTS = ["running", "waiting", "scheduled", "locked", "suspended"];
 
 export function render(main, ctx) {
@@ -36,7 +37,15 @@ export function render(main, ctx) {
     note,
   );
   let queues = [];
+  let history = null; // admins: the server's count of the last minutes, per bucket
+  let bucketSeconds = live.bucketSeconds;
   let stopped = false;
+
+  function series(name) {
+    const h = history && history[name];
+    if (!h) return live.throughput(name);
+    return h.completed.map((completed, i) => ({ completed, failed: h.failed[i] }));
+  }
 
   const cell = (value) => h("td.num", value === null || value === undefined ? "—" : value);
 
@@ -63,7 +72,7 @@ export function render(main, ctx) {
           COUNTS.map((c) => cell(q[c])),
           cell(q.completed_last_minute),
           cell(q.failed_last_minute),
-          h("td", throughputChart(live.throughput(q.name), { seconds: live.bucketSeconds })),
+          h("td", throughputChart(series(q.name), { seconds: bucketSeconds })),
           h(
             "td",
             h(`span.badge.${q.paused ? "paused" : "active"}`, q.paused ? "paused" : "active"),
@@ -78,14 +87,17 @@ export function render(main, ctx) {
         ),
       ),
     );
-    note.textContent = admin
-      ? "Counts are live; the chart counts jobs finished since this page opened (green: completed, red: failed)."
+    note.textContent = history
+      ? `The chart: jobs completed (green, up) and failed (red, down) per ${bucketSeconds} s over the last 5 minutes.`
       : "Counts per queue need an admin token; the chart counts your jobs finished since this page opened.";
   }
 
   async function load() {
     try {
-      queues = (await get("/queues")).queues;
+      const data = await get("/queues", admin ? { history: HISTORY_MINUTES } : {});
+      queues = data.queues;
+      history = data.history || null;
+      bucketSeconds = data.bucket_seconds || live.bucketSeconds;
       draw();
     } catch (err) {
       notify(err.message, "error");
