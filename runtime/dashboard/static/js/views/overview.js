@@ -39,6 +39,7 @@ export function render(main, ctx) {
   let queues = [];
   let history = null; // admins: the server's count of the last minutes, per bucket
   let bucketSeconds = live.bucketSeconds;
+  let historyAt = 0;
   let stopped = false;
 
   function series(name) {
@@ -94,10 +95,15 @@ export function render(main, ctx) {
 
   async function load() {
     try {
-      const data = await get("/queues", admin ? { history: HISTORY_MINUTES } : {});
+      // The history costs a scan of the last minutes' finished jobs: once a bucket.
+      const fresh = admin && Date.now() - historyAt >= bucketSeconds * 1000;
+      const data = await get("/queues", fresh ? { history: HISTORY_MINUTES } : {});
       queues = data.queues;
-      history = data.history || null;
-      bucketSeconds = data.bucket_seconds || live.bucketSeconds;
+      if (data.history) {
+        history = data.history;
+        historyAt = Date.now();
+        bucketSeconds = data.bucket_seconds;
+      }
       draw();
     } catch (err) {
       notify(err.message, "error");
