@@ -6,6 +6,9 @@ by the query and the caller's tenant. Ids are ``EPOCH-SEQ`` from the
 dropped stream missed while it is still buffered, else an ``event: reset``
 tells the client to reload.
 
+Each token may hold ``streams_per_token`` streams of either kind at once
+(:class:`~runtime.api.streams.StreamSlots`); past that: 429.
+
 Job stream (``/jobs/{id}/events``): first ``event: snapshot`` (the job as
 stored), then its events, ending after the final status. Ids are
 ``REVISION.SEQ`` (the job's revision, and a counter of the events since).
@@ -99,7 +102,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         may see, as Server-Sent Events; resumable with ``Last-Event-ID``."""
         q = call.query_as(EventsQuery)
         last = q.last_event_id or call.header("Last-Event-ID")
-        return _stream(_global(call.principal, q, last))
+        return _stream(state.streams.hold(call.principal, _global(call.principal, q, last)))
 
     async def _global(
         principal: Principal, q: EventsQuery, last: str | None
@@ -148,7 +151,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         cursor = log.last_seq  # before the snapshot: nothing after it is missed
         job = await rt.get(call.job_id(), tenant_id=call.principal.scope)  # 404 before streaming
         ids = _JobIds(q.last_event_id or call.header("Last-Event-ID"))
-        return _stream(_one(job, cursor, ids))
+        return _stream(state.streams.hold(call.principal, _one(job, cursor, ids)))
 
     async def _one(job: Job, cursor: int, ids: _JobIds) -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()

@@ -21,9 +21,16 @@ from typing import TextIO
 import anyio
 from pydantic import ValidationError
 
+from actors import GRACE_PERIOD_DEFAULT
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
 from runtime.api.server import BIND_DEFAULT, InsecureBind
+from runtime.api.state import (
+    BODY_TIMEOUT_DEFAULT,
+    HEADER_TIMEOUT_DEFAULT,
+    SEND_TIMEOUT_DEFAULT,
+    STREAMS_PER_TOKEN_DEFAULT,
+)
 from runtime.cli import commands, schedules
 from runtime.cli.client import (
     EXIT_INTERRUPTED,
@@ -62,6 +69,11 @@ def _runtime_options() -> argparse.ArgumentParser:
         default=[],
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
+    common.add_argument(
+        "--grace-period",
+        type=float,
+        help=f"seconds running jobs get to finish on shutdown (default {GRACE_PERIOD_DEFAULT:g})",
+    )
     return common
 
 
@@ -88,6 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure", action="store_true", help="allow no tokens off loopback")
     serve.add_argument("--queue", action="append", default=[], help="NAME=CAPACITY")
     serve.add_argument("--body-limit", type=int, help="largest request body in bytes")
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        help=f"seconds for a request's headers; also the keep-alive idle time "
+        f"(default {HEADER_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        help=f"seconds for a request's body (default {BODY_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        help=f"seconds one write to a client may take (default {SEND_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--streams-per-token",
+        type=int,
+        help=f"open event streams per token (default {STREAMS_PER_TOKEN_DEFAULT})",
+    )
 
     worker = sub.add_parser("worker", parents=[rt_opts], help="workers only, no API")
     worker.add_argument("--queues", help="run only these queues: a,b or a=4,b")
@@ -206,12 +239,18 @@ def _serve(args: argparse.Namespace) -> int:
     registry = _registry(args)
     try:
         hooks = make_hooks(registry, os.environ)
-        options = ServeOptions(db=args.db, bind=None, demo=args.demo)
+        options = ServeOptions(
+            db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
+        )
         if args.command == "serve":
             options.bind = args.bind
             options.tokens = tuple(load_tokens(args.tokens, os.environ))
             options.insecure = args.insecure
             options.body_limit = args.body_limit
+            options.header_timeout = args.header_timeout
+            options.body_timeout = args.body_timeout
+            options.send_timeout = args.send_timeout
+            options.streams_per_token = args.streams_per_token
             options.queues = dict(_queue_spec(q) for q in args.queue)
             options.routes = _app_routes(args.app)
         else:
