@@ -384,7 +384,9 @@ def test_every_control_has_a_label_and_the_dialog_works_from_the_keyboard(
 
     job = server.enqueue(server.admin, "slow.count", steps=1000, step_seconds=0.5)
     page.goto(server.url + "/")
-    page.keyboard.type(ADMIN)  # the token field has the focus
+    expect(page.get_by_label("API token")).to_be_focused()
+    expect(page.get_by_role("navigation")).to_be_hidden()  # nothing to navigate yet
+    page.keyboard.type(ADMIN)
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_contain_text("(admin)")
     views = {
