@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from actors import GRACE_PERIOD_DEFAULT
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
+from runtime.api.hook_policy import HOOK_ALLOW_ENV
 from runtime.api.server import BIND_DEFAULT, InsecureBind
 from runtime.api.state import (
     BODY_TIMEOUT_DEFAULT,
@@ -70,11 +72,34 @@ def _runtime_options() -> argparse.ArgumentParser:
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
     common.add_argument(
+        "--hook-allow-network",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="CIDR",
+        help="let status hooks reach this non-public network, e.g. 127.0.0.0/8 (repeatable; "
+        f"also ${HOOK_ALLOW_ENV}, comma-separated)",
+    )
+    common.add_argument(
+        "--hook-allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let status hooks reach this host name, whatever it resolves to (repeatable)",
+    )
+    common.add_argument(
         "--grace-period",
         type=float,
         help=f"seconds running jobs get to finish on shutdown (default {GRACE_PERIOD_DEFAULT:g})",
     )
     return common
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network such as 10.0.0.0/8: {text!r}") from None
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
@@ -238,7 +263,8 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     registry = _registry(args)
     try:
-        hooks = make_hooks(registry, os.environ)
+        allow = [*args.hook_allow_network, *args.hook_allow_host]
+        hooks = make_hooks(registry, os.environ, allow)
         options = ServeOptions(
             db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,9 +63,10 @@ def say(text: str) -> None:
     print(f"callboard: {text}", file=sys.stderr, flush=True)
 
 
-def make_hooks(registry: Registry, env: Mapping[str, str]) -> Hooks:
-    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``."""
-    return Hooks(registry, HookSettings.from_env(dict(env)))
+def make_hooks(registry: Registry, env: Mapping[str, str], allow: Iterable[str] = ()) -> Hooks:
+    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``;
+    hooks may reach public addresses and what ``allow`` (and the environment) names."""
+    return Hooks(registry, HookSettings.from_env(dict(env), allow=allow))
 
 
 async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -> int:
@@ -75,7 +76,8 @@ async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -
     stopped: a second one during the shutdown only skips the wait for open
     HTTP requests; the jobs are still interrupted and stored. Exit code 0.
     """
-    config = ApiConfig(**options.api_fields())
+    # One policy for hook URLs: checked at enqueue and again at send.
+    config = ApiConfig(**options.api_fields(), hook_policy=hooks.settings.policy)
     if options.bind is not None:
         check_bind(options.bind, has_tokens=bool(options.tokens), insecure=options.insecure)
     stop, hurry = anyio.Event(), anyio.Event()

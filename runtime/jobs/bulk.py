@@ -20,6 +20,7 @@ import anyio
 from runtime.domain.checks import is_int
 from runtime.domain.errors import IllegalTransition, JobNotFound
 from runtime.domain.status import JobStatus
+from runtime.domain.storable import check_text
 from runtime.store import Store, reads
 
 BULK_LIMIT_DEFAULT = 1000
@@ -112,6 +113,8 @@ def _filters(given: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown bulk filter {', '.join(unknown)}; known: {', '.join(FILTERS)}")
     where = {name: given.get(name) for name in FILTERS}
+    for name, value in where.items():
+        check_text(name, value)  # a NUL no job can match: PostgreSQL would refuse the read
     status = where["status"]
     if status is not None:
         statuses = [status] if isinstance(status, str) else list(status)

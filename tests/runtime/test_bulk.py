@@ -117,6 +117,8 @@ async def test_bulk_refuses_bad_limits_unknown_filters_and_actions(
                 await bulk_control(rt, "retry", {"type": "ok"}, limit=limit)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="unknown bulk filter colour"):
             await bulk_control(rt, "retry", {"colour": "red"})
+        with pytest.raises(ValueError, match=r"search .* cannot be stored"):
+            await bulk_control(rt, "retry", {"search": "a\x00b"})
         with pytest.raises(ValueError, match="'explode' is not a valid BulkAction"):
             await bulk_control(rt, "explode", {"type": "ok"})
 
