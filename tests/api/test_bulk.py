@@ -68,7 +68,7 @@ async def test_bulk_needs_an_operator_a_filter_and_a_bounded_limit(harness: Harn
     status, body = await bulk(harness, "explode", status="failed")
     assert status == 404
     status, body = await bulk(harness, "retry", status="sideways")
-    assert status == 422 and "unknown status sideways" in body["message"]
+    assert status == 422 and "unknown status 'sideways'" in body["message"]
 
 
 async def test_bulk_dry_run_counts_and_the_limit_leaves_the_rest(harness: Harness) -> None:
