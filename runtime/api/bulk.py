@@ -6,6 +6,7 @@ from __future__ import annotations
 from quart import Response
 
 from runtime.api.auth import Role
+from runtime.api.errors import ApiError
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import BulkRequest, BulkResponse
 from runtime.api.state import ApiState
@@ -34,7 +35,11 @@ def _add(api: Api, state: ApiState, action: BulkAction) -> None:
         )
         filters["status"] = req.statuses
         filters["tenant_id"] = call.principal.narrowed(req.tenant)
-        done = await bulk_control(rt, action, filters, limit=req.limit, dry_run=req.dry_run)
+        if req.reason is not None and action is not BulkAction.CANCEL:
+            raise ApiError(422, "validation_error", "reason goes with cancel only")
+        done = await bulk_control(
+            rt, action, filters, limit=req.limit, dry_run=req.dry_run, reason=req.reason
+        )
         return json_response(
             BulkResponse(
                 action=action.value,

@@ -307,6 +307,9 @@ class BulkRequest(SearchFilters):
         description="act on at most this many (newest first); the rest stay for another call",
     )
     dry_run: bool = Field(default=False, description="only count the matching jobs")
+    reason: str | None = Field(
+        default=None, max_length=CANCEL_REASON_MAX, description="cancel only: kept on each job"
+    )
 
     @model_validator(mode="after")
     def _some_filter(self) -> BulkRequest:

@@ -13,6 +13,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -37,7 +38,9 @@ class Controls(Protocol):
 
     async def retry(self, job_id: uuid.UUID, *, tenant_id: str | None = None) -> object: ...
 
-    async def cancel(self, job_id: uuid.UUID, *, tenant_id: str | None = None) -> object: ...
+    async def cancel(
+        self, job_id: uuid.UUID, *, reason: str | None = None, tenant_id: str | None = None
+    ) -> object: ...
 
     async def delete(self, job_id: uuid.UUID, *, tenant_id: str | None = None) -> object: ...
 
@@ -74,12 +77,16 @@ async def bulk_control(
     limit: int = BULK_LIMIT_DEFAULT,
     batch: int = BULK_BATCH_DEFAULT,
     dry_run: bool = False,
+    reason: str | None = None,
 ) -> BulkResult:
     """Apply ``action`` to the jobs matching ``filters`` (the keyword filters of
     :meth:`runtime.Runtime.list`; ``tenant_id`` scopes the read and every move).
 
-    With ``dry_run`` nothing moves: the result says how many jobs match."""
+    With ``dry_run`` nothing moves: the result says how many jobs match. ``reason``
+    goes with each cancel (kept on the job), and only with a cancel."""
     action = BulkAction(action)
+    if reason is not None and action is not BulkAction.CANCEL:
+        raise ValueError(f"a reason goes with cancel only, not with {action.value}")
     for name, value in (("limit", limit), ("batch", batch)):
         if not is_int(value) or not 1 <= value <= BULK_LIMIT_MAX:
             raise ValueError(f"{name} must be an int within 1..{BULK_LIMIT_MAX}, got {value!r}")
@@ -88,7 +95,7 @@ async def bulk_control(
     if dry_run:
         return BulkResult(action, matched, min(matched, limit))
     ids = await rt.store.read(reads.list_ids, where, limit=limit)
-    move = _mover(rt, action, filters.get("tenant_id"))
+    move = _mover(rt, action, filters.get("tenant_id"), reason)
     tally = _Tally()
     for start in range(0, len(ids), batch):
         async with anyio.create_task_group() as tg:
@@ -125,12 +132,15 @@ def _filters(given: Mapping[str, Any]) -> dict[str, Any]:
 Move = Callable[[uuid.UUID], Awaitable[object]]
 
 
-def _mover(rt: Controls, action: BulkAction, tenant_id: str | None) -> Move:
-    method = {
+def _mover(
+    rt: Controls, action: BulkAction, tenant_id: str | None, reason: str | None = None
+) -> Move:
+    methods: dict[BulkAction, Callable[..., Awaitable[object]]] = {
         BulkAction.RETRY: rt.retry,
-        BulkAction.CANCEL: rt.cancel,
+        BulkAction.CANCEL: partial(rt.cancel, reason=reason),
         BulkAction.DELETE: rt.delete,
-    }[action]
+    }
+    method = methods[action]
 
     async def move(job_id: uuid.UUID) -> object:
         return await method(job_id, tenant_id=tenant_id)

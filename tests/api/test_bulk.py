@@ -46,8 +46,11 @@ async def test_bulk_retry_retries_failed_jobs_and_counts_the_skipped(harness: Ha
 async def test_bulk_is_scoped_to_the_tokens_tenant(harness: Harness) -> None:
     mine = [await enqueue(harness, "acme", type="echo", delay=3600) for _ in range(2)]
     theirs = await enqueue(harness, "globex", type="echo", delay=3600)
-    status, body = await bulk(harness, "cancel", "acme", status="scheduled")
+    status, body = await bulk(harness, "cancel", "acme", status="scheduled", reason="moved")
     assert (status, body["matched"], body["changed"]) == (200, 2, 2)
+    assert {(await harness.rt.get(j["id"])).cancel_reason for j in mine} == {"moved"}
+    status, body = await bulk(harness, "retry", "acme", status="canceled", reason="no")
+    assert status == 422 and "cancel only" in body["message"]
     assert {(await harness.rt.get(j["id"])).status for j in mine} == {"canceled"}
     assert (await harness.rt.get(theirs["id"])).status == "scheduled"
     # Another tenant's jobs are not the caller's to pick; an admin may pick one.

@@ -89,8 +89,10 @@ async def test_bulk_skips_jobs_that_moved_or_went_after_the_ids_were_read(
         moved, gone, first = [await rt.enqueue("ok", {}, delay=3600) for _ in range(3)]
         real = bulk._mover
 
-        def racing(rt_: Runtime, action: BulkAction, tenant: str | None) -> bulk.Move:
-            move = real(rt_, action, tenant)
+        def racing(
+            rt_: Runtime, action: BulkAction, tenant: str | None, reason: str | None
+        ) -> bulk.Move:
+            move = real(rt_, action, tenant, reason)
 
             async def wrapped(job_id: uuid.UUID) -> object:
                 if job_id == first.id:  # the newest, moved first; then another client acts
