@@ -31,7 +31,7 @@ from actors import (
     check_capacity,
 )
 from runtime.domain.clock import Clock
-from runtime.domain.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
+from runtime.domain.errors import JobNotFound, RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
 from runtime.domain.models import Job, event_from_row
 from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
@@ -42,6 +42,7 @@ from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, ch
 from runtime.jobs.events import EventBus, Subscription
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry, default_registry
 from runtime.jobs.subscriptions import JobEvents
 from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
@@ -50,6 +51,7 @@ from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
+from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 
 log = logging.getLogger("callboard.runtime")
 
@@ -70,6 +72,10 @@ Params = Mapping[str, Any] | Any
 
 class Runtime(ControlMethods, ScheduleMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
+
+    ``loop_watchdog``: seconds the event loop may go without running (a
+    handler that blocks it) before a watchdog thread logs which job blocks
+    it; None turns the watchdog off.
 
     ``queues`` maps the queues this runtime serves to their capacities (jobs
     of that queue running at once here); without it, it serves every queue
@@ -94,6 +100,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         log_limit: int = JOB_LOG_LIMIT_DEFAULT,
         retention: JobRetention | None = None,
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
+        loop_watchdog: float | None = LOOP_WATCHDOG_DEFAULT,
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
@@ -105,6 +112,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             progress_interval=progress_interval,
             log_limit=log_limit,
             sweep_interval=sweep_interval,
+            loop_watchdog=loop_watchdog,
         )
         self.url = url
         self.registry = registry if registry is not None else default_registry
@@ -118,6 +126,9 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._log_limit = log_limit
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
+        self.watchdog = (
+            LoopWatchdog(loop_watchdog, lease=lease) if loop_watchdog is not None else None
+        )
         self._services_tg: TaskGroup | None = None
         self._wake_pending: dict[str, float] = {}
         self._flusher: Flusher | None = None
@@ -146,6 +157,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             await self._tg.start(self._run_tree)
         except BaseException:
             self._store.writer.close()
+            if self.watchdog is not None:
+                self.watchdog.close()
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
             self._tg = None
@@ -163,6 +176,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tree:
                 await tree.start(self._store.writer.run)
+                if self.watchdog is not None:
+                    await tree.start(self.watchdog.run)
                 if self._workers:
                     await self._start_workers(tree)
                 task_status.started()
@@ -182,6 +197,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             flusher=self._flusher,
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
+            blocked_for=self.watchdog.blocked_for if self.watchdog is not None else None,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -238,6 +254,8 @@ class Runtime(ControlMethods, ScheduleMethods):
                     await self._shutdown()
         finally:
             self._store.writer.close()
+            if self.watchdog is not None:
+                self.watchdog.close()
             # Exit the task group with no exception of the body: on trio it
             # would come back wrapped in an ExceptionGroup. The body's own
             # exception propagates by itself once this returns.
@@ -254,26 +272,31 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self._supervisor_done.wait()
         self._services.cancel()
         await self._services_done.wait()
-        await self._flusher.flush()
-        await self.store.write(Unregister(self.worker_id))
+        try:
+            await self._flusher.flush()
+            await self.store.write(Unregister(self.worker_id))
+        except StorageUnavailable as err:  # the lease lapses; the next start rescues
+            log.error("stopping without the last progress and worker record: %s", err)
 
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        rows, nxt = await self.store.write(Promote(self.clock.now()))
+        rows, nxt = await through_outages(
+            "promoting due jobs", lambda: self.store.write(Promote(self.clock.now()))
+        )
         for row in rows:
             self._status_changed(row)
             self._publish(row)
         return nxt  # type: ignore[no-any-return]
 
     async def _sweep(self) -> None:
-        counts = await self.prune()
+        counts = await through_outages("pruning finished jobs", self.prune)
         if counts:
             log.info("pruned finished jobs: %s", counts)
 
     async def _tick(self) -> None:
-        await self._renew_lease()
-        await self._rescue()
+        await through_outages("renewing the worker lease", self._renew_lease)
+        await through_outages("rescuing the jobs of lost workers", self._rescue)
 
     async def _renew_lease(self) -> None:
         stopping = await self.store.write(

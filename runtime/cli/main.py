@@ -5,7 +5,8 @@ only). Client side (over HTTP; ``--url`` or ``CALLBOARD_URL``, ``--token``
 or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
 ``types``. Tables for people, ``--json`` for scripts. Exit codes: 0 done,
 1 the job failed, 2 bad input, 3 auth, 4 not found, 5 conflict,
-6 no server, 124 still running after ``--timeout``, 130 interrupted.
+6 no server, 7 the database cannot be used (``serve``, ``worker``),
+124 still running after ``--timeout``, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ from runtime.cli.client import (
     ClientError,
 )
 from runtime.cli.demo import register_demo
-from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
-from runtime.domain.errors import CallboardError
+from runtime.cli.service import (
+    EXIT_STORE,
+    ServeOptions,
+    make_hooks,
+    run_service,
+    worker_queues,
+)
+from runtime.domain.errors import CallboardError, StorageUnavailable, StoreUnusable
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
@@ -292,8 +299,20 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, names)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
+    except (StoreUnusable, StorageUnavailable, BaseExceptionGroup) as err:
+        store = _store_error(err)
+        if store is None:
+            raise
+        return commands.fail(str(store), EXIT_STORE)
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
+
+
+def _store_error(err: BaseException) -> CallboardError | None:
+    """The database error ``err`` is, or the one it holds if it is a group of one."""
+    while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+        err = err.exceptions[0]
+    return err if isinstance(err, StoreUnusable | StorageUnavailable) else None
 
 
 def _registry(args: argparse.Namespace) -> Registry:

@@ -29,6 +29,7 @@ from runtime.jobs.registry import Registry
 from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
+EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
 
