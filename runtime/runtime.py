@@ -476,16 +476,18 @@ class Runtime(ControlMethods, ScheduleMethods):
         tenant_id: str | None = None,
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
+        search: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        """Jobs matching every given filter, newest first."""
+        """Jobs matching every given filter, newest first. ``search`` matches an id (or
+        its first or last hex digits) or the start of an idempotency key."""
         if not 0 < limit <= reads.LIST_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
         if not 0 <= offset <= reads.LIST_OFFSET_MAX:
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
@@ -500,9 +502,10 @@ class Runtime(ControlMethods, ScheduleMethods):
         tenant_id: str | None = None,
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
+        search: str | None = None,
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
         return await self.store.read(reads.count_jobs, filters)
 
