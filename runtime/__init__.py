@@ -26,6 +26,8 @@ from runtime.domain.errors import (
     RuntimeNotRunning,
     ScheduleNotFound,
     Skip,
+    StorageUnavailable,
+    StoreUnusable,
     UnknownJobType,
     UnknownQueue,
 )
@@ -73,6 +75,8 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Skip",
+    "StorageUnavailable",
+    "StoreUnusable",
     "SyncClient",
     "SyncJobContext",
     "UnknownJobType",
