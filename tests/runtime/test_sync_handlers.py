@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 from pydantic import BaseModel
@@ -95,6 +96,37 @@ async def test_cancel_and_timeout_reach_the_thread(
     assert cancelled.status is JobStatus.CANCELED
     assert timed.status is JobStatus.TIMEOUT
     assert gate.saw == [anyio.get_cancelled_exc_class().__name__] * 2
+
+
+async def test_suspend_reaches_the_thread_and_keeps_its_checkpoint(
+    make_runtime: Callable[..., Runtime], registry: Registry
+) -> None:
+    gate = Gate()
+
+    @registry.job(name="steps")
+    def steps(ctx: SyncJobContext, params: Work) -> int:
+        done = (ctx.checkpoint_state or {}).get("done", 0)
+        if ctx.resumed:
+            return int(done)
+        ctx.checkpoint({"done": 7})
+        gate.started.set()
+        while True:
+            try:
+                ctx.check_cancelled()
+            except BaseException:
+                gate.saw.append("stopped")
+                raise
+            gate.release.wait(0.001)
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("steps", {})
+        await gate.wait_started()
+        await rt.suspend(job.id)
+        while (await rt.get(job.id)).status is not JobStatus.SUSPENDED:
+            await anyio.lowlevel.checkpoint()  # the job's task records it as the thread ends
+        await rt.resume(job.id)
+        done = await rt.wait(job.id, timeout=10)
+    assert gate.saw == ["stopped"] and done.status is JobStatus.COMPLETED and done.result == 7
 
 
 async def test_a_thread_that_ignores_the_stop_is_reported(
