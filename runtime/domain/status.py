@@ -25,9 +25,9 @@ import enum
 
 class JobStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
-    BLOCKED = "blocked"  # waits for the jobs it depends on (runtime.workflows)
     WAITING = "waiting"
     LOCKED = "locked"
+    BLOCKED = "blocked"  # waits for the jobs it depends on (runtime.workflows)
     RUNNING = "running"
     CANCELING = "canceling"
     SUSPENDING = "suspending"
