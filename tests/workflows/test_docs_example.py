@@ -21,7 +21,9 @@ def _example() -> str:
     return found.group(1)
 
 
-async def test_the_dependencies_example_runs(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_the_dependencies_example_runs(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     namespace: dict[str, Any] = {"__name__": "workflows_example"}
     exec(compile(_example(), str(DOC), "exec"), namespace)
     await namespace["main"](store_url)
