@@ -92,13 +92,23 @@ class SyncClient:
         params: Params = None,
         *,
         idempotency_key: str | None = None,
+        depends_on: Iterable[uuid.UUID | str] | None = None,
+        run_on_failure: bool = False,
         **options: Unpack[EnqueueOptions],
     ) -> Job:
         """As :meth:`Runtime.enqueue`: the job is durable when this returns."""
         portal, rt = self._open()
+        after = None if depends_on is None else list(depends_on)
 
         async def call() -> Job:
-            return await rt.enqueue(job_type, params, idempotency_key=idempotency_key, **options)
+            return await rt.enqueue(
+                job_type,
+                params,
+                idempotency_key=idempotency_key,
+                depends_on=after,
+                run_on_failure=run_on_failure,
+                **options,
+            )
 
         return portal.call(call)
 
