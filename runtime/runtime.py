@@ -200,6 +200,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
             blocked_for=self.watchdog.blocked_for if self.watchdog is not None else None,
+            capacities=self._capacities,
         )
         self._supervisor = Supervisor(
             self._capacities(),
