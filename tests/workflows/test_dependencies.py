@@ -11,7 +11,7 @@ import trio
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from runtime import Fail, JobContext, JobNotFound, JobStatus, Registry, Runtime
+from runtime import Fail, JobContext, JobNotFound, JobRetention, JobStatus, Registry, Runtime
 from runtime.store.tables import job_dependencies, jobs
 from tests.conftest import QUIET
 
@@ -219,3 +219,20 @@ async def test_only_jobs_with_dependents_are_flagged(
             lambda conn: dict(conn.execute(select(jobs.c.id, jobs.c.has_dependents)).all())
         )
     assert flags[a.id] and not flags[b.id]
+
+
+async def test_pruning_a_finished_dependent_takes_its_dependency_rows(
+    on_store: Callable[..., Runtime], gates: Gates
+) -> None:
+    with trio.fail_after(30):
+        async with on_store() as rt:
+            a = await rt.enqueue("step", {"key": "a"})
+            b = await rt.enqueue("step", {"key": "b"}, depends_on=[a.id])
+            assert (await rt.wait(b.id, timeout=20)).status is S.COMPLETED
+            await rt.prune(JobRetention(completed=None, max_finished=0))
+            left = await rt.store.read(
+                lambda conn: conn.execute(
+                    select(func.count()).select_from(job_dependencies)
+                ).scalar_one()
+            )
+    assert left == 0
