@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from runtime import Registry, Runtime
+from runtime.store.engine import open_engine
 from tests.conftest import POSTGRES_ENV, QUIET
 from tests.runtime.pgbouncer_support import Bouncer, find_pgbouncer, schema_through
 from tests.runtime.test_conformance import *  # noqa: F403  # its tests run here again
@@ -57,6 +58,14 @@ async def test_the_store_runs_with_prepared_statements_off(store_url: str) -> No
 
 async def test_one_runtime_leads_behind_pgbouncer(store_url: str, registry: Registry) -> None:
     settings = {**QUIET, "grace_period": 5.0}
-    async with Runtime(store_url, registry=registry, **settings) as first:  # type: ignore[arg-type]
-        async with Runtime(store_url, registry=registry, **settings) as second:  # type: ignore[arg-type]
-            assert first.leading and not second.leading
+    first = Runtime(store_url, registry=registry, **settings)  # type: ignore[arg-type]
+    second = Runtime(store_url, registry=registry, **settings)  # type: ignore[arg-type]
+    async with first, second:
+        assert first.leading and not second.leading
+
+
+@pytest.mark.parametrize("value", ["often", "-1", "1.5"])
+async def test_a_bad_prepare_threshold_is_a_clear_error(value: str) -> None:
+    # Refused before any connection is tried (nothing listens on port 1).
+    with pytest.raises(ValueError, match="prepare_threshold"):
+        open_engine(f"postgresql://u@127.0.0.1:1/db?prepare_threshold={value}")
