@@ -36,6 +36,7 @@ from runtime.jobs.context import HookContext, JobContext
 from runtime.jobs.control import QueueStatistics
 from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.jobs.sweeper import JobRetention
+from runtime.jobs.transactional import enqueue_in
 from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
@@ -74,6 +75,7 @@ __all__ = [
     "UnknownQueue",
     "WriterStatistics",
     "default_registry",
+    "enqueue_in",
     "freeze_startup_objects",
     "job",
 ]
