@@ -4,12 +4,15 @@ within 10 s with the default lease and heartbeat."""
 
 from __future__ import annotations
 
+import uuid
 from functools import partial
 
+import psycopg
 import pytest
 import trio
+from pydantic import BaseModel
 
-from runtime import Job, JobStatus, Registry, Runtime
+from runtime import Job, JobContext, JobStatus, Registry, Runtime
 from tests.chaos.pg_ops_support import Lines, kill, register, start_child, until
 
 pytestmark = pytest.mark.trio
@@ -66,3 +69,55 @@ async def _all_run_on(client: Runtime, made: list[Job], worker_id: str) -> bool:
         if now.status is not JobStatus.RUNNING or now.worker_id != worker_id:
             return False
     return True
+
+
+async def test_connections_cut_during_a_drain_lose_nothing_and_run_nothing_twice(
+    postgres_url: str, long_run: bool
+) -> None:
+    """pg_terminate_backend on every connection of the runtime, again and again,
+    while it runs jobs and takes new ones: every acknowledged enqueue runs, once."""
+    name = f"cb_cut_{uuid.uuid4().hex[:10]}"
+    url = f"{postgres_url}&application_name={name}"
+    runs: list[int] = []
+    registry = Registry()
+
+    @registry.job(name="count", max_retries=0)
+    async def count(ctx: JobContext, params: Counted) -> int:
+        runs.append(params.i)
+        await trio.sleep(0.01)
+        return params.i
+
+    cuts = 10 if long_run else 3
+    async with Runtime(url, registry=registry, queues={"default": 8}, poll_interval=0.2) as rt:
+        acknowledged = [
+            j.id for j in await rt.enqueue_many("count", [{"i": i} for i in range(200)])
+        ]
+        for cut in range(cuts):
+            await trio.sleep(0.1)
+            await trio.to_thread.run_sync(_terminate, postgres_url, name)
+            for i in range(10):
+                try:
+                    job = await rt.enqueue("count", {"i": 1000 * (cut + 1) + i})
+                except Exception:  # refused, so not acknowledged: it need not exist
+                    continue
+                acknowledged.append(job.id)
+        with trio.fail_after(60):
+            for job_id in acknowledged:
+                done = await rt.wait(job_id)
+                assert done.status is JobStatus.COMPLETED
+    print(f"{cuts} cuts: {len(acknowledged)} jobs acknowledged, {len(runs)} runs")
+    assert len(runs) == len(set(runs)) == len(acknowledged)
+
+
+class Counted(BaseModel):
+    i: int
+
+
+def _terminate(base_url: str, application_name: str) -> int:
+    with psycopg.connect(base_url.split("?")[0], autocommit=True) as conn:
+        (count,) = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            (application_name,),
+        ).fetchone() or (0,)
+    return int(count)
