@@ -42,10 +42,17 @@ class ServeOptions:
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
     grace_period: float | None = None
+    lease: float | None = None
+    heartbeat_interval: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
     send_timeout: float | None = None
     streams_per_token: int | None = None
+
+    def runtime_fields(self) -> dict[str, Any]:
+        """The Runtime settings given (the others keep their defaults)."""
+        names = ("grace_period", "lease", "heartbeat_interval")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def api_fields(self) -> dict[str, Any]:
         """The :class:`ApiConfig` fields these options set (the rest keep their defaults)."""
@@ -98,9 +105,7 @@ async def _run(
     stop: anyio.Event,
     hurry: anyio.Event,
 ) -> None:
-    runtime_fields: dict[str, Any] = {}
-    if options.grace_period is not None:
-        runtime_fields["grace_period"] = options.grace_period
+    runtime_fields = options.runtime_fields()
     async with Runtime(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:
