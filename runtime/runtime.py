@@ -235,26 +235,32 @@ class Runtime(ControlMethods, ScheduleMethods):
         leads as ``async with`` returns (on SQLite, always: no more checks).
         """
         leadership = Leadership(self.store.engine)
+        started = False
+
+        def start() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
         try:
             while True:
                 if await threads.run_sync(leadership.try_lead):
-                    await self._run_as_leader(leadership, task_status)
-                else:
-                    task_status.started()
-                task_status = anyio.TASK_STATUS_IGNORED  # started either way by now
+                    await self._run_as_leader(leadership, start)
+                start()
                 await anyio.sleep(LEADER_CHECK_DEFAULT)
         finally:
             with anyio.CancelScope(shield=True):
                 await threads.run_sync(leadership.resign)
 
-    async def _run_as_leader(self, leadership: Leadership, task_status: TaskStatus[None]) -> None:
+    async def _run_as_leader(self, leadership: Leadership, started: Callable[[], None]) -> None:
         log.info("runtime %s leads: it fires schedules and sweeps", self.worker_id)
         self.leading = True
         try:
             async with anyio.create_task_group() as tg:
                 await tg.start(Ticker(self._sweep, self._sweep_interval).run)
                 await tg.start(self._run_scheduler)
-                task_status.started()
+                started()
                 if leadership.permanent:
                     await anyio.sleep_forever()
                 while True:  # the lock lives in the server: asking is the only way
@@ -262,6 +268,13 @@ class Runtime(ControlMethods, ScheduleMethods):
                     if not await threads.run_sync(leadership.still_leading):
                         break
                 tg.cancel_scope.cancel()
+        except Exception:
+            if leadership.permanent:
+                raise
+            # The server went away under a read (a restart, say): step down and
+            # try again, rather than take the workers down with the scheduler.
+            log.exception("leading failed: stepping down, trying again in a while")
+            await threads.run_sync(leadership.resign)
         finally:
             self.leading = False
             self._scheduler = None

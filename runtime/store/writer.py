@@ -23,7 +23,7 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from actors import LoopEvent, checkpoints, event_factory
 from runtime.store import fast, threads
@@ -44,6 +45,12 @@ INLINE_WEIGHT_MAX_DEFAULT = 1000
 CHECKPOINT_EVERY_DEFAULT = 50
 """Transactions between two WAL checkpoints on a worker thread (SQLite)."""
 WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
+# A batch whose connection was lost (cut, or the server restarting) is tried
+# again on a new one, waiting from the first delay doubling to the last, for
+# at most the give-up time; then its writes fail as any other error would.
+RECONNECT_DELAY_FIRST_DEFAULT = 0.05
+RECONNECT_DELAY_LAST_DEFAULT = 2.0
+RECONNECT_GIVE_UP_DEFAULT = 60.0
 """The writer's own checkpoint, inline, only if the WAL grows this many pages anyway."""
 
 
@@ -219,9 +226,32 @@ class StoreWriter:
                 rest = batch[len(done) :]
                 # Shielded: a batch once started always commits and answers.
                 with anyio.CancelScope(shield=True):
-                    outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
+                    outcomes = await self._commit_reconnecting(conn, rest)
                 self._settle(rest, outcomes)
             self._maybe_checkpoint(tg)
+
+    async def _commit_reconnecting(
+        self, conn: Connection, batch: list[Pending]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Commit ``batch`` in a thread; writes left unanswered because the
+        connection was lost are tried again on a new one, with backoff: a write
+        is never failed for a connection cut under it, only once the database
+        stays out of reach past the give-up time."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        delay, waited = RECONNECT_DELAY_FIRST_DEFAULT, 0.0
+        while True:
+            rest = batch[len(outcomes) :]
+            outcomes.extend(await threads.run_sync(self._commit_in_thread, conn, rest))
+            left = len(batch) - len(outcomes)
+            if not left:
+                return outcomes
+            if waited >= RECONNECT_GIVE_UP_DEFAULT:
+                lost = ConnectionError(f"the database stayed out of reach for {waited:.0f} s")
+                return outcomes + [(None, lost)] * left
+            log.warning("lost the database connection: %d writes again in %.2f s", left, delay)
+            await anyio.sleep(delay)
+            waited += delay
+            delay = min(2 * delay, RECONNECT_DELAY_LAST_DEFAULT)
 
     def _maybe_checkpoint(self, tg: TaskGroup) -> None:
         due = self._transactions - self._checkpointed >= CHECKPOINT_EVERY_DEFAULT
@@ -378,13 +408,16 @@ class StoreWriter:
                 results = _apply_all(conn, batch)
         except _Busy:
             return []
-        except Exception:
+        except Exception as err:
+            if _lost(conn, err):
+                _recover(conn)
+                return []  # none of it committed: all of it again, on a new connection
             # One bad write must not fail its neighbours: retry each on its own.
             outcomes = []
             for pending in batch:
                 try:
                     outcomes.append(self._alone(conn, pending))
-                except _Busy:
+                except (_Busy, _Lost):
                     break
             return outcomes
         self._count(1, len(batch))
@@ -397,6 +430,9 @@ class StoreWriter:
         except _Busy:
             raise
         except Exception as exc:
+            if _lost(conn, exc):
+                _recover(conn)
+                raise _Lost from exc
             return None, exc
         self._count(1, 1)
         return result, None
@@ -426,6 +462,33 @@ def _apply_all(conn: Connection, batch: list[Pending]) -> list[tuple[Any, BaseEx
             results.append((op.apply(conn), None))
         index = end
     return results
+
+
+class _Lost(Exception):
+    """The connection went away under a write: it is tried again, not failed."""
+
+
+def _lost(conn: Connection, err: Exception) -> bool:
+    """Whether ``err`` came from losing the connection rather than from the write."""
+    if isinstance(err, DBAPIError) and err.connection_invalidated:
+        return True
+    if conn.invalidated:
+        return True
+    try:
+        raw = conn.connection.dbapi_connection
+    except Exception:  # SQLAlchemy could not hand it out: gone too
+        return True
+    # psycopg marks a connection it lost (errors of the fast path come raw).
+    return bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
+
+
+def _recover(conn: Connection) -> None:
+    """Drop the lost connection: ``conn`` opens a new one on its next use."""
+    with suppress(Exception):
+        if not conn.invalidated:
+            conn.invalidate()
+    with suppress(Exception):
+        conn.rollback()
 
 
 def _is_busy(err: Exception) -> bool:
