@@ -4,6 +4,9 @@ within 10 s with the default lease and heartbeat."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import uuid
 from functools import partial
 
@@ -11,6 +14,8 @@ import psycopg
 import pytest
 import trio
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from runtime import Job, JobContext, JobStatus, Registry, Runtime
 from tests.chaos.pg_ops_support import Lines, kill, register, start_child, until
@@ -121,3 +126,59 @@ def _terminate(base_url: str, application_name: str) -> int:
             (application_name,),
         ).fetchone() or (0,)
     return int(count)
+
+
+RESTART_ENV = "CALLBOARD_TEST_PG_RESTART"
+
+
+def _cluster_of(url: str) -> list[str] | None:
+    """``[version, name]`` of the local cluster serving ``url``, if pg_lsclusters knows it."""
+    port = str(make_url(url).port or 5432)
+    listing = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False)
+    for line in listing.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == port:
+            return fields[:2]
+    return None
+
+
+async def test_a_postgres_restart_during_a_drain_loses_nothing_and_runs_nothing_twice(
+    postgres_url: str,
+) -> None:
+    """Restarts the server under a running drain: only as root, with
+    pg_ctlcluster, in CI or with CALLBOARD_TEST_PG_RESTART=1 (it cuts every
+    other client of that server too)."""
+    if not (os.environ.get("CI") or os.environ.get(RESTART_ENV)):
+        pytest.skip(f"restarts PostgreSQL: only in CI or with {RESTART_ENV}=1")
+    if os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
+    cluster = _cluster_of(postgres_url)
+    if cluster is None:
+        pytest.skip("the test PostgreSQL is not a local cluster")
+    runs: list[int] = []
+    registry = Registry()
+
+    @registry.job(name="count", max_retries=0)
+    async def count(ctx: JobContext, params: Counted) -> int:
+        runs.append(params.i)
+        await trio.sleep(0.05)
+        return params.i
+
+    async with Runtime(postgres_url, registry=registry, queues={"default": 8}) as rt:
+        made = await rt.enqueue_many("count", [{"i": i} for i in range(300)])
+        await trio.sleep(0.3)
+        restart = ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart", "-m", "fast"]
+        await trio.run_process(restart)
+        with trio.fail_after(60):
+            for job in made:
+                done = await _wait_through_outages(rt, job.id)
+                assert done.status is JobStatus.COMPLETED
+    assert sorted(runs) == list(range(300))  # each once
+
+
+async def _wait_through_outages(rt: Runtime, job_id: object) -> Job:
+    while True:
+        try:
+            return await rt.wait(job_id)  # type: ignore[arg-type]
+        except OperationalError:  # a read while the server was still coming back
+            await trio.sleep(0.1)
