@@ -26,8 +26,10 @@ from runtime.api.state import ApiConfig
 from runtime.cli.demo import DEMO_SCHEDULES
 from runtime.domain.errors import CallboardError
 from runtime.jobs.registry import Registry
+from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
+EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
 
@@ -44,6 +46,8 @@ class ServeOptions:
     grace_period: float | None = None
     lease: float | None = None
     heartbeat_interval: float | None = None
+    retention: JobRetention | None = None  # None: the runtime's default
+    sweep_interval: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
     send_timeout: float | None = None
@@ -51,7 +55,7 @@ class ServeOptions:
 
     def runtime_fields(self) -> dict[str, Any]:
         """The Runtime settings given (the others keep their defaults)."""
-        names = ("grace_period", "lease", "heartbeat_interval")
+        names = ("grace_period", "lease", "heartbeat_interval", "sweep_interval")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def api_fields(self) -> dict[str, Any]:
@@ -105,7 +109,7 @@ async def _run(
     stop: anyio.Event,
     hurry: anyio.Event,
 ) -> None:
-    runtime_fields = options.runtime_fields()
+    runtime_fields: dict[str, Any] = {"retention": options.retention, **options.runtime_fields()}
     async with Runtime(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:

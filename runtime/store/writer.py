@@ -15,15 +15,22 @@ periodic sweeps whose size is unknown) runs on a worker thread so the loop
 is never blocked for long. Inline, the connection never waits in SQLite's
 busy handler: it begins with a zero busy timeout, and if another process
 holds the write lock the batch moves to a thread that waits as usual.
+
+Storage faults (a full disk, an I/O error, a lost connection; see
+``faults``) roll the transaction back and fail the batch's writes with
+:class:`StorageUnavailable`, except the writes nobody could redo (an op
+with ``keep_on_fault``, a job's outcome): those are kept and tried again,
+with backoff, until the database takes writes again or the writer closes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,11 +38,11 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from actors import LoopEvent, checkpoints, event_factory
 from runtime.store import fast, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
+from runtime.store.faults import describe, is_storage_fault, unavailable
 
 log = logging.getLogger("callboard.store")
 
@@ -45,13 +52,12 @@ INLINE_WEIGHT_MAX_DEFAULT = 1000
 CHECKPOINT_EVERY_DEFAULT = 50
 """Transactions between two WAL checkpoints on a worker thread (SQLite)."""
 WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
-# A batch whose connection was lost (cut, or the server restarting) is tried
-# again on a new one, waiting from the first delay doubling to the last, for
-# at most the give-up time; then its writes fail as any other error would.
-RECONNECT_DELAY_FIRST_DEFAULT = 0.05
-RECONNECT_DELAY_LAST_DEFAULT = 2.0
-RECONNECT_GIVE_UP_DEFAULT = 60.0
 """The writer's own checkpoint, inline, only if the WAL grows this many pages anyway."""
+FAULT_RETRY_MIN_DEFAULT = 0.1
+FAULT_RETRY_MAX_DEFAULT = 5.0
+"""Seconds between two tries of the writes kept through a storage fault (doubling)."""
+FAULT_LOG_EVERY_DEFAULT = 60.0
+"""Seconds between two storage faults the log tells of (the others are counted)."""
 
 
 class Op(Protocol):
@@ -62,7 +68,9 @@ class Op(Protocol):
     loop. An op without it always runs on a worker thread. A class may offer
     ``apply_many(conn, ops) -> results`` to apply neighbouring ops of its kind
     in one go. An op whose ``single_statement`` is true runs exactly one SQL
-    statement: alone in a batch, it needs no transaction around it.
+    statement: alone in a batch, it needs no transaction around it. An op
+    whose ``keep_on_fault`` is true is kept through a storage fault and
+    tried again rather than failed.
     """
 
     def apply(self, conn: Connection) -> Any: ...
@@ -130,6 +138,8 @@ class WriterStatistics:
     operations: int
     progress_rows: int
     queued: int
+    faults: int = 0  # batches a storage fault failed
+    held: int = 0  # writes kept through the current fault, to try again
 
 
 class StoreWriter:
@@ -154,6 +164,13 @@ class StoreWriter:
         self._transactions = 0
         self._operations = 0
         self.progress_rows = 0
+        self._faults = 0
+        self._fault_since: float | None = None  # when the current storage fault began
+        self._fault_told = False  # whether the log heard of the current one
+        self._fault_logged_at = -math.inf
+        self._held: list[Pending] = []  # kept through the fault, tried again later
+        self._retry_in = FAULT_RETRY_MIN_DEFAULT
+        self._retry_at: float | None = None  # when the kept writes are tried next
 
     def submit(self, op: Op) -> Pending:
         """Queue a write now; await the returned object for its result."""
@@ -184,7 +201,14 @@ class StoreWriter:
             operations=self._operations,
             progress_rows=self.progress_rows,
             queued=len(self._queue),
+            faults=self._faults,
+            held=len(self._held),
         )
+
+    @property
+    def storage_fault(self) -> bool:
+        """Whether the last write failed on a storage fault (and none succeeded since)."""
+        return self._fault_since is not None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._event = event_factory()
@@ -208,9 +232,23 @@ class StoreWriter:
         if_cancelled, one_pass = checkpoints()
         while True:
             if not queue:
+                if self._held and self._closed:
+                    queue.extend(self._take_held())  # one last try; then they fail
+                    continue
                 if self._closed:
                     return
                 self._ready = ready = self._event()
+                if self._held:
+                    # Tried again on their own clock, not with every new write.
+                    if self._retry_at is None:
+                        self._retry_at = anyio.current_time() + self._retry_in
+                    with anyio.move_on_at(self._retry_at):
+                        await ready.wait()
+                    if anyio.current_time() >= self._retry_at:
+                        self._retry_at = None
+                        self._retry_in = min(2 * self._retry_in, FAULT_RETRY_MAX_DEFAULT)
+                        queue.extendleft(reversed(self._take_held()))
+                    continue
                 await ready.wait()
                 continue
             await if_cancelled()
@@ -226,32 +264,13 @@ class StoreWriter:
                 rest = batch[len(done) :]
                 # Shielded: a batch once started always commits and answers.
                 with anyio.CancelScope(shield=True):
-                    outcomes = await self._commit_reconnecting(conn, rest)
+                    outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
                 self._settle(rest, outcomes)
             self._maybe_checkpoint(tg)
 
-    async def _commit_reconnecting(
-        self, conn: Connection, batch: list[Pending]
-    ) -> list[tuple[Any, BaseException | None]]:
-        """Commit ``batch`` in a thread; writes left unanswered because the
-        connection was lost are tried again on a new one, with backoff: a write
-        is never failed for a connection cut under it, only once the database
-        stays out of reach past the give-up time."""
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        delay, waited = RECONNECT_DELAY_FIRST_DEFAULT, 0.0
-        while True:
-            rest = batch[len(outcomes) :]
-            outcomes.extend(await threads.run_sync(self._commit_in_thread, conn, rest))
-            left = len(batch) - len(outcomes)
-            if not left:
-                return outcomes
-            if waited >= RECONNECT_GIVE_UP_DEFAULT:
-                lost = ConnectionError(f"the database stayed out of reach for {waited:.0f} s")
-                return outcomes + [(None, lost)] * left
-            log.warning("lost the database connection: %d writes again in %.2f s", left, delay)
-            await anyio.sleep(delay)
-            waited += delay
-            delay = min(2 * delay, RECONNECT_DELAY_LAST_DEFAULT)
+    def _take_held(self) -> list[Pending]:
+        held, self._held = self._held, []
+        return held
 
     def _maybe_checkpoint(self, tg: TaskGroup) -> None:
         due = self._transactions - self._checkpointed >= CHECKPOINT_EVERY_DEFAULT
@@ -264,11 +283,15 @@ class StoreWriter:
         """Copy the WAL into the database on a worker thread, beside the writer.
 
         PASSIVE: it never blocks the writer or readers, and it changes nothing
-        about durability (a commit is durable once it is in the WAL).
+        about durability (a commit is durable once it is in the WAL). One that
+        fails (a full disk) is logged and tried again after the next
+        ``CHECKPOINT_EVERY_DEFAULT`` transactions.
         """
         try:
             with anyio.CancelScope(shield=True):
                 await threads.run_sync(_checkpoint, self._engine)
+        except Exception as err:
+            log.warning("WAL checkpoint failed, will try again later: %s", describe(err))
         finally:
             self._checkpointing = False
 
@@ -281,10 +304,58 @@ class StoreWriter:
             return batch
         return [queue.popleft() for _ in range(self._batch_max)]
 
-    @staticmethod
-    def _settle(batch: list[Pending], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    def _settle(
+        self, batch: list[Pending], outcomes: list[tuple[Any, BaseException | None]]
+    ) -> None:
+        faulted = False
         for pending, (result, error) in zip(batch, outcomes, strict=False):
+            if error is not None and is_storage_fault(error):
+                faulted = True
+                if not self._closed and getattr(pending.op, "keep_on_fault", False):
+                    self._held.append(pending)
+                    continue
+                error = unavailable(error)
             pending._settle(result, error)
+        if faulted:
+            self._faulted(outcomes)
+        elif outcomes and self._fault_since is not None:
+            self._recovered()
+
+    def _faulted(self, outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        self._faults += 1
+        if self._fault_since is not None:
+            return
+        self._fault_since = now = self._now()
+        # A nearly full disk takes some writes and not others: say it once a while.
+        self._fault_told = not now - self._fault_logged_at < FAULT_LOG_EVERY_DEFAULT
+        if self._fault_told:
+            self._fault_logged_at = now
+            error = next(e for _, e in outcomes if e is not None and is_storage_fault(e))
+            log.error(
+                "storage fault: %s; writes fail with StorageUnavailable (job outcomes are "
+                "kept and tried again) until the database takes writes again",
+                describe(error),
+            )
+
+    def _recovered(self) -> None:
+        assert self._fault_since is not None
+        if self._fault_told:
+            log.warning(
+                "the database takes writes again after %.1f s; trying %d kept writes",
+                self._now() - self._fault_since,
+                len(self._held),
+            )
+        self._fault_since = None
+        self._retry_in = FAULT_RETRY_MIN_DEFAULT
+        self._retry_at = None
+        self._queue.extendleft(reversed(self._take_held()))
+
+    @staticmethod
+    def _now() -> float:
+        try:
+            return anyio.current_time()
+        except Exception:  # outside the loop (a batch run by hand in a test)
+            return math.nan
 
     @staticmethod
     def _light_first(batch: list[Pending]) -> list[Pending]:
@@ -369,16 +440,15 @@ class StoreWriter:
             raise
         try:
             yield
-        except BaseException:
+            # A failed COMMIT (a full disk) leaves the transaction open: it is
+            # rolled back like any other failure, or every later write fails.
             if conn.in_transaction():
-                conn.rollback()
-            if raw.in_transaction:
-                raw.rollback()
+                conn.commit()
+            else:
+                raw.commit()
+        except BaseException:
+            _rollback(conn)
             raise
-        if conn.in_transaction():
-            conn.commit()
-        else:
-            raw.commit()
 
     @contextmanager
     def _sqlite_autocommit(self, conn: Connection) -> Iterator[None]:
@@ -386,18 +456,16 @@ class StoreWriter:
         transaction (no ``BEGIN`` and ``COMMIT`` of ours around it)."""
         try:
             yield
-        except sqlite3.OperationalError as err:
             if conn.in_transaction():  # a Core statement began one (see engine._tune_sqlite)
-                conn.rollback()
+                conn.commit()
+        except sqlite3.OperationalError as err:
+            _rollback(conn)
             if self._inline and _is_busy(err):
                 raise _Busy from err
             raise
         except BaseException:
-            if conn.in_transaction():
-                conn.rollback()
+            _rollback(conn)
             raise
-        if conn.in_transaction():
-            conn.commit()
 
     def _commit(
         self, conn: Connection, batch: list[Pending]
@@ -409,15 +477,15 @@ class StoreWriter:
         except _Busy:
             return []
         except Exception as err:
-            if _lost(conn, err):
-                _recover(conn)
-                return []  # none of it committed: all of it again, on a new connection
+            if is_storage_fault(err):  # not the writes' fault: each alone would fail too
+                self._reconnect(conn)
+                return [(None, err)] * len(batch)
             # One bad write must not fail its neighbours: retry each on its own.
             outcomes = []
             for pending in batch:
                 try:
                     outcomes.append(self._alone(conn, pending))
-                except (_Busy, _Lost):
+                except _Busy:
                     break
             return outcomes
         self._count(1, len(batch))
@@ -430,12 +498,21 @@ class StoreWriter:
         except _Busy:
             raise
         except Exception as exc:
-            if _lost(conn, exc):
-                _recover(conn)
-                raise _Lost from exc
+            if is_storage_fault(exc):
+                self._reconnect(conn)
             return None, exc
         self._count(1, 1)
         return result, None
+
+    def _reconnect(self, conn: Connection) -> None:
+        """PostgreSQL: after a fault, the next batch takes a fresh connection
+        (this one may be closed under us). SQLite's stays: it was rolled back."""
+        if self._inline_max < 0:
+            _rollback(conn)
+            try:
+                conn.invalidate()
+            except Exception as err:  # already closed: the next use reconnects anyway
+                log.debug("invalidating the writer's connection failed: %s", describe(err))
 
     def _count(self, transactions: int, operations: int) -> None:
         self._transactions += transactions
@@ -464,31 +541,19 @@ def _apply_all(conn: Connection, batch: list[Pending]) -> list[tuple[Any, BaseEx
     return results
 
 
-class _Lost(Exception):
-    """The connection went away under a write: it is tried again, not failed."""
-
-
-def _lost(conn: Connection, err: Exception) -> bool:
-    """Whether ``err`` came from losing the connection rather than from the write."""
-    if isinstance(err, DBAPIError) and err.connection_invalidated:
-        return True
-    if conn.invalidated:
-        return True
+def _rollback(conn: Connection) -> None:
+    """End the failed transaction on ``conn``, in SQLAlchemy and in the driver.
+    A rollback that fails too (the connection is gone) leaves nothing to end."""
     try:
-        raw = conn.connection.dbapi_connection
-    except Exception:  # SQLAlchemy could not hand it out: gone too
-        return True
-    # psycopg marks a connection it lost (errors of the fast path come raw).
-    return bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
-
-
-def _recover(conn: Connection) -> None:
-    """Drop the lost connection: ``conn`` opens a new one on its next use."""
-    with suppress(Exception):
-        if not conn.invalidated:
-            conn.invalidate()
-    with suppress(Exception):
-        conn.rollback()
+        # Not ``in_transaction()``: a transaction whose COMMIT failed is no longer
+        # active, yet SQLAlchemy refuses every statement until it is rolled back.
+        if conn.get_transaction() is not None:
+            conn.rollback()
+        raw = fast.dbapi(conn)
+        if getattr(raw, "in_transaction", False) and raw.in_transaction:
+            raw.rollback()
+    except Exception as err:
+        log.warning("rollback after a failed write failed too: %s", describe(err))
 
 
 def _is_busy(err: Exception) -> bool:
