@@ -40,6 +40,7 @@ from runtime.jobs.control import QueueStatistics
 from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.jobs.sweeper import JobRetention
 from runtime.jobs.sync_handlers import SyncJobContext
+from runtime.jobs.transactional import enqueue_in
 from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
@@ -83,6 +84,7 @@ __all__ = [
     "UnknownQueue",
     "WriterStatistics",
     "default_registry",
+    "enqueue_in",
     "freeze_startup_objects",
     "job",
 ]

@@ -50,6 +50,7 @@ from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.dependency_ops import dependencies_of
+from runtime.store.leader import LEADER_CHECK_DEFAULT, Leadership
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
@@ -58,8 +59,10 @@ from runtime.workflows.dependencies import dependency_ids, insert_dependent
 log = logging.getLogger("callboard.runtime")
 
 DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
-LEASE_DEFAULT = 30.0
-HEARTBEAT_INTERVAL_DEFAULT = 10.0
+# A killed worker's jobs are rescued within lease + heartbeat_interval (8 s)
+# from any host; on its own host, at the next heartbeat of another runtime.
+LEASE_DEFAULT = 6.0
+HEARTBEAT_INTERVAL_DEFAULT = 2.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
 _WAITING = JobStatus.WAITING.value
@@ -146,6 +149,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._services_done = anyio.Event()
         self._supervisor_done = anyio.Event()
         self._started_at = 0.0
+        self.leading = False  # whether this runtime fires schedules and sweeps now
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -238,11 +242,62 @@ class Runtime(ControlMethods, ScheduleMethods):
                     await tg.start(self._due.run)
                     await tg.start(self._flusher.run)
                     await tg.start(Ticker(self._tick, self._heartbeat).run)
-                    await tg.start(Ticker(self._sweep, self._sweep_interval).run)
-                    await tg.start(self._run_scheduler)
+                    await tg.start(self._lead)
                     task_status.started()
         finally:
             self._services_done.set()
+
+    async def _lead(self, *, task_status: TaskStatus[None]) -> None:
+        """Fire schedules and sweep while this runtime leads its store; try for
+        the lead every ``LEADER_CHECK_DEFAULT`` seconds while another does.
+
+        Started once the first try is decided, so a runtime that may lead
+        leads as ``async with`` returns (on SQLite, always: no more checks).
+        """
+        leadership = Leadership(self.store.engine)
+        started = False
+
+        def start() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        try:
+            while True:
+                if await threads.run_sync(leadership.try_lead):
+                    await self._run_as_leader(leadership, start)
+                start()
+                await anyio.sleep(LEADER_CHECK_DEFAULT)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await threads.run_sync(leadership.resign)
+
+    async def _run_as_leader(self, leadership: Leadership, started: Callable[[], None]) -> None:
+        log.info("runtime %s leads: it fires schedules and sweeps", self.worker_id)
+        self.leading = True
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(Ticker(self._sweep, self._sweep_interval).run)
+                await tg.start(self._run_scheduler)
+                started()
+                if leadership.permanent:
+                    await anyio.sleep_forever()
+                while True:  # the lock lives in the server: asking is the only way
+                    await anyio.sleep(LEADER_CHECK_DEFAULT)
+                    if not await threads.run_sync(leadership.still_leading):
+                        break
+                tg.cancel_scope.cancel()
+        except Exception:
+            if leadership.permanent:
+                raise
+            # The server went away under a read (a restart, say): step down and
+            # try again, rather than take the workers down with the scheduler.
+            log.exception("leading failed: stepping down, trying again in a while")
+            await threads.run_sync(leadership.resign)
+        finally:
+            self.leading = False
+            self._scheduler = None
 
     async def __aexit__(
         self,

@@ -12,6 +12,10 @@ fi
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
 fi
+# The PostgreSQL suite also runs through pgbouncer (tests/runtime/test_conformance_pgbouncer.py).
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null || true
+fi
 export CALLBOARD_TEST_POSTGRES_URL="${CALLBOARD_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 .venv/bin/ruff check .
 .venv/bin/mypy

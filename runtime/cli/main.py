@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 from pydantic import ValidationError
@@ -56,7 +57,8 @@ from runtime.cli.service import (
 from runtime.domain.errors import CallboardError, StorageUnavailable, StoreUnusable
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
-from runtime.runtime import DATABASE_URL_DEFAULT
+from runtime.runtime import DATABASE_URL_DEFAULT, HEARTBEAT_INTERVAL_DEFAULT, LEASE_DEFAULT, Runtime
+from runtime.settings import check_settings
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
 BULK_ACTIONS = ("retry", "cancel", "delete")
@@ -100,6 +102,18 @@ def _runtime_options() -> argparse.ArgumentParser:
         "--grace-period",
         type=float,
         help=f"seconds running jobs get to finish on shutdown (default {GRACE_PERIOD_DEFAULT:g})",
+    )
+    common.add_argument(
+        "--lease",
+        type=float,
+        help=f"seconds without a heartbeat before another process rescues this one's jobs "
+        f"(default {LEASE_DEFAULT:g})",
+    )
+    common.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        help="seconds between heartbeats and rescue scans "
+        f"(default {HEARTBEAT_INTERVAL_DEFAULT:g})",
     )
     return common
 
@@ -288,7 +302,12 @@ def _serve(args: argparse.Namespace) -> int:
         allow = [*args.hook_allow_network, *args.hook_allow_host]
         hooks = make_hooks(registry, os.environ, allow)
         options = ServeOptions(
-            db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
+            db=args.db,
+            bind=None,
+            demo=args.demo,
+            grace_period=args.grace_period,
+            lease=args.lease,
+            heartbeat_interval=args.heartbeat_interval,
         )
         options.retention = retention.retention_from(args)
         options.sweep_interval = retention.sweep_interval_from(args)
@@ -306,6 +325,7 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             names = args.queues.split(",") if args.queues else None
             options.queues = worker_queues(registry, names)
+        _check_runtime_settings(options.runtime_fields())
         if args.command == "serve" and args.loop != "trio":
             # The API app is Quart-trio: see docs/cli.md for running workers on asyncio.
             raise ValueError(
@@ -321,6 +341,14 @@ def _serve(args: argparse.Namespace) -> int:
         return commands.fail(str(store), EXIT_STORE)
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
+
+
+def _check_runtime_settings(given: dict[str, Any]) -> None:
+    """Bad settings are a usage error before anything starts: Runtime's own
+    checks, with its defaults for the settings not given."""
+    checked = inspect.signature(check_settings).parameters
+    defaults = inspect.signature(Runtime.__init__).parameters
+    check_settings(**{**{name: defaults[name].default for name in checked}, **given})
 
 
 def _store_error(err: BaseException) -> CallboardError | None:

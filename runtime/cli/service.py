@@ -46,12 +46,19 @@ class ServeOptions:
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
     grace_period: float | None = None
+    lease: float | None = None
+    heartbeat_interval: float | None = None
     retention: JobRetention | None = None  # None: the runtime's default
     sweep_interval: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
     send_timeout: float | None = None
     streams_per_token: int | None = None
+
+    def runtime_fields(self) -> dict[str, Any]:
+        """The Runtime settings given (the others keep their defaults)."""
+        names = ("grace_period", "lease", "heartbeat_interval", "sweep_interval")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def api_fields(self) -> dict[str, Any]:
         """The :class:`ApiConfig` fields these options set (the rest keep their defaults)."""
@@ -104,11 +111,7 @@ async def _run(
     stop: anyio.Event,
     hurry: anyio.Event,
 ) -> None:
-    runtime_fields: dict[str, Any] = {"retention": options.retention}
-    if options.grace_period is not None:
-        runtime_fields["grace_period"] = options.grace_period
-    if options.sweep_interval is not None:
-        runtime_fields["sweep_interval"] = options.sweep_interval
+    runtime_fields: dict[str, Any] = {"retention": options.retention, **options.runtime_fields()}
     async with Runtime(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:

@@ -106,14 +106,19 @@ def new_job_id() -> uuid.UUID:
 
 def new_job_ids(count: int) -> list[uuid.UUID]:
     """``count`` ids as :func:`new_job_id` makes them, drawing their random bits
-    in one system call (one per id cost as much as the rest of the id)."""
+    in one system call (one per id cost as much as the rest of the id).
+
+    They ascend: jobs enqueued together share their due and creation times,
+    and the claim breaks that tie by id, so they run in the order given.
+    """
     base = (time.time_ns() // 1_000_000) << 80 | _UUID7_BITS
     noise = os.urandom(10 * count)
     from_bytes = int.from_bytes
-    return [
-        uuid.UUID(int=base | from_bytes(noise[at : at + 10], "big") & _UUID_RANDOM)
+    ints = sorted(
+        base | from_bytes(noise[at : at + 10], "big") & _UUID_RANDOM
         for at in range(0, 10 * count, 10)
-    ]
+    )
+    return [uuid.UUID(int=value) for value in ints]
 
 
 _UUID7_BITS = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant

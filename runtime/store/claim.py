@@ -185,7 +185,7 @@ class Claim:
         raw_ids = conn.dialect.name != "postgresql"  # as the pick returned them
         build = partial(_start_update, count, raw_ids)
         rows = fast.prepared(conn, ("start", count), build).all(conn, values)
-        rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"]))
+        rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"], str(r["id"])))
         return rows
 
     def _record_starts(self, conn: Connection, rows: list[Row]) -> None:
@@ -281,7 +281,7 @@ def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
         .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
         .where(jobs.c.lock_key.is_(None) | tuple_(_TENANT, jobs.c.lock_key).not_in(held))
         .where(~paused.exists())
-        .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
+        .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at, jobs.c.id)
         .limit(bindparam("n", type_=Integer))
     )
     return query.with_for_update(skip_locked=True) if skip_locked else query

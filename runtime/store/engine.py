@@ -8,6 +8,7 @@ and how to fix it: nothing starts on a store it could not use.
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,22 @@ from runtime.store.upgrade import add_missing_columns
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
 POSTGRES_POOL_SIZE_DEFAULT = 10
 SQLITE_STATEMENT_CACHE = 512
+# The URL's own setting of psycopg's server-side prepared statements: a number
+# (prepare a statement once it ran that many times; psycopg's default is 5),
+# or "none" for never, which pgbouncer before 1.21 in transaction mode needs.
+PREPARE_THRESHOLD_PARAM = "prepare_threshold"
+
+# The connect arguments each PostgreSQL engine was made with, for connections
+# made outside its pool (the leader's).
+_CONNECT_ARGS: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def open_engine(url: str) -> Engine:
     """Create the engine for ``url`` and the schema if it is missing.
 
     ``sqlite:///path`` (the embedded default) or ``postgresql://...`` (psycopg 3;
-    several runtimes on several hosts may share it).
+    several runtimes on several hosts may share it; ``?prepare_threshold=none``
+    turns prepared statements off, for pgbouncer in transaction mode).
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -109,7 +119,14 @@ def _sqlite_unusable(path: Path, err: BaseException) -> StoreUnusable:
 
 
 def _open_postgres(url: URL) -> Engine:
-    engine = create_engine(url, pool_size=POSTGRES_POOL_SIZE_DEFAULT, pool_pre_ping=True)
+    connect_args = _postgres_connect_args(url)
+    engine = create_engine(
+        url.difference_update_query([PREPARE_THRESHOLD_PARAM]),
+        pool_size=POSTGRES_POOL_SIZE_DEFAULT,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+    _CONNECT_ARGS[engine] = connect_args
     try:
         with engine.begin() as conn:
             # One schema creation at a time when several runtimes start together.
@@ -123,6 +140,33 @@ def _open_postgres(url: URL) -> Engine:
             "runs, that the URL (--db) is right and that the user may create tables"
         ) from err
     return engine
+
+
+def _postgres_connect_args(url: URL) -> dict[str, Any]:
+    value = url.query.get(PREPARE_THRESHOLD_PARAM)
+    if value is None:
+        return {}
+    if isinstance(value, tuple):
+        value = value[-1]
+    if value.lower() in ("none", "off", ""):
+        return {"prepare_threshold": None}
+    try:
+        threshold = int(value)
+    except ValueError:
+        raise ValueError(
+            f"{PREPARE_THRESHOLD_PARAM}={value!r} in the database URL: "
+            "use a whole number >= 0, or none (never prepare)"
+        ) from None
+    if threshold < 0:
+        raise ValueError(f"{PREPARE_THRESHOLD_PARAM} must be >= 0 or none, got {threshold}")
+    return {"prepare_threshold": threshold}
+
+
+def dedicated_connection(engine: Engine) -> Any:
+    """A new DBAPI connection with ``engine``'s settings, outside its pool."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    cparams.update(_CONNECT_ARGS.get(engine, {}))
+    return engine.dialect.connect(*cargs, **cparams)
 
 
 def _create_schema(conn: Connection) -> None:

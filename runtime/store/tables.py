@@ -157,15 +157,18 @@ _HOLDING = text(HOLDING_SQL)
 _LOCKABLE = text("lock_key IS NOT NULL")
 _UNIQUE = text(f"unique_key IS NOT NULL AND status IN {UNFINISHED_SQL}")
 
-# The claim reads this partial index in order: priority first, then age. It
-# holds the whole ORDER BY of the claim, so SQLite never sorts the jobs that
-# share a due time (a bulk enqueue stores thousands with one).
+# The claim reads this partial index in order: priority first, then age, then
+# id (ascending within an enqueue: its order). It holds the whole ORDER BY of
+# the claim, so no database sorts the jobs that share a due time (a bulk
+# enqueue stores thousands with one). A rescued job keeps its due time, so it
+# goes ahead of the backlog that came after it.
 Index(
-    "ix_callboard_jobs_claim",
+    "ix_callboard_jobs_claim_v2",
     jobs.c.queue,
     jobs.c.priority.desc(),
     jobs.c.scheduled_at,
     jobs.c.created_at,
+    jobs.c.id,
     sqlite_where=_WAITING,
     postgresql_where=_WAITING,
 )
@@ -244,8 +247,10 @@ JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 # serves together (one b-tree fewer for every new job and status change); and
 # (type, started_at), which the rate limit read before it counted starts in
 # callboard_type_starts (one b-tree fewer for every start); and the holder
-# index on lock_key alone, from before lock keys were each tenant's own.
+# index on lock_key alone, from before lock keys were each tenant's own; and
+# the claim's index before it ended with the id.
 RETIRED_INDEXES = (
+    "ix_callboard_jobs_claim",
     "ix_callboard_jobs_owner",
     "ix_callboard_jobs_status",
     "ix_callboard_jobs_status_created",

@@ -146,7 +146,7 @@ def test_opening_a_store_drops_retired_indexes_and_adds_new_ones(store_url: str)
         warnings.simplefilter("ignore", SAWarning)
         names = {ix["name"] for ix in inspect(engine).get_indexes("callboard_jobs")}
     engine.dispose()
-    assert {"ix_callboard_jobs_claim", "ix_callboard_jobs_by_status"} <= names
+    assert {"ix_callboard_jobs_claim_v2", "ix_callboard_jobs_by_status"} <= names
     assert not names & set(RETIRED_INDEXES)
 
 
