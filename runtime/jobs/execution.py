@@ -194,7 +194,14 @@ class Executor:
         else:  # the runtime's wake-ups need only these
             status = result.values["status"]
             self._on_status(
-                {"id": state.job_id, "status": status, "queue": row["queue"], "type": row["type"]}
+                {
+                    "id": state.job_id,
+                    "status": status,
+                    "queue": row["queue"],
+                    "type": row["type"],
+                    # It left a run: a held-back job of a limited type may start.
+                    "started_at": row["started_at"],
+                }
                 if status != "scheduled"
                 else {**row, **result.values, "revision": revision}
             )
