@@ -44,9 +44,10 @@ from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
 from runtime.jobs.registry import JobType, Registry, default_registry
 from runtime.jobs.subscriptions import JobEvents
 from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
+from runtime.jobs.wakeups import Wakeups
 from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
-from runtime.store import Store, WriterStatistics, reads, threads
+from runtime.store import Store, WriterStatistics, notifier, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
 
@@ -54,6 +55,11 @@ log = logging.getLogger("callboard.runtime")
 
 DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
 LEASE_DEFAULT = 30.0
+POSTGRES_POLL_INTERVAL_DEFAULT = 30.0
+"""The safety poll on PostgreSQL, where LISTEN/NOTIFY wakes runtimes at once
+(``POLL_INTERVAL_DEFAULT``, 1 s, on SQLite: other processes wake us only so)."""
+WAIT_POLL_MAX = 1.0
+"""``wait`` re-reads a job run elsewhere at least this often."""
 HEARTBEAT_INTERVAL_DEFAULT = 10.0
 
 JobTypeRef = str | Callable[..., Any] | JobType
@@ -86,7 +92,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         queues: Mapping[str, int] | None = None,
         workers: bool = True,
         grace_period: float = GRACE_PERIOD_DEFAULT,
-        poll_interval: float = POLL_INTERVAL_DEFAULT,
+        poll_interval: float | None = None,
         lease: float = LEASE_DEFAULT,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_DEFAULT,
         progress_interval: float = PROGRESS_FLUSH_INTERVAL_DEFAULT,
@@ -96,6 +102,9 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
+        if poll_interval is None:
+            postgres = url.startswith(("postgresql:", "postgresql+", "postgres:"))
+            poll_interval = POSTGRES_POLL_INTERVAL_DEFAULT if postgres else POLL_INTERVAL_DEFAULT
         check_settings(
             grace_period=grace_period,
             poll_interval=poll_interval,
@@ -121,6 +130,9 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._wake_pending: dict[str, float] = {}
         self._flusher: Flusher | None = None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wakeups = Wakeups(uuid.uuid4().hex[:12])
+        self._listening = anyio.CancelScope()
+        self._listener: notifier.Listener | None = None
         self.clock = Clock()
         self.bus = EventBus()
         self._store: Store | None = None
@@ -181,6 +193,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             flusher=self._flusher,
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
+            wakeups=self._wakeups,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -190,6 +203,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             poll_interval=self._poll,
         )
         self._due = DueTimer(self._promote, now=self.clock.now, recheck=self._poll)
+        if self.store.channel is not None:  # before the first claim: no notice is missed
+            await tg.start(self._listen, self.store.channel)
         await tg.start(self._run_supervisor)
         await tg.start(self._run_services)
 
@@ -208,6 +223,36 @@ class Runtime(ControlMethods, ScheduleMethods):
             await self._supervisor.run(task_status=task_status)
         finally:
             self._supervisor_done.set()
+
+    async def _listen(self, channel: str, *, task_status: TaskStatus[None]) -> None:
+        self._listener = notifier.Listener(
+            notifier.libpq_url(self.store.engine.url), channel, self._noticed, self._catch_up
+        )
+        with self._listening:
+            await self._listener.run(task_status=task_status)
+
+    def _noticed(self, payload: str) -> None:
+        """Act on another runtime's notice (see ``runtime.jobs.wakeups``)."""
+        notice = notifier.decode(payload)
+        if notice is None or notice.sender == self._wakeups.sender:
+            return  # ours: this runtime woke itself already
+        supervisor = self._supervisor
+        if notice.kind == notifier.WAKE and supervisor is not None:
+            supervisor.wake(notice.argument)
+        elif notice.kind == notifier.DUE and self._due is not None:
+            self._due.note(float(notice.argument))
+        elif notice.kind == notifier.CONTROL and self._services_tg is not None:
+            job_id, _, action = notice.argument.partition(" ")
+            control = Control.CANCEL if action == "cancel" else Control.SUSPEND
+            self._services_tg.start_soon(self._tell, uuid.UUID(job_id), control)
+
+    def _catch_up(self) -> None:
+        """The listening connection came back: notices sent meanwhile are lost,
+        so look once for whatever they would have said."""
+        if self._supervisor is not None:
+            self._supervisor.wake_all()
+        if self._due is not None:
+            self._due.note(self.clock.now())
 
     async def _run_services(self, *, task_status: TaskStatus[None]) -> None:
         assert self._flusher is not None and self._due is not None
@@ -253,13 +298,14 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self._supervisor_done.wait()
         self._services.cancel()
         await self._services_done.wait()
+        self._listening.cancel()
         await self._flusher.flush()
         await self.store.write(Unregister(self.worker_id))
 
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        rows, nxt = await self.store.write(Promote(self.clock.now()))
+        rows, nxt = await self.store.write(Promote(self.clock.now()), self._wakeups.for_promote)
         for row in rows:
             self._status_changed(row)
             self._publish(row)
@@ -291,7 +337,8 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     async def _rescue(self) -> None:
         rescued = await self.store.write(
-            Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease)
+            Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease),
+            self._wakeups.for_rescue,
         )
         for job in rescued:
             if job.status is JobStatus.WAITING and self._supervisor is not None:
@@ -382,7 +429,10 @@ class Runtime(ControlMethods, ScheduleMethods):
         items = params if isinstance(params, Sequence) else list(params)
         with collector_paused(len(items)):
             rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
-        pending = self.store.submit(InsertJobs(rows, varying=PER_JOB_COLUMNS))
+        pending = self.store.submit(
+            InsertJobs(rows, varying=PER_JOB_COLUMNS),
+            partial(_notices_of_rows, self._wakeups, rows) if self.store.channel else None,
+        )
         pending.on_settled(partial(self._publish_stored, rows))
         # Wake this runtime's queues now, not once the insert is durable: a claim
         # they ask for joins the insert's commit (the writer applies it after the
@@ -483,7 +533,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def _wait_finished(self, key: uuid.UUID, sub: Subscription, tenant_id: str | None) -> Job:
         while True:
             # Events cover this process; the poll covers jobs run by others.
-            with anyio.move_on_after(self._poll):
+            with anyio.move_on_after(min(self._poll, WAIT_POLL_MAX)):
                 await sub.receive()
             job = await self.get(key, tenant_id=tenant_id)
             if job.is_finished:
@@ -513,7 +563,9 @@ class Runtime(ControlMethods, ScheduleMethods):
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
         stopping = {"status": JobStatus.CANCELING.value, "updated_at": now}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
-        row = await self.store.write(Transition(key, "cancel", moves, tenant_id))
+        row = await self.store.write(
+            Transition(key, "cancel", moves, tenant_id), self._wakeups.for_row
+        )
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
         self._publish(row)
@@ -535,6 +587,10 @@ class Runtime(ControlMethods, ScheduleMethods):
     def _publish(self, row: Mapping[str, Any]) -> None:
         if self.bus.wants(row["id"]):
             self.bus.publish(event_from_row(row, self.clock.now()))
+
+
+def _notices_of_rows(wakeups: Wakeups, rows: list[dict[str, Any]], _result: Any) -> list[str]:
+    return wakeups.for_rows(rows)
 
 
 def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:

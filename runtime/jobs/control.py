@@ -26,6 +26,7 @@ from runtime.domain.status import ACTIVE, PENDING, JobStatus
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneOlder
+from runtime.jobs.wakeups import Wakeups
 from runtime.store import Store
 from runtime.store.control_reads import (
     LOG_LIMIT_MAX,
@@ -62,6 +63,7 @@ class ControlMethods:
     clock: Clock
     retention: JobRetention
     _supervisor: Supervisor | None
+    _wakeups: Wakeups
 
     if TYPE_CHECKING:  # provided by Runtime
 
@@ -98,7 +100,9 @@ class ControlMethods:
         if job.status not in moves:
             raise IllegalTransition(job.id, job.status.value, "suspend")
         await self._hook(job_type, "on_suspend", job, "suspend")
-        row = await self.store.write(Transition(job.id, "suspend", moves, tenant_id))
+        row = await self.store.write(
+            Transition(job.id, "suspend", moves, tenant_id), self._wakeups.for_row
+        )
         if row["status"] == S.SUSPENDING.value:
             await self._tell(job.id, Control.SUSPEND)
         self._publish(row)
@@ -119,7 +123,9 @@ class ControlMethods:
             self._publish(await self.store.write(Transition(job.id, "resume", back, tenant_id)))
             raise
         ready = {"status": S.WAITING.value, "resumed": True, "scheduled_at": now, "updated_at": now}
-        row = await self.store.write(Transition(job.id, "resume", {S.RESUMING: ready}, tenant_id))
+        row = await self.store.write(
+            Transition(job.id, "resume", {S.RESUMING: ready}, tenant_id), self._wakeups.for_row
+        )
         self._status_changed(row)
         self._publish(row)
         return Job.from_row(row)
@@ -153,7 +159,9 @@ class ControlMethods:
         }
         moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
         try:
-            row = await self.store.write(Transition(job.id, "retry", moves, tenant_id))
+            row = await self.store.write(
+                Transition(job.id, "retry", moves, tenant_id), self._wakeups.for_row
+            )
         except IntegrityError:
             raise IllegalTransition(
                 job.id, job.status.value, "retry (an equal unique job is unfinished)"
@@ -172,7 +180,8 @@ class ControlMethods:
 
     async def resume_queue(self, name: str) -> None:
         self._known_queue(name)
-        await self.store.write(SetQueuePaused(name, False, self.clock.now()))
+        wake = [self._wakeups.notices.wake(name)]  # the runtimes serving it elsewhere
+        await self.store.write(SetQueuePaused(name, False, self.clock.now()), lambda _: wake)
         if self._supervisor is not None:
             self._supervisor.wake(name)
 

@@ -26,7 +26,8 @@ from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import Registry
-from runtime.store import Store
+from runtime.jobs.wakeups import Wakeups
+from runtime.store import Notices, Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 
@@ -49,6 +50,7 @@ class Executor:
         flusher: Flusher,
         on_status: Callable[[dict[str, Any]], None],
         on_rate_limited: Callable[[str, float], None],
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -56,6 +58,8 @@ class Executor:
         self.flusher = flusher
         self._on_status = on_status  # the runtime wakes queues and timers from here
         self._on_rate_limited = on_rate_limited
+        self._wakeups = wakeups  # what a finish tells other processes (PostgreSQL)
+        self._notify = store.channel is not None and wakeups is not None
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -170,7 +174,8 @@ class Executor:
                 state.row["lock_key"],
                 logs=logs,
                 log_limit=self.flusher.log_limit,
-            )
+            ),
+            self._finish_notices(state.row, values["status"]) if self._notify else None,
         )
         # The job's task need not wait: the writer commits everything queued
         # before the runtime stops, and announces the outcome as it settles.
@@ -207,6 +212,19 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+
+    def _finish_notices(self, row: dict[str, Any], status: str) -> Notices | None:
+        """What the end of this run tells other processes (a freed slot of a
+        limited type, a released lock key, an immediate retry), if anything."""
+        assert self._wakeups is not None
+        try:
+            job_type = self._registry.get(row["type"])
+        except UnknownJobType:
+            job_type = None
+        limited = None
+        if job_type is not None and job_type.max_concurrency is not None:
+            limited = job_type.queue
+        return self._wakeups.for_finish(row["queue"], status, limited, row["lock_key"])
 
     # -- progress, checkpoints, warnings, logs --------------------------------
 
