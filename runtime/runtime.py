@@ -194,6 +194,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
             wakeups=self._wakeups,
+            on_slot_freed=self._slot_freed,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -359,6 +360,12 @@ class Runtime(ControlMethods, ScheduleMethods):
             if limited is not None:  # a held-back job of its type may start now
                 supervisor.wake(row["queue"])
                 supervisor.wake(limited.queue)
+
+    def _slot_freed(self, queue: str, type_queue: str) -> None:
+        """A job of a limited type is ending: its held-back peers may start."""
+        if self._supervisor is not None:
+            self._supervisor.wake(queue)
+            self._supervisor.wake(type_queue)
 
     def _limited(self, type_name: str | None) -> JobType | None:
         """The job type named, if a concurrency limit holds its jobs back."""

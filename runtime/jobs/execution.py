@@ -51,6 +51,7 @@ class Executor:
         on_status: Callable[[dict[str, Any]], None],
         on_rate_limited: Callable[[str, float], None],
         wakeups: Wakeups | None = None,
+        on_slot_freed: Callable[[str, str], None] | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -60,6 +61,7 @@ class Executor:
         self._on_rate_limited = on_rate_limited
         self._wakeups = wakeups  # what a finish tells other processes (PostgreSQL)
         self._notify = store.channel is not None and wakeups is not None
+        self._on_slot_freed = on_slot_freed
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -166,6 +168,8 @@ class Executor:
             self._log_start(state)
             state.logs.append(_ending(state.row, values, now))
         logs = take_logs([state])
+        row = state.row
+        limited = self._limited_queue(row["type"])
         pending = self._store.submit(
             Finish(
                 state.job_id,
@@ -175,15 +179,25 @@ class Executor:
                 logs=logs,
                 log_limit=self.flusher.log_limit,
             ),
-            self._finish_notices(state.row, values["status"]) if self._notify else None,
+            self._finish_notices(row, values["status"], limited) if self._notify else None,
         )
+        woken = False
+        if limited is not None and self._on_slot_freed is not None:
+            # Its type's slot frees in this commit: a held-back job's claim asked
+            # now joins the same commit, after it (as an enqueue's claim does).
+            self._on_slot_freed(row["queue"], limited)
+            woken = True
         # The job's task need not wait: the writer commits everything queued
         # before the runtime stops, and announces the outcome as it settles.
-        pending.on_settled(partial(self._finished, state))
+        pending.on_settled(partial(self._finished, state, woken))
         return None
 
     def _finished(
-        self, state: RunState, result: FinishResult | None, error: BaseException | None
+        self,
+        state: RunState,
+        slot_woken: bool,
+        result: FinishResult | None,
+        error: BaseException | None,
     ) -> None:
         """Announce a recorded outcome (in the writer, as the commit settles)."""
         if error is not None or result is None:
@@ -204,8 +218,9 @@ class Executor:
                     "status": status,
                     "queue": row["queue"],
                     "type": row["type"],
-                    # It left a run: a held-back job of a limited type may start.
-                    "started_at": row["started_at"],
+                    # It left a run: a held-back job of a limited type may start
+                    # (unless its queues were woken as the finish was submitted).
+                    "started_at": None if slot_woken else row["started_at"],
                 }
                 if status != "scheduled"
                 else {**row, **result.values, "revision": revision}
@@ -213,17 +228,20 @@ class Executor:
         for released in result.released:
             self._publish_status(released)
 
-    def _finish_notices(self, row: dict[str, Any], status: str) -> Notices | None:
+    def _limited_queue(self, type_name: str) -> str | None:
+        """The queue of ``type_name`` if its concurrency is limited, else None."""
+        try:
+            job_type = self._registry.get(type_name)
+        except UnknownJobType:
+            return None
+        return job_type.queue if job_type.max_concurrency is not None else None
+
+    def _finish_notices(
+        self, row: dict[str, Any], status: str, limited: str | None
+    ) -> Notices | None:
         """What the end of this run tells other processes (a freed slot of a
         limited type, a released lock key, an immediate retry), if anything."""
         assert self._wakeups is not None
-        try:
-            job_type = self._registry.get(row["type"])
-        except UnknownJobType:
-            job_type = None
-        limited = None
-        if job_type is not None and job_type.max_concurrency is not None:
-            limited = job_type.queue
         return self._wakeups.for_finish(row["queue"], status, limited, row["lock_key"])
 
     # -- progress, checkpoints, warnings, logs --------------------------------

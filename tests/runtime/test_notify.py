@@ -11,8 +11,10 @@ import pytest
 import trio
 from pydantic import BaseModel
 
+from actors import POLL_INTERVAL_DEFAULT
 from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.jobs.wakeups import Wakeups
+from runtime.runtime import POSTGRES_POLL_INTERVAL_DEFAULT
 from runtime.store import Store, notifier
 from runtime.store.notifier import decode
 from tests.runtime.control_jobs import Trace, register
@@ -167,3 +169,11 @@ async def test_notices_name_what_to_wake_and_who_sent_them() -> None:
     assert wakeups.for_finish("q", "completed", None, None) is None  # unlimited: silent
     freed = wakeups.for_finish("q", "completed", "limits", None)
     assert freed is not None and freed(None) == ["me|w|q", "me|w|limits"]
+
+
+async def test_the_poll_is_a_safety_net_on_postgresql_only(registry: Registry) -> None:
+    postgres = Runtime("postgresql://nobody@127.0.0.1:1/none", registry=registry)
+    sqlite = Runtime("sqlite:///unused.db", registry=registry)
+    assert postgres._poll == POSTGRES_POLL_INTERVAL_DEFAULT >= 30
+    assert sqlite._poll == POLL_INTERVAL_DEFAULT == 1.0
+    assert Runtime("postgresql://x@h/db", registry=registry, poll_interval=0.5)._poll == 0.5
