@@ -31,16 +31,18 @@ from actors import (
     check_capacity,
 )
 from runtime.domain.clock import Clock
-from runtime.domain.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
+from runtime.domain.errors import JobNotFound, RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
 from runtime.domain.models import Job, event_from_row
-from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
+from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
+from runtime.domain.storable import check_text
 from runtime.gcpause import collector_paused
 from runtime.jobs.control import ControlMethods
-from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
+from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, check_cancel_reason
 from runtime.jobs.events import EventBus, Subscription
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry, default_registry
 from runtime.jobs.subscriptions import JobEvents
 from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
@@ -50,6 +52,7 @@ from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, notifier, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
+from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 
 log = logging.getLogger("callboard.runtime")
 
@@ -76,6 +79,10 @@ Params = Mapping[str, Any] | Any
 class Runtime(ControlMethods, ScheduleMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
+    ``loop_watchdog``: seconds the event loop may go without running (a
+    handler that blocks it) before a watchdog thread logs which job blocks
+    it; None turns the watchdog off.
+
     ``queues`` maps the queues this runtime serves to their capacities (jobs
     of that queue running at once here); without it, it serves every queue
     of the registry at the queue's registered capacity
@@ -99,6 +106,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         log_limit: int = JOB_LOG_LIMIT_DEFAULT,
         retention: JobRetention | None = None,
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
+        loop_watchdog: float | None = LOOP_WATCHDOG_DEFAULT,
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
@@ -113,6 +121,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             progress_interval=progress_interval,
             log_limit=log_limit,
             sweep_interval=sweep_interval,
+            loop_watchdog=loop_watchdog,
         )
         self.url = url
         self.registry = registry if registry is not None else default_registry
@@ -126,6 +135,9 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._log_limit = log_limit
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
+        self.watchdog = (
+            LoopWatchdog(loop_watchdog, lease=lease) if loop_watchdog is not None else None
+        )
         self._services_tg: TaskGroup | None = None
         self._wake_pending: dict[str, float] = {}
         self._flusher: Flusher | None = None
@@ -157,6 +169,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             await self._tg.start(self._run_tree)
         except BaseException:
             self._store.writer.close()
+            if self.watchdog is not None:
+                self.watchdog.close()
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
             self._tg = None
@@ -174,6 +188,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tree:
                 await tree.start(self._store.writer.run)
+                if self.watchdog is not None:
+                    await tree.start(self.watchdog.run)
                 if self._workers:
                     await self._start_workers(tree)
                 task_status.started()
@@ -193,6 +209,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             flusher=self._flusher,
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
+            blocked_for=self.watchdog.blocked_for if self.watchdog is not None else None,
             wakeups=self._wakeups,
             on_slot_freed=self._slot_freed,
         )
@@ -283,6 +300,8 @@ class Runtime(ControlMethods, ScheduleMethods):
                     await self._shutdown()
         finally:
             self._store.writer.close()
+            if self.watchdog is not None:
+                self.watchdog.close()
             # Exit the task group with no exception of the body: on trio it
             # would come back wrapped in an ExceptionGroup. The body's own
             # exception propagates by itself once this returns.
@@ -300,26 +319,32 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._services.cancel()
         await self._services_done.wait()
         self._listening.cancel()
-        await self._flusher.flush()
-        await self.store.write(Unregister(self.worker_id))
+        try:
+            await self._flusher.flush()
+            await self.store.write(Unregister(self.worker_id))
+        except StorageUnavailable as err:  # the lease lapses; the next start rescues
+            log.error("stopping without the last progress and worker record: %s", err)
 
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        rows, nxt = await self.store.write(Promote(self.clock.now()), self._wakeups.for_promote)
+        rows, nxt = await through_outages(
+            "promoting due jobs",
+            lambda: self.store.write(Promote(self.clock.now()), self._wakeups.for_promote),
+        )
         for row in rows:
             self._status_changed(row)
             self._publish(row)
         return nxt  # type: ignore[no-any-return]
 
     async def _sweep(self) -> None:
-        counts = await self.prune()
+        counts = await through_outages("pruning finished jobs", self.prune)
         if counts:
             log.info("pruned finished jobs: %s", counts)
 
     async def _tick(self) -> None:
-        await self._renew_lease()
-        await self._rescue()
+        await through_outages("renewing the worker lease", self._renew_lease)
+        await through_outages("rescuing the jobs of lost workers", self._rescue)
 
     async def _renew_lease(self) -> None:
         stopping = await self.store.write(
@@ -404,8 +429,9 @@ class Runtime(ControlMethods, ScheduleMethods):
 
         ``options``: ``queue``, ``priority``, ``delay`` (seconds or a
         timedelta) or ``at`` (an aware datetime), ``tenant_id``,
-        ``user_id``, ``timeout``, ``max_retries``, ``status_hook`` (a URL),
-        ``lock_key`` (overrides the type's lock template). With an
+        ``user_id``, ``timeout``, ``max_retries``, ``retry_delay`` (overrides
+        the type's), ``status_hook`` (a URL), ``lock_key`` (overrides the
+        type's lock template), ``description`` (free text). With an
         ``idempotency_key`` already used by the same tenant, or for a unique
         type with an equal unfinished job, the existing job is returned and
         nothing new is stored.
@@ -474,12 +500,15 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def get(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
         """The job's current snapshot; :class:`JobNotFound` if there is none (for this tenant)."""
         key = _as_uuid(job_id)
+        check_text("tenant_id", tenant_id)
         row = await self.store.read(reads.get_job, key, tenant_id)
         if row is None:
             raise JobNotFound(job_id)
         return Job.from_row(row)
 
     async def get_by_idempotency_key(self, key: str, *, tenant_id: str | None = None) -> Job | None:
+        check_text("idempotency_key", key)
+        check_text("tenant_id", tenant_id)
         row = await self.store.read(reads.get_by_key, key, tenant_id)
         return None if row is None else Job.from_row(row)
 
@@ -503,6 +532,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        _check_filters(filters)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
 
@@ -519,6 +549,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        _check_filters(filters)
         return await self.store.read(reads.count_jobs, filters)
 
     async def wait(
@@ -559,19 +590,31 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     # -- control ---------------------------------------------------------------------
 
-    async def cancel(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
+    async def cancel(
+        self, job_id: uuid.UUID | str, *, reason: str | None = None, tenant_id: str | None = None
+    ) -> Job:
         """Cancel a job: pending jobs end ``canceled`` at once, running ones via ``canceling``.
 
-        Raises :class:`IllegalTransition` for a finished job and changes nothing.
+        ``reason`` (free text, at most 2,000 characters) is
+        kept on the job as ``cancel_reason``, written to its log, and carried by
+        its events and status hooks. Raises :class:`IllegalTransition` for a
+        finished job and changes nothing.
         """
         key = _as_uuid(job_id)
+        check_text("tenant_id", tenant_id)
+        check_cancel_reason(reason)
         now = self.clock.now()
-        ended = {"status": JobStatus.CANCELED.value, "finished_at": now, "updated_at": now}
+        ended = {
+            "status": JobStatus.CANCELED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "cancel_reason": reason,
+        }
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
-        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now}
+        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
         row = await self.store.write(
-            Transition(key, "cancel", moves, tenant_id), self._wakeups.for_row
+            Transition(key, "cancel", moves, tenant_id, reason), self._wakeups.for_row
         )
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
@@ -589,10 +632,17 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""
+        check_text("tenant_id", tenant_id)
         await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:
         if self.bus.wants(row["id"]):
+            if row["status"] in _RUNNING_HERE and self._executor is not None:
+                # A stored row lags the live progress by up to a flush interval.
+                live = self._executor.flusher.unsaved(row["id"])
+                if live is not None:
+                    row = {**row, "progress": live.progress, "progress_details": live.details}
+                    row["eta"] = live.eta
             self.bus.publish(event_from_row(row, self.clock.now()))
 
 
@@ -609,6 +659,9 @@ def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
         raise JobNotFound(job_id) from None
 
 
+_RUNNING_HERE = frozenset(s.value for s in ACTIVE)
+
+
 def _filters(
     status: Iterable[JobStatus | str] | JobStatus | str | None,
     type: str | None,
@@ -618,9 +671,9 @@ def _filters(
 ) -> dict[str, Any]:
     statuses: list[str] | None = None
     if isinstance(status, str):
-        statuses = [JobStatus(status).value]
+        statuses = filter_statuses([status])
     elif status is not None:
-        statuses = [JobStatus(s).value for s in status]
+        statuses = filter_statuses([str(s) for s in status])
     return {
         "status": statuses,
         "type": type,
@@ -628,3 +681,10 @@ def _filters(
         "group": group,
         "tenant_id": tenant_id,
     }
+
+
+def _check_filters(filters: Mapping[str, Any]) -> None:
+    """A ``ValueError`` naming a filter no job can match (a NUL character, an
+    unpaired surrogate): PostgreSQL would refuse even to look it up."""
+    for name, value in filters.items():
+        check_text(name, value)

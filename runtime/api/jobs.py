@@ -11,12 +11,16 @@ from functools import partial
 from typing import Any
 
 import anyio
+import httpx
 from quart import Response
 
 from runtime.api.auth import Role
 from runtime.api.errors import ApiError
+from runtime.api.hook_policy import HookPolicy, HookRefused
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import (
+    CancelRequest,
+    ControlRequest,
     EnqueueRequest,
     JobLog,
     JobPage,
@@ -48,6 +52,9 @@ def add_routes(api: Api, state: ApiState) -> None:
         """Store a job of a registered type. 201 with the new job; 200 with the existing
         one when its idempotency key (or, for a unique type, equal params) is known."""
         req = call.body_as(EnqueueRequest)
+        rt.registry.get_public(req.type)  # an internal type is unknown here
+        if req.status_hook is not None:
+            _check_hook(state.config.hook_policy, req.status_hook)
         tenant = call.principal.tenant_id
         if req.idempotency_key is not None:
             found = await rt.get_by_idempotency_key(req.idempotency_key, tenant_id=tenant)
@@ -185,8 +192,17 @@ def _log_level(given: str | None) -> int | str | None:
 
 
 def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
+    body = CancelRequest if action == "cancel" else ControlRequest
+
     async def control(call: Call) -> Response:
-        return json_response(await method(call.job_id(), tenant_id=call.principal.scope))
+        given = call.body.model_dump(exclude_none=True) if call.body is not None else {}
+        try:
+            job = await method(call.job_id(), tenant_id=call.principal.scope, **given)
+        except CallboardError:
+            raise
+        except ValueError as err:  # e.g. a reason the store cannot keep
+            raise ApiError(422, "invalid_request", str(err)) from None
+        return json_response(job)
 
     control.__name__ = f"{action}_job"
     control.__doc__ = doc
@@ -196,13 +212,36 @@ def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
         summary=f"{action.capitalize()} a job",
         tag=TAG,
         role=Role.OPERATOR,
+        body=body,
+        body_required=False,
         responses={200: Job},
         errors=(409,),
     )(control)
 
 
+def _check_hook(policy: HookPolicy, url: str) -> None:
+    """422, as a field error, for a hook URL the policy refuses by its text."""
+    try:
+        policy.check_text(httpx.URL(url).raw_host.decode("ascii"))
+    except HookRefused as err:
+        msg = f"not allowed: {err} (this server sends hooks to public addresses only)"
+        details = [{"loc": ["body", "status_hook"], "msg": msg, "type": "hook_refused"}]
+        message = f"invalid body: status_hook: {msg}"
+        raise ApiError(422, "validation_error", message, details) from None
+
+
 def _options(req: EnqueueRequest) -> dict[str, Any]:
-    fields = ("queue", "priority", "delay", "at", "timeout", "max_retries", "status_hook")
+    fields = (
+        "queue",
+        "priority",
+        "delay",
+        "at",
+        "timeout",
+        "max_retries",
+        "status_hook",
+        "retry_delay",
+        "description",
+    )
     options = {name: getattr(req, name) for name in fields}
     if req.lock_key is not None:
         options["lock_key"] = req.lock_key

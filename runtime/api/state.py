@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.api.auth import Authenticator, TokenEntry
 from runtime.api.eventlog import EVENT_BUFFER_DEFAULT, EventLog
+from runtime.api.hook_policy import HookPolicy
 from runtime.api.metrics import Metrics
 from runtime.api.streams import StreamSlots
 from runtime.runtime import Runtime
@@ -42,6 +43,9 @@ class ApiConfig(BaseModel):
     # The longest one write to a client may take: one that stops reading is dropped.
     send_timeout: float = Field(default=SEND_TIMEOUT_DEFAULT, gt=0, le=3600)
     streams_per_token: int = Field(default=STREAMS_PER_TOKEN_DEFAULT, ge=1, le=100_000)
+    # Where a status_hook may point (checked on its text at enqueue; the hook
+    # service checks the addresses again when it sends): public addresses only.
+    hook_policy: HookPolicy = Field(default_factory=HookPolicy)
 
 
 @dataclass(slots=True)

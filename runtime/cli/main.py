@@ -5,13 +5,15 @@ only). Client side (over HTTP; ``--url`` or ``CALLBOARD_URL``, ``--token``
 or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
 ``types``. Tables for people, ``--json`` for scripts. Exit codes: 0 done,
 1 the job failed, 2 bad input, 3 auth, 4 not found, 5 conflict,
-6 no server, 124 still running after ``--timeout``, 130 interrupted.
+6 no server, 7 the database cannot be used (``serve``, ``worker``),
+124 still running after ``--timeout``, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import logging
 import os
 import sys
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 from actors import GRACE_PERIOD_DEFAULT
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
+from runtime.api.hook_policy import HOOK_ALLOW_ENV
 from runtime.api.server import BIND_DEFAULT, InsecureBind
 from runtime.api.state import (
     BODY_TIMEOUT_DEFAULT,
@@ -31,7 +34,7 @@ from runtime.api.state import (
     SEND_TIMEOUT_DEFAULT,
     STREAMS_PER_TOKEN_DEFAULT,
 )
-from runtime.cli import commands, schedules
+from runtime.cli import commands, retention, schedules
 from runtime.cli.client import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -42,8 +45,14 @@ from runtime.cli.client import (
     ClientError,
 )
 from runtime.cli.demo import register_demo
-from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
-from runtime.domain.errors import CallboardError
+from runtime.cli.service import (
+    EXIT_STORE,
+    ServeOptions,
+    make_hooks,
+    run_service,
+    worker_queues,
+)
+from runtime.domain.errors import CallboardError, StorageUnavailable, StoreUnusable
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
@@ -68,12 +77,36 @@ def _runtime_options() -> argparse.ArgumentParser:
         default=[],
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
+    retention.add_options(common)
+    common.add_argument(
+        "--hook-allow-network",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="CIDR",
+        help="let status hooks reach this non-public network, e.g. 127.0.0.0/8 (repeatable; "
+        f"also ${HOOK_ALLOW_ENV}, comma-separated)",
+    )
+    common.add_argument(
+        "--hook-allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let status hooks reach this host name, whatever it resolves to (repeatable)",
+    )
     common.add_argument(
         "--grace-period",
         type=float,
         help=f"seconds running jobs get to finish on shutdown (default {GRACE_PERIOD_DEFAULT:g})",
     )
     return common
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network such as 10.0.0.0/8: {text!r}") from None
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--max-retries", type=int)
     enqueue.add_argument("--lock-key")
     enqueue.add_argument("--status-hook", help="URL told of each status change")
+    enqueue.add_argument("--retry-delay", type=float, help="seconds before the first retry")
+    enqueue.add_argument("--description", help="free text about this job")
     enqueue.add_argument("--wait", action="store_true", help="wait until it finishes")
     enqueue.add_argument("--wait-timeout", type=float, help="give up waiting after seconds")
 
@@ -149,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--page-size", type=int, default=20)
     actions.add_parser("show", parents=[client], help="one job").add_argument("id")
     for action in CONTROL_ACTIONS:
-        actions.add_parser(action, parents=[client], help=f"{action} a job").add_argument("id")
+        control = actions.add_parser(action, parents=[client], help=f"{action} a job")
+        control.add_argument("id")
+        if action == "cancel":
+            control.add_argument("--reason", help="why (kept on the job and in its log)")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -227,10 +265,13 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     registry = _registry(args)
     try:
-        hooks = make_hooks(registry, os.environ)
+        allow = [*args.hook_allow_network, *args.hook_allow_host]
+        hooks = make_hooks(registry, os.environ, allow)
         options = ServeOptions(
             db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
         )
+        options.retention = retention.retention_from(args)
+        options.sweep_interval = retention.sweep_interval_from(args)
         if args.command == "serve":
             options.bind = args.bind
             options.tokens = tuple(load_tokens(args.tokens, os.environ))
@@ -247,8 +288,20 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, names)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
+    except (StoreUnusable, StorageUnavailable, BaseExceptionGroup) as err:
+        store = _store_error(err)
+        if store is None:
+            raise
+        return commands.fail(str(store), EXIT_STORE)
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
+
+
+def _store_error(err: BaseException) -> CallboardError | None:
+    """The database error ``err`` is, or the one it holds if it is a group of one."""
+    while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+        err = err.exceptions[0]
+    return err if isinstance(err, StoreUnusable | StorageUnavailable) else None
 
 
 def _registry(args: argparse.Namespace) -> Registry:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +26,10 @@ from runtime.api.state import ApiConfig
 from runtime.cli.demo import DEMO_SCHEDULES
 from runtime.domain.errors import CallboardError
 from runtime.jobs.registry import Registry
+from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
+EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
 
@@ -42,6 +44,8 @@ class ServeOptions:
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
     grace_period: float | None = None
+    retention: JobRetention | None = None  # None: the runtime's default
+    sweep_interval: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
     send_timeout: float | None = None
@@ -63,9 +67,10 @@ def say(text: str) -> None:
     print(f"callboard: {text}", file=sys.stderr, flush=True)
 
 
-def make_hooks(registry: Registry, env: Mapping[str, str]) -> Hooks:
-    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``."""
-    return Hooks(registry, HookSettings.from_env(dict(env)))
+def make_hooks(registry: Registry, env: Mapping[str, str], allow: Iterable[str] = ()) -> Hooks:
+    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``;
+    hooks may reach public addresses and what ``allow`` (and the environment) names."""
+    return Hooks(registry, HookSettings.from_env(dict(env), allow=allow))
 
 
 async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -> int:
@@ -75,7 +80,8 @@ async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -
     stopped: a second one during the shutdown only skips the wait for open
     HTTP requests; the jobs are still interrupted and stored. Exit code 0.
     """
-    config = ApiConfig(**options.api_fields())
+    # One policy for hook URLs: checked at enqueue and again at send.
+    config = ApiConfig(**options.api_fields(), hook_policy=hooks.settings.policy)
     if options.bind is not None:
         check_bind(options.bind, has_tokens=bool(options.tokens), insecure=options.insecure)
     stop, hurry = anyio.Event(), anyio.Event()
@@ -96,9 +102,11 @@ async def _run(
     stop: anyio.Event,
     hurry: anyio.Event,
 ) -> None:
-    runtime_fields: dict[str, Any] = {}
+    runtime_fields: dict[str, Any] = {"retention": options.retention}
     if options.grace_period is not None:
         runtime_fields["grace_period"] = options.grace_period
+    if options.sweep_interval is not None:
+        runtime_fields["sweep_interval"] = options.sweep_interval
     async with Runtime(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:

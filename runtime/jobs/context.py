@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.domain.clock import Clock
 from runtime.domain.models import Job
+from runtime.domain.storable import escaped
 from runtime.jobs.logs import JobLogger
 from runtime.jobs.progress import estimate_eta, make_report
 
@@ -26,6 +28,8 @@ class RunState:
     since: float = 0.0
     logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
     start_logged: bool = False  # the attempt's start record is among its logs
+    cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
+    blocked: float | None = None  # how long the loop had been blocked as the handler returned
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -106,16 +110,23 @@ class JobContext:
         self,
         percent: float | None = None,
         *,
+        fraction: float | None = None,
         current: float | None = None,
         total: float | None = None,
         bytes_done: int | None = None,
         bytes_total: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Report progress. Subscribers see every call; the store gets the latest, throttled."""
+        """Report progress, in one of four forms: ``percent`` on a 0..100 scale
+        (``ctx.progress(75)`` is three quarters), ``fraction=`` on 0..1
+        (``fraction=0.75``), ``current=``/``total=`` counts, or
+        ``bytes_done=``/``bytes_total=``; ``details`` alone keeps the amount.
+
+        Subscribers see every call; the store gets the latest, throttled."""
         state = self._state
         report = make_report(
             percent=percent,
+            fraction=fraction,
             current=current,
             total=total,
             bytes_done=bytes_done,
@@ -138,13 +149,26 @@ class JobContext:
         await self._executor.save_checkpoint(self._state, state)
 
     async def check_in(self, message: str) -> None:
-        """Set the job's short status line (shown by the API and sent to its status hook)."""
-        await self._executor.check_in(self._state, str(message))
+        """Set the job's short status line (shown by the API and sent to its status hook).
+
+        NUL characters and unpaired surrogates, which no store keeps, are
+        stored as backslash escapes, and the job's log notes it."""
+        text = self._storable("ctx.check_in", str(message))
+        await self._executor.check_in(self._state, text)
 
     def warn(self, message: str) -> None:
-        """Record a non-critical error on the job and carry on."""
-        self._state.errors.append(str(message))
-        self._executor.warned(self._state, str(message))
+        """Record a non-critical error on the job and carry on (stored as
+        :meth:`check_in` stores its text)."""
+        text = self._storable("ctx.warn", str(message))
+        self._state.errors.append(text)
+        self._executor.warned(self._state, text)
+
+    def _storable(self, call: str, message: str) -> str:
+        text, count = escaped(message)
+        if count:
+            note = f"{call}: {count} character(s) no store keeps (NUL, unpaired surrogates) escaped"
+            self._executor.logged(self._state, logging.WARNING, note, {"escaped": count})
+        return text
 
 
 class HookContext:

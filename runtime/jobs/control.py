@@ -23,9 +23,10 @@ from runtime.domain.errors import (
 from runtime.domain.logs import LogEntry, parse_level
 from runtime.domain.models import Job, JobId
 from runtime.domain.status import ACTIVE, PENDING, JobStatus
+from runtime.domain.storable import check_text
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
-from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneOlder
+from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneBeyondPerType, PruneOlder
 from runtime.jobs.wakeups import Wakeups
 from runtime.store import Store
 from runtime.store.control_reads import (
@@ -156,6 +157,7 @@ class ControlMethods:
             "scheduled_at": now,
             "finished_at": None,
             "updated_at": now,
+            "cancel_reason": None,
         }
         moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
         try:
@@ -204,6 +206,7 @@ class ControlMethods:
         With ``tenant_id``, the counts are of that tenant's jobs, and the queues
         are the registered and served ones plus those its own jobs name: another
         tenant's ad-hoc queue names are its business."""
+        check_text("tenant_id", tenant_id)
         since = self.clock.now() - STATS_WINDOW
         counts = await self.store.read(status_counts, since, tenant_id)
         paused = await self.store.read(paused_queues)
@@ -240,6 +243,7 @@ class ControlMethods:
     ) -> list[LogEntry]:
         """The job's log, oldest first: its handler's records and its status changes."""
         key = job_id if isinstance(job_id, uuid.UUID) else (await self.get(job_id)).id
+        check_text("tenant_id", tenant_id)
         if not 0 < limit <= LOG_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{LOG_LIMIT_MAX}, got {limit}")
         start = None if since is None else to_epoch(since)
@@ -257,8 +261,13 @@ class ControlMethods:
         for status, age in policy.ages().items():
             while deleted := await self.store.write(PruneOlder(status, now - age)):
                 counts[status.value] = counts.get(status.value, 0) + deleted
+        beyond: list[PruneBeyond | PruneBeyondPerType] = []
+        if policy.max_finished_per_type is not None:
+            beyond.append(PruneBeyondPerType(policy.max_finished_per_type))
         if policy.max_finished is not None:
-            while batch := await self.store.write(PruneBeyond(policy.max_finished)):
+            beyond.append(PruneBeyond(policy.max_finished))
+        for op in beyond:
+            while batch := await self.store.write(op):
                 for status_name, n in batch.items():
                     counts[status_name] = counts.get(status_name, 0) + n
         return counts

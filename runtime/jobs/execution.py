@@ -8,7 +8,7 @@ runs handlers with a ``JobContext``, and records outcomes. Live state
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
@@ -16,16 +16,25 @@ import anyio
 
 from actors import Claimed, Outcome
 from runtime.domain.clock import Clock
-from runtime.domain.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
+from runtime.domain.errors import (
+    Fail,
+    InvalidParams,
+    JobLost,
+    Skip,
+    StorageUnavailable,
+    UnknownJobType,
+)
 from runtime.domain.logs import attempt_ended, attempt_started
 from runtime.domain.models import EventKind, event_from_row
-from runtime.domain.status import TERMINAL
+from runtime.domain.status import TERMINAL, JobStatus
+from runtime.domain.storable import describe, escaped, json_problem
 from runtime.jobs.checkpoints import upgraded_state
 from runtime.jobs.context import JobContext, RunState, call_maybe_async
 from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import Registry
+from runtime.jobs.resources import metered, peak_memory
 from runtime.jobs.wakeups import Wakeups
 from runtime.store import Notices, Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
@@ -50,6 +59,7 @@ class Executor:
         flusher: Flusher,
         on_status: Callable[[dict[str, Any]], None],
         on_rate_limited: Callable[[str, float], None],
+        blocked_for: Callable[[], float] | None = None,
         wakeups: Wakeups | None = None,
         on_slot_freed: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -59,6 +69,7 @@ class Executor:
         self.flusher = flusher
         self._on_status = on_status  # the runtime wakes queues and timers from here
         self._on_rate_limited = on_rate_limited
+        self._blocked_for = blocked_for  # the loop watchdog's, if it runs
         self._wakeups = wakeups  # what a finish tells other processes (PostgreSQL)
         self._notify = store.channel is not None and wakeups is not None
         self._on_slot_freed = on_slot_freed
@@ -74,6 +85,8 @@ class Executor:
         pending.on_settled(self._claim_settled)
         try:
             result: ClaimResult = await pending.wait()
+        except StorageUnavailable:  # the writer logged the fault: the next poll retries
+            return []
         except Exception:  # a conflicting claim elsewhere: the next wake-up or poll retries
             log.exception("claim on queue %r failed", queue)
             return []
@@ -143,7 +156,14 @@ class Executor:
         ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
-        return await job_type.handler(ctx, params)
+        work = job_type.handler(ctx, params)
+        if isinstance(work, Coroutine):  # an async def's is: others go unmetered
+            result = await metered(work, state)
+        else:
+            result = await work
+        if self._blocked_for is not None:  # told if the handler overran its deadline
+            state.blocked = self._blocked_for()
+        return result
 
     # -- OutcomeSink -------------------------------------------------------
 
@@ -151,7 +171,7 @@ class Executor:
         state: RunState = outcome.job.payload
         self.flusher.forget(state)
         now = self.clock.now()
-        values = decide(outcome, state.row, now)
+        values = decide(outcome, state.row, now, blocked=state.blocked)
         values.update(
             progress=values.get("progress", state.progress),
             progress_details=state.details,
@@ -159,6 +179,10 @@ class Executor:
             errors=state.errors or None,
             updated_at=now,
             resumed=False,
+            # The attempt's resources ride on the update that records its end.
+            wall_time=now - state.row["started_at"],
+            cpu_time=state.cpu_time,
+            peak_memory=peak_memory(),
         )
         if values["status"] not in TERMINAL:  # a StrEnum set: plain values match
             # The job's record will tell of its next attempt: store this one's
@@ -178,6 +202,7 @@ class Executor:
                 state.row["lock_key"],
                 logs=logs,
                 log_limit=self.flusher.log_limit,
+                tenant_id=state.row["tenant_id"],
             ),
             self._finish_notices(row, values["status"], limited) if self._notify else None,
         )
@@ -189,19 +214,23 @@ class Executor:
             woken = True
         # The job's task need not wait: the writer commits everything queued
         # before the runtime stops, and announces the outcome as it settles.
-        pending.on_settled(partial(self._finished, state, woken))
+        pending.on_settled(partial(self._finished, state, slot_woken=woken))
         return None
 
     def _finished(
         self,
         state: RunState,
-        slot_woken: bool,
         result: FinishResult | None,
         error: BaseException | None,
+        *,
+        fallback: bool = False,
+        slot_woken: bool = False,
     ) -> None:
         """Announce a recorded outcome (in the writer, as the commit settles)."""
         if error is not None or result is None:
             log.error("the outcome of job %s was not recorded", state.job_id, exc_info=error)
+            if error is not None and not fallback:
+                self._fail_unrecorded(state, error)
             return
         if not result.done:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
@@ -209,7 +238,9 @@ class Executor:
         revision = result.revision or state.row["revision"] + 1
         row = state.row
         if self._bus.wants(state.job_id):
-            self._publish_status({**row, **result.values, "revision": revision})
+            self._publish_status(
+                {**row, **result.values, "revision": revision, "ended_attempt": True}
+            )
         else:  # the runtime's wake-ups need only these
             status = result.values["status"]
             self._on_status(
@@ -244,18 +275,39 @@ class Executor:
         assert self._wakeups is not None
         return self._wakeups.for_finish(row["queue"], status, limited, row["lock_key"])
 
+    def _fail_unrecorded(self, state: RunState, error: BaseException) -> None:
+        """Fail a job whose outcome the store refused, rather than leave it running
+        until its lease lapses: only the columns that say so, no log records."""
+        now = self.clock.now()
+        message = f"the outcome could not be stored: {type(error).__name__}: {error}"
+        values = {
+            "status": JobStatus.FAILED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "error": escaped(message)[0],
+            "traceback": None,
+        }
+        pending = self._store.submit(
+            Finish(
+                state.job_id,
+                self._worker,
+                values,
+                state.row["lock_key"],
+                tenant_id=state.row["tenant_id"],
+            )
+        )
+        pending.on_settled(partial(self._finished, state, fallback=True))
+
     # -- progress, checkpoints, warnings, logs --------------------------------
 
     def progress_changed(self, state: RunState, now: float) -> None:
         if self._bus.wants(state.job_id):
-            row = {**state.row, "progress": state.progress, "progress_details": state.details}
-            row["eta"] = state.eta
-            self._bus.publish(event_from_row(row, now, "progress"))
+            self._bus.publish(event_from_row(_live(state), now, "progress"))
         self.flusher.mark(state)
 
     def warned(self, state: RunState, message: str) -> None:
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "warning", message)
+            self._publish(_live(state), "warning", message)
         self.flusher.mark(state)
 
     def logged(
@@ -279,6 +331,9 @@ class Executor:
             )
 
     async def save_checkpoint(self, state: RunState, value: Any) -> None:
+        problem = json_problem(value, nul=True)
+        if problem is not None:
+            raise ValueError(f"the checkpoint cannot be stored: {describe('state', problem)}")
         now = self.clock.now()
         version = self._registry.get(state.row["type"]).version
         stored = await self._store.write(
@@ -289,16 +344,16 @@ class Executor:
         # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
         state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "checkpoint")
+            self._publish(_live(state), "checkpoint")
 
     async def check_in(self, state: RunState, message: str) -> None:
         now = self.clock.now()
         revision = await self._store.write(CheckIn(state.job_id, self._worker, message, now))
         if revision is None:
             return
-        state.row = {**state.row, "check_in": message, "revision": revision}
+        state.row = {**state.row, "check_in": message, "check_in_at": now, "revision": revision}
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "check_in", message)
+            self._publish(_live(state), "check_in", message)
 
     # -- events ----------------------------------------------------------------
 
@@ -309,6 +364,13 @@ class Executor:
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:
         self._bus.publish(event_from_row(row, self.clock.now(), kind, message))
+
+
+def _live(state: RunState) -> dict[str, Any]:
+    """The job's row with its live progress: ``state.row`` holds the claimed
+    progress, which the throttled flusher stores but never writes back."""
+    row = state.row
+    return {**row, "progress": state.progress, "progress_details": state.details, "eta": state.eta}
 
 
 def _ending(row: dict[str, Any], values: dict[str, Any], now: float) -> dict[str, Any]:

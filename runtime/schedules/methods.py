@@ -19,9 +19,11 @@ from anyio.abc import TaskStatus
 from runtime.domain.clock import Clock
 from runtime.domain.errors import InvalidSchedule, ScheduleNotFound
 from runtime.domain.models import Job
-from runtime.jobs.enqueue import build_rows
+from runtime.domain.storable import check_text
+from runtime.jobs.enqueue import build_rows, storable_params
 from runtime.jobs.events import EventBus
 from runtime.jobs.registry import JobType, Registry
+from runtime.schedules.cron_seconds import CronSeconds
 from runtime.schedules.model import (
     MAX_CATCH_UP_DEFAULT,
     MISFIRE_DEFAULT,
@@ -69,6 +71,7 @@ class ScheduleMethods:
         *,
         every: str | float | timedelta | None = None,
         cron: str | None = None,
+        cron_seconds: CronSeconds | None = None,
         at: datetime | None = None,
         fields: Mapping[str, FieldValue] | None = None,
         tz: str = "UTC",
@@ -80,27 +83,48 @@ class ScheduleMethods:
         max_catch_up: int = MAX_CATCH_UP_DEFAULT,
         paused: bool = False,
         tenant_id: str | None = None,
+        queue: str | None = None,
+        user_id: str | None = None,
     ) -> Schedule:
         """Store a schedule that makes ``job_type`` jobs with ``params``; it is
         durable when this returns.
 
         Give exactly one of ``every`` (``"15 minutes"``, seconds, a timedelta
-        or ``"continuous"``), ``cron`` (five or six fields, read in ``tz``),
-        ``at`` (one run) or ``fields`` (calendar fields such as
+        or ``"continuous"``), ``cron`` (five fields, or six with
+        ``cron_seconds="first"`` or ``"last"`` saying where the seconds are;
+        read in ``tz``), ``at`` (one run) or ``fields`` (calendar fields such as
         ``{"day_of_week": "mon-fri", "hour": 9}``). Naive datetimes are read
         in ``tz``. Adding under a ``name`` the tenant already uses replaces
         that schedule's definition and keeps its id, state and history; an
-        identical definition changes nothing.
+        identical definition changes nothing. Its jobs go to ``queue`` (else
+        their type's) and carry ``tenant_id`` and ``user_id``.
 
         Raises :class:`UnknownJobType`, :class:`InvalidParams` or
         :class:`InvalidSchedule` and stores nothing when the input is bad.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
-        values = jt.validate(params).model_dump(mode="json")
-        check_options(overlap, misfire, max_catch_up, name=name, paused=paused, tenant_id=tenant_id)
+        values = storable_params(jt, params)
+        check_options(
+            overlap,
+            misfire,
+            max_catch_up,
+            name=name,
+            paused=paused,
+            tenant_id=tenant_id,
+            queue=queue,
+            user_id=user_id,
+        )
         now = self.clock.now()
         trigger = build_trigger(
-            every=every, cron=cron, at=at, fields=fields, tz=tz, start=start, end=end, now=now
+            every=every,
+            cron=cron,
+            at=at,
+            fields=fields,
+            tz=tz,
+            start=start,
+            end=end,
+            now=now,
+            cron_seconds=cron_seconds,
         )
         next_fire_at = first_fire_at(trigger, now)
         if next_fire_at is None:
@@ -124,6 +148,8 @@ class ScheduleMethods:
             "updated_at": now,
             "tenant_id": tenant_id,
             "revision": 1,
+            "queue": queue,
+            "user_id": user_id,
         }
         keep_anchor = every is not None and start is None
         stored, _created = await self.store.write(
@@ -145,6 +171,8 @@ class ScheduleMethods:
             raise ValueError(f"limit must be within 1..{SCHEDULE_LIST_LIMIT_MAX}, got {limit}")
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
+        check_text("tenant_id", tenant_id)
+        check_text("job_type", job_type)
         rows = await self.store.read(
             list_schedules, tenant_id=tenant_id, job_type=job_type, limit=limit, offset=offset
         )
@@ -152,6 +180,7 @@ class ScheduleMethods:
 
     async def get_schedule(self, schedule_id: str, *, tenant_id: str | None = None) -> Schedule:
         """The schedule with this id (or name); :class:`ScheduleNotFound` if none."""
+        _check_key(schedule_id, tenant_id)
         row = await self.store.read(find_schedule, schedule_id, tenant_id)
         if row is None:
             raise ScheduleNotFound(schedule_id)
@@ -166,6 +195,7 @@ class ScheduleMethods:
         return await self._set_paused(schedule_id, tenant_id, paused=False)
 
     async def _set_paused(self, key: str, tenant_id: str | None, *, paused: bool) -> Schedule:
+        _check_key(key, tenant_id)
         op = SetSchedulePaused(key, tenant_id, paused, self.clock.now(), rules=TRIGGER_RULES)
         row = await self.store.write(op)
         self._schedule_written(row)
@@ -180,7 +210,14 @@ class ScheduleMethods:
         found = await self.get_schedule(schedule_id, tenant_id=tenant_id)
         jt = self.registry.get(found.job_type)
         now = self.clock.now()
-        job = build_rows(jt, [found.params], now=now, tenant_id=found.tenant_id)[0]
+        job = build_rows(
+            jt,
+            [found.params],
+            now=now,
+            tenant_id=found.tenant_id,
+            queue=found.queue,
+            user_id=found.user_id,
+        )[0]
         if found.overlap is Overlap.QUEUE and job["lock_key"] is None:
             job["lock_key"] = QUEUE_LOCK_PREFIX + found.id
         row, stored = await self.store.write(FireNow(found.id, tenant_id, job, now))
@@ -190,6 +227,7 @@ class ScheduleMethods:
 
     async def remove_schedule(self, schedule_id: str, *, tenant_id: str | None = None) -> None:
         """Delete the schedule; the jobs it made stay (their ``schedule_id`` too)."""
+        _check_key(schedule_id, tenant_id)
         row = await self.store.write(RemoveSchedule(schedule_id, tenant_id))
         if self._scheduler is not None:
             self._scheduler.forget(row["id"])
@@ -219,3 +257,10 @@ class ScheduleMethods:
             recheck=self._poll,
         )
         await self._scheduler.run(task_status=task_status)
+
+
+def _check_key(schedule_id: str, tenant_id: str | None) -> None:
+    """A ``ValueError`` for an id or name no schedule can have (a NUL character,
+    an unpaired surrogate): PostgreSQL would refuse even to look it up."""
+    check_text("schedule_id", schedule_id)
+    check_text("tenant_id", tenant_id)

@@ -30,9 +30,10 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.domain.clock import Clock
-from runtime.domain.errors import InvalidParams, UnknownJobType
+from runtime.domain.errors import InvalidParams, StorageUnavailable, UnknownJobType
 from runtime.jobs.enqueue import build_rows, new_job_id
 from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry
 from runtime.schedules.model import Misfire, Overlap, is_continuous, parse_trigger, plan_slots
 from runtime.schedules.spec import IntervalTrigger, Trigger
@@ -248,6 +249,10 @@ class Scheduler:
         for chunk, result in pending:
             try:
                 fired: list[Fired] = await result
+            except StorageUnavailable as err:
+                log.warning("firing %d schedules failed, retrying: %s", len(chunk), err)
+                self._retry(chunk, now + FIRE_RETRY_DELAY_DEFAULT)
+                continue
             except Exception:
                 log.exception("firing %d schedules failed; retrying", len(chunk))
                 self._retry(chunk, now + FIRE_RETRY_DELAY_DEFAULT)
@@ -348,11 +353,19 @@ class Scheduler:
     def _template(self, job_type: JobType, entry: _Entry) -> Row | None:
         """The schedule's job row, validated once while its params stay the same."""
         row = entry.row
-        key = (job_type, row["params"], row["tenant_id"], row["overlap"])
+        queue, user_id = row.get("queue"), row.get("user_id")
+        key = (job_type, row["params"], row["tenant_id"], row["overlap"], queue, user_id)
         if entry.template is not None and entry.template_of == key:
             return entry.template
         try:
-            template = build_rows(job_type, [row["params"]], now=0.0, tenant_id=row["tenant_id"])[0]
+            template = build_rows(
+                job_type,
+                [row["params"]],
+                now=0.0,
+                tenant_id=row["tenant_id"],
+                queue=queue,
+                user_id=user_id,
+            )[0]
         except InvalidParams as err:
             log.error("schedule %r made no job: its params no longer fit: %s", row["name"], err)
             return None
@@ -397,7 +410,9 @@ class Scheduler:
         self._changed.set()
 
     async def _check_watched(self, job_ids: list[uuid.UUID]) -> None:
-        ended = await self._store.read(finished_jobs, job_ids)
+        ended = await through_outages(
+            "reading scheduled jobs", lambda: self._store.read(finished_jobs, job_ids)
+        )
         now = self._clock.now()
         for job_id, finished_at in ended.items():
             schedule_id = self._watched.pop(job_id, None)
@@ -421,7 +436,9 @@ class Scheduler:
         full = now >= self._full_at
         since = None if full or self._read_at is None else self._read_at - RELOAD_MARGIN_DEFAULT
         known = set(self._entries)
-        rows = await self._store.read(changed_since, since)
+        rows = await through_outages(
+            "reading schedules", lambda: self._store.read(changed_since, since)
+        )
         self._read_at = now
         for row in rows:
             self._set(row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from psycopg.types.json import Json
 from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, update
@@ -103,7 +103,7 @@ class InsertJobs:
         self._parked.clear()
         for r in self.rows:
             if r["lock_key"] is not None and r["status"] == JobStatus.WAITING.value:
-                holder = holder_of(conn, r["lock_key"])
+                holder = holder_of(conn, r["lock_key"], r["tenant_id"])
                 if holder is not None:
                     r.update(status=JobStatus.LOCKED.value, locked_by=holder)
                     self._parked.append(r)
@@ -217,6 +217,10 @@ class Finish:
     lock_key: str | None = None
     logs: list[Row] = field(default_factory=list)
     log_limit: int = JOB_LOG_LIMIT_DEFAULT
+    tenant_id: str | None = None  # whose lock_key it is
+    # Nobody could redo it (the job's task is gone): on a storage fault the
+    # writer keeps it and tries again until it lands.
+    keep_on_fault: ClassVar[bool] = True
 
     @property
     def inline_weight(self) -> int:
@@ -238,7 +242,7 @@ class Finish:
             # Asked to stop meanwhile (maybe by another process): the request wins
             # over an ending that would run the job again.
             found = conn.execute(
-                select(jobs.c.status, jobs.c.revision).where(
+                select(jobs.c.status, jobs.c.revision, jobs.c.cancel_reason).where(
                     jobs.c.id == self.job_id, jobs.c.worker_id == self.worker
                 )
             ).first()
@@ -247,10 +251,12 @@ class Finish:
             values = _honour_request(JobStatus(found.status), self.values)
             if not self._record(conn, JobStatus(found.status), values):
                 return FinishResult(False)
-            self.values, revision = values, found.revision + 1
+            # The request's reason, for the events that announce this ending.
+            self.values = {**values, "cancel_reason": found.cancel_reason}
+            revision = found.revision + 1
         released: list[Row] = []
         if self.values["status"] not in _ACTIVE:
-            released = release_lock(conn, self.lock_key, self.values["updated_at"])
+            released = release_lock(conn, self.lock_key, self.tenant_id, self.values["updated_at"])
         return FinishResult(True, released, self.values, revision)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
@@ -329,6 +335,7 @@ class Transition:
     action: str
     moves: Mapping[JobStatus, Row]
     tenant_id: str | None = None
+    reason: str | None = None  # why, for the job's log (a cancel's reason)
 
     inline_weight = 1
 
@@ -352,7 +359,7 @@ class Transition:
         new = values.get("status", current.value)
         if new == JobStatus.WAITING.value and found.lock_key is not None:
             # Waiting on a held key: park it, so releasing the key wakes its queue.
-            holder = holder_of(conn, found.lock_key)
+            holder = holder_of(conn, found.lock_key, found.tenant_id)
             if holder is not None:
                 new = JobStatus.LOCKED.value
                 values = {**values, "status": new, "locked_by": holder}
@@ -366,9 +373,11 @@ class Transition:
         )
         revision = found.revision + 1
         note = f"{self.action}: {current.value} -> {new}"
-        append_logs(
-            conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, status=new)]
-        )
+        extra: dict[str, Any] = {"status": new}
+        if self.reason is not None:
+            note = f"{note} ({self.reason})"
+            extra["reason"] = self.reason
+        append_logs(conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, **extra)])
         return {**found._mapping, **values, "revision": revision, "previous_status": current.value}
 
 
@@ -442,7 +451,12 @@ class CheckIn:
         found = conn.execute(
             update(jobs)
             .where(jobs.c.id == self.job_id, *_owned_by(self.worker))
-            .values(check_in=self.message, updated_at=self.now, revision=jobs.c.revision + 1)
+            .values(
+                check_in=self.message,
+                check_in_at=self.now,
+                updated_at=self.now,
+                revision=jobs.c.revision + 1,
+            )
             .returning(jobs.c.revision)
         ).first()
         return None if found is None else int(found.revision)

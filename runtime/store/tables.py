@@ -56,6 +56,15 @@ class JobRow(SQLModel, table=True):
     checkpoint_version: int | None = None
     schedule_id: str | None = None
     slot: float | None = None  # the schedule slot this job fires
+    # Added after the first release: nullable, so that opening an older store
+    # adds them in place (runtime.store.upgrade).
+    description: str | None = None
+    cancel_reason: str | None = None
+    check_in_at: float | None = None
+    # The last attempt's resources, written by the finish update that ends it.
+    wall_time: float | None = None
+    cpu_time: float | None = None
+    peak_memory: int | None = None
 
 
 class JobLogRow(SQLModel, table=True):
@@ -174,9 +183,10 @@ Index(
     postgresql_where=_SCHEDULED_SLOT,
 )
 
-# Two jobs with one lock key never run at once: the store refuses it.
+# Two jobs of a tenant with one lock key never run at once: the store refuses it.
 Index(
-    "ux_callboard_jobs_lock_holder",
+    "ux_callboard_jobs_tenant_lock",
+    func.coalesce(jobs.c.tenant_id, text("''")),
     jobs.c.lock_key,
     unique=True,
     sqlite_where=_HOLDING,
@@ -217,12 +227,14 @@ JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 # (status, queue) and (status, created_at), which ix_callboard_jobs_by_status
 # serves together (one b-tree fewer for every new job and status change); and
 # (type, started_at), which the rate limit read before it counted starts in
-# callboard_type_starts (one b-tree fewer for every start).
+# callboard_type_starts (one b-tree fewer for every start); and the holder
+# index on lock_key alone, from before lock keys were each tenant's own.
 RETIRED_INDEXES = (
     "ix_callboard_jobs_owner",
     "ix_callboard_jobs_status",
     "ix_callboard_jobs_status_created",
     "ix_callboard_jobs_type_started",
+    "ux_callboard_jobs_lock_holder",
 )
 
 
@@ -248,6 +260,8 @@ class ScheduleRow(SQLModel, table=True):
     updated_at: float
     tenant_id: str | None = None
     revision: int = 1  # bumped by every write: the newer of two rows wins in memory
+    queue: str | None = None  # its jobs' queue; None: their type's
+    user_id: str | None = None  # the user its jobs carry
 
 
 schedules = ScheduleRow.__table__  # type: ignore[attr-defined]

@@ -80,6 +80,8 @@ class Service:
         """Wait for the exit; all of stderr."""
         self.proc.wait(timeout=timeout)
         self._reader.join(timeout=5)
+        if self.proc.stderr is not None and not self._reader.is_alive():
+            self.proc.stderr.close()  # or the pipe's file is reported unclosed at exit
         return "".join(self.lines)
 
 
@@ -102,7 +104,7 @@ def serve(tmp_path: Path, *args: str, tokens: bool = True) -> Service:
         return Service(proc)
     except BaseException:
         proc.kill()
-        proc.wait()
+        proc.communicate()  # reaps it and closes the stderr pipe
         raise
 
 
