@@ -195,7 +195,7 @@ async def drain(
     return figures
 
 
-async def main(base: str, which: Sequence[str]) -> dict[str, Any]:
+async def main(base: str, which: Sequence[str], drain_jobs: int = 20_000) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if "pickup" in which:
         results["pickup"] = await pickup(base)
@@ -205,10 +205,10 @@ async def main(base: str, which: Sequence[str]) -> dict[str, Any]:
     if "unrelated" in which:
         for limited in (False, True):
             key = f"unrelated_3p_{'limited' if limited else 'plain'}"
-            results[key] = await drain(base, 3, 20_000, limited=limited)
+            results[key] = await drain(base, 3, drain_jobs, limited=limited)
     if "drain" in which:
         for n in (1, 2, 4):
-            results[f"drain_{n}p"] = await drain(base, n, 20_000)
+            results[f"drain_{n}p"] = await drain(base, n, drain_jobs)
     return results
 
 
@@ -222,13 +222,15 @@ def cli(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the workloads and print their figures as JSON")
     run.add_argument("--store", default=os.environ.get("CALLBOARD_TEST_POSTGRES_URL", ""))
     run.add_argument("--workloads", default="pickup,limit2,unrelated,drain")
+    run.add_argument("--drain-jobs", type=int, default=20_000, help="jobs per drain")
     args = parser.parse_args(argv)
     if args.command == "worker":
         trio.run(_worker, args.url, args.concurrency, args.limited)
         return 0
     store = getattr(args, "store", "") or POSTGRES_URL_DEFAULT
     which = getattr(args, "workloads", "pickup,limit2,unrelated,drain").split(",")
-    print(json.dumps(trio.run(main, store, which), indent=2))
+    drain_jobs = getattr(args, "drain_jobs", 20_000)
+    print(json.dumps(trio.run(main, store, which, drain_jobs), indent=2))
     return 0
 
 

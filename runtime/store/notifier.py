@@ -40,6 +40,8 @@ LISTEN_CHECK_INTERVAL_DEFAULT = 0.5
 """How often the listening thread looks whether it should stop (no database traffic)."""
 RECONNECT_DELAY_DEFAULT = 1.0
 """Wait between two attempts to get a lost listening connection back."""
+CONNECT_TIMEOUT_DEFAULT = 10
+"""Seconds a listening connection may take to open (a start waits for the first)."""
 _LOOP_GONE: tuple[type[BaseException], ...] = (anyio.RunFinishedError, trio.RunFinishedError)
 _NOTIFY_SQL = "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"
 
@@ -112,18 +114,21 @@ class Listener:
         on_notice: Callable[[str], None],
         on_reconnect: Callable[[], None],
         *,
-        reconnect_delay: float = RECONNECT_DELAY_DEFAULT,
+        reconnect_delay: float | None = None,
         check_interval: float = LISTEN_CHECK_INTERVAL_DEFAULT,
     ) -> None:
         self._conninfo = conninfo
         self._channel = channel
         self._on_notice = on_notice
         self._on_reconnect = on_reconnect
-        self._reconnect_delay = reconnect_delay
+        self._reconnect_delay = (
+            RECONNECT_DELAY_DEFAULT if reconnect_delay is None else reconnect_delay
+        )
         self._check_interval = check_interval
         self._stop = threading.Event()
         self.connection: psycopg.Connection[Any] | None = None  # for tests: the live one
         self.reconnects = 0
+        self._failing = False  # in an outage already told of
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; started once the first ``LISTEN`` is in place
@@ -143,9 +148,12 @@ class Listener:
         first = True
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_DEFAULT
+                ) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     self.connection = conn
+                    self._failing = False
                     if first:
                         first = False
                         self._to_loop(ready)
@@ -157,7 +165,10 @@ class Listener:
                 self.connection = None
                 if self._stop.is_set():
                     return
-                log.warning("listening on %s failed (%s); reconnecting", self._channel, err)
+                # Once per outage: the store's own faults are reported elsewhere.
+                level = logging.DEBUG if self._failing else logging.WARNING
+                log.log(level, "listening on %s failed (%s); reconnecting", self._channel, err)
+                self._failing = True
                 if first:
                     first = False
                     self._to_loop(ready)
