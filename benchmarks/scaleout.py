@@ -149,7 +149,7 @@ async def _until_done(client: Runtime, total: int, limited_sampler: list[int] | 
 async def pickup(base: str, jobs: int = 500, interval: float = 0.020) -> dict[str, float]:
     with fresh_schema(base) as url:
         async with Runtime(url, registry=_registry(False), workers=False) as client:
-            workers = Workers(url, 1, 10, False)
+            workers = await trio.to_thread.run_sync(Workers, url, 1, 10, False)
             try:
                 await trio.sleep(0.5)  # idle first, as in life
                 ids = []
@@ -158,7 +158,7 @@ async def pickup(base: str, jobs: int = 500, interval: float = 0.020) -> dict[st
                     await trio.sleep(interval)
                 await _until_done(client, jobs, None)
             finally:
-                workers.stop()
+                await trio.to_thread.run_sync(workers.stop)
             done = [await client.get(i) for i in ids]
     lags = [
         (j.started_at - j.created_at).total_seconds() * 1000
@@ -177,7 +177,9 @@ async def drain(
             pass  # the schema, before the workers race to create it
         registry = _registry(limited or kind == LIMITED)
         async with Runtime(url, registry=registry, workers=False) as client:
-            workers = Workers(url, processes, 10, limited or kind == LIMITED)
+            workers = await trio.to_thread.run_sync(
+                Workers, url, processes, 10, limited or kind == LIMITED
+            )
             sampled: list[int] | None = [] if kind == LIMITED else None
             try:
                 started = time.perf_counter()
@@ -186,7 +188,7 @@ async def drain(
                 await _until_done(client, jobs, sampled)
                 elapsed = time.perf_counter() - started
             finally:
-                cpu = workers.stop()
+                cpu = await trio.to_thread.run_sync(workers.stop)
             completed = await client.count(status=JobStatus.COMPLETED)
     assert completed == jobs, (completed, jobs)
     figures = {"jobs_per_s": jobs / elapsed, "cpu_ms_per_1000": cpu * 1000 / jobs * 1000}
