@@ -328,14 +328,20 @@ class Runtime(ControlMethods, ScheduleMethods):
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        rows, nxt = await through_outages(
-            "promoting due jobs",
-            lambda: self.store.write(Promote(self.clock.now()), self._wakeups.for_promote),
-        )
+        async def promote() -> Any:
+            pending = self.store.submit(Promote(self.clock.now()), self._wakeups.for_promote)
+            pending.on_settled(self._publish_promoted)
+            return await pending.wait()
+
+        rows, nxt = await through_outages("promoting due jobs", promote)
         for row in rows:
             self._status_changed(row)
-            self._publish(row)
         return nxt  # type: ignore[no-any-return]
+
+    def _publish_promoted(self, result: Any, error: BaseException | None) -> None:
+        if error is None:
+            for row in result[0]:
+                self._publish(row)
 
     async def _sweep(self) -> None:
         counts = await through_outages("pruning finished jobs", self.prune)
@@ -362,15 +368,20 @@ class Runtime(ControlMethods, ScheduleMethods):
                 self._supervisor.tell(job_id, control)
 
     async def _rescue(self) -> None:
-        rescued = await self.store.write(
+        pending = self.store.submit(
             Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease),
             self._wakeups.for_rescue,
         )
-        for job in rescued:
+        pending.on_settled(self._publish_rescued)
+        for job in await pending.wait():
             if job.status is JobStatus.WAITING and self._supervisor is not None:
                 self._supervisor.wake(job.queue)
-            if job.row is not None:
-                self._publish(job.row)
+
+    def _publish_rescued(self, rescued: Any, error: BaseException | None) -> None:
+        if error is None:
+            for job in rescued:
+                if job.row is not None:
+                    self._publish(job.row)
 
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""
@@ -522,16 +533,18 @@ class Runtime(ControlMethods, ScheduleMethods):
         tenant_id: str | None = None,
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
+        search: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        """Jobs matching every given filter, newest first."""
+        """Jobs matching every given filter, newest first. ``search`` matches an id (or
+        its first or last hex digits) or the start of an idempotency key."""
         if not 0 < limit <= reads.LIST_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
         if not 0 <= offset <= reads.LIST_OFFSET_MAX:
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
@@ -546,9 +559,10 @@ class Runtime(ControlMethods, ScheduleMethods):
         tenant_id: str | None = None,
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
+        search: str | None = None,
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
         return await self.store.read(reads.count_jobs, filters)
 
@@ -613,13 +627,27 @@ class Runtime(ControlMethods, ScheduleMethods):
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
         stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
-        row = await self.store.write(
-            Transition(key, "cancel", moves, tenant_id, reason), self._wakeups.for_row
-        )
+        row = await self._transition(Transition(key, "cancel", moves, tenant_id, reason))
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
-        self._publish(row)
         return Job.from_row(row)
+
+    async def _transition(self, op: Transition) -> dict[str, Any]:
+        """Apply a requested status change, published as its commit settles.
+
+        Not once the caller resumes: a claim or an outcome committed in the same
+        batch would be announced first (the tasks one commit wakes run in any
+        order), and subscribers would see the job go back to a status it left.
+        """
+        # Its notices tell other processes: wake a queue, stop a job running there.
+        pending = self.store.submit(op, self._wakeups.for_row)
+        pending.on_settled(self._publish_settled)
+        row: dict[str, Any] = await pending.wait()
+        return row
+
+    def _publish_settled(self, row: Any, error: BaseException | None) -> None:
+        if error is None:
+            self._publish(row)
 
     async def _tell(self, job_id: uuid.UUID, control: Control) -> None:
         """Send a control request to the job if it runs here, also if its claim

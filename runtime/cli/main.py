@@ -58,6 +58,7 @@ from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
+BULK_ACTIONS = ("retry", "cancel", "delete")
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -188,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         control.add_argument("id")
         if action == "cancel":
             control.add_argument("--reason", help="why (kept on the job and in its log)")
+    bulk = actions.add_parser(
+        "bulk", parents=[client], help="retry, cancel or delete every job matching filters"
+    )
+    bulk.add_argument("bulk_action", choices=BULK_ACTIONS, metavar="{retry,cancel,delete}")
+    _filters(bulk)
+    bulk.add_argument("--search", help="a job id, its first or last hex digits, or a key's start")
+    bulk.add_argument("--tenant", help="admins: only this tenant's jobs")
+    bulk.add_argument("--limit", type=int, help="at most this many jobs (newest first)")
+    bulk.add_argument("--dry-run", action="store_true", help="only count the matching jobs")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -253,6 +263,7 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
         return commands.jobs_control(client, args, out)
     handler = {
         "list": commands.jobs_list,
+        "bulk": commands.jobs_bulk,
         "show": commands.jobs_show,
         "logs": commands.jobs_logs,
         "wait": commands.jobs_wait,
