@@ -42,8 +42,6 @@ _ACTIVE = tuple(s.value for s in ACTIVE)
 # A lock's namespace, spelled as the holder index is (a literal, so SQLite matches it).
 _TENANT = func.coalesce(jobs.c.tenant_id, literal_column("''"))
 CLAIM_LOOKAHEAD_DEFAULT = 3  # candidates read per slot, for picks lost to locks and limits
-CONTENDED_RETRY_DEFAULT = 0.05
-"""Seconds after which a claim that could not lock a limited type it met looks again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +70,45 @@ class Claim:
         return self.limit
 
     def apply(self, conn: Connection) -> ClaimResult:
-        room = _Room(self, conn)
+        room, windows = self._room(conn)
         picks = self._pick(conn, room)
-        retry_at = self._rate_retry(room.windows, picks)
-        if room.contended:  # another claim held a type we met late: look again soon
-            soon = self.now + CONTENDED_RETRY_DEFAULT
-            retry_at = soon if retry_at is None else min(retry_at, soon)
+        retry_at = self._rate_retry(windows, picks)
         if not picks:
             return ClaimResult([], retry_at)
         rows = self._start(conn, [p["id"] for p in picks])
-        if room.windows:
+        if windows:
             self._record_starts(conn, rows)
         return ClaimResult(rows, retry_at, self._park_on_locks(conn, rows))
+
+    def _room(self, conn: Connection) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
+        """How many more jobs each limited type may start now, and for rate-limited
+        types the starts in the current window and the oldest of them."""
+        room: dict[str, int] = {}
+        windows: dict[str, tuple[int, float]] = {}
+        if self.limits and conn.dialect.name == "postgresql":
+            _serialize_limited_claims(conn, self.limits)
+        for name, limit in self.limits.items():
+            free = self.limit
+            if limit.max_concurrency is not None:
+                active = conn.execute(
+                    select(func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.type == name, jobs.c.status.in_(_ACTIVE))
+                ).scalar_one()
+                free = min(free, limit.max_concurrency - active)
+            if limit.rate is not None:
+                since = self.now - limit.rate.period
+                # Every start counts, a retried job's earlier ones too: its own
+                # started_at keeps only the latest (see _record_starts).
+                started, oldest = conn.execute(
+                    select(func.count(), func.min(type_starts.c.started_at)).where(
+                        type_starts.c.type == name, type_starts.c.started_at > since
+                    )
+                ).one()
+                free = min(free, limit.rate.count - started)
+                windows[name] = (started, self.now if oldest is None else oldest)
+            room[name] = max(0, free)
+        return room, windows
 
     def _rate_retry(self, windows: dict[str, tuple[int, float]], picks: list[Row]) -> float | None:
         """When the earliest rate-limited type that is now full may start again."""
@@ -96,19 +121,24 @@ class Claim:
                 retry_at = due if retry_at is None else min(retry_at, due)
         return retry_at
 
-    def _pick(self, conn: Connection, room: _Room) -> list[Row]:
+    def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
+        blocked = [name for name, free in room.items() if free <= 0]
         window = self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10
         values: Row = {"q": self.queue, "n": window}
         postgres = conn.dialect.name == "postgresql"
         picks: list[Row] = []
-        # Read lazily: candidates past the last pick are never fetched (on
-        # SQLite, never even looked up). Ids stay as stored, not UUID objects.
-        build = partial(_candidates, not postgres, postgres)
-        cursor = fast.prepared(conn, "pick", build).execute(conn, values)
-        try:
-            read = self._first_free(cursor, room, picks)
-        finally:
-            cursor.close()
+        if not blocked:
+            # Read lazily: candidates past the last pick are never fetched (on
+            # SQLite, never even looked up). Ids stay as stored, not UUID objects.
+            build = partial(_candidates, not postgres, postgres)
+            cursor = fast.prepared(conn, "pick", build).execute(conn, values)
+            try:
+                read = self._first_free(cursor, room, picks)
+            finally:
+                cursor.close()
+        else:
+            query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
+            read = self._first_free(conn.execute(query, values), room, picks)
         # A full window that locks and limits left short of picks may hide due jobs
         # further down: read on past them. Every candidate a window skipped was
         # skipped for one of its own picks (a type it filled, a key it took), so
@@ -118,13 +148,13 @@ class Claim:
         # fills the picks or runs out, never gets here.
         while read == window and len(picks) < self.limit:
             query = _candidates(not postgres, postgres).where(
-                *_unseen(picks, room.free, raw_ids=not postgres)
+                *_unseen(picks, room, raw_ids=not postgres)
             )
             read = self._first_free(conn.execute(query, values), room, picks)
         return picks
 
     def _first_free(
-        self, candidates: Iterable[Sequence[Any]], room: _Room, picks: list[Row]
+        self, candidates: Iterable[Sequence[Any]], room: dict[str, int], picks: list[Row]
     ) -> int:
         """Add to ``picks`` the best candidates (id, type, lock key, tenant) that
         neither share a tenant's lock key nor exceed their type's room, up to
@@ -135,8 +165,10 @@ class Claim:
             read += 1
             if key is not None and (tenant, key) in keys:
                 continue
-            if not room.take(job_type):
-                continue
+            if job_type in room:
+                if room[job_type] <= 0:
+                    continue
+                room[job_type] -= 1
             if key is not None:
                 keys.add((tenant, key))
             picks.append({"id": job_id, "type": job_type, "lock_key": key, "tenant": tenant})
@@ -213,81 +245,21 @@ def _tenant_is(tenant_id: str | None) -> Any:
     return _TENANT == (tenant_id or "")  # noqa: SIM300 -- an SQL expression, not a constant
 
 
-@dataclass(slots=True)
-class _Room:
-    """How many more jobs each limited type among a claim's candidates may start,
-    measured when the claim first meets a job of that type: a claim of jobs of
-    unlimited types reads no count and takes no lock, whatever else is
-    registered.
+def _serialize_limited_claims(conn: Connection, limits: Mapping[str, TypeLimit]) -> None:
+    """PostgreSQL: one claim at a time, across every runtime on the database, for
+    each limited type, until this transaction ends.
 
-    On PostgreSQL, under READ COMMITTED, a claim's counts of active jobs and
-    recent starts do not see another runtime's claim that has not committed
-    yet, so two claims could each start the last free job of a type. A
-    transaction-level advisory lock per type, taken before counting, makes the
-    second count wait for the first claim's commit. Types are met in the
-    candidates' order, not by name: a claim waits for a type's lock only if its
-    name sorts after every type it holds (so two claims never wait on each
-    other in a cycle); for an earlier name it only tries, and a type it cannot
-    lock counts as full for this claim (``contended``: the claim asks to be
-    retried soon).
+    Under READ COMMITTED a claim's counts of active jobs and recent starts do
+    not see another runtime's claim that has not committed yet, so two claims
+    could each start the last free job of a type. A transaction-level advisory
+    lock per type, taken before counting, makes the second count wait for the
+    first claim's commit. Every claim takes the locks of all limited types in
+    name order, so two claims never wait on each other in a cycle.
     """
-
-    claim: Claim
-    conn: Connection
-    free: dict[str, int] = field(default_factory=dict)
-    windows: dict[str, tuple[int, float]] = field(default_factory=dict)
-    last_locked: str | None = None
-    contended: bool = False
-
-    def take(self, job_type: str) -> bool:
-        """Whether one more job of ``job_type`` may start now (counting it if so)."""
-        limit = self.claim.limits.get(job_type)
-        if limit is None:
-            return True
-        free = self.free.get(job_type)
-        if free is None:
-            free = self._measure(job_type, limit)
-        if free <= 0:
-            self.free[job_type] = 0
-            return False
-        self.free[job_type] = free - 1
-        return True
-
-    def _measure(self, name: str, limit: TypeLimit) -> int:
-        conn = self.conn
-        if conn.dialect.name == "postgresql" and not self._lock(name):
-            self.contended = True
-            return 0
-        free = self.claim.limit
-        if limit.max_concurrency is not None:
-            active = conn.execute(
-                select(func.count())
-                .select_from(jobs)
-                .where(jobs.c.type == name, jobs.c.status.in_(_ACTIVE))
-            ).scalar_one()
-            free = min(free, limit.max_concurrency - active)
-        if limit.rate is not None:
-            since = self.claim.now - limit.rate.period
-            # Every start counts, a retried job's earlier ones too: its own
-            # started_at keeps only the latest (see Claim._record_starts).
-            started, oldest = conn.execute(
-                select(func.count(), func.min(type_starts.c.started_at)).where(
-                    type_starts.c.type == name, type_starts.c.started_at > since
-                )
-            ).one()
-            free = min(free, limit.rate.count - started)
-            self.windows[name] = (started, self.claim.now if oldest is None else oldest)
-        return max(0, free)
-
-    def _lock(self, name: str) -> bool:
-        """Hold ``name``'s advisory lock until the transaction ends; False if it
-        sorts before a lock held already and another claim holds it."""
-        key = func.hashtext(f"{LIMIT_LOCK_PREFIX}{name}")
-        if self.last_locked is None or name > self.last_locked:
-            self.conn.execute(select(func.pg_advisory_xact_lock(key)))
-            self.last_locked = name
-            return True
-        return bool(self.conn.execute(select(func.pg_try_advisory_xact_lock(key))).scalar_one())
+    for name in sorted(limits):
+        conn.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"{LIMIT_LOCK_PREFIX}{name}")))
+        )
 
 
 LIMIT_LOCK_PREFIX = "callboard:type-limit:"
