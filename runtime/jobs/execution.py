@@ -258,6 +258,8 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+        for dependent in result.dependents:  # released or skipped by this ending
+            self._publish_status(dependent)
 
     def _limited_queue(self, type_name: str) -> str | None:
         """The queue of ``type_name`` if its concurrency is limited, else None."""
