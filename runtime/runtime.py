@@ -46,9 +46,10 @@ from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry, default_registry
 from runtime.jobs.subscriptions import JobEvents
 from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
+from runtime.jobs.wakeups import Wakeups
 from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
-from runtime.store import Store, WriterStatistics, reads, threads
+from runtime.store import Store, WriterStatistics, notifier, reads, threads
 from runtime.store.dependency_ops import dependencies_of
 from runtime.store.leader import LEADER_CHECK_DEFAULT, Leadership
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
@@ -63,6 +64,11 @@ DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
 # from any host; on its own host, at the next heartbeat of another runtime.
 LEASE_DEFAULT = 6.0
 HEARTBEAT_INTERVAL_DEFAULT = 2.0
+POSTGRES_POLL_INTERVAL_DEFAULT = 30.0
+"""The safety poll on PostgreSQL, where LISTEN/NOTIFY wakes runtimes at once
+(``POLL_INTERVAL_DEFAULT``, 1 s, on SQLite: other processes wake us only so)."""
+WAIT_POLL_MAX = 1.0
+"""``wait`` re-reads a job run elsewhere at least this often."""
 
 JobTypeRef = str | Callable[..., Any] | JobType
 _WAITING = JobStatus.WAITING.value
@@ -98,7 +104,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         queues: Mapping[str, int] | None = None,
         workers: bool = True,
         grace_period: float = GRACE_PERIOD_DEFAULT,
-        poll_interval: float = POLL_INTERVAL_DEFAULT,
+        poll_interval: float | None = None,
         lease: float = LEASE_DEFAULT,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_DEFAULT,
         progress_interval: float = PROGRESS_FLUSH_INTERVAL_DEFAULT,
@@ -109,6 +115,9 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
+        if poll_interval is None:
+            postgres = url.startswith(("postgresql:", "postgresql+", "postgres:"))
+            poll_interval = POSTGRES_POLL_INTERVAL_DEFAULT if postgres else POLL_INTERVAL_DEFAULT
         check_settings(
             grace_period=grace_period,
             poll_interval=poll_interval,
@@ -138,6 +147,9 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._wake_pending: dict[str, float] = {}
         self._flusher: Flusher | None = None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wakeups = Wakeups(uuid.uuid4().hex[:12])
+        self._listening = anyio.CancelScope()
+        self._listener: notifier.Listener | None = None
         self.clock = Clock()
         self.bus = EventBus()
         self._store: Store | None = None
@@ -205,6 +217,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             on_rate_limited=self._wake_later,
             blocked_for=self.watchdog.blocked_for if self.watchdog is not None else None,
             capacities=self._capacities,
+            wakeups=self._wakeups,
+            on_slot_freed=self._slot_freed,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -214,6 +228,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             poll_interval=self._poll,
         )
         self._due = DueTimer(self._promote, now=self.clock.now, recheck=self._poll)
+        if self.store.channel is not None:  # before the first claim: no notice is missed
+            await tg.start(self._listen, self.store.channel)
         await tg.start(self._run_supervisor)
         await tg.start(self._run_services)
 
@@ -232,6 +248,36 @@ class Runtime(ControlMethods, ScheduleMethods):
             await self._supervisor.run(task_status=task_status)
         finally:
             self._supervisor_done.set()
+
+    async def _listen(self, channel: str, *, task_status: TaskStatus[None]) -> None:
+        self._listener = notifier.Listener(
+            notifier.libpq_url(self.store.engine.url), channel, self._noticed, self._catch_up
+        )
+        with self._listening:
+            await self._listener.run(task_status=task_status)
+
+    def _noticed(self, payload: str) -> None:
+        """Act on another runtime's notice (see ``runtime.jobs.wakeups``)."""
+        notice = notifier.decode(payload)
+        if notice is None or notice.sender == self._wakeups.sender:
+            return  # ours: this runtime woke itself already
+        supervisor = self._supervisor
+        if notice.kind == notifier.WAKE and supervisor is not None:
+            supervisor.wake(notice.argument)
+        elif notice.kind == notifier.DUE and self._due is not None:
+            self._due.note(float(notice.argument))
+        elif notice.kind == notifier.CONTROL and self._services_tg is not None:
+            job_id, _, action = notice.argument.partition(" ")
+            control = Control.CANCEL if action == "cancel" else Control.SUSPEND
+            self._services_tg.start_soon(self._tell, uuid.UUID(job_id), control)
+
+    def _catch_up(self) -> None:
+        """The listening connection came back: notices sent meanwhile are lost,
+        so look once for whatever they would have said."""
+        if self._supervisor is not None:
+            self._supervisor.wake_all()
+        if self._due is not None:
+            self._due.note(self.clock.now())
 
     async def _run_services(self, *, task_status: TaskStatus[None]) -> None:
         assert self._flusher is not None and self._due is not None
@@ -330,6 +376,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self._supervisor_done.wait()
         self._services.cancel()
         await self._services_done.wait()
+        self._listening.cancel()
         try:
             await self._flusher.flush()
             await self.store.write(Unregister(self.worker_id))
@@ -340,7 +387,7 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     async def _promote(self) -> float | None:
         async def promote() -> Any:
-            pending = self.store.submit(Promote(self.clock.now()))
+            pending = self.store.submit(Promote(self.clock.now()), self._wakeups.for_promote)
             pending.on_settled(self._publish_promoted)
             return await pending.wait()
 
@@ -380,7 +427,8 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     async def _rescue(self) -> None:
         pending = self.store.submit(
-            Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease)
+            Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease),
+            self._wakeups.for_rescue,
         )
         pending.on_settled(self._publish_rescued)
         for job in await pending.wait():
@@ -406,6 +454,12 @@ class Runtime(ControlMethods, ScheduleMethods):
             if limited is not None:  # a held-back job of its type may start now
                 supervisor.wake(row["queue"])
                 supervisor.wake(limited.queue)
+
+    def _slot_freed(self, queue: str, type_queue: str) -> None:
+        """A job of a limited type is ending: its held-back peers may start."""
+        if self._supervisor is not None:
+            self._supervisor.wake(queue)
+            self._supervisor.wake(type_queue)
 
     def _limited(self, type_name: str | None) -> JobType | None:
         """The job type named, if a concurrency limit holds its jobs back."""
@@ -496,7 +550,10 @@ class Runtime(ControlMethods, ScheduleMethods):
             rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
         if depends_on is not None:
             return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
-        pending = self.store.submit(InsertJobs(rows, varying=PER_JOB_COLUMNS))
+        pending = self.store.submit(
+            InsertJobs(rows, varying=PER_JOB_COLUMNS),
+            partial(_notices_of_rows, self._wakeups, rows) if self.store.channel else None,
+        )
         pending.on_settled(partial(self._publish_stored, rows))
         # Wake this runtime's queues now, not once the insert is durable: a claim
         # they ask for joins the insert's commit (the writer applies it after the
@@ -625,7 +682,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def _wait_finished(self, key: uuid.UUID, sub: Subscription, tenant_id: str | None) -> Job:
         while True:
             # Events cover this process; the poll covers jobs run by others.
-            with anyio.move_on_after(self._poll):
+            with anyio.move_on_after(min(self._poll, WAIT_POLL_MAX)):
                 await sub.receive()
             job = await self.get(key, tenant_id=tenant_id)
             if job.is_finished:
@@ -681,7 +738,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         batch would be announced first (the tasks one commit wakes run in any
         order), and subscribers would see the job go back to a status it left.
         """
-        pending = self.store.submit(op)
+        # Its notices tell other processes: wake a queue, stop a job running there.
+        pending = self.store.submit(op, self._wakeups.for_row)
         pending.on_settled(self._publish_settled)
         row: dict[str, Any] = await pending.wait()
         return row
@@ -716,6 +774,10 @@ class Runtime(ControlMethods, ScheduleMethods):
                     row = {**row, "progress": live.progress, "progress_details": live.details}
                     row["eta"] = live.eta
             self.bus.publish(event_from_row(row, self.clock.now()))
+
+
+def _notices_of_rows(wakeups: Wakeups, rows: list[dict[str, Any]], _result: Any) -> list[str]:
+    return wakeups.for_rows(rows)
 
 
 def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:

@@ -27,6 +27,7 @@ from runtime.domain.storable import check_text
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneBeyondPerType, PruneOlder
+from runtime.jobs.wakeups import Wakeups
 from runtime.store import Store
 from runtime.store.control_reads import (
     LOG_LIMIT_MAX,
@@ -63,6 +64,7 @@ class ControlMethods:
     clock: Clock
     retention: JobRetention
     _supervisor: Supervisor | None
+    _wakeups: Wakeups
 
     if TYPE_CHECKING:  # provided by Runtime
 
@@ -170,7 +172,8 @@ class ControlMethods:
 
     async def resume_queue(self, name: str) -> None:
         self._known_queue(name)
-        await self.store.write(SetQueuePaused(name, False, self.clock.now()))
+        wake = [self._wakeups.notices.wake(name)]  # the runtimes serving it elsewhere
+        await self.store.write(SetQueuePaused(name, False, self.clock.now()), lambda _: wake)
         if self._supervisor is not None:
             self._supervisor.wake(name)
 

@@ -36,7 +36,8 @@ from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import Registry
 from runtime.jobs.resources import metered, peak_memory
 from runtime.jobs.sync_handlers import ThreadLimiters, run_sync_handler
-from runtime.store import Store
+from runtime.jobs.wakeups import Wakeups
+from runtime.store import Notices, Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
 
@@ -61,6 +62,8 @@ class Executor:
         on_rate_limited: Callable[[str, float], None],
         blocked_for: Callable[[], float] | None = None,
         capacities: Callable[[], dict[str, int]] = dict,
+        wakeups: Wakeups | None = None,
+        on_slot_freed: Callable[[str, str], None] | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -69,6 +72,9 @@ class Executor:
         self._on_status = on_status  # the runtime wakes queues and timers from here
         self._on_rate_limited = on_rate_limited
         self._blocked_for = blocked_for  # the loop watchdog's, if it runs
+        self._wakeups = wakeups  # what a finish tells other processes (PostgreSQL)
+        self._notify = store.channel is not None and wakeups is not None
+        self._on_slot_freed = on_slot_freed
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -197,6 +203,8 @@ class Executor:
             self._log_start(state)
             state.logs.append(_ending(state.row, values, now))
         logs = take_logs([state])
+        row = state.row
+        limited = self._limited_queue(row["type"])
         pending = self._store.submit(
             Finish(
                 state.job_id,
@@ -206,11 +214,18 @@ class Executor:
                 logs=logs,
                 log_limit=self.flusher.log_limit,
                 tenant_id=state.row["tenant_id"],
-            )
+            ),
+            self._finish_notices(row, values["status"], limited) if self._notify else None,
         )
+        woken = False
+        if limited is not None and self._on_slot_freed is not None:
+            # Its type's slot frees in this commit: a held-back job's claim asked
+            # now joins the same commit, after it (as an enqueue's claim does).
+            self._on_slot_freed(row["queue"], limited)
+            woken = True
         # The job's task need not wait: the writer commits everything queued
         # before the runtime stops, and announces the outcome as it settles.
-        pending.on_settled(partial(self._finished, state))
+        pending.on_settled(partial(self._finished, state, slot_woken=woken))
         return None
 
     def _finished(
@@ -220,6 +235,7 @@ class Executor:
         error: BaseException | None,
         *,
         fallback: bool = False,
+        slot_woken: bool = False,
     ) -> None:
         """Announce a recorded outcome (in the writer, as the commit settles)."""
         if error is not None or result is None:
@@ -239,7 +255,15 @@ class Executor:
         else:  # the runtime's wake-ups need only these
             status = result.values["status"]
             self._on_status(
-                {"id": state.job_id, "status": status, "queue": row["queue"], "type": row["type"]}
+                {
+                    "id": state.job_id,
+                    "status": status,
+                    "queue": row["queue"],
+                    "type": row["type"],
+                    # It left a run: a held-back job of a limited type may start
+                    # (unless its queues were woken as the finish was submitted).
+                    "started_at": None if slot_woken else row["started_at"],
+                }
                 if status != "scheduled"
                 else {**row, **result.values, "revision": revision}
             )
@@ -247,6 +271,22 @@ class Executor:
             self._publish_status(released)
         for dependent in result.dependents:  # released or skipped by this ending
             self._publish_status(dependent)
+
+    def _limited_queue(self, type_name: str) -> str | None:
+        """The queue of ``type_name`` if its concurrency is limited, else None."""
+        try:
+            job_type = self._registry.get(type_name)
+        except UnknownJobType:
+            return None
+        return job_type.queue if job_type.max_concurrency is not None else None
+
+    def _finish_notices(
+        self, row: dict[str, Any], status: str, limited: str | None
+    ) -> Notices | None:
+        """What the end of this run tells other processes (a freed slot of a
+        limited type, a released lock key, an immediate retry), if anything."""
+        assert self._wakeups is not None
+        return self._wakeups.for_finish(row["queue"], status, limited, row["lock_key"])
 
     def _fail_unrecorded(self, state: RunState, error: BaseException) -> None:
         """Fail a job whose outcome the store refused, rather than leave it running

@@ -19,11 +19,12 @@ from sqlalchemy import Engine
 from runtime.store import threads
 from runtime.store.engine import open_engine
 from runtime.store.faults import is_storage_fault, unavailable
-from runtime.store.writer import Op, Pending, StoreWriter, WriterStatistics
+from runtime.store.notifier import channel_for, current_schema
+from runtime.store.writer import Notices, Op, Pending, StoreWriter, WriterStatistics
 
 T = TypeVar("T")
 
-__all__ = ["Op", "Pending", "Store", "StoreWriter", "WriterStatistics"]
+__all__ = ["Notices", "Op", "Pending", "Store", "StoreWriter", "WriterStatistics"]
 
 
 class Store:
@@ -33,12 +34,17 @@ class Store:
         self.url = url
         self.engine: Engine = open_engine(url)
         self.writer = StoreWriter(self.engine)
+        self.channel: str | None = None  # PostgreSQL: the store's LISTEN/NOTIFY channel
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                self.channel = channel_for(current_schema(conn))
+            self.writer.channel = self.channel
 
-    def submit(self, op: Op) -> Pending:
-        return self.writer.submit(op)
+    def submit(self, op: Op, notices: Notices | None = None) -> Pending:
+        return self.writer.submit(op, notices)
 
-    async def write(self, op: Op) -> Any:
-        return await self.writer.write(op)
+    async def write(self, op: Op, notices: Notices | None = None) -> Any:
+        return await self.writer.write(op, notices)
 
     async def read(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``query(conn, *args, **kwargs)`` on a pooled connection in a thread.

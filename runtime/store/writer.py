@@ -29,7 +29,7 @@ import logging
 import math
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,7 +40,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from actors import LoopEvent, checkpoints, event_factory
-from runtime.store import fast, threads
+from runtime.store import fast, notifier, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
 from runtime.store.faults import describe, is_storage_fault, unavailable
 
@@ -76,6 +76,10 @@ class Op(Protocol):
     def apply(self, conn: Connection) -> Any: ...
 
 
+Notices = Callable[[Any], Iterable[str]]
+"""What a write tells other processes, given its result (see ``notifier``)."""
+
+
 class _Busy(Exception):
     """Another connection holds the write lock (inline only: we do not wait for it)."""
 
@@ -83,10 +87,16 @@ class _Busy(Exception):
 class Pending:
     """The answer to one submitted write."""
 
-    __slots__ = ("_done", "_event", "_on_settled", "_settled", "error", "op", "result")
+    __slots__ = ("_done", "_event", "_on_settled", "_settled", "error", "notices", "op", "result")
 
-    def __init__(self, op: Op, event: Callable[[], LoopEvent] = anyio.Event) -> None:
+    def __init__(
+        self,
+        op: Op,
+        event: Callable[[], LoopEvent] = anyio.Event,
+        notices: Notices | None = None,
+    ) -> None:
         self.op = op
+        self.notices = notices
         self.result: Any = None
         self.error: BaseException | None = None
         self._settled = False
@@ -164,6 +174,7 @@ class StoreWriter:
         self._transactions = 0
         self._operations = 0
         self.progress_rows = 0
+        self.channel: str | None = None  # PostgreSQL: where notices go (see notifier)
         self._faults = 0
         self._fault_since: float | None = None  # when the current storage fault began
         self._fault_told = False  # whether the log heard of the current one
@@ -172,17 +183,21 @@ class StoreWriter:
         self._retry_in = FAULT_RETRY_MIN_DEFAULT
         self._retry_at: float | None = None  # when the kept writes are tried next
 
-    def submit(self, op: Op) -> Pending:
-        """Queue a write now; await the returned object for its result."""
+    def submit(self, op: Op, notices: Notices | None = None) -> Pending:
+        """Queue a write now; await the returned object for its result.
+
+        ``notices(result)``: what to tell the runtimes listening on the store's
+        channel, sent in the write's transaction (so only if it commits).
+        """
         if self._closed:
             raise anyio.ClosedResourceError("the store writer is closed")
-        pending = Pending(op, self._event)
+        pending = Pending(op, self._event, notices)
         self._queue.append(pending)
         self._wake()
         return pending
 
-    async def write(self, op: Op) -> Any:
-        return await self.submit(op).wait()
+    async def write(self, op: Op, notices: Notices | None = None) -> Any:
+        return await self.submit(op, notices).wait()
 
     def close(self) -> None:
         """No more writes: ``run`` returns after committing what is queued."""
@@ -474,6 +489,7 @@ class StoreWriter:
         try:
             with self._transaction(conn, single):
                 results = _apply_all(conn, batch)
+                self._notify(conn, batch, results)
         except _Busy:
             return []
         except Exception as err:
@@ -495,6 +511,7 @@ class StoreWriter:
         try:
             with self._transaction(conn):
                 result = pending.op.apply(conn)
+                self._notify(conn, [pending], [(result, None)])
         except _Busy:
             raise
         except Exception as exc:
@@ -503,6 +520,22 @@ class StoreWriter:
             return None, exc
         self._count(1, 1)
         return result, None
+
+    def _notify(
+        self,
+        conn: Connection,
+        batch: list[Pending],
+        results: list[tuple[Any, BaseException | None]],
+    ) -> None:
+        """Send the batch's notices in its transaction. A lone single-statement
+        write ran in autocommit: its notices follow its commit, never precede it."""
+        if self.channel is None:
+            return
+        payloads: list[str] = []
+        for pending, (result, error) in zip(batch, results, strict=True):
+            if pending.notices is not None and error is None:
+                payloads.extend(pending.notices(result))
+        notifier.send(conn, self.channel, payloads)
 
     def _reconnect(self, conn: Connection) -> None:
         """PostgreSQL: after a fault, the next batch takes a fresh connection

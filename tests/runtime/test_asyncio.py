@@ -106,3 +106,16 @@ async def test_handler_awaiting_a_cancelled_future_fails_only_its_job(
     assert failed.status is JobStatus.FAILED and failed.attempt == 2  # retried per its policy
     assert failed.error is not None and "CancelledError" in failed.error
     assert ok.status is JobStatus.COMPLETED
+
+
+async def test_a_job_enqueued_by_another_runtime_wakes_a_worker_through_notify(
+    postgres_url: str, make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    # The worker never polls within the test: only the notice can wake it.
+    worker = make_runtime(url=postgres_url)
+    client = make_runtime(url=postgres_url, workers=False)
+    async with worker, client:
+        job = await client.enqueue("steps", {"steps": 1, "seconds": 0.001})
+        with anyio.fail_after(5):
+            done = await worker.wait(job.id)
+    assert done.status is JobStatus.COMPLETED

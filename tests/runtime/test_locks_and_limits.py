@@ -412,3 +412,20 @@ async def test_a_job_parked_on_a_lock_and_released_announces_both_with_new_revis
     revisions = [r for _, r in seen]
     assert revisions == sorted(set(revisions)) and revisions[0] == parked.revision + 1
     assert locked.revision == revisions[0] and done.revision == revisions[-1]
+
+
+async def test_a_held_back_job_starts_when_a_slot_frees_though_nobody_watches_its_jobs(
+    store_url: str,
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # Nothing subscribes to these jobs, so the executor announces their ends
+    # in short: the freed slot must still wake the queue (not the 600 s poll).
+    trace = Trace()
+    register(registry, trace, max_concurrency=1)
+    async with make_runtime(url=store_url, queues={"default": 5}, poll_interval=600.0) as rt:
+        await rt.enqueue_many("work", [{"name": str(i), "steps": 1} for i in range(3)])
+        await trio.sleep(3.5)  # three runs of a second, one after another
+        assert await rt.count(status=JobStatus.COMPLETED) == 3
+    assert trace.peak == {"/data": 1}
