@@ -38,7 +38,14 @@ from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.gcpause import collector_paused
 from runtime.jobs.control import ControlMethods
 from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
-from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.events import (
+    EVERY_TENANT,
+    SUBSCRIBER_BUFFER_DEFAULT,
+    EventBus,
+    EventFilter,
+    JobSubscription,
+    TenantKey,
+)
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
 from runtime.jobs.registry import JobType, Registry, default_registry
@@ -480,7 +487,9 @@ class Runtime(ControlMethods, ScheduleMethods):
             with anyio.fail_after(timeout):
                 return await self._wait_finished(key, sub, tenant_id)
 
-    async def _wait_finished(self, key: uuid.UUID, sub: Subscription, tenant_id: str | None) -> Job:
+    async def _wait_finished(
+        self, key: uuid.UUID, sub: JobSubscription, tenant_id: str | None
+    ) -> Job:
         while True:
             # Events cover this process; the poll covers jobs run by others.
             with anyio.move_on_after(self._poll):
@@ -493,9 +502,21 @@ class Runtime(ControlMethods, ScheduleMethods):
         """An async iterator of the job's events (status, progress) until it finishes."""
         return JobEvents(self, _as_uuid(job_id))
 
-    def subscribe(self, job_id: uuid.UUID | str | None = None) -> Subscription:
-        """A raw subscription to events of one job, or of all jobs when ``job_id`` is None."""
-        return self.bus.subscribe(None if job_id is None else _as_uuid(job_id))
+    def subscribe(
+        self,
+        job_id: uuid.UUID | str | None = None,
+        *,
+        tenant_id: TenantKey = EVERY_TENANT,
+        accept: EventFilter | None = None,
+        buffer: int = SUBSCRIBER_BUFFER_DEFAULT,
+    ) -> JobSubscription:
+        """A raw subscription to events of one job, else of one tenant's jobs
+        (``tenant_id``), else of all jobs. Only the events it may see reach it;
+        ``accept`` filters further. Past ``buffer`` unread events, progress is
+        coalesced per job and then the subscription is closed
+        (:class:`~runtime.jobs.events.SubscriberTooSlow`)."""
+        key = None if job_id is None else _as_uuid(job_id)
+        return self.bus.subscribe(key, accept, tenant_id=tenant_id, buffer=buffer)
 
     def writer_statistics(self) -> WriterStatistics:
         return self.store.writer.statistics()
@@ -533,7 +554,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:
-        if self.bus.wants(row["id"]):
+        if self.bus.wants(row["id"], row.get("tenant_id")):
             self.bus.publish(event_from_row(row, self.clock.now()))
 
 

@@ -189,7 +189,7 @@ class Executor:
             return
         revision = result.revision or state.row["revision"] + 1
         row = state.row
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish_status({**row, **result.values, "revision": revision})
         else:  # the runtime's wake-ups need only these
             status = result.values["status"]
@@ -204,14 +204,14 @@ class Executor:
     # -- progress, checkpoints, warnings, logs --------------------------------
 
     def progress_changed(self, state: RunState, now: float) -> None:
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             row = {**state.row, "progress": state.progress, "progress_details": state.details}
             row["eta"] = state.eta
             self._bus.publish(event_from_row(row, now, "progress"))
         self.flusher.mark(state)
 
     def warned(self, state: RunState, message: str) -> None:
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish(state.row, "warning", message)
         self.flusher.mark(state)
 
@@ -245,7 +245,7 @@ class Executor:
             raise JobLost(state.job_id)
         # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
         state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish(state.row, "checkpoint")
 
     async def check_in(self, state: RunState, message: str) -> None:
@@ -254,14 +254,14 @@ class Executor:
         if revision is None:
             return
         state.row = {**state.row, "check_in": message, "revision": revision}
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish(state.row, "check_in", message)
 
     # -- events ----------------------------------------------------------------
 
     def _publish_status(self, row: dict[str, Any]) -> None:
         self._on_status(row)
-        if self._bus.wants(row["id"]):
+        if self._bus.wants(row["id"], row.get("tenant_id")):
             self._bus.publish(event_from_row(row, self.clock.now()))
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:
