@@ -294,7 +294,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         for job_id, status in stopping:
             control = Control.CANCEL if status == JobStatus.CANCELING.value else Control.SUSPEND
             if self._supervisor is not None:
-                self._supervisor.tell(job_id, control)
+                await self._supervisor.tell(job_id, control)
 
     async def _rescue(self) -> None:
         rescued = await self.store.write(
@@ -544,10 +544,10 @@ class Runtime(ControlMethods, ScheduleMethods):
         """Send a control request to the job if it runs here, also if its claim
         committed but has not reached its queue actor yet."""
         supervisor, executor = self._supervisor, self._executor
-        if supervisor is None or executor is None or supervisor.tell(job_id, control):
+        if supervisor is None or executor is None or await supervisor.tell(job_id, control):
             return
         if await executor.handed_over(job_id):
-            supervisor.tell(job_id, control)
+            await supervisor.tell(job_id, control)
 
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""

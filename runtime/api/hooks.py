@@ -42,6 +42,7 @@ from runtime.domain.errors import Fail, JobNotFound, Retry
 from runtime.domain.logs import status_entry
 from runtime.domain.models import JobEvent
 from runtime.jobs.context import JobContext
+from runtime.jobs.events import SubscriberTooSlow
 from runtime.jobs.registry import Queue, Registry
 from runtime.runtime import Runtime
 from runtime.store.log_ops import AppendLogs
@@ -55,6 +56,7 @@ HOOK_TIMEOUT_DEFAULT = 10.0
 HOOK_BACKOFF_DEFAULT = 1.0
 HOOK_BACKOFF_CAP_DEFAULT = 600.0
 HOOK_ORDER_WAIT_DEFAULT = 0.25  # first look again at an unfinished predecessor; doubles
+HOOK_BUFFER_DEFAULT = 100_000  # status changes the dispatcher may leave unread
 HOOK_RETRY_CEILING = 10_000  # the runtime's retries; the handler decides when to stop
 SIGNATURE_HEADER = "Callboard-Signature"
 SECRET_ENV = "CALLBOARD_HOOK_SECRET"
@@ -183,11 +185,21 @@ class Hooks:
     async def run(self, rt: Runtime, *, task_status: TaskStatus[None]) -> None:
         """Turn this process's status changes and check-ins into deliveries."""
         self._runtime = rt
-        with rt.subscribe() as events:
-            task_status.started()
-            async for event in events:
-                if event.status_hook and event.kind in ("status", "check_in"):
-                    await self.dispatch(rt, event)
+        started = False
+        while True:
+            # Only what it delivers reaches its channel: progress of thousands of
+            # jobs never fills it. A dispatcher that still falls this far behind
+            # is closed by the bus; what it missed is lost, so say so loudly.
+            with rt.subscribe(accept=_hooked, buffer=HOOK_BUFFER_DEFAULT) as events:
+                if not started:
+                    task_status.started()
+                    started = True
+                try:
+                    async for event in events:
+                        await self.dispatch(rt, event)
+                    return
+                except SubscriberTooSlow as slow:
+                    log.error("status hooks missed events: %s; following on", slow.reason)
 
     async def dispatch(self, rt: Runtime, event: JobEvent) -> None:
         assert event.status_hook is not None
@@ -295,6 +307,10 @@ class Hooks:
         if not attempt.ok:
             entry["level"] = logging.WARNING
         await rt.store.write(AppendLogs([entry]))
+
+
+def _hooked(event: JobEvent) -> bool:
+    return bool(event.status_hook) and event.kind in ("status", "check_in")
 
 
 def _describe(err: Exception) -> str:

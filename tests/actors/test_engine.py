@@ -136,10 +136,10 @@ async def test_cancel_request_ends_job_as_canceled(autojump_clock: trio.testing.
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await started.wait()
-        assert sup.tell("c", Control.CANCEL)
-        assert not sup.tell("c", Control.SUSPEND)  # the first request wins
+        assert await sup.tell("c", Control.CANCEL)
+        assert not await sup.tell("c", Control.SUSPEND)  # the first request wins
         await sink.wait_for(1)
-        assert not sup.tell("c", Control.CANCEL)  # gone: nothing to tell
+        assert not await sup.tell("c", Control.CANCEL)  # gone: nothing to tell
         sup.stop()
     assert sink.outcomes["c"].ended is Ended.CANCELED
 
@@ -230,10 +230,10 @@ async def test_cancel_overrides_a_pending_suspend(autojump_clock: trio.testing.M
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await started.wait()
-        assert sup.tell("s", Control.SUSPEND)
+        assert await sup.tell("s", Control.SUSPEND)
         await trio.sleep(1)
-        assert sup.tell("s", Control.CANCEL)
-        assert not sup.tell("s", Control.SUSPEND)
+        assert await sup.tell("s", Control.CANCEL)
+        assert not await sup.tell("s", Control.SUSPEND)
         await sink.wait_for(1)
         sup.stop()
     assert sink.outcomes["s"].ended is Ended.CANCELED
@@ -252,7 +252,7 @@ class TellingSource(MemorySource):
 
     async def claim(self, queue: str, limit: int) -> list[Claimed]:
         assert self.sup is not None
-        self.told += [self.sup.tell(j.id, self.control) for j in self.claimed]
+        self.told += [await self.sup.tell(j.id, self.control) for j in self.claimed]
         self.claimed = list(await super().claim(queue, limit))
         return self.claimed
 
