@@ -50,6 +50,8 @@ class Sender(Protocol[T_contra]):
 
     async def send(self, value: T_contra, /) -> None: ...
 
+    def send_nowait(self, value: T_contra, /) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -57,6 +59,8 @@ class Receiver(AbstractContextManager[Any], Protocol[T_co]):
     """The receiving end of a memory channel; closing it breaks the senders'."""
 
     async def receive(self) -> T_co: ...
+
+    def receive_nowait(self) -> T_co: ...
 
     def close(self) -> None: ...
 
@@ -68,6 +72,8 @@ CLOSED_CHANNEL = (
     anyio.ClosedResourceError,
 )
 """What sending on a channel whose receiver is gone raises (trio's or anyio's)."""
+WOULD_BLOCK = (trio.WouldBlock, anyio.WouldBlock)
+"""What ``send_nowait`` on a full channel, or ``receive_nowait`` on an empty one, raises."""
 
 
 def on_trio() -> bool:

@@ -124,6 +124,7 @@ class QueueActor:
                 controls.cancel_scope.cancel()  # every job has ended: none left to tell
         finally:
             self._controls.close()
+            requests.close()
             # A job whose task never ran (its group torn down first) left its
             # mailbox behind: nothing runs it here any more.
             for job_id, handle in list(self._handles.items()):

@@ -155,6 +155,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
             self._tg = None
+            if self._flusher is not None:
+                self._flusher.close()
             raise
         return self
 
@@ -249,6 +251,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             # exception propagates by itself once this returns.
             await self._tg.__aexit__(None, None, None)
             self._tg = None
+            if self._flusher is not None:
+                self._flusher.close()
             with anyio.CancelScope(shield=True):
                 await threads.run_sync(self._store.dispose)
 
