@@ -28,7 +28,6 @@ from anyio.abc import TaskStatus
 from runtime.domain.models import JobEvent
 from runtime.jobs.events import (
     EVERY_TENANT,
-    SUBSCRIBER_BUFFER_DEFAULT,
     Fanout,
     Subscription,
     TenantKey,
@@ -49,6 +48,7 @@ class EventLog:
         if size < 1:
             raise ValueError(f"event buffer size must be >= 1, got {size}")
         self.epoch = uuid.uuid4().hex[:12]
+        self.size = size
         self._items: deque[Entry] = deque(maxlen=size)
         self._last = 0
         self._streams: Fanout[Entry] = Fanout(_event_of)
@@ -71,10 +71,13 @@ class EventLog:
         accept: Callable[[Entry], bool] | None = None,
         *,
         tenant_id: TenantKey = EVERY_TENANT,
-        buffer: int = SUBSCRIBER_BUFFER_DEFAULT,
+        buffer: int | None = None,
     ) -> Subscription[Entry]:
-        """A stream's own channel of the entries appended from now on that it may see."""
-        return self._streams.subscribe(job_id, accept, tenant_id=tenant_id, buffer=buffer)
+        """A stream's own channel of the entries appended from now on that it may
+        see. It may lag as far as the log holds (``buffer``, by default the log's
+        size): a stream closed then can still replay what it missed."""
+        size = self.size if buffer is None else buffer
+        return self._streams.subscribe(job_id, accept, tenant_id=tenant_id, buffer=size)
 
     def after(self, seq: int) -> list[Entry] | None:
         """Entries numbered above ``seq``; None if some of them left the buffer."""
