@@ -126,7 +126,7 @@ class QueueActor:
             self._controls.close()
             requests.close()
             # A job whose task never ran (its group torn down first) left its
-            # mailbox behind: nothing runs it here any more.
+            # handle behind: nothing runs it here any more.
             for job_id, handle in list(self._handles.items()):
                 if handle.job.queue == self.name:
                     del self._handles[job_id]
@@ -148,7 +148,7 @@ class QueueActor:
                     self._more = True
                 for job in jobs:
                     self._running += 1
-                    # Its mailbox first: a cancel or suspend committed after the
+                    # Its handle first: a cancel or suspend committed after the
                     # claim reaches the job even before its task has started.
                     handle = self._handles[job.id] = JobHandle(job)
                     # Unnamed: a name per job (its id as text) costs as much as

@@ -76,7 +76,7 @@ class Executor:
                 # Cancelled first (a shutdown): no queue actor will hear of these
                 # jobs, so none may wait for their handover (their lease lapses).
                 pending.on_settled(_ignore_settled)
-            # The queue actor makes their mailboxes as this returns, before it
+            # The queue actor makes their handles as this returns, before it
             # next yields: whoever waits in ``handed_over`` wakes after that.
             elif pending.error is None and pending.result is not None:
                 for row in pending.result.rows:
