@@ -210,6 +210,9 @@ def add_routes(api: Api, state: ApiState) -> None:
 async def _receive(sub: Subscription[Entry], timeout: float) -> Entry | None:
     """The stream's next entry, or None after ``timeout`` quiet seconds (never
     yield inside a cancel scope: the scope would cut into the response's send)."""
+    entry = sub.receive_nowait()
+    if entry is not None:  # no timeout needed: a cancel scope per event costs
+        return entry
     with anyio.move_on_after(timeout):
         return await sub.receive()
     return None

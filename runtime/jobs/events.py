@@ -25,6 +25,7 @@ from typing import Generic, Literal, TypeVar
 
 import anyio
 
+from actors import LoopEvent, event_factory
 from runtime.domain.models import JobEvent
 
 T = TypeVar("T")
@@ -94,7 +95,7 @@ class Subscription(Generic[T]):
         self.accept = accept
         self.buffer = buffer
         self._items: deque[T] = deque()
-        self._ready: anyio.Event | None = None
+        self._ready: LoopEvent | None = None
         self.closed = False
         self.reason: str | None = None  # why the bus closed it, if it did
 
@@ -137,9 +138,14 @@ class Subscription(Generic[T]):
                 if self.reason is not None:
                     raise SubscriberTooSlow(self.reason)
                 raise anyio.EndOfStream
-            self._ready = anyio.Event()
+            self._ready = self._bus.new_event()
             await self._ready.wait()
         return self._items.popleft()
+
+    def receive_nowait(self) -> T | None:
+        """The next event if one is buffered, else None (a reader that would
+        wait under a timeout can skip making the timeout's cancel scope)."""
+        return self._items.popleft() if self._items else None
 
     def close(self) -> None:
         self._bus._remove(self)
@@ -174,9 +180,17 @@ class Fanout(Generic[T]):
 
     def __init__(self, event_of: Callable[[T], JobEvent]) -> None:
         self.event_of = event_of
+        self._event_factory: Callable[[], LoopEvent] | None = None
         self._by_job: dict[uuid.UUID, weakref.WeakSet[Subscription[T]]] = {}
         self._by_tenant: dict[str | None, weakref.WeakSet[Subscription[T]]] = {}
         self._all: weakref.WeakSet[Subscription[T]] = weakref.WeakSet()
+
+    def new_event(self) -> LoopEvent:
+        """An event of the running loop (trio's own on trio: anyio's wrapper costs
+        as much again), looked up once."""
+        if self._event_factory is None:
+            self._event_factory = event_factory()
+        return self._event_factory()
 
     def wants(self, job_id: uuid.UUID, tenant_id: str | None = None) -> bool:
         """Whether anyone would receive an event about ``job_id`` of ``tenant_id``."""
