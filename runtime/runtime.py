@@ -35,6 +35,7 @@ from runtime.domain.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
 from runtime.domain.models import Job, event_from_row
 from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
+from runtime.domain.storable import check_text
 from runtime.gcpause import collector_paused
 from runtime.jobs.control import ControlMethods
 from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
@@ -428,12 +429,15 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def get(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
         """The job's current snapshot; :class:`JobNotFound` if there is none (for this tenant)."""
         key = _as_uuid(job_id)
+        check_text("tenant_id", tenant_id)
         row = await self.store.read(reads.get_job, key, tenant_id)
         if row is None:
             raise JobNotFound(job_id)
         return Job.from_row(row)
 
     async def get_by_idempotency_key(self, key: str, *, tenant_id: str | None = None) -> Job | None:
+        check_text("idempotency_key", key)
+        check_text("tenant_id", tenant_id)
         row = await self.store.read(reads.get_by_key, key, tenant_id)
         return None if row is None else Job.from_row(row)
 
@@ -457,6 +461,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        _check_filters(filters)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
 
@@ -473,6 +478,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        _check_filters(filters)
         return await self.store.read(reads.count_jobs, filters)
 
     async def wait(
@@ -533,6 +539,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         Raises :class:`IllegalTransition` for a finished job and changes nothing.
         """
         key = _as_uuid(job_id)
+        check_text("tenant_id", tenant_id)
         now = self.clock.now()
         ended = {"status": JobStatus.CANCELED.value, "finished_at": now, "updated_at": now}
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
@@ -555,6 +562,7 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""
+        check_text("tenant_id", tenant_id)
         await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:
@@ -590,3 +598,10 @@ def _filters(
         "group": group,
         "tenant_id": tenant_id,
     }
+
+
+def _check_filters(filters: Mapping[str, Any]) -> None:
+    """A ``ValueError`` naming a filter no job can match (a NUL character, an
+    unpaired surrogate): PostgreSQL would refuse even to look it up."""
+    for name, value in filters.items():
+        check_text(name, value)

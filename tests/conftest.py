@@ -107,3 +107,18 @@ def mock_clock(monkeypatch: pytest.MonkeyPatch) -> trio.testing.MockClock:
 
     monkeypatch.setattr(threads, "run_sync", busy_run_sync)
     return trio.testing.MockClock(autojump_threshold=0)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="repeat the chaos and stress tests (tests/chaos/) many times over",
+    )
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """True under ``--long``: chaos tests repeat many times instead of once or twice."""
+    return bool(request.config.getoption("--long"))

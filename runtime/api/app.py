@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from quart import request
+from quart import Response, request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
 from runtime.api import catalogue, errors, events, jobs, queues, schedules, system
 from runtime.api.errors import ApiError
@@ -35,6 +36,7 @@ def create_app(
     app = QuartTrio("callboard", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.body_limit
     app.config["JSON_SORT_KEYS"] = False
+    app.config["BODY_TIMEOUT"] = config.body_timeout
     app.extensions[STATE_KEY] = state
     errors.install(app)
 
@@ -48,6 +50,25 @@ def create_app(
                 "payload_too_large",
                 f"the request body is larger than the limit of {config.body_limit} bytes",
             )
+
+    @app.after_request
+    async def _settle_body(response: Response) -> Response:
+        """Read what is left of the request's body (bounded by the body limit and
+        timeout), so the connection can serve the next request; if that fails,
+        ``Connection: close``: a keep-alive client must not wait on a connection
+        whose unread body would be taken for its next request."""
+        if request.content_length is None and "chunked" not in request.headers.get(
+            "Transfer-Encoding", ""
+        ):
+            return response
+        if response.status_code in (408, 413):  # the body is what went wrong: no second try
+            response.headers["Connection"] = "close"
+            return response
+        try:
+            await request.get_data(cache=False)
+        except HTTPException:  # over the limit (413) or too slow (408)
+            response.headers["Connection"] = "close"
+        return response
 
     @app.before_serving
     async def _start() -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runtime.api.errors import ApiError, forbidden
+from runtime.domain.storable import check_text
 
 TOKENS_ENV = "CALLBOARD_TOKENS"
 TOKENS_FILE_ENV = "CALLBOARD_TOKENS_FILE"
@@ -90,6 +91,8 @@ class TokenEntry(BaseModel):
             raise ValueError("give exactly one of token and token_sha256")
         if self.tenant is None and self.role is not Role.ADMIN:
             raise ValueError(f"a {self.role.value} token needs a tenant")
+        for field in ("tenant", "name"):  # stored with every job the token enqueues
+            check_text(field, getattr(self, field))
         return self
 
     @property

@@ -1,4 +1,7 @@
-"""``/api/v1/job-types`` and ``/api/v1/job-groups``: what can be enqueued."""
+"""``/api/v1/job-types`` and ``/api/v1/job-groups``: what can be enqueued.
+
+Internal types (status hook deliveries) are left out, as if unknown.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def add_routes(api: Api, state: ApiState) -> None:
     @api.route("GET", "/job-types", summary="List job types", tag=TAG, responses={200: JobTypeList})
     async def list_types(call: Call) -> Response:
         """Every registered job type with its defaults and params JSON schema."""
-        return json_response(JobTypeList(types=[describe(t) for t in registry.types()]))
+        return json_response(JobTypeList(types=[describe(t) for t in registry.public_types()]))
 
     @api.route(
         "GET", "/job-types/{name}", summary="Read a job type", tag=TAG, responses={200: JobTypeInfo}
@@ -35,7 +38,7 @@ def add_routes(api: Api, state: ApiState) -> None:
     async def get_type(call: Call) -> Response:
         """One job type, with the JSON schema its params must match."""
         try:
-            return json_response(describe(registry.get(call.path["name"])))
+            return json_response(describe(registry.get_public(call.path["name"])))
         except UnknownJobType:
             raise not_found("job type", call.path["name"]) from None
 
@@ -44,7 +47,8 @@ def add_routes(api: Api, state: ApiState) -> None:
     )
     async def list_groups(call: Call) -> Response:
         """Every job group with the names of its types."""
-        return json_response(JobGroupList(groups=[_group(g.name) for g in registry.groups()]))
+        groups = [_group(g.name) for g in registry.public_groups()]
+        return json_response(JobGroupList(groups=groups))
 
     @api.route(
         "GET",
@@ -56,11 +60,11 @@ def add_routes(api: Api, state: ApiState) -> None:
     async def get_group(call: Call) -> Response:
         """One job group with the names of its types."""
         name = call.path["name"]
-        if name not in {g.name for g in registry.groups()}:
+        if name not in {g.name for g in registry.public_groups()}:
             raise not_found("job group", name)
         return json_response(_group(name))
 
     def _group(name: str) -> JobGroupInfo:
         group = next(g for g in registry.groups() if g.name == name)
-        types = [t.name for t in registry.types() if t.group == name]
+        types = [t.name for t in registry.public_types() if t.group == name]
         return JobGroupInfo(name=group.name, description=group.description, types=types)

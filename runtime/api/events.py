@@ -6,6 +6,9 @@ by the query and the caller's tenant. Ids are ``EPOCH-SEQ`` from the
 dropped stream missed while it is still buffered, else an ``event: reset``
 tells the client to reload.
 
+Each token may hold ``streams_per_token`` streams of either kind at once
+(:class:`~runtime.api.streams.StreamSlots`); past that: 429.
+
 Job stream (``/jobs/{id}/events``): first ``event: snapshot`` (the job as
 stored), then its events, ending after the final status. Ids are
 ``REVISION.SEQ`` (the job's revision, and a counter of the events since).
@@ -100,7 +103,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         may see, as Server-Sent Events; resumable with ``Last-Event-ID``."""
         q = call.query_as(EventsQuery)
         last = q.last_event_id or call.header("Last-Event-ID")
-        return _stream(_global(call.principal, q, last))
+        return _stream(state.streams.hold(call.principal, _global(call.principal, q, last)))
 
     async def _global(
         principal: Principal, q: EventsQuery, last: str | None
@@ -167,7 +170,11 @@ def add_routes(api: Api, state: ApiState) -> None:
             sub.close()
             raise
         ids = _JobIds(q.last_event_id or call.header("Last-Event-ID"))
-        return _stream(_one(job, sub, ids))
+        try:
+            return _stream(state.streams.hold(call.principal, _one(job, sub, ids)))
+        except BaseException:  # no place left (429): the stream never starts
+            sub.close()
+            raise
 
     async def _one(job: Job, sub: Subscription[Entry], ids: _JobIds) -> AsyncIterator[bytes]:
         try:

@@ -11,10 +11,12 @@ from functools import partial
 from typing import Any
 
 import anyio
+import httpx
 from quart import Response
 
 from runtime.api.auth import Role
 from runtime.api.errors import ApiError
+from runtime.api.hook_policy import HookPolicy, HookRefused
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import (
     EnqueueRequest,
@@ -48,6 +50,9 @@ def add_routes(api: Api, state: ApiState) -> None:
         """Store a job of a registered type. 201 with the new job; 200 with the existing
         one when its idempotency key (or, for a unique type, equal params) is known."""
         req = call.body_as(EnqueueRequest)
+        rt.registry.get_public(req.type)  # an internal type is unknown here
+        if req.status_hook is not None:
+            _check_hook(state.config.hook_policy, req.status_hook)
         tenant = call.principal.tenant_id
         if req.idempotency_key is not None:
             found = await rt.get_by_idempotency_key(req.idempotency_key, tenant_id=tenant)
@@ -199,6 +204,17 @@ def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
         responses={200: Job},
         errors=(409,),
     )(control)
+
+
+def _check_hook(policy: HookPolicy, url: str) -> None:
+    """422, as a field error, for a hook URL the policy refuses by its text."""
+    try:
+        policy.check_text(httpx.URL(url).raw_host.decode("ascii"))
+    except HookRefused as err:
+        msg = f"not allowed: {err} (this server sends hooks to public addresses only)"
+        details = [{"loc": ["body", "status_hook"], "msg": msg, "type": "hook_refused"}]
+        message = f"invalid body: status_hook: {msg}"
+        raise ApiError(422, "validation_error", message, details) from None
 
 
 def _options(req: EnqueueRequest) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from quart import Quart, Response, request
 
 from runtime.api.auth import Authenticator, Principal, Role
 from runtime.api.errors import ApiError, from_validation, not_found
+from runtime.domain.storable import SURROGATE, text_problem
 
 PREFIX = "/api/v1"
 JSON_DEPTH_MAX = 32  # nesting of request bodies; params deeper than this are refused
@@ -137,9 +138,15 @@ class Api:
                 principal = self.auth.authenticate(request.headers.get("Authorization"))
                 principal.require(spec.role)
             headers = {k.lower(): v for k, v in request.headers.items()}
+            for name, value in path.items():
+                if text_problem(value) is not None:  # no store holds such an id or name
+                    raise not_found(name.replace("_", " "), value)
             call = Call(principal, dict(path), headers=headers)
             if spec.query is not None:
-                call.query = _validate(spec.query, _query_args(), "query")
+                args = _query_args()
+                for name, value in args.items():
+                    _check_field(value, ["query", name])
+                call.query = _validate(spec.query, args, "query")
             if spec.body is not None:
                 call.body = _validate(
                     spec.body, parse_json(await request.get_data(False, False, False)), "body"
@@ -215,35 +222,51 @@ def _too_deep() -> ApiError:
 
 
 def _check_depth(value: Any) -> None:
-    """Refuse nesting beyond ``JSON_DEPTH_MAX`` and strings that are not Unicode."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    """Refuse nesting beyond ``JSON_DEPTH_MAX``, strings that are not Unicode (400)
+    and strings no store keeps (422), naming where."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
     while stack:
-        item, depth = stack.pop()
+        item, where = stack.pop()
         if isinstance(item, str):
-            _check_text(item)
+            _check_text(item, where)
             continue
         if isinstance(item, dict):
-            children: Any = item.values()
+            children: Any = item.items()
             for key in item:
-                _check_text(key)
+                _check_text(key, where)
         elif isinstance(item, list):
-            children = item
+            children = enumerate(item)
         else:
             continue
-        if depth > JSON_DEPTH_MAX:
+        if len(where) >= JSON_DEPTH_MAX:
             raise _too_deep()
-        stack.extend((child, depth + 1) for child in children)
+        stack.extend((child, [*where, at]) for at, child in children)
 
 
-def _check_text(text: str) -> None:
-    if text.isascii():
+def _check_text(text: str, where: list[str | int]) -> None:
+    if text.isascii() and "\x00" not in text:
         return
-    try:
-        text.encode()
-    except UnicodeEncodeError:
+    problem = text_problem(text)
+    if problem == SURROGATE:  # the body is not Unicode text: malformed, as bad UTF-8 is
+        place = ".".join(str(p) for p in where) or "the top level"
         raise ApiError(
-            400, "malformed_json", "the request body holds an unpaired surrogate (\\uD800-\\uDFFF)"
-        ) from None
+            400,
+            "malformed_json",
+            f"the request body holds an unpaired surrogate (\\uD800-\\uDFFF) at {place}",
+        )
+    if problem is not None:
+        _check_field(text, ["body", *where])
+
+
+def _check_field(text: str, loc: list[str | int]) -> None:
+    """422 for a string of a request that no store keeps (a NUL character)."""
+    problem = text_problem(text)
+    if problem is None:
+        return
+    where = ".".join(str(p) for p in loc)
+    message = f"{where} {problem}, which cannot be stored"
+    details = [{"loc": loc, "msg": message, "type": "unstorable"}]
+    raise ApiError(422, "validation_error", f"invalid {loc[0]}: {message}", details)
 
 
 def json_response(

@@ -101,6 +101,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         """Store a schedule; it makes jobs of ``job_type`` with ``params`` on its slots."""
         req = call.body_as(ScheduleCreate)
         options = req.model_dump(exclude={"job_type", "params"}, exclude_none=True)
+        rt.registry.get_public(req.job_type)  # an internal type is unknown here
         try:
             schedule = await rt.add_schedule(
                 req.job_type, req.params, tenant_id=call.principal.tenant_id, **options

@@ -85,7 +85,11 @@ class EnqueueRequest(_Request):
     timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX, description="seconds")
     max_retries: int | None = Field(default=None, ge=0, le=1000)
     lock_key: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
-    status_hook: str | None = Field(default=None, max_length=URL_MAX, description="http(s) URL")
+    status_hook: str | None = Field(
+        default=None,
+        max_length=URL_MAX,
+        description="http(s) URL of a public address (or one the server allows)",
+    )
 
     @field_validator("status_hook")
     @classmethod

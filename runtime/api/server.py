@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from runtime.api import connections
 from runtime.api.app import RouteAdder, app_state, create_app
 from runtime.api.state import ApiConfig
 from runtime.runtime import Runtime
@@ -72,9 +72,12 @@ async def serve_api(
     config = config if config is not None else ApiConfig()
     check_bind(bind, has_tokens=bool(config.tokens), insecure=insecure)
     app = create_app(rt, config, extra_routes=extra_routes)
-    hyper = Config()
+    hyper = connections.ServerConfig(config.send_timeout)
     hyper.bind = [bind]
     hyper.graceful_timeout = graceful_timeout
+    # Hypercorn's idle timer runs from a connection's start (and after each
+    # response) until a request's headers are in: the header timeout.
+    hyper.keep_alive_timeout = config.header_timeout
     hyper.accesslog = None
     state = app_state(app)
 
@@ -84,5 +87,16 @@ async def serve_api(
         else:
             await shutdown()
         state.events.close()  # event streams end, so connections close in time
+        hyper.cut_sends(graceful_timeout)  # nor may a client that stopped reading hold us
 
-    await serve(app, hyper, shutdown_trigger=trigger, task_status=task_status)
+    async def cut_sends_when_cancelled() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            hyper.cut_sends(0)  # cancelled: shielded writes must not keep us waiting
+
+    connections.install()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cut_sends_when_cancelled)
+        await serve(app, hyper, shutdown_trigger=trigger, task_status=task_status)
+        nursery.cancel_scope.cancel()

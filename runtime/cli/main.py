@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import logging
 import os
 import sys
@@ -21,9 +22,17 @@ from typing import TextIO
 import anyio
 from pydantic import ValidationError
 
+from actors import GRACE_PERIOD_DEFAULT
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
+from runtime.api.hook_policy import HOOK_ALLOW_ENV
 from runtime.api.server import BIND_DEFAULT, InsecureBind
+from runtime.api.state import (
+    BODY_TIMEOUT_DEFAULT,
+    HEADER_TIMEOUT_DEFAULT,
+    SEND_TIMEOUT_DEFAULT,
+    STREAMS_PER_TOKEN_DEFAULT,
+)
 from runtime.cli import commands, schedules
 from runtime.cli.client import (
     EXIT_INTERRUPTED,
@@ -61,7 +70,35 @@ def _runtime_options() -> argparse.ArgumentParser:
         default=[],
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
+    common.add_argument(
+        "--hook-allow-network",
+        action="append",
+        default=[],
+        type=_network,
+        metavar="CIDR",
+        help="let status hooks reach this non-public network, e.g. 127.0.0.0/8 (repeatable; "
+        f"also ${HOOK_ALLOW_ENV}, comma-separated)",
+    )
+    common.add_argument(
+        "--hook-allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let status hooks reach this host name, whatever it resolves to (repeatable)",
+    )
+    common.add_argument(
+        "--grace-period",
+        type=float,
+        help=f"seconds running jobs get to finish on shutdown (default {GRACE_PERIOD_DEFAULT:g})",
+    )
     return common
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network such as 10.0.0.0/8: {text!r}") from None
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure", action="store_true", help="allow no tokens off loopback")
     serve.add_argument("--queue", action="append", default=[], help="NAME=CAPACITY")
     serve.add_argument("--body-limit", type=int, help="largest request body in bytes")
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        help=f"seconds for a request's headers; also the keep-alive idle time "
+        f"(default {HEADER_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        help=f"seconds for a request's body (default {BODY_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        help=f"seconds one write to a client may take (default {SEND_TIMEOUT_DEFAULT:g})",
+    )
+    serve.add_argument(
+        "--streams-per-token",
+        type=int,
+        help=f"open event streams per token (default {STREAMS_PER_TOKEN_DEFAULT})",
+    )
 
     worker = sub.add_parser("worker", parents=[rt_opts], help="workers only, no API")
     worker.add_argument("--queues", help="run only these queues: a,b or a=4,b")
@@ -194,13 +252,20 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     registry = _registry(args)
     try:
-        hooks = make_hooks(registry, os.environ)
-        options = ServeOptions(db=args.db, bind=None, demo=args.demo)
+        allow = [*args.hook_allow_network, *args.hook_allow_host]
+        hooks = make_hooks(registry, os.environ, allow)
+        options = ServeOptions(
+            db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
+        )
         if args.command == "serve":
             options.bind = args.bind
             options.tokens = tuple(load_tokens(args.tokens, os.environ))
             options.insecure = args.insecure
             options.body_limit = args.body_limit
+            options.header_timeout = args.header_timeout
+            options.body_timeout = args.body_timeout
+            options.send_timeout = args.send_timeout
+            options.streams_per_token = args.streams_per_token
             options.queues = dict(_queue_spec(q) for q in args.queue)
             options.routes = _app_routes(args.app)
         else:

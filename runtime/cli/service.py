@@ -3,14 +3,14 @@
 Both stop gracefully on Ctrl-C or SIGTERM: the API (if any) stops taking
 requests, then the runtime stops claiming, gives running jobs their grace
 period and persists what is left. A second signal skips the wait for
-in-flight requests.
+open requests, nothing else: running jobs are still interrupted and stored.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,34 +41,75 @@ class ServeOptions:
     body_limit: int | None = None
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
+    grace_period: float | None = None
+    header_timeout: float | None = None
+    body_timeout: float | None = None
+    send_timeout: float | None = None
+    streams_per_token: int | None = None
+
+    def api_fields(self) -> dict[str, Any]:
+        """The :class:`ApiConfig` fields these options set (the rest keep their defaults)."""
+        given = {
+            "body_limit": self.body_limit,
+            "header_timeout": self.header_timeout,
+            "body_timeout": self.body_timeout,
+            "send_timeout": self.send_timeout,
+            "streams_per_token": self.streams_per_token,
+        }
+        return {"tokens": self.tokens} | {k: v for k, v in given.items() if v is not None}
 
 
 def say(text: str) -> None:
     print(f"callboard: {text}", file=sys.stderr, flush=True)
 
 
-def make_hooks(registry: Registry, env: Mapping[str, str]) -> Hooks:
-    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``."""
-    return Hooks(registry, HookSettings.from_env(dict(env)))
+def make_hooks(registry: Registry, env: Mapping[str, str], allow: Iterable[str] = ()) -> Hooks:
+    """Register the status-hook delivery type (and its ``hooks`` queue) in ``registry``;
+    hooks may reach public addresses and what ``allow`` (and the environment) names."""
+    return Hooks(registry, HookSettings.from_env(dict(env), allow=allow))
 
 
 async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -> int:
-    """Run the runtime (and the API when ``options.bind``) until a signal."""
-    config_fields: dict[str, Any] = {"tokens": options.tokens}
-    if options.body_limit is not None:
-        config_fields["body_limit"] = options.body_limit
-    config = ApiConfig(**config_fields)
+    """Run the runtime (and the API when ``options.bind``) until a signal.
+
+    The signals are caught from before the runtime starts until after it has
+    stopped: a second one during the shutdown only skips the wait for open
+    HTTP requests; the jobs are still interrupted and stored. Exit code 0.
+    """
+    # One policy for hook URLs: checked at enqueue and again at send.
+    config = ApiConfig(**options.api_fields(), hook_policy=hooks.settings.policy)
     if options.bind is not None:
         check_bind(options.bind, has_tokens=bool(options.tokens), insecure=options.insecure)
-    async with Runtime(options.db, registry=registry, queues=options.queues) as rt:
-        stop = anyio.Event()
+    stop, hurry = anyio.Event(), anyio.Event()
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(_watch_signals, signals, stop, hurry)
+            await _run(registry, hooks, options, config, stop, hurry)
+            watch.cancel_scope.cancel()
+    say("stopped")
+    return 0
+
+
+async def _run(
+    registry: Registry,
+    hooks: Hooks,
+    options: ServeOptions,
+    config: ApiConfig,
+    stop: anyio.Event,
+    hurry: anyio.Event,
+) -> None:
+    runtime_fields: dict[str, Any] = {}
+    if options.grace_period is not None:
+        runtime_fields["grace_period"] = options.grace_period
+    async with Runtime(
+        options.db, registry=registry, queues=options.queues, **runtime_fields
+    ) as rt:
         api_done = anyio.Event()
         async with trio.open_nursery() as tg:
-            tg.start_soon(_until_signalled, stop, tg)
             await tg.start(hooks.run, rt)
             tg.start_soon(_log_events, rt)
             if options.bind is not None:
-                urls = await tg.start(_api, rt, options, config, stop, api_done)
+                urls = await tg.start(_api, rt, options, config, stop, hurry, api_done)
                 say(f"API on {', '.join(urls)}; database {options.db}; Ctrl-C stops")
             else:
                 api_done.set()
@@ -79,8 +120,7 @@ async def run_service(registry: Registry, hooks: Hooks, options: ServeOptions) -
             say("stopping: no new requests; running jobs get their grace period")
             await api_done.wait()
             tg.cancel_scope.cancel()
-    say("stopped")
-    return 0
+        # Leaving the runtime: its grace period for running jobs, then it stores the rest.
 
 
 async def _api(
@@ -88,32 +128,45 @@ async def _api(
     options: ServeOptions,
     config: ApiConfig,
     stop: anyio.Event,
+    hurry: anyio.Event,
     done: anyio.Event,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     assert options.bind is not None
     try:
-        await serve_api(
-            rt,
-            bind=options.bind,
-            config=config,
-            insecure=options.insecure,
-            shutdown=stop.wait,
-            extra_routes=options.routes,
-            task_status=task_status,
-        )
+        async with anyio.create_task_group() as tg:
+
+            async def skip_the_wait() -> None:
+                await hurry.wait()
+                tg.cancel_scope.cancel()  # open requests are dropped, not waited for
+
+            tg.start_soon(skip_the_wait)
+            await serve_api(
+                rt,
+                bind=options.bind,
+                config=config,
+                insecure=options.insecure,
+                shutdown=stop.wait,
+                extra_routes=options.routes,
+                task_status=task_status,
+            )
+            tg.cancel_scope.cancel()
     finally:
         done.set()
 
 
-async def _until_signalled(stop: anyio.Event, tg: trio.Nursery) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            if stop.is_set():  # a second signal: do not wait for open requests
-                tg.cancel_scope.cancel()
-                return
+async def _watch_signals(
+    signals: AsyncIterator[int], stop: anyio.Event, hurry: anyio.Event
+) -> None:
+    async for _ in signals:
+        if not stop.is_set():
             stop.set()
+        elif not hurry.is_set():
+            hurry.set()
+            say("second signal: not waiting for open requests; jobs are still stored")
+        else:
+            say("already stopping")
 
 
 async def _log_events(rt: Runtime) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.domain.clock import Clock
 from runtime.domain.models import Job
+from runtime.domain.storable import escaped
 from runtime.jobs.logs import JobLogger
 from runtime.jobs.progress import estimate_eta, make_report
 
@@ -140,13 +142,26 @@ class JobContext:
         await self._executor.save_checkpoint(self._state, state)
 
     async def check_in(self, message: str) -> None:
-        """Set the job's short status line (shown by the API and sent to its status hook)."""
-        await self._executor.check_in(self._state, str(message))
+        """Set the job's short status line (shown by the API and sent to its status hook).
+
+        NUL characters and unpaired surrogates, which no store keeps, are
+        stored as backslash escapes, and the job's log notes it."""
+        text = self._storable("ctx.check_in", str(message))
+        await self._executor.check_in(self._state, text)
 
     def warn(self, message: str) -> None:
-        """Record a non-critical error on the job and carry on."""
-        self._state.errors.append(str(message))
-        self._executor.warned(self._state, str(message))
+        """Record a non-critical error on the job and carry on (stored as
+        :meth:`check_in` stores its text)."""
+        text = self._storable("ctx.warn", str(message))
+        self._state.errors.append(text)
+        self._executor.warned(self._state, text)
+
+    def _storable(self, call: str, message: str) -> str:
+        text, count = escaped(message)
+        if count:
+            note = f"{call}: {count} character(s) no store keeps (NUL, unpaired surrogates) escaped"
+            self._executor.logged(self._state, logging.WARNING, note, {"escaped": count})
+        return text
 
 
 class HookContext:

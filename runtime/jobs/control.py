@@ -23,6 +23,7 @@ from runtime.domain.errors import (
 from runtime.domain.logs import LogEntry, parse_level
 from runtime.domain.models import Job, JobId
 from runtime.domain.status import ACTIVE, PENDING, JobStatus
+from runtime.domain.storable import check_text
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneOlder
@@ -195,6 +196,7 @@ class ControlMethods:
         With ``tenant_id``, the counts are of that tenant's jobs, and the queues
         are the registered and served ones plus those its own jobs name: another
         tenant's ad-hoc queue names are its business."""
+        check_text("tenant_id", tenant_id)
         since = self.clock.now() - STATS_WINDOW
         counts = await self.store.read(status_counts, since, tenant_id)
         paused = await self.store.read(paused_queues)
@@ -231,6 +233,7 @@ class ControlMethods:
     ) -> list[LogEntry]:
         """The job's log, oldest first: its handler's records and its status changes."""
         key = job_id if isinstance(job_id, uuid.UUID) else (await self.get(job_id)).id
+        check_text("tenant_id", tenant_id)
         if not 0 < limit <= LOG_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{LOG_LIMIT_MAX}, got {limit}")
         start = None if since is None else to_epoch(since)

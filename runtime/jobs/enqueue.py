@@ -13,6 +13,7 @@ from runtime.domain.checks import INT_MAX, is_finite, is_int
 from runtime.domain.clock import to_epoch
 from runtime.domain.errors import InvalidParams
 from runtime.domain.status import JobStatus
+from runtime.domain.storable import check_text, json_problem
 from runtime.jobs.registry import JobType
 
 Row = dict[str, Any]
@@ -53,6 +54,8 @@ def build_rows(
     keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
     if len(keys) != len(items):
         raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
+    for key in keys:
+        check_text("idempotency_key", key)
     due = _due(now, options.get("delay"), options.get("at"))
     common = _common(job_type, now, due, options)
     lock_key = options.get("lock_key")
@@ -102,12 +105,34 @@ _UUID_RANDOM = ((1 << 80) - 1) & ~((0xF << 76) | (0x3 << 62))  # the 74 random b
 
 def _validated(job_type: JobType, item: Any, index: int, total: int) -> dict[str, Any]:
     try:
-        return job_type.validate(item).model_dump(mode="json")
+        return storable_params(job_type, item)
     except InvalidParams as err:
         if total == 1:
             raise
         errors = [{**e, "index": index} for e in err.errors]
         raise InvalidParams(job_type.name, errors, f"item {index}: {err}") from err
+
+
+def storable_params(job_type: JobType, params: Any) -> dict[str, Any]:
+    """``params`` validated by the type and dumped as JSON; :class:`InvalidParams`
+    if they fail the type's model or hold what no store keeps as given (NaN or
+    an infinity, a NUL character, an unpaired surrogate, too deep a nesting)."""
+    # A plain dict, the usual case, is checked as given: a model's JSON dump
+    # turns NaN into null unasked. Anything else is checked as it is dumped.
+    raw = type(params) is dict
+    if raw:
+        _check_storable(job_type, params, strict=False)
+    values = job_type.validate(params).model_dump(mode="json")
+    if not raw:
+        _check_storable(job_type, values, strict=True)
+    return values
+
+
+def _check_storable(job_type: JobType, params: Any, *, strict: bool) -> None:
+    problem = json_problem(params, strict=strict)
+    if problem is not None:
+        path, why = problem
+        raise InvalidParams(job_type.name, [{"loc": path, "msg": why, "type": "unstorable"}])
 
 
 DUE_YEAR_MIN, DUE_YEAR_MAX = 1970, 9000
@@ -156,6 +181,8 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         value = options.get(name)
         if value is not None and not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {value!r}")
+        check_text(name, value)
+    check_text("queue", queue)
     status = JobStatus.SCHEDULED if due > now else JobStatus.WAITING
     return {
         "type": job_type.name,

@@ -19,7 +19,8 @@ from runtime.domain.clock import Clock
 from runtime.domain.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
 from runtime.domain.logs import attempt_ended, attempt_started
 from runtime.domain.models import EventKind, event_from_row
-from runtime.domain.status import TERMINAL
+from runtime.domain.status import TERMINAL, JobStatus
+from runtime.domain.storable import describe, escaped, json_problem
 from runtime.jobs.checkpoints import upgraded_state
 from runtime.jobs.context import JobContext, RunState, call_maybe_async
 from runtime.jobs.events import EventBus
@@ -170,6 +171,7 @@ class Executor:
                 state.row["lock_key"],
                 logs=logs,
                 log_limit=self.flusher.log_limit,
+                tenant_id=state.row["tenant_id"],
             )
         )
         # The job's task need not wait: the writer commits everything queued
@@ -178,11 +180,18 @@ class Executor:
         return None
 
     def _finished(
-        self, state: RunState, result: FinishResult | None, error: BaseException | None
+        self,
+        state: RunState,
+        result: FinishResult | None,
+        error: BaseException | None,
+        *,
+        fallback: bool = False,
     ) -> None:
         """Announce a recorded outcome (in the writer, as the commit settles)."""
         if error is not None or result is None:
             log.error("the outcome of job %s was not recorded", state.job_id, exc_info=error)
+            if error is not None and not fallback:
+                self._fail_unrecorded(state, error)
             return
         if not result.done:
             log.warning("job %s was taken from this worker before it finished", state.job_id)
@@ -200,6 +209,29 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+
+    def _fail_unrecorded(self, state: RunState, error: BaseException) -> None:
+        """Fail a job whose outcome the store refused, rather than leave it running
+        until its lease lapses: only the columns that say so, no log records."""
+        now = self.clock.now()
+        message = f"the outcome could not be stored: {type(error).__name__}: {error}"
+        values = {
+            "status": JobStatus.FAILED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "error": escaped(message)[0],
+            "traceback": None,
+        }
+        pending = self._store.submit(
+            Finish(
+                state.job_id,
+                self._worker,
+                values,
+                state.row["lock_key"],
+                tenant_id=state.row["tenant_id"],
+            )
+        )
+        pending.on_settled(partial(self._finished, state, fallback=True))
 
     # -- progress, checkpoints, warnings, logs --------------------------------
 
@@ -236,6 +268,9 @@ class Executor:
             )
 
     async def save_checkpoint(self, state: RunState, value: Any) -> None:
+        problem = json_problem(value, nul=True)
+        if problem is not None:
+            raise ValueError(f"the checkpoint cannot be stored: {describe('state', problem)}")
         now = self.clock.now()
         version = self._registry.get(state.row["type"]).version
         stored = await self._store.write(

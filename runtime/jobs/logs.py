@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, MutableMapping
 from typing import Any
+
+from runtime.domain.storable import escaped
 
 JOB_LOGGER = "callboard.job"
 
@@ -29,9 +32,14 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
         self._keep = keep
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        extra = kwargs.get("extra")
-        message = str(msg) % args if args else str(msg)
-        self._keep(level, message, _json_safe(extra))
+        """Log as a logger does, and keep the record with the job: NUL characters
+        and unpaired surrogates, which no store keeps, as backslash escapes (the
+        record's ``extra`` says how many under ``escaped``)."""
+        extra = _json_safe(kwargs.get("extra"))
+        message, count = escaped(str(msg) % args if args else str(msg))
+        if count:
+            extra = {**(extra or {}), "escaped": count}
+        self._keep(level, message, extra)
         super().log(level, msg, *args, **kwargs)
 
     def process(
@@ -48,7 +56,9 @@ def _json_safe(extra: Any) -> dict[str, Any] | None:
     for key, value in dict(extra).items():
         if key in _STANDARD:
             continue
-        safe[str(key)] = (
-            value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-        )
+        if isinstance(value, float) and not math.isfinite(value):
+            value = repr(value)  # NaN and the infinities are not JSON
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            value = repr(value)
+        safe[escaped(str(key))[0]] = escaped(value)[0] if isinstance(value, str) else value
     return safe or None

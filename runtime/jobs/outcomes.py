@@ -6,7 +6,6 @@ tested without running anything.
 
 from __future__ import annotations
 
-import json
 import random
 import traceback
 from typing import Any
@@ -16,10 +15,11 @@ from pydantic import BaseModel
 from actors import Ended, Outcome
 from runtime.domain.errors import Fail, Retry, Skip
 from runtime.domain.status import JobStatus
+from runtime.domain.storable import describe, escaped, json_problem
 from runtime.jobs.backoff import retry_delay
 
 Row = dict[str, Any]
-_SCALARS = (str, int, float, bool)
+_SCALARS = frozenset({type(None), str, int, float, bool})
 
 
 def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = None) -> Row:
@@ -27,6 +27,18 @@ def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = N
     ended = outcome.ended
     if ended is Ended.RETURNED:
         return _returned(outcome.value, now)
+    values = _ended(outcome, row, now, rng)
+    # Handler text (an exception's message, a traceback) may hold what no store
+    # keeps: stored escaped, so the outcome is recorded rather than lost.
+    for name in ("error", "traceback"):
+        text = values.get(name)
+        if text is not None:
+            values[name] = escaped(text)[0]
+    return values
+
+
+def _ended(outcome: Outcome, row: Row, now: float, rng: random.Random | None) -> Row:
+    ended = outcome.ended
     if ended is Ended.CANCELED:
         return _final(JobStatus.CANCELED, now)
     if ended is Ended.SUSPENDED:
@@ -45,19 +57,27 @@ def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = N
 
 
 def _returned(value: Any, now: float) -> Row:
-    # None first: most handlers return nothing, and isinstance against a pydantic
-    # model class goes through ABCMeta's slow check.
-    if value is not None and not isinstance(value, _SCALARS):  # those always encode
-        if isinstance(value, BaseModel):
-            value = value.model_dump(mode="json")
+    """Completed with ``value``, or failed (never retried: the handler would return
+    the same) if ``value`` cannot be stored as JSON and read back as it was."""
+    # Scalars first: most handlers return None or one, and isinstance against a
+    # pydantic model class goes through ABCMeta's slow check.
+    if type(value) not in _SCALARS and isinstance(value, BaseModel):
         try:
-            json.dumps(value)
-        except (TypeError, ValueError) as err:
-            values = _final(JobStatus.FAILED, now)
-            values["error"] = f"result is not JSON-serialisable: {err}"
-            return values
+            value = value.model_dump(mode="json")
+        except Exception as err:  # a field its serialiser refuses, a model nested too deep
+            return _unstorable(f"{type(value).__name__}.model_dump failed: {err}", now)
+    if value is not None:
+        problem = json_problem(value, nul=True)  # NUL is JSON: "\u0000"
+        if problem is not None:
+            return _unstorable(describe("result", problem), now)
     values = _final(JobStatus.COMPLETED, now)
     values.update(result=value, progress=100.0, eta=now)
+    return values
+
+
+def _unstorable(why: str, now: float) -> Row:
+    values = _final(JobStatus.FAILED, now)
+    values["error"] = escaped(f"the result cannot be stored: {why}")[0]
     return values
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.domain.storable import describe, json_problem
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressReport:
@@ -32,6 +34,10 @@ def make_report(
     if len(given) > 1:
         raise ValueError(f"progress takes one of percent, current/total, bytes: got {given}")
     extra: dict[str, Any] = dict(details or {})
+    if extra:  # stored as JSON with the job
+        problem = json_problem(extra, nul=True)
+        if problem is not None:
+            raise ValueError(f"progress details cannot be stored: {describe('details', problem)}")
     if percent is not None:
         value = float(percent)
     elif current is not None or total is not None:

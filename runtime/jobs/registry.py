@@ -42,6 +42,7 @@ class JobOptions(TypedDict, total=False):
     suspendable: bool
     on_suspend: Hook | None
     on_resume: Hook | None
+    internal: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,9 @@ class JobType:
     suspendable: bool = True
     on_suspend: Hook | None = None
     on_resume: Hook | None = None
+    # The runtime's own machinery (status hook deliveries): interfaces neither
+    # list nor enqueue it, so a client cannot forge one.
+    internal: bool = False
 
     @property
     def rate(self) -> RateLimit | None:
@@ -188,7 +192,8 @@ class Registry:
         The params model comes from the annotation of the second argument,
         or from ``params=`` when given. ``options`` are the other fields of
         :class:`JobType` (version, upgrade, lock, max_concurrency,
-        rate_limit, unique, should_run, suspendable, on_suspend, on_resume).
+        rate_limit, unique, should_run, suspendable, on_suspend, on_resume,
+        internal).
         """
 
         def register(handler: F) -> F:
@@ -242,6 +247,14 @@ class Registry:
         except KeyError:
             raise UnknownJobType(name, list(self._types)) from None
 
+    def get_public(self, name: str) -> JobType:
+        """The type named ``name`` unless it is internal: what interfaces (HTTP, CLI)
+        may enqueue. An internal type is as unknown there as a missing one."""
+        job_type = self._types.get(name)
+        if job_type is None or job_type.internal:
+            raise UnknownJobType(name, [t.name for t in self.public_types()])
+        return job_type
+
     def _name_of(self, handler: Callable[..., Any]) -> str:
         for job_type in self._types.values():
             if job_type.handler is handler:
@@ -249,10 +262,21 @@ class Registry:
         return getattr(handler, "__name__", repr(handler))
 
     def types(self) -> list[JobType]:
+        """Every type, internal ones too: in-process code is trusted with them."""
         return sorted(self._types.values(), key=lambda t: t.name)
+
+    def public_types(self) -> list[JobType]:
+        """The types interfaces list and enqueue: all but the internal ones."""
+        return [t for t in self.types() if not t.internal]
 
     def groups(self) -> list[JobGroup]:
         return sorted(self._groups.values(), key=lambda g: g.name)
+
+    def public_groups(self) -> list[JobGroup]:
+        """The groups interfaces list: all but those holding only internal types."""
+        hidden = {t.group for t in self._types.values() if t.internal}
+        hidden -= {t.group for t in self._types.values() if not t.internal}
+        return [g for g in self.groups() if g.name not in hidden]
 
     def queues(self) -> list[Queue]:
         return sorted(self._queues.values(), key=lambda q: q.name)
@@ -334,7 +358,7 @@ def _option_problem(t: JobType) -> str | None:
             parse_rate_limit(t.rate_limit)
         except ValueError as err:
             return str(err)
-    for flag in ("unique", "suspendable"):
+    for flag in ("unique", "suspendable", "internal"):
         if not isinstance(getattr(t, flag), bool):
             return f"{flag} must be a bool, got {getattr(t, flag)!r}"
     for hook in ("upgrade", "should_run", "on_suspend", "on_resume"):

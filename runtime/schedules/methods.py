@@ -19,7 +19,8 @@ from anyio.abc import TaskStatus
 from runtime.domain.clock import Clock
 from runtime.domain.errors import InvalidSchedule, ScheduleNotFound
 from runtime.domain.models import Job
-from runtime.jobs.enqueue import build_rows
+from runtime.domain.storable import check_text
+from runtime.jobs.enqueue import build_rows, storable_params
 from runtime.jobs.events import EventBus
 from runtime.jobs.registry import JobType, Registry
 from runtime.schedules.model import (
@@ -96,7 +97,7 @@ class ScheduleMethods:
         :class:`InvalidSchedule` and stores nothing when the input is bad.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
-        values = jt.validate(params).model_dump(mode="json")
+        values = storable_params(jt, params)
         check_options(overlap, misfire, max_catch_up, name=name, paused=paused, tenant_id=tenant_id)
         now = self.clock.now()
         trigger = build_trigger(
@@ -145,6 +146,8 @@ class ScheduleMethods:
             raise ValueError(f"limit must be within 1..{SCHEDULE_LIST_LIMIT_MAX}, got {limit}")
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
+        check_text("tenant_id", tenant_id)
+        check_text("job_type", job_type)
         rows = await self.store.read(
             list_schedules, tenant_id=tenant_id, job_type=job_type, limit=limit, offset=offset
         )
@@ -152,6 +155,7 @@ class ScheduleMethods:
 
     async def get_schedule(self, schedule_id: str, *, tenant_id: str | None = None) -> Schedule:
         """The schedule with this id (or name); :class:`ScheduleNotFound` if none."""
+        _check_key(schedule_id, tenant_id)
         row = await self.store.read(find_schedule, schedule_id, tenant_id)
         if row is None:
             raise ScheduleNotFound(schedule_id)
@@ -166,6 +170,7 @@ class ScheduleMethods:
         return await self._set_paused(schedule_id, tenant_id, paused=False)
 
     async def _set_paused(self, key: str, tenant_id: str | None, *, paused: bool) -> Schedule:
+        _check_key(key, tenant_id)
         op = SetSchedulePaused(key, tenant_id, paused, self.clock.now(), rules=TRIGGER_RULES)
         row = await self.store.write(op)
         self._schedule_written(row)
@@ -190,6 +195,7 @@ class ScheduleMethods:
 
     async def remove_schedule(self, schedule_id: str, *, tenant_id: str | None = None) -> None:
         """Delete the schedule; the jobs it made stay (their ``schedule_id`` too)."""
+        _check_key(schedule_id, tenant_id)
         row = await self.store.write(RemoveSchedule(schedule_id, tenant_id))
         if self._scheduler is not None:
             self._scheduler.forget(row["id"])
@@ -219,3 +225,10 @@ class ScheduleMethods:
             recheck=self._poll,
         )
         await self._scheduler.run(task_status=task_status)
+
+
+def _check_key(schedule_id: str, tenant_id: str | None) -> None:
+    """A ``ValueError`` for an id or name no schedule can have (a NUL character,
+    an unpaired surrogate): PostgreSQL would refuse even to look it up."""
+    check_text("schedule_id", schedule_id)
+    check_text("tenant_id", tenant_id)

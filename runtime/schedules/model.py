@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from runtime.domain.checks import is_int
 from runtime.domain.clock import to_datetime
 from runtime.domain.errors import InvalidSchedule
+from runtime.domain.storable import text_problem
 from runtime.jobs.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
 from runtime.schedules.spec import (
     CronTrigger,
@@ -286,6 +287,10 @@ def check_options(
         raise InvalidSchedule("name must not be empty")
     if tenant_id is not None and not isinstance(tenant_id, str):
         raise InvalidSchedule(f"tenant_id must be a str (or None), got {tenant_id!r}")
+    for field, text in (("name", name), ("tenant_id", tenant_id)):
+        problem = text_problem(text) if text is not None else None
+        if problem is not None:
+            raise InvalidSchedule(f"{field} {problem}, which cannot be stored: {text!r}")
     if not isinstance(paused, bool):
         raise InvalidSchedule(f"paused must be a bool, got {paused!r}")
 

@@ -4,6 +4,9 @@ In one transaction it skips a paused queue, jobs whose resource lock is
 held, and job types at their concurrency or rate limit; takes at most one
 job per lock key; marks the picks running; and parks the other waiting jobs
 on the picked keys as ``locked``.
+
+A lock key is the tenant's own: jobs of different tenants (a job without
+one is of the tenant ``""``) never hold, wait on or name each other's keys.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     text,
+    tuple_,
     type_coerce,
     update,
 )
@@ -34,6 +39,8 @@ from runtime.store.tables import HOLDING_SQL, jobs, queue_states, type_starts
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
+# A lock's namespace, spelled as the holder index is (a literal, so SQLite matches it).
+_TENANT = func.coalesce(jobs.c.tenant_id, literal_column("''"))
 CLAIM_LOOKAHEAD_DEFAULT = 3  # candidates read per slot, for picks lost to locks and limits
 
 
@@ -149,22 +156,22 @@ class Claim:
     def _first_free(
         self, candidates: Iterable[Sequence[Any]], room: dict[str, int], picks: list[Row]
     ) -> int:
-        """Add to ``picks`` the best candidates (id, type, lock key) that neither
-        share a lock key nor exceed their type's room, up to ``limit`` picks;
-        return how many candidates were read."""
-        keys = {p["lock_key"] for p in picks if p["lock_key"] is not None}
+        """Add to ``picks`` the best candidates (id, type, lock key, tenant) that
+        neither share a tenant's lock key nor exceed their type's room, up to
+        ``limit`` picks; return how many candidates were read."""
+        keys = {(p["tenant"], p["lock_key"]) for p in picks if p["lock_key"] is not None}
         read = 0
-        for job_id, job_type, key in candidates:
+        for job_id, job_type, key, tenant in candidates:
             read += 1
-            if key is not None and key in keys:
+            if key is not None and (tenant, key) in keys:
                 continue
             if job_type in room:
                 if room[job_type] <= 0:
                     continue
                 room[job_type] -= 1
             if key is not None:
-                keys.add(key)
-            picks.append({"id": job_id, "type": job_type, "lock_key": key})
+                keys.add((tenant, key))
+            picks.append({"id": job_id, "type": job_type, "lock_key": key, "tenant": tenant})
             if len(picks) == self.limit:
                 break
         return read
@@ -216,7 +223,11 @@ class Claim:
                 dict(found._mapping)
                 for found in conn.execute(
                     update(jobs)
-                    .where(jobs.c.lock_key == r["lock_key"], jobs.c.status == "waiting")
+                    .where(
+                        jobs.c.lock_key == r["lock_key"],
+                        _tenant_is(r["tenant_id"]),
+                        jobs.c.status == "waiting",
+                    )
                     .values(
                         status="locked",
                         locked_by=str(r["id"]),
@@ -227,6 +238,11 @@ class Claim:
                 )
             )
         return parked
+
+
+def _tenant_is(tenant_id: str | None) -> Any:
+    """Jobs of ``tenant_id`` (None: of no tenant), whose lock keys are theirs alone."""
+    return _TENANT == (tenant_id or "")  # noqa: SIM300 -- an SQL expression, not a constant
 
 
 def _serialize_limited_claims(conn: Connection, limits: Mapping[str, TypeLimit]) -> None:
@@ -254,16 +270,16 @@ def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
     """The due jobs of a queue, best first, whose lock key is free, unless the
     queue is paused (``raw_ids``: their ids as stored, unconverted;
     ``skip_locked``: PostgreSQL's ``FOR UPDATE SKIP LOCKED``)."""
-    # Spelled as the partial index ux_callboard_jobs_lock_holder is, so SQLite reads it.
-    held = select(jobs.c.lock_key).where(text(HOLDING_SQL))
+    # Spelled as the partial index ux_callboard_jobs_tenant_lock is, so SQLite reads it.
+    held = select(_TENANT, jobs.c.lock_key).where(text(HOLDING_SQL))
     paused = select(queue_states.c.name).where(
         queue_states.c.name == bindparam("q"), queue_states.c.paused
     )
     job_id = type_coerce(jobs.c.id, String).label("id") if raw_ids else jobs.c.id
     query = (
-        select(job_id, jobs.c.type, jobs.c.lock_key)
+        select(job_id, jobs.c.type, jobs.c.lock_key, _TENANT)
         .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
-        .where(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(held))
+        .where(jobs.c.lock_key.is_(None) | tuple_(_TENANT, jobs.c.lock_key).not_in(held))
         .where(~paused.exists())
         .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at)
         .limit(bindparam("n", type_=Integer))
@@ -280,9 +296,10 @@ def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[An
     full = [name for name, free in room.items() if free <= 0]
     if full:
         conditions.append(jobs.c.type.not_in(full))
-    keys = sorted({p["lock_key"] for p in picks if p["lock_key"] is not None})
+    keys = sorted({(p["tenant"], p["lock_key"]) for p in picks if p["lock_key"] is not None})
     if keys:
-        conditions.append(jobs.c.lock_key.is_(None) | jobs.c.lock_key.not_in(keys))
+        taken = tuple_(_TENANT, jobs.c.lock_key).not_in(keys)
+        conditions.append(jobs.c.lock_key.is_(None) | taken)
     return conditions
 
 
@@ -308,14 +325,20 @@ def _start_update(count: int, raw_ids: bool = False) -> Any:
     )
 
 
-def release_lock(conn: Connection, lock_key: str | None, now: float) -> list[Row]:
-    """Let jobs parked on ``lock_key`` wait again; return them, as stored (the
-    caller wakes their queues and announces their new status)."""
+def release_lock(
+    conn: Connection, lock_key: str | None, tenant_id: str | None, now: float
+) -> list[Row]:
+    """Let jobs parked on the tenant's ``lock_key`` wait again; return them, as
+    stored (the caller wakes their queues and announces their new status)."""
     if lock_key is None:
         return []
     released = conn.execute(
         update(jobs)
-        .where(jobs.c.lock_key == lock_key, jobs.c.status == JobStatus.LOCKED.value)
+        .where(
+            jobs.c.lock_key == lock_key,
+            _tenant_is(tenant_id),
+            jobs.c.status == JobStatus.LOCKED.value,
+        )
         .values(
             status=JobStatus.WAITING.value,
             locked_by=None,
@@ -337,14 +360,19 @@ def park_on_held_locks(conn: Connection, rows: list[Row]) -> None:
     """
     waiting = JobStatus.WAITING.value
     keys = sorted({r["lock_key"] for r in rows if r["lock_key"] is not None})
-    holders: dict[str, str] = {}
+    holders: dict[tuple[str, str], str] = {}
     for start in range(0, len(keys), 500):  # within SQLite's bound parameters
-        held = select(jobs.c.lock_key, jobs.c.id).where(
+        held = select(_TENANT, jobs.c.lock_key, jobs.c.id).where(
             jobs.c.lock_key.in_(keys[start : start + 500]), jobs.c.status.in_(_ACTIVE)
         )
-        holders.update((key, str(holder)) for key, holder in conn.execute(held))
-    parked = [r for r in rows if r["status"] == waiting and r["lock_key"] in holders]
-    if not parked:
+        holders.update(((tenant, key), str(holder)) for tenant, key, holder in conn.execute(held))
+    held_by = {
+        r["id"]: holder
+        for r in rows
+        if r["status"] == waiting
+        and (holder := holders.get((r["tenant_id"] or "", r["lock_key"]))) is not None
+    }
+    if not held_by:
         return
     conn.execute(
         update(jobs)
@@ -354,18 +382,24 @@ def park_on_held_locks(conn: Connection, rows: list[Row]) -> None:
             locked_by=bindparam("p_holder"),
             revision=jobs.c.revision + 1,
         ),
-        [{"p_id": r["id"], "p_holder": holders[r["lock_key"]]} for r in parked],
+        [{"p_id": job_id, "p_holder": holder} for job_id, holder in held_by.items()],
     )
-    for r in parked:  # the caller announces these rows: as stored
-        r.update(
-            status=JobStatus.LOCKED.value,
-            locked_by=holders[r["lock_key"]],
-            revision=r["revision"] + 1,
-        )
+    for r in rows:  # the caller announces these rows: as stored
+        if r["id"] in held_by:
+            r.update(
+                status=JobStatus.LOCKED.value,
+                locked_by=held_by[r["id"]],
+                revision=r["revision"] + 1,
+            )
 
 
-def holder_of(conn: Connection, lock_key: str) -> str | None:
+def holder_of(conn: Connection, lock_key: str, tenant_id: str | None) -> str | None:
+    """The job of the tenant that holds ``lock_key`` now, if one does."""
     found = conn.execute(
-        select(jobs.c.id).where(jobs.c.lock_key == lock_key, jobs.c.status.in_(_ACTIVE))
+        select(jobs.c.id).where(
+            jobs.c.lock_key == lock_key,
+            _tenant_is(tenant_id),
+            jobs.c.status.in_(_ACTIVE),
+        )
     ).scalar()
     return None if found is None else str(found)

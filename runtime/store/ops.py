@@ -103,7 +103,7 @@ class InsertJobs:
         self._parked.clear()
         for r in self.rows:
             if r["lock_key"] is not None and r["status"] == JobStatus.WAITING.value:
-                holder = holder_of(conn, r["lock_key"])
+                holder = holder_of(conn, r["lock_key"], r["tenant_id"])
                 if holder is not None:
                     r.update(status=JobStatus.LOCKED.value, locked_by=holder)
                     self._parked.append(r)
@@ -217,6 +217,7 @@ class Finish:
     lock_key: str | None = None
     logs: list[Row] = field(default_factory=list)
     log_limit: int = JOB_LOG_LIMIT_DEFAULT
+    tenant_id: str | None = None  # whose lock_key it is
 
     @property
     def inline_weight(self) -> int:
@@ -250,7 +251,7 @@ class Finish:
             self.values, revision = values, found.revision + 1
         released: list[Row] = []
         if self.values["status"] not in _ACTIVE:
-            released = release_lock(conn, self.lock_key, self.values["updated_at"])
+            released = release_lock(conn, self.lock_key, self.tenant_id, self.values["updated_at"])
         return FinishResult(True, released, self.values, revision)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
@@ -352,7 +353,7 @@ class Transition:
         new = values.get("status", current.value)
         if new == JobStatus.WAITING.value and found.lock_key is not None:
             # Waiting on a held key: park it, so releasing the key wakes its queue.
-            holder = holder_of(conn, found.lock_key)
+            holder = holder_of(conn, found.lock_key, found.tenant_id)
             if holder is not None:
                 new = JobStatus.LOCKED.value
                 values = {**values, "status": new, "locked_by": holder}

@@ -71,7 +71,7 @@ def _insert_jobs(conn: Connection, rows: list[Row]) -> set[uuid.UUID]:
             # after its batch failed): a new job is never made locked, so decide again.
             row.update(status=JobStatus.WAITING.value, locked_by=None)
         if row["lock_key"] is not None and row["status"] == JobStatus.WAITING.value:
-            holder = holder_of(conn, row["lock_key"])
+            holder = holder_of(conn, row["lock_key"], row["tenant_id"])
             if holder is not None:
                 row.update(status=JobStatus.LOCKED.value, locked_by=holder)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

@@ -174,9 +174,10 @@ Index(
     postgresql_where=_SCHEDULED_SLOT,
 )
 
-# Two jobs with one lock key never run at once: the store refuses it.
+# Two jobs of a tenant with one lock key never run at once: the store refuses it.
 Index(
-    "ux_callboard_jobs_lock_holder",
+    "ux_callboard_jobs_tenant_lock",
+    func.coalesce(jobs.c.tenant_id, text("''")),
     jobs.c.lock_key,
     unique=True,
     sqlite_where=_HOLDING,
@@ -217,12 +218,14 @@ JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 # (status, queue) and (status, created_at), which ix_callboard_jobs_by_status
 # serves together (one b-tree fewer for every new job and status change); and
 # (type, started_at), which the rate limit read before it counted starts in
-# callboard_type_starts (one b-tree fewer for every start).
+# callboard_type_starts (one b-tree fewer for every start); and the holder
+# index on lock_key alone, from before lock keys were each tenant's own.
 RETIRED_INDEXES = (
     "ix_callboard_jobs_owner",
     "ix_callboard_jobs_status",
     "ix_callboard_jobs_status_created",
     "ix_callboard_jobs_type_started",
+    "ux_callboard_jobs_lock_holder",
 )
 
 

@@ -72,6 +72,7 @@ class Rescued:
     status: JobStatus
     row: Row | None = None  # the job as stored: rescued, or let wait by its freed lock
     lock_key: str | None = None  # the lock the lost attempt held, now free
+    tenant_id: str | None = None  # whose lock it was
 
 
 @dataclass(slots=True)
@@ -104,6 +105,7 @@ class Rescue:
                 jobs.c.attempt,
                 jobs.c.max_retries,
                 jobs.c.lock_key,
+                jobs.c.tenant_id,
                 jobs.c.worker_id,
                 jobs.c.started_at,
                 jobs.c.finished_at,
@@ -114,7 +116,7 @@ class Rescue:
         ).all()
         rescued = [found for r in lost if (found := self._rescue(conn, r)) is not None]
         for job in list(rescued):
-            for row in release_lock(conn, job.lock_key, self.now):
+            for row in release_lock(conn, job.lock_key, job.tenant_id, self.now):
                 rescued.append(Rescued(row["id"], row["queue"], JobStatus.WAITING, row))
         if dead:
             conn.execute(delete(workers).where(workers.c.id.in_(dead)))
@@ -162,7 +164,9 @@ class Rescue:
             return None
         store_status_records(conn, row._mapping)
         append_logs(conn, [status_entry(row.id, self.now, f"{message}: now {target.value}")])
-        return Rescued(row.id, row.queue, target, dict(changed._mapping), row.lock_key)
+        return Rescued(
+            row.id, row.queue, target, dict(changed._mapping), row.lock_key, row.tenant_id
+        )
 
 
 def _pid_alive(pid: int) -> bool:

@@ -156,3 +156,11 @@ def test_token_entries_are_validated_on_construction() -> None:
     with pytest.raises(ValueError, match="exactly one of token and token_sha256"):
         TokenEntry(role=Role.ADMIN)
     assert TokenEntry(token=TOKENS["admin"], role=Role.ADMIN).digest != TOKENS["admin"]
+
+
+def test_token_tenants_and_names_no_store_keeps_are_refused() -> None:
+    # Stored with every job the token enqueues: PostgreSQL would refuse the NUL.
+    with pytest.raises(ValueError, match="tenant holds a NUL character"):
+        TokenEntry(token=TOKENS["acme"], tenant="ac\x00me", role=Role.OPERATOR)
+    with pytest.raises(ValueError, match="unable to parse raw data as a unicode string"):
+        TokenEntry(token=TOKENS["admin"], role=Role.ADMIN, name="r\udcffoot")

@@ -82,7 +82,51 @@ def test_interrupted_attempt_is_not_counted() -> None:
 def test_result_that_is_not_json_fails_clearly(value: object) -> None:
     values = decide(outcome(Ended.RETURNED, value=value), row(), 0.0)
     assert values["status"] == "failed"
-    assert values["error"].startswith("result is not JSON-serialisable")
+    kind = type(value).__name__
+    assert (
+        values["error"]
+        == f"the result cannot be stored: result: an object of type {kind} is not JSON"
+    )
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (float("nan"), "result: nan is not a JSON number"),
+        ({"a": [1, float("-inf")]}, "result.a.1: -inf is not a JSON number"),
+        ("name\udcff", "result: holds an unpaired surrogate"),
+        ({"k\ud800": 1}, "result.k\\ud800: its key holds an unpaired surrogate"),
+        (_nested(100_000), "result.0.0.0.0.(93 more).0.0.0: it nests deeper than 100 levels"),
+    ],
+)
+def test_result_no_store_can_keep_fails_the_job_naming_where(value: object, error: str) -> None:
+    values = decide(outcome(Ended.RETURNED, value=value), row(max_retries=3), 0.0)
+    assert values == {
+        "status": "failed",
+        "finished_at": 0.0,
+        "error": f"the result cannot be stored: {error}",
+    }
+
+
+def test_result_with_nul_characters_is_stored_as_it_is() -> None:
+    # JSON writes NUL as \u0000: both stores keep it in a JSON column.
+    values = decide(outcome(Ended.RETURNED, value={"a\x00": "b\x00"}), row(), 0.0)
+    assert (values["status"], values["result"]) == ("completed", {"a\x00": "b\x00"})
+
+
+def test_error_text_no_store_can_keep_is_stored_escaped() -> None:
+    # A name from os.listdir that is not UTF-8, and a NUL, as str() gives them.
+    error = RuntimeError("no caf\udce9\x00.txt")
+    values = decide(outcome(Ended.RAISED, error=error), row(max_retries=0), 0.0)
+    assert values["error"] == "RuntimeError: no caf\\udce9\\x00.txt"
+    assert values["traceback"].endswith("RuntimeError: no caf\\udce9\\x00.txt\n")
 
 
 class _Result(BaseModel):

@@ -43,6 +43,35 @@ async def test_jobs_sharing_a_lock_key_never_run_at_once(
     assert [n for n in trace.started if n != "other"] == ["a", "c", "b"]  # priority order after a
 
 
+async def test_lock_keys_are_each_tenants_own(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    store_url: str,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    trace = Trace()
+    register(registry, trace, lock="{path}")
+    async with make_runtime(url=store_url, queues={"default": 5}) as rt:
+        first = await rt.enqueue("work", {"name": "a1", "path": "/x"}, tenant_id="a")
+        await trio.sleep(0.5)
+        others = [
+            await rt.enqueue("work", {"name": "b1", "path": "/x"}, tenant_id="b"),
+            await rt.enqueue("work", {"name": "none", "path": "/x"}),
+            await rt.enqueue("work", {"name": "a2", "path": "/x"}, tenant_id="a"),
+        ]
+        await trio.sleep(0.5)
+        during = [await rt.get(job.id) for job in others]
+        for job in [first, *others]:
+            assert (await rt.wait(job.id)).status is JobStatus.COMPLETED
+    assert [(j.status, j.locked_by) for j in during] == [
+        (JobStatus.RUNNING, None),
+        (JobStatus.RUNNING, None),
+        (JobStatus.LOCKED, str(first.id)),
+    ]
+    assert trace.peak == {"/x": 3}  # a1, b1 and the job without a tenant
+    assert trace.started.index("a2") > trace.started.index("none")
+
+
 async def test_explicit_lock_key_and_template_errors(
     make_runtime: Callable[..., Runtime], registry: Registry
 ) -> None:

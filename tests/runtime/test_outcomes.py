@@ -37,17 +37,11 @@ async def test_exception_retries_with_backoff_then_succeeds(
         job = await rt.enqueue("behave", {"how": "raise", "fail_times": 2})
         statuses = [e.status async for e in rt.events(job.id) if e.kind == "status"]
         done = await rt.get(job.id)
-    # The first event is the status when we subscribed: waiting, or already running.
-    assert statuses[statuses.index("running") :] == [
-        "running",
-        "scheduled",
-        "waiting",  # due again after its backoff
-        "running",
-        "scheduled",
-        "waiting",
-        "running",
-        "completed",
-    ]
+    # The first event is the status when we subscribed: under load the first
+    # attempt may already have run (and failed) by then, so what we see is a
+    # tail of the whole story, starting at most one retry in.
+    story = ["waiting"] + ["running", "scheduled", "waiting"] * 2 + ["running", "completed"]
+    assert statuses == story[-len(statuses) :] and len(statuses) >= len(story) - 3
     assert done.attempt == 3 and done.result == "ok on 3"
     assert done.error == "RuntimeError: boom 2"  # the last failure stays on record
     assert journal.started == [("behave", 1), ("behave", 2), ("behave", 3)]
