@@ -34,6 +34,7 @@ from runtime.domain.status import JobStatus
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.context import HookContext, JobContext
 from runtime.jobs.control import QueueStatistics
+from runtime.jobs.events import SubscriberTooSlow
 from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
@@ -70,6 +71,7 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Skip",
+    "SubscriberTooSlow",
     "UnknownJobType",
     "UnknownQueue",
     "WriterStatistics",
