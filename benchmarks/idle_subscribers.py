@@ -43,7 +43,7 @@ ADMIN_TOKEN = "admin-bench-token-00000001"
 
 registry = Registry()
 _done = {"count": 0, "target": 0}
-_all_done = trio.Event()
+_all_done = trio.Event()  # made anew by each measure()
 
 
 class Empty(BaseModel):
@@ -108,7 +108,9 @@ async def measure(jobs: int, subscribers: int, directory: Path) -> dict[str, flo
         *(TokenEntry(token=_b_token(i), tenant="b", role="viewer") for i in range(subscribers)),
     ]
     config = ApiConfig(tokens=tuple(tokens), sse_keepalive=600.0, sse_poll=600.0)
+    global _all_done
     _done["count"], _done["target"] = 0, jobs
+    _all_done = trio.Event()
     lags: list[float] = []
     async with Runtime(url, registry=registry, queues={QUEUE: 10}) as rt:
         app = create_app(rt, config)
