@@ -33,7 +33,7 @@ from runtime.api.state import (
     SEND_TIMEOUT_DEFAULT,
     STREAMS_PER_TOKEN_DEFAULT,
 )
-from runtime.cli import commands, schedules
+from runtime.cli import commands, retention, schedules
 from runtime.cli.client import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -70,6 +70,7 @@ def _runtime_options() -> argparse.ArgumentParser:
         default=[],
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
+    retention.add_options(common)
     common.add_argument(
         "--hook-allow-network",
         action="append",
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--max-retries", type=int)
     enqueue.add_argument("--lock-key")
     enqueue.add_argument("--status-hook", help="URL told of each status change")
+    enqueue.add_argument("--retry-delay", type=float, help="seconds before the first retry")
+    enqueue.add_argument("--description", help="free text about this job")
     enqueue.add_argument("--wait", action="store_true", help="wait until it finishes")
     enqueue.add_argument("--wait-timeout", type=float, help="give up waiting after seconds")
 
@@ -174,7 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--page-size", type=int, default=20)
     actions.add_parser("show", parents=[client], help="one job").add_argument("id")
     for action in CONTROL_ACTIONS:
-        actions.add_parser(action, parents=[client], help=f"{action} a job").add_argument("id")
+        control = actions.add_parser(action, parents=[client], help=f"{action} a job")
+        control.add_argument("id")
+        if action == "cancel":
+            control.add_argument("--reason", help="why (kept on the job and in its log)")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -257,6 +263,8 @@ def _serve(args: argparse.Namespace) -> int:
         options = ServeOptions(
             db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
         )
+        options.retention = retention.retention_from(args)
+        options.sweep_interval = retention.sweep_interval_from(args)
         if args.command == "serve":
             options.bind = args.bind
             options.tokens = tuple(load_tokens(args.tokens, os.environ))

@@ -26,6 +26,7 @@ from runtime.api.state import ApiConfig
 from runtime.cli.demo import DEMO_SCHEDULES
 from runtime.domain.errors import CallboardError
 from runtime.jobs.registry import Registry
+from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
@@ -42,6 +43,8 @@ class ServeOptions:
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
     grace_period: float | None = None
+    retention: JobRetention | None = None  # None: the runtime's default
+    sweep_interval: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
     send_timeout: float | None = None
@@ -98,9 +101,11 @@ async def _run(
     stop: anyio.Event,
     hurry: anyio.Event,
 ) -> None:
-    runtime_fields: dict[str, Any] = {}
+    runtime_fields: dict[str, Any] = {"retention": options.retention}
     if options.grace_period is not None:
         runtime_fields["grace_period"] = options.grace_period
+    if options.sweep_interval is not None:
+        runtime_fields["sweep_interval"] = options.sweep_interval
     async with Runtime(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:

@@ -30,6 +30,7 @@ class RunState:
     start_logged: bool = False  # the attempt's start record is among its logs
     queued: bool = False  # on its way to the flusher, or waiting there to be written
     ended: bool = False  # its outcome is written: the flusher has nothing more of it
+    cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -110,16 +111,23 @@ class JobContext:
         self,
         percent: float | None = None,
         *,
+        fraction: float | None = None,
         current: float | None = None,
         total: float | None = None,
         bytes_done: int | None = None,
         bytes_total: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Report progress. Subscribers see every call; the store gets the latest, throttled."""
+        """Report progress, in one of four forms: ``percent`` on a 0..100 scale
+        (``ctx.progress(75)`` is three quarters), ``fraction=`` on 0..1
+        (``fraction=0.75``), ``current=``/``total=`` counts, or
+        ``bytes_done=``/``bytes_total=``; ``details`` alone keeps the amount.
+
+        Subscribers see every call; the store gets the latest, throttled."""
         state = self._state
         report = make_report(
             percent=percent,
+            fraction=fraction,
             current=current,
             total=total,
             bytes_done=bytes_done,

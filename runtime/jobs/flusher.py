@@ -47,6 +47,8 @@ class Flusher:
         self._interval = interval
         self.log_limit = log_limit
         self._dirty: dict[uuid.UUID, RunState] = {}
+        self._flushing: dict[uuid.UUID, RunState] = {}  # taken, not yet durable
+        self._sent: dict[uuid.UUID, RunState] = {}  # reported, not yet taken
         self._reports, self._inbox = memory_channel(channel, RunState)
 
     def mark(self, state: RunState) -> None:
@@ -58,10 +60,17 @@ class Flusher:
         except WOULD_BLOCK:
             return  # full: its next report, or its final write, carries this
         state.queued = True
+        self._sent[state.job_id] = state
+
+    def unsaved(self, job_id: uuid.UUID) -> RunState | None:
+        """The live state of a job running here whose progress the store may not
+        have yet (for events built from its stored row)."""
+        return self._sent.get(job_id) or self._dirty.get(job_id) or self._flushing.get(job_id)
 
     def forget(self, state: RunState) -> None:
         """The job finished: its final write carries everything."""
         state.ended = state.queued = True
+        self._sent.pop(state.job_id, None)
         self._dirty.pop(state.job_id, None)
 
     def close(self) -> None:
@@ -70,6 +79,7 @@ class Flusher:
         self._inbox.close()
 
     def _take(self, state: RunState) -> None:
+        self._sent.pop(state.job_id, None)
         if not state.ended:
             self._dirty[state.job_id] = state
 
@@ -92,7 +102,8 @@ class Flusher:
         if not self._dirty:
             return
         now = self._clock.now()
-        batch, self._dirty = list(self._dirty.values()), {}
+        self._flushing, self._dirty = self._dirty, {}
+        batch = list(self._flushing.values())
         for state in batch:
             state.queued = False  # reports from here on are news
         updates = [
@@ -107,10 +118,13 @@ class Flusher:
             for s in batch
         ]
         logs = take_logs(batch)
-        progress = self._store.submit(SaveProgress(self._worker, updates))
-        if logs:
-            await self._store.write(AppendLogs(logs, self.log_limit))
-        self._store.writer.progress_rows += await progress
+        try:
+            progress = self._store.submit(SaveProgress(self._worker, updates))
+            if logs:
+                await self._store.write(AppendLogs(logs, self.log_limit))
+            self._store.writer.progress_rows += await progress
+        finally:
+            self._flushing = {}
 
 
 def take_logs(states: list[RunState]) -> list[dict[str, object]]:

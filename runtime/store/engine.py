@@ -9,6 +9,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlmodel import SQLModel
 
 from runtime.store.tables import RETIRED_INDEXES
+from runtime.store.upgrade import add_missing_columns
 
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
 POSTGRES_POOL_SIZE_DEFAULT = 10
@@ -54,9 +55,11 @@ def _open_postgres(url: URL) -> Engine:
 
 def _create_schema(conn: Connection) -> None:
     """Create what is missing (tables, and indexes a newer version added to an
-    existing table) and drop what earlier versions made and this one retired
-    (stores are never rebuilt: these are all the upgrades there are)."""
+        existing table) and drop what earlier versions made and this one retired
+        (stores are never rebuilt: these, and the columns a newer version added to
+    a known table, are all the upgrades there are)."""
     SQLModel.metadata.create_all(conn)
+    add_missing_columns(conn, SQLModel.metadata)
     present = _index_names(conn)
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
