@@ -25,6 +25,8 @@ from runtime.domain.errors import (
     RuntimeNotRunning,
     ScheduleNotFound,
     Skip,
+    StorageUnavailable,
+    StoreUnusable,
     UnknownJobType,
     UnknownQueue,
 )
@@ -71,6 +73,8 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Skip",
+    "StorageUnavailable",
+    "StoreUnusable",
     "SubscriberTooSlow",
     "UnknownJobType",
     "UnknownQueue",

@@ -5,7 +5,8 @@ only). Client side (over HTTP; ``--url`` or ``CALLBOARD_URL``, ``--token``
 or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
 ``types``. Tables for people, ``--json`` for scripts. Exit codes: 0 done,
 1 the job failed, 2 bad input, 3 auth, 4 not found, 5 conflict,
-6 no server, 124 still running after ``--timeout``, 130 interrupted.
+6 no server, 7 the database cannot be used (``serve``, ``worker``),
+124 still running after ``--timeout``, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -44,13 +45,20 @@ from runtime.cli.client import (
     ClientError,
 )
 from runtime.cli.demo import register_demo
-from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
-from runtime.domain.errors import CallboardError
+from runtime.cli.service import (
+    EXIT_STORE,
+    ServeOptions,
+    make_hooks,
+    run_service,
+    worker_queues,
+)
+from runtime.domain.errors import CallboardError, StorageUnavailable, StoreUnusable
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
+BULK_ACTIONS = ("retry", "cancel", "delete")
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -181,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         control.add_argument("id")
         if action == "cancel":
             control.add_argument("--reason", help="why (kept on the job and in its log)")
+    bulk = actions.add_parser(
+        "bulk", parents=[client], help="retry, cancel or delete every job matching filters"
+    )
+    bulk.add_argument("bulk_action", choices=BULK_ACTIONS, metavar="{retry,cancel,delete}")
+    _filters(bulk)
+    bulk.add_argument("--search", help="a job id, its first or last hex digits, or a key's start")
+    bulk.add_argument("--tenant", help="admins: only this tenant's jobs")
+    bulk.add_argument("--limit", type=int, help="at most this many jobs (newest first)")
+    bulk.add_argument("--dry-run", action="store_true", help="only count the matching jobs")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -246,6 +263,7 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
         return commands.jobs_control(client, args, out)
     handler = {
         "list": commands.jobs_list,
+        "bulk": commands.jobs_bulk,
         "show": commands.jobs_show,
         "logs": commands.jobs_logs,
         "wait": commands.jobs_wait,
@@ -281,8 +299,20 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, names)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
+    except (StoreUnusable, StorageUnavailable, BaseExceptionGroup) as err:
+        store = _store_error(err)
+        if store is None:
+            raise
+        return commands.fail(str(store), EXIT_STORE)
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
+
+
+def _store_error(err: BaseException) -> CallboardError | None:
+    """The database error ``err`` is, or the one it holds if it is a group of one."""
+    while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+        err = err.exceptions[0]
+    return err if isinstance(err, StoreUnusable | StorageUnavailable) else None
 
 
 def _registry(args: argparse.Namespace) -> Registry:

@@ -29,6 +29,7 @@ from runtime.jobs.registry import Registry
 from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
+EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
 
@@ -116,6 +117,7 @@ async def _run(
             if options.bind is not None:
                 urls = await tg.start(_api, rt, options, config, stop, hurry, api_done)
                 say(f"API on {', '.join(urls)}; database {options.db}; Ctrl-C stops")
+                say(f"dashboard on {urls[0]}/ (API docs on {urls[0]}/docs)")
             else:
                 api_done.set()
                 say(f"worker {rt.worker_id} on {options.db}; Ctrl-C stops")

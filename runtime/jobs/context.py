@@ -31,6 +31,7 @@ class RunState:
     queued: bool = False  # on its way to the flusher, or waiting there to be written
     ended: bool = False  # its outcome is written: the flusher has nothing more of it
     cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
+    blocked: float | None = None  # how long the loop had been blocked as the handler returned
 
     @property
     def job_id(self) -> uuid.UUID:
