@@ -9,6 +9,7 @@ live in its subfolders (see docs/design.md, "Where things live").
 
 from __future__ import annotations
 
+from runtime import _names  # noqa: F401  (first: a user's actors.py must not hide the engine)
 from runtime.domain.errors import (
     AmbiguousSchedule,
     CallboardError,
@@ -39,9 +40,11 @@ from runtime.jobs.control import QueueStatistics
 from runtime.jobs.events import SubscriberTooSlow
 from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.jobs.sweeper import JobRetention
+from runtime.jobs.sync_handlers import SyncJobContext
 from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
+from runtime.sync_client import SyncClient
 
 __all__ = [
     "AmbiguousSchedule",
@@ -76,6 +79,8 @@ __all__ = [
     "StorageUnavailable",
     "StoreUnusable",
     "SubscriberTooSlow",
+    "SyncClient",
+    "SyncJobContext",
     "UnknownJobType",
     "UnknownQueue",
     "WriterStatistics",

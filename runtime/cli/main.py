@@ -47,6 +47,7 @@ from runtime.cli.client import (
 from runtime.cli.demo import register_demo
 from runtime.cli.service import (
     EXIT_STORE,
+    LOOPS,
     ServeOptions,
     make_hooks,
     run_service,
@@ -158,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", parents=[rt_opts], help="workers only, no API")
     worker.add_argument("--queues", help="run only these queues: a,b or a=4,b")
     worker.add_argument("--demo", action="store_true", help="register the demo job types")
+    for command in (serve, worker):
+        command.add_argument(
+            "--loop",
+            choices=LOOPS,
+            default="trio",
+            help="the event loop jobs run on: asyncio for handlers that need it "
+            "(asyncio drivers); serve runs on trio only, for now (default %(default)s)",
+        )
 
     enqueue = sub.add_parser("enqueue", parents=[client], help="store a job")
     enqueue.add_argument("type")
@@ -297,8 +306,14 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             names = args.queues.split(",") if args.queues else None
             options.queues = worker_queues(registry, names)
+        if args.command == "serve" and args.loop != "trio":
+            # The API app is Quart-trio: see docs/cli.md for running workers on asyncio.
+            raise ValueError(
+                "callboard serve runs on trio only for now: run jobs that need asyncio "
+                "in `callboard worker --loop asyncio` on the same database"
+            )
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
-        return anyio.run(run_service, registry, hooks, options, backend="trio")
+        return anyio.run(run_service, registry, hooks, options, backend=args.loop)
     except (StoreUnusable, StorageUnavailable, BaseExceptionGroup) as err:
         store = _store_error(err)
         if store is None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.abc
 import trio
 
 from runtime.api.app import RouteAdder
@@ -31,6 +32,7 @@ from runtime.runtime import Runtime
 
 EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
+LOOPS = ("trio", "asyncio")  # --loop: the event loop a worker runs on (trio by default)
 
 
 @dataclass(slots=True)
@@ -111,7 +113,7 @@ async def _run(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:
         api_done = anyio.Event()
-        async with trio.open_nursery() as tg:
+        async with anyio.create_task_group() as tg:
             await tg.start(hooks.run, rt)
             tg.start_soon(_log_events, rt)
             if options.bind is not None:
@@ -138,7 +140,7 @@ async def _api(
     hurry: anyio.Event,
     done: anyio.Event,
     *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,  # the API: trio only
 ) -> None:
     assert options.bind is not None
     try:
@@ -183,7 +185,7 @@ async def _log_events(rt: Runtime) -> None:
                 say(f"{event.job_id} {event.type:<14} {event.status}")
 
 
-async def _start_demo(rt: Runtime, tg: trio.Nursery) -> None:
+async def _start_demo(rt: Runtime, tg: anyio.abc.TaskGroup) -> None:
     if not hasattr(rt, "add_schedule"):
         tg.start_soon(_feed_demo, rt)
         return

@@ -58,7 +58,9 @@ class Reporter(Protocol):
 
 
 class JobContext:
-    """Passed to every handler as ``ctx``: report progress, save checkpoints, warn, log."""
+    """Passed to every ``async def`` handler as ``ctx``: report progress, save
+    checkpoints, warn, log. (A plain ``def`` handler gets its sync facade,
+    :class:`runtime.jobs.sync_handlers.SyncJobContext`.)"""
 
     def __init__(self, executor: Reporter, state: RunState, job: Job | None = None) -> None:
         self._executor = executor
@@ -80,10 +82,10 @@ class JobContext:
         """A logger whose records are also kept with the job (``rt.logs(id)``)."""
         if self._log is None:
             row = self._state.row
-            self._log = JobLogger(row["id"], row["type"], self._keep_log)
+            self._log = JobLogger(row["id"], row["type"], self.keep_log)
         return self._log
 
-    def _keep_log(self, level: int, message: str, extra: dict[str, Any] | None) -> None:
+    def keep_log(self, level: int, message: str, extra: dict[str, Any] | None) -> None:
         self._executor.logged(self._state, level, message, extra)
 
     @property

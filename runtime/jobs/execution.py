@@ -35,6 +35,7 @@ from runtime.jobs.flusher import Flusher, take_logs
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import Registry
 from runtime.jobs.resources import metered, peak_memory
+from runtime.jobs.sync_handlers import ThreadLimiters, run_sync_handler
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
@@ -59,6 +60,7 @@ class Executor:
         on_status: Callable[[dict[str, Any]], None],
         on_rate_limited: Callable[[str, float], None],
         blocked_for: Callable[[], float] | None = None,
+        capacities: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -70,6 +72,8 @@ class Executor:
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
+        self._threads = ThreadLimiters(capacities)  # sync handlers' threads, per queue
+        self._sync: dict[str, bool] = {}  # per type: is its handler a plain def (checked once)
 
     # -- JobSource ---------------------------------------------------------
 
@@ -150,7 +154,14 @@ class Executor:
         ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
-        work = job_type.handler(ctx, params)
+        handler: Callable[[Any, Any], Any] = job_type.handler  # is_sync tells which
+        sync = self._sync.get(job_type.name)
+        if sync is None:
+            sync = self._sync[job_type.name] = job_type.is_sync
+        if sync:
+            limiter = self._threads(row["queue"])
+            return await run_sync_handler(handler, ctx, params, limiter=limiter)
+        work = handler(ctx, params)
         if isinstance(work, Coroutine):  # an async def's is: others go unmetered
             result = await metered(work, state)
         else:
@@ -234,6 +245,8 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+        for dependent in result.dependents:  # released or skipped by this ending
+            self._publish_status(dependent)
 
     def _fail_unrecorded(self, state: RunState, error: BaseException) -> None:
         """Fail a job whose outcome the store refused, rather than leave it running

@@ -17,6 +17,7 @@ from runtime.domain.checks import INT_MAX, is_finite, is_int
 from runtime.domain.errors import DuplicateJobType, InvalidJobType, InvalidParams, UnknownJobType
 from runtime.domain.limits import RateLimit, parse_rate_limit
 from runtime.jobs.context import HookContext, JobContext
+from runtime.jobs.sync_handlers import SyncJobContext
 
 QUEUE_DEFAULT = "default"
 GROUP_DEFAULT = "default"
@@ -24,7 +25,9 @@ QUEUE_CAPACITY_DEFAULT = 10
 MAX_RETRIES_DEFAULT = 3
 RETRY_DELAY_DEFAULT = 1.0
 
-Handler = Callable[["JobContext", Any], Awaitable[Any]]
+# ``async def handler(ctx: JobContext, params)``, or a plain ``def`` taking a
+# ``SyncJobContext`` (run in a worker thread, runtime.jobs.sync_handlers).
+Handler = Callable[["JobContext", Any], Awaitable[Any]] | Callable[["SyncJobContext", Any], Any]
 F = TypeVar("F", bound=Handler)
 Upgrade = Callable[[int, Any], Any]  # (checkpoint version, state) -> state for this version
 Predicate = Callable[["JobContext"], "bool | Awaitable[bool]"]
@@ -93,6 +96,11 @@ class JobType:
     # The runtime's own machinery (status hook deliveries): interfaces neither
     # list nor enqueue it, so a client cannot forge one.
     internal: bool = False
+
+    @property
+    def is_sync(self) -> bool:
+        """A plain ``def`` handler, run in a worker thread."""
+        return not inspect.iscoroutinefunction(self.handler)
 
     @property
     def rate(self) -> RateLimit | None:
@@ -287,8 +295,14 @@ class Registry:
 
 
 def _params_model(handler: Callable[..., Any], given: type[BaseModel] | None) -> type[BaseModel]:
-    if not inspect.iscoroutinefunction(handler):
-        raise InvalidJobType(f"job handler {handler!r} must be an async def function")
+    if (
+        not callable(handler)
+        or inspect.isasyncgenfunction(handler)
+        or inspect.isgeneratorfunction(handler)
+    ):
+        raise InvalidJobType(
+            f"job handler {handler!r} must be an async def or a plain def function"
+        )
     params = list(inspect.signature(handler).parameters.values())
     if len(params) != 2:
         raise InvalidJobType(
@@ -391,6 +405,5 @@ def _lock_problem(lock: object) -> str | None:
 default_registry = Registry()
 
 
-def job(name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
-    """Register a job type in the default registry. See :meth:`Registry.job`."""
-    return default_registry.job(name, **kwargs)
+# The default registry's own method, so a type checker sees every option typed.
+job = default_registry.job

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from runtime.domain.status import TERMINAL, JobStatus
 from runtime.store.log_ops import delete_logs
-from runtime.store.tables import jobs
+from runtime.store.tables import job_dependencies, jobs
 
 PRUNE_BATCH_DEFAULT = 250  # about 10 ms of deletes: claims wait at most that long
 SWEEP_INTERVAL_DEFAULT = 60.0
@@ -158,4 +158,6 @@ def _delete(conn: Connection, ids: list[object], *still: Any) -> dict[object, st
     ).all()
     gone = {row.id: row.status for row in deleted}
     delete_logs(conn, list(gone))
+    if gone:  # a finished job's own dependencies are settled: they go with it
+        conn.execute(delete(job_dependencies).where(job_dependencies.c.job_id.in_(list(gone))))
     return gone

@@ -21,6 +21,7 @@ ADDED = {
         "wall_time",
         "cpu_time",
         "peak_memory",
+        "has_dependents",  # NOT NULL with a default: added as false
     ),
     "callboard_schedules": ("queue", "user_id"),
 }
@@ -46,11 +47,14 @@ async def test_an_older_store_gains_the_new_columns_and_keeps_its_jobs(
     _drop_added_columns(store_url)
     async with make_runtime(url=store_url, workers=False) as rt:
         kept = await rt.get(old.id)
+        dependent = await rt.enqueue("echo", {}, depends_on=[old.id])
         canceled = await rt.cancel(old.id, reason="after the upgrade")
+        skipped = await rt.get(dependent.id)
         schedules = await rt.schedules()
     assert (kept.params, kept.tenant_id, kept.status) == ({"value": 1}, "t", JobStatus.SCHEDULED)
     assert kept.description is None and kept.cancel_reason is None
     assert canceled.cancel_reason == "after the upgrade"
+    assert (dependent.status, skipped.status) == (JobStatus.BLOCKED, JobStatus.SKIPPED)
     assert [s.name for s in schedules] == ["tick"]
 
 
