@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from actors._job_actor import JobHandle, run_job
 from actors._messages import Claimed, Control, Ended, Outcome
-from actors._native import LoopEvent, checkpoints, event_factory
+from actors._native import (
+    WOULD_BLOCK,
+    LoopEvent,
+    Receiver,
+    Sender,
+    checkpoints,
+    event_factory,
+    memory_channel,
+)
 from actors._native import clock as loop_clock
 from actors._protocols import JobRunner, JobSource, OutcomeSink
 from actors._queue_actor import (
@@ -25,6 +33,7 @@ __all__ = [
     "CLAIM_BATCH_DEFAULT",
     "GRACE_PERIOD_DEFAULT",
     "POLL_INTERVAL_DEFAULT",
+    "WOULD_BLOCK",
     "Claimed",
     "Control",
     "DueTimer",
@@ -36,6 +45,8 @@ __all__ = [
     "Outcome",
     "OutcomeSink",
     "QueueActor",
+    "Receiver",
+    "Sender",
     "ShutdownReport",
     "Supervisor",
     "Ticker",
@@ -43,5 +54,6 @@ __all__ = [
     "checkpoints",
     "event_factory",
     "loop_clock",
+    "memory_channel",
     "run_job",
 ]

@@ -1,8 +1,9 @@
 """The job actor: runs one job's handler inside a cancel scope.
 
-Its mailbox (:class:`JobHandle`) takes control requests from outside; a
-request cancels the scope, so every ``await`` in the handler is an
-interruption point and its ``finally`` blocks run.
+Control requests for it go to its queue actor over the queue's control
+channel; the queue actor cancels the scope, so every ``await`` in the
+handler is an interruption point and its ``finally`` blocks run. Its
+:class:`JobHandle` keeps which request was taken, and the scope.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from actors._protocols import JobRunner
 
 
 class JobHandle:
-    """The mailbox of one running job."""
+    """What the engine knows of one claimed job: the request taken, its scope."""
 
     __slots__ = ("_scope", "control", "job")
 
@@ -26,16 +27,20 @@ class JobHandle:
         self.control: Control | None = None
         self._scope: CancelScope | None = None
 
-    def tell(self, control: Control) -> bool:
-        """Deliver a control request; the first one wins, except that a cancel
-        overrides a suspend. Returns whether it was taken."""
+    def take(self, control: Control) -> bool:
+        """Note a control request; the first one wins, except that a cancel
+        overrides a suspend. Returns whether it was taken. Its queue actor
+        cancels the job's scope once the request reaches it (:meth:`cancel`)."""
         overrides = control is Control.CANCEL and self.control is Control.SUSPEND
         if self.control is not None and not overrides:
             return False
         self.control = control
-        if self._scope is not None:
-            self._scope.cancel()
         return True
+
+    def cancel(self) -> None:
+        """Cancel the job's scope for the request taken (if it has started)."""
+        if self._scope is not None and self.control is not None:
+            self._scope.cancel()
 
     def _attach(self, scope: CancelScope) -> None:
         self._scope = scope

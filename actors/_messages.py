@@ -9,7 +9,7 @@ from typing import Any
 
 
 class Control(enum.Enum):
-    """A request sent to a running job actor's mailbox.
+    """A request for a running job, sent to its queue actor's control channel.
 
     The first request a job receives wins, so a job that is being cancelled
     cannot also be suspended halfway; only a cancel overrides a suspend.

@@ -14,18 +14,16 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
 import sniffio
 import trio
 
-
-class TaskGroup(Protocol):
-    def start_soon(
-        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
-    ) -> None: ...
+T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+T_co = TypeVar("T_co", covariant=True)
 
 
 class CancelScope(AbstractContextManager[Any], Protocol):
@@ -36,6 +34,46 @@ class CancelScope(AbstractContextManager[Any], Protocol):
 
     @property
     def cancelled_caught(self) -> bool: ...
+
+
+class TaskGroup(Protocol):
+    def start_soon(
+        self, func: Callable[..., Awaitable[Any]], *args: object, name: object = None
+    ) -> None: ...
+
+    @property
+    def cancel_scope(self) -> CancelScope: ...
+
+
+class Sender(Protocol[T_contra]):
+    """The sending end of a memory channel (trio's, or anyio's memory object stream)."""
+
+    async def send(self, value: T_contra, /) -> None: ...
+
+    def send_nowait(self, value: T_contra, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Receiver(AbstractContextManager[Any], Protocol[T_co]):
+    """The receiving end of a memory channel; closing it breaks the senders'."""
+
+    async def receive(self) -> T_co: ...
+
+    def receive_nowait(self) -> T_co: ...
+
+    def close(self) -> None: ...
+
+
+CLOSED_CHANNEL = (
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+)
+"""What sending on a channel whose receiver is gone raises (trio's or anyio's)."""
+WOULD_BLOCK = (trio.WouldBlock, anyio.WouldBlock)
+"""What ``send_nowait`` on a full channel, or ``receive_nowait`` on an empty one, raises."""
 
 
 def on_trio() -> bool:
@@ -51,6 +89,16 @@ def task_group() -> AbstractAsyncContextManager[TaskGroup]:
         return trio.open_nursery()
     group: AbstractAsyncContextManager[Any] = anyio.create_task_group()
     return group
+
+
+def memory_channel(size: int, item: type[T]) -> tuple[Sender[T], Receiver[T]]:
+    """A bounded memory channel of the running loop: trio's own on trio (anyio's
+    memory object streams wrap the same idea at a higher cost per message)."""
+    if on_trio():
+        send, receive = trio.open_memory_channel[T](size)
+        return send, receive
+    sender, receiver = anyio.create_memory_object_stream[T](size)
+    return sender, receiver
 
 
 def cancel_scope_factory() -> Callable[[float], CancelScope]:

@@ -3,10 +3,15 @@
 It sleeps until something can change its mind: a slot frees, an enqueue in
 this process wakes it, or the poll interval passes (jobs written by other
 processes). It never busy-polls.
+
+Control requests for its jobs (cancel, suspend, interrupt) reach it over its
+own bounded control channel, and it cancels the job's scope: one channel per
+queue, not per job, whose cost per job is nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Hashable, MutableMapping
 
@@ -15,7 +20,7 @@ from anyio.abc import TaskStatus
 
 from actors import _native as native
 from actors._job_actor import JobHandle, run_job
-from actors._messages import Ended, Outcome
+from actors._messages import Control, Ended, Outcome
 from actors._protocols import JobRunner, JobSource, OutcomeSink
 
 POLL_INTERVAL_DEFAULT = 1.0
@@ -33,6 +38,8 @@ them small claims only cost transactions and leave slots empty, so the queue
 claims every free slot."""
 CLAIM_RUN_RATIO = 5.0
 """Small claims while the mean run takes at least this many mean claims."""
+CONTROL_BUFFER = 64
+"""Control requests a queue's channel holds before a sender waits (they are rare)."""
 _SMOOTHING = 0.1  # weight of the newest sample in a running mean
 
 
@@ -70,6 +77,7 @@ class QueueActor:
         self.finished = anyio.Event()
         self._cancel_scope: Callable[[float], native.CancelScope] | None = None
         self._clock: Callable[[], float] | None = None
+        self._controls: native.Sender[tuple[Hashable, Control]] | None = None
 
     @property
     def running(self) -> int:
@@ -89,17 +97,36 @@ class QueueActor:
         self._claiming = False
         self._wake.set()
 
+    async def tell(self, job_id: Hashable, control: Control) -> bool:
+        """Send a control request for one of this queue's jobs over the control
+        channel. Whether it is taken is decided at once (the first request wins,
+        except that a cancel overrides a suspend); False if it is not, or if the
+        job is not one of ours."""
+        handle = self._handles.get(job_id)
+        if handle is None or handle.job.queue != self.name or not handle.take(control):
+            return False
+        if self._controls is not None:
+            with contextlib.suppress(*native.CLOSED_CHANNEL):  # ended, its jobs with it
+                await self._controls.send((job_id, control))
+        return True
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._cancel_scope = native.cancel_scope_factory()
         self._clock = native.clock()
         self._event = native.event_factory()
+        self._controls, requests = native.memory_channel(CONTROL_BUFFER, tuple[Hashable, Control])
         try:
-            async with native.task_group() as tg:
-                task_status.started()
-                await self._produce(tg)
+            async with native.task_group() as controls:
+                controls.start_soon(self._obey, requests)
+                async with native.task_group() as tg:
+                    task_status.started()
+                    await self._produce(tg)
+                controls.cancel_scope.cancel()  # every job has ended: none left to tell
         finally:
+            self._controls.close()
+            requests.close()
             # A job whose task never ran (its group torn down first) left its
-            # mailbox behind: nothing runs it here any more.
+            # handle behind: nothing runs it here any more.
             for job_id, handle in list(self._handles.items()):
                 if handle.job.queue == self.name:
                     del self._handles[job_id]
@@ -121,7 +148,7 @@ class QueueActor:
                     self._more = True
                 for job in jobs:
                     self._running += 1
-                    # Its mailbox first: a cancel or suspend committed after the
+                    # Its handle first: a cancel or suspend committed after the
                     # claim reaches the job even before its task has started.
                     handle = self._handles[job.id] = JobHandle(job)
                     # Unnamed: a name per job (its id as text) costs as much as
@@ -133,6 +160,15 @@ class QueueActor:
                 await self._wake.wait()
             if timer.cancelled_caught:
                 self._more = True
+
+    async def _obey(self, requests: native.Receiver[tuple[Hashable, Control]]) -> None:
+        """Cancel the scope of each job a control request names, if it still runs."""
+        with requests:
+            while True:
+                job_id, _control = await requests.receive()
+                handle = self._handles.get(job_id)
+                if handle is not None:
+                    handle.cancel()
 
     def _small_claims(self) -> bool:
         """Whether runs are long enough next to claims for small claims to pay."""

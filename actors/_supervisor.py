@@ -66,10 +66,13 @@ class Supervisor:
         for actor in self.queues.values():
             actor.wake()
 
-    def tell(self, job_id: Hashable, control: Control) -> bool:
-        """Send a control request to a job running here; False if it is not here."""
+    async def tell(self, job_id: Hashable, control: Control) -> bool:
+        """Send a control request to a job running here, over its queue actor's
+        control channel; False if it is not here or the request is not taken."""
         handle = self._handles.get(job_id)
-        return handle is not None and handle.tell(control)
+        if handle is None:
+            return False
+        return await self.queues[handle.job.queue].tell(job_id, control)
 
     def running_ids(self) -> list[Hashable]:
         return list(self._handles)
@@ -94,7 +97,9 @@ class Supervisor:
         with anyio.move_on_after(self._grace):
             for actor in self.queues.values():
                 await actor.finished.wait()
-        left = [h for h in list(self._handles.values()) if h.tell(Control.INTERRUPT)]
+        left = [
+            h for h in list(self._handles.values()) if await self.tell(h.job.id, Control.INTERRUPT)
+        ]
         for actor in self.queues.values():
             await actor.finished.wait()
         return ShutdownReport(tuple(h.job for h in left))

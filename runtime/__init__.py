@@ -37,6 +37,7 @@ from runtime.domain.status import JobStatus
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.context import HookContext, JobContext
 from runtime.jobs.control import QueueStatistics
+from runtime.jobs.events import SubscriberTooSlow
 from runtime.jobs.registry import JobGroup, JobType, Queue, Registry, default_registry, job
 from runtime.jobs.sweeper import JobRetention
 from runtime.jobs.sync_handlers import SyncJobContext
@@ -78,6 +79,7 @@ __all__ = [
     "Skip",
     "StorageUnavailable",
     "StoreUnusable",
+    "SubscriberTooSlow",
     "SyncClient",
     "SyncJobContext",
     "UnknownJobType",

@@ -39,7 +39,14 @@ from runtime.domain.storable import check_text
 from runtime.gcpause import collector_paused
 from runtime.jobs.control import ControlMethods
 from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, check_cancel_reason
-from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.events import (
+    EVERY_TENANT,
+    SUBSCRIBER_BUFFER_DEFAULT,
+    EventBus,
+    EventFilter,
+    JobSubscription,
+    TenantKey,
+)
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
 from runtime.jobs.outages import through_outages
@@ -180,6 +187,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
             self._tg = None
+            if self._flusher is not None:
+                self._flusher.close()
             raise
         return self
 
@@ -365,6 +374,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             # exception propagates by itself once this returns.
             await self._tg.__aexit__(None, None, None)
             self._tg = None
+            if self._flusher is not None:
+                self._flusher.close()
             with anyio.CancelScope(shield=True):
                 await threads.run_sync(self._store.dispose)
 
@@ -423,7 +434,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         for job_id, status in stopping:
             control = Control.CANCEL if status == JobStatus.CANCELING.value else Control.SUSPEND
             if self._supervisor is not None:
-                self._supervisor.tell(job_id, control)
+                await self._supervisor.tell(job_id, control)
 
     async def _rescue(self) -> None:
         pending = self.store.submit(
@@ -679,7 +690,9 @@ class Runtime(ControlMethods, ScheduleMethods):
             with anyio.fail_after(timeout):
                 return await self._wait_finished(key, sub, tenant_id)
 
-    async def _wait_finished(self, key: uuid.UUID, sub: Subscription, tenant_id: str | None) -> Job:
+    async def _wait_finished(
+        self, key: uuid.UUID, sub: JobSubscription, tenant_id: str | None
+    ) -> Job:
         while True:
             # Events cover this process; the poll covers jobs run by others.
             with anyio.move_on_after(min(self._poll, WAIT_POLL_MAX)):
@@ -692,9 +705,21 @@ class Runtime(ControlMethods, ScheduleMethods):
         """An async iterator of the job's events (status, progress) until it finishes."""
         return JobEvents(self, _as_uuid(job_id))
 
-    def subscribe(self, job_id: uuid.UUID | str | None = None) -> Subscription:
-        """A raw subscription to events of one job, or of all jobs when ``job_id`` is None."""
-        return self.bus.subscribe(None if job_id is None else _as_uuid(job_id))
+    def subscribe(
+        self,
+        job_id: uuid.UUID | str | None = None,
+        *,
+        tenant_id: TenantKey = EVERY_TENANT,
+        accept: EventFilter | None = None,
+        buffer: int = SUBSCRIBER_BUFFER_DEFAULT,
+    ) -> JobSubscription:
+        """A raw subscription to events of one job, else of one tenant's jobs
+        (``tenant_id``), else of all jobs. Only the events it may see reach it;
+        ``accept`` filters further. Past ``buffer`` unread events, progress is
+        coalesced per job and then the subscription is closed
+        (:class:`~runtime.jobs.events.SubscriberTooSlow`)."""
+        key = None if job_id is None else _as_uuid(job_id)
+        return self.bus.subscribe(key, accept, tenant_id=tenant_id, buffer=buffer)
 
     def writer_statistics(self) -> WriterStatistics:
         return self.store.writer.statistics()
@@ -755,10 +780,10 @@ class Runtime(ControlMethods, ScheduleMethods):
         """Send a control request to the job if it runs here, also if its claim
         committed but has not reached its queue actor yet."""
         supervisor, executor = self._supervisor, self._executor
-        if supervisor is None or executor is None or supervisor.tell(job_id, control):
+        if supervisor is None or executor is None or await supervisor.tell(job_id, control):
             return
         if await executor.handed_over(job_id):
-            supervisor.tell(job_id, control)
+            await supervisor.tell(job_id, control)
 
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""
@@ -766,7 +791,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:
-        if self.bus.wants(row["id"]):
+        if self.bus.wants(row["id"], row.get("tenant_id")):
             if row["status"] in _RUNNING_HERE and self._executor is not None:
                 # A stored row lags the live progress by up to a flush interval.
                 live = self._executor.flusher.unsaved(row["id"])

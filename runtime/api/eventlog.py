@@ -7,8 +7,11 @@ the buffer (the last ``EVENT_BUFFER_DEFAULT`` events). Otherwise (the buffer
 moved past it, or the server restarted and the epoch changed) the stream
 says ``reset`` and the client reloads the state it cares about.
 
-Streams read the log with their own cursor, so a slow client costs a number,
-not a queue: it never holds events in memory beyond the shared buffer.
+Each stream reads its own bounded subscription of the log, indexed by job
+and by tenant (:class:`~runtime.jobs.events.Fanout`): an entry wakes only
+the streams that may see it, so idle streams of other tenants cost nothing
+per event. A stream whose subscription overflows is closed (it says
+``reset``); the client reconnects and replays the rest from the buffer.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskStatus
 
 from runtime.domain.models import JobEvent
+from runtime.jobs.events import (
+    EVERY_TENANT,
+    Fanout,
+    Subscription,
+    TenantKey,
+)
 from runtime.runtime import Runtime
 
 EVENT_BUFFER_DEFAULT = 10_000
@@ -38,9 +48,10 @@ class EventLog:
         if size < 1:
             raise ValueError(f"event buffer size must be >= 1, got {size}")
         self.epoch = uuid.uuid4().hex[:12]
+        self.size = size
         self._items: deque[Entry] = deque(maxlen=size)
         self._last = 0
-        self._changed: anyio.Event | None = None  # made in the loop, on first wait
+        self._streams: Fanout[Entry] = Fanout(_event_of)
         self.closed = False
 
     @property
@@ -49,9 +60,24 @@ class EventLog:
 
     def append(self, event: JobEvent) -> int:
         self._last += 1
-        self._items.append(Entry(self._last, event))
-        self._wake()
+        entry = Entry(self._last, event)
+        self._items.append(entry)
+        self._streams.publish(entry)
         return self._last
+
+    def subscribe(
+        self,
+        job_id: uuid.UUID | None = None,
+        accept: Callable[[Entry], bool] | None = None,
+        *,
+        tenant_id: TenantKey = EVERY_TENANT,
+        buffer: int | None = None,
+    ) -> Subscription[Entry]:
+        """A stream's own channel of the entries appended from now on that it may
+        see. It may lag as far as the log holds (``buffer``, by default the log's
+        size): a stream closed then can still replay what it missed."""
+        size = self.size if buffer is None else buffer
+        return self._streams.subscribe(job_id, accept, tenant_id=tenant_id, buffer=size)
 
     def after(self, seq: int) -> list[Entry] | None:
         """Entries numbered above ``seq``; None if some of them left the buffer."""
@@ -60,25 +86,10 @@ class EventLog:
             return None
         return list(itertools.islice(self._items, seq - first + 1, None))
 
-    async def wait_beyond(self, seq: int, timeout: float) -> bool:
-        """Wait until an entry numbered above ``seq`` exists (True) or ``timeout`` passes."""
-        with anyio.move_on_after(timeout):
-            while self._last <= seq and not self.closed:
-                if self._changed is None:
-                    self._changed = anyio.Event()
-                await self._changed.wait()
-            return True
-        return False
-
     def close(self) -> None:
         """Streams end: the server is stopping."""
         self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        self._streams.close_all()
 
     def format_id(self, seq: int) -> str:
         return f"{self.epoch}-{seq}"
@@ -106,3 +117,7 @@ class EventLog:
     def _tap(self, event: JobEvent) -> bool:
         self.append(event)
         return False
+
+
+def _event_of(entry: Entry) -> JobEvent:
+    return entry.event

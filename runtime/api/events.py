@@ -32,6 +32,7 @@ from runtime.api.schemas import EventsQuery, JobEventsQuery, JobFilters
 from runtime.api.state import ApiState
 from runtime.domain.errors import JobNotFound
 from runtime.domain.models import Job, JobEvent
+from runtime.jobs.events import EVERY_TENANT, SubscriberTooSlow, Subscription, TenantKey
 
 TAG = "events"
 RETRY_MS = 2000  # what browsers wait before reconnecting
@@ -107,30 +108,43 @@ def add_routes(api: Api, state: ApiState) -> None:
     async def _global(
         principal: Principal, q: EventsQuery, last: str | None
     ) -> AsyncIterator[bytes]:
-        cursor = log.last_seq  # before the first yield: the client may act once it reads
-        lost = False
-        if last is not None:
-            seq = log.parse_id(last)
-            if seq is not None and log.after(seq) is not None:
-                cursor = seq
-            else:
-                lost = True
-        yield f"retry: {RETRY_MS}\n\n".encode()
-        if lost:
-            yield _reset(cursor, "the stream's position is no longer buffered")
-        while not log.closed:
-            entries: list[Entry] | None = log.after(cursor)
-            if entries is None:  # this client fell behind the buffer
-                cursor = log.last_seq
-                yield _reset(cursor, "events were dropped while this client lagged")
-                continue
-            for entry in entries:
-                cursor = entry.seq
-                event = entry.event
-                if _matches(event, principal, q):
+        # Before the first yield (the client may act once it reads): the stream's
+        # own channel, fed only the entries of the tenants it may see.
+        tenant: TenantKey = EVERY_TENANT if principal.scope is None else principal.scope
+        with log.subscribe(
+            tenant_id=tenant, accept=lambda e: _matches(e.event, principal, q)
+        ) as sub:
+            cursor = log.last_seq
+            backlog: list[Entry] = []
+            lost = False
+            if last is not None:
+                seq = log.parse_id(last)
+                replay = None if seq is None else log.after(seq)
+                if replay is not None:
+                    backlog = [e for e in replay if _matches(e.event, principal, q)]
+                else:
+                    lost = True
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            if lost:
+                yield _reset(cursor, "the stream's position is no longer buffered")
+            for old in backlog:
+                yield frame(old.event.kind, old.event.model_dump_json(), log.format_id(old.seq))
+            while True:
+                try:
+                    entry = await _receive(sub, config.sse_keepalive)
+                except anyio.EndOfStream:  # the server is stopping
+                    return
+                except SubscriberTooSlow as slow:
+                    # Closed, not buffered without bound: the client reconnects
+                    # with the last id it read and replays the rest from the log.
+                    yield _reset(cursor, slow.reason)
+                    return
+                if entry is None:
+                    yield b": keepalive\n\n"
+                elif entry.seq > cursor:  # else replayed from the backlog already
+                    cursor = entry.seq
+                    event = entry.event
                     yield frame(event.kind, event.model_dump_json(), log.format_id(cursor))
-            if not await log.wait_beyond(cursor, config.sse_keepalive):
-                yield b": keepalive\n\n"
 
     def _reset(cursor: int, reason: str) -> bytes:
         return frame("reset", f'{{"reason": "{reason}"}}', log.format_id(cursor))
@@ -148,43 +162,67 @@ def add_routes(api: Api, state: ApiState) -> None:
         """A snapshot of the job, then its events until it finishes, as Server-Sent
         Events; a reconnect with ``Last-Event-ID`` starts with a fresh snapshot."""
         q = call.query_as(JobEventsQuery)
-        cursor = log.last_seq  # before the snapshot: nothing after it is missed
-        job = await rt.get(call.job_id(), tenant_id=call.principal.scope)  # 404 before streaming
+        # Subscribed before the snapshot is read: nothing after it is missed.
+        sub = log.subscribe(call.job_id())
+        try:
+            job = await rt.get(call.job_id(), tenant_id=call.principal.scope)  # 404 first
+        except BaseException:
+            sub.close()
+            raise
         ids = _JobIds(q.last_event_id or call.header("Last-Event-ID"))
-        return _stream(state.streams.hold(call.principal, _one(job, cursor, ids)))
+        try:
+            return _stream(state.streams.hold(call.principal, _one(job, sub, ids)))
+        except BaseException:  # no place left (429): the stream never starts
+            sub.close()
+            raise
 
-    async def _one(job: Job, cursor: int, ids: _JobIds) -> AsyncIterator[bytes]:
-        yield f"retry: {RETRY_MS}\n\n".encode()
-        yield frame("snapshot", job.model_dump_json(), ids.next(job.revision))
-        seen = _Seen(job)
-        quiet_since = anyio.current_time()
-        while not seen.finished and not log.closed:
-            entries = log.after(cursor)
-            if entries is None:  # fell behind the buffer: a snapshot covers the gap
-                cursor = log.last_seq
-                entries = []
-                seen.stale = True
-            for entry in entries:
-                cursor = entry.seq
-                event = entry.event
-                if event.job_id == job.id:
-                    seen.saw(event)
-                    yield frame(event.kind, event.model_dump_json(), ids.next(event.revision))
+    async def _one(job: Job, sub: Subscription[Entry], ids: _JobIds) -> AsyncIterator[bytes]:
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            yield frame("snapshot", job.model_dump_json(), ids.next(job.revision))
+            seen = _Seen(job)
+            quiet_since = anyio.current_time()
+            while not seen.finished and not log.closed:
+                if not seen.stale:
+                    try:
+                        entry = await _receive(sub, config.sse_poll)
+                    except anyio.EndOfStream:  # the server is stopping
+                        return
+                    except SubscriberTooSlow:  # closed: a fresh snapshot covers the gap
+                        sub = log.subscribe(job.id)
+                        seen.stale = True
+                        entry = None
+                    if entry is not None:
+                        event = entry.event
+                        seen.saw(event)
+                        yield frame(event.kind, event.model_dump_json(), ids.next(event.revision))
+                        quiet_since = anyio.current_time()
+                        continue
+                try:
+                    fresh = await rt.get(job.id)  # quiet here: maybe another process runs it
+                except JobNotFound:
+                    yield frame("deleted", json.dumps({"job_id": str(job.id)}))
+                    return
+                if seen.differs(fresh):
+                    seen = _Seen(fresh)
+                    yield frame("snapshot", fresh.model_dump_json(), ids.next(fresh.revision))
                     quiet_since = anyio.current_time()
-            if seen.finished or (not seen.stale and await log.wait_beyond(cursor, config.sse_poll)):
-                continue
-            try:
-                fresh = await rt.get(job.id)  # quiet here: maybe another process runs it
-            except JobNotFound:
-                yield frame("deleted", json.dumps({"job_id": str(job.id)}))
-                return
-            if seen.differs(fresh):
-                seen = _Seen(fresh)
-                yield frame("snapshot", fresh.model_dump_json(), ids.next(fresh.revision))
-                quiet_since = anyio.current_time()
-            elif anyio.current_time() - quiet_since >= config.sse_keepalive:
-                yield b": keepalive\n\n"
-                quiet_since = anyio.current_time()
+                elif anyio.current_time() - quiet_since >= config.sse_keepalive:
+                    yield b": keepalive\n\n"
+                    quiet_since = anyio.current_time()
+        finally:
+            sub.close()
+
+
+async def _receive(sub: Subscription[Entry], timeout: float) -> Entry | None:
+    """The stream's next entry, or None after ``timeout`` quiet seconds (never
+    yield inside a cancel scope: the scope would cut into the response's send)."""
+    entry = sub.receive_nowait()
+    if entry is not None:  # no timeout needed: a cancel scope per event costs
+        return entry
+    with anyio.move_on_after(timeout):
+        return await sub.receive()
+    return None
 
 
 class _Seen:

@@ -65,7 +65,7 @@ from runtime.domain.logs import status_entry
 from runtime.domain.models import Job, JobEvent
 from runtime.domain.status import JobStatus
 from runtime.jobs.context import JobContext
-from runtime.jobs.events import Subscription
+from runtime.jobs.events import JobSubscription, SubscriberTooSlow
 from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import Queue, Registry
 from runtime.runtime import Runtime
@@ -89,6 +89,7 @@ HOOK_ORDER_WAIT_DEFAULT = 0.25
 # many jobs' hooks cannot fill the hooks queue and delay other URLs.
 HOOK_PROBE_WATCHERS = 4
 HOOK_PARK_STEP = 0.001  # a parked delivery comes due just after the one it follows
+HOOK_BUFFER_DEFAULT = 100_000  # status changes the dispatcher may leave unread
 HOOK_RETRY_CEILING = 10_000  # the runtime's retries; the handler decides when to stop
 SIGNATURE_HEADER = "Callboard-Signature"
 SECRET_ENV = "CALLBOARD_HOOK_SECRET"
@@ -278,16 +279,29 @@ class Hooks:
         ) as client:
             self._runtime, self._client = rt, client
             try:
-                with rt.subscribe() as events:
-                    task_status.started()
-                    async for event in events:
-                        if event.status_hook and event.kind in ("status", "check_in"):
-                            # Through a storage fault: its key makes a retry idempotent.
-                            await through_outages(
-                                "enqueuing a status hook", partial(self.dispatch, rt, event)
-                            )
+                await self._follow(rt, task_status)
             finally:
                 self._client = None
+
+    async def _follow(self, rt: Runtime, task_status: TaskStatus[None]) -> None:
+        started = False
+        while True:
+            # Only what it delivers reaches its channel: progress of thousands of
+            # jobs never fills it. A dispatcher that still falls this far behind
+            # is closed by the bus; what it missed is lost, so say so loudly.
+            with rt.subscribe(accept=_hooked, buffer=HOOK_BUFFER_DEFAULT) as events:
+                if not started:
+                    task_status.started()
+                    started = True
+                try:
+                    async for event in events:
+                        # Through a storage fault: its key makes a retry idempotent.
+                        await through_outages(
+                            "enqueuing a status hook", partial(self.dispatch, rt, event)
+                        )
+                    return
+                except SubscriberTooSlow as slow:
+                    log.error("status hooks missed events: %s; following on", slow.reason)
 
     async def dispatch(self, rt: Runtime, event: JobEvent) -> None:
         assert event.status_hook is not None
@@ -408,7 +422,7 @@ class Hooks:
         await flight.done.wait()
         return flight.finished
 
-    async def _next_change(self, events: Subscription, key: str) -> None:
+    async def _next_change(self, events: JobSubscription, key: str) -> None:
         """Until the delivery ``key`` changes status or starts in this process."""
         arrived = self._arrivals.setdefault(key, anyio.Event())
         async with anyio.create_task_group() as tg:
@@ -553,6 +567,10 @@ class Hooks:
         if not attempt.ok:
             entry["level"] = logging.WARNING
         await rt.store.write(AppendLogs([entry]))
+
+
+def _hooked(event: JobEvent) -> bool:
+    return bool(event.status_hook) and event.kind in ("status", "check_in")
 
 
 def _until(rt: Runtime, job: Job) -> float:

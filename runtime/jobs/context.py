@@ -28,6 +28,8 @@ class RunState:
     since: float = 0.0
     logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
     start_logged: bool = False  # the attempt's start record is among its logs
+    queued: bool = False  # on its way to the flusher, or waiting there to be written
+    ended: bool = False  # its outcome is written: the flusher has nothing more of it
     cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
     blocked: float | None = None  # how long the loop had been blocked as the handler returned
 

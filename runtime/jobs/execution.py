@@ -99,7 +99,7 @@ class Executor:
                 # Cancelled first (a shutdown): no queue actor will hear of these
                 # jobs, so none may wait for their handover (their lease lapses).
                 pending.on_settled(_ignore_settled)
-            # The queue actor makes their mailboxes as this returns, before it
+            # The queue actor makes their handles as this returns, before it
             # next yields: whoever waits in ``handed_over`` wakes after that.
             elif pending.error is None and pending.result is not None:
                 for row in pending.result.rows:
@@ -248,7 +248,7 @@ class Executor:
             return
         revision = result.revision or state.row["revision"] + 1
         row = state.row
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish_status(
                 {**row, **result.values, "revision": revision, "ended_attempt": True}
             )
@@ -314,12 +314,12 @@ class Executor:
     # -- progress, checkpoints, warnings, logs --------------------------------
 
     def progress_changed(self, state: RunState, now: float) -> None:
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._bus.publish(event_from_row(_live(state), now, "progress"))
         self.flusher.mark(state)
 
     def warned(self, state: RunState, message: str) -> None:
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish(_live(state), "warning", message)
         self.flusher.mark(state)
 
@@ -356,7 +356,7 @@ class Executor:
             raise JobLost(state.job_id)
         # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
         state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish(_live(state), "checkpoint")
 
     async def check_in(self, state: RunState, message: str) -> None:
@@ -365,14 +365,14 @@ class Executor:
         if revision is None:
             return
         state.row = {**state.row, "check_in": message, "check_in_at": now, "revision": revision}
-        if self._bus.wants(state.job_id):
+        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
             self._publish(_live(state), "check_in", message)
 
     # -- events ----------------------------------------------------------------
 
     def _publish_status(self, row: dict[str, Any]) -> None:
         self._on_status(row)
-        if self._bus.wants(row["id"]):
+        if self._bus.wants(row["id"], row.get("tenant_id")):
             self._bus.publish(event_from_row(row, self.clock.now()))
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:

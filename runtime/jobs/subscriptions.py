@@ -7,13 +7,13 @@ from types import TracebackType
 from typing import Protocol
 
 from runtime.domain.models import Job, JobEvent, event_from_job
-from runtime.jobs.events import Subscription
+from runtime.jobs.events import JobSubscription
 
 
 class JobSource(Protocol):
     """What :class:`JobEvents` needs of the runtime (``Runtime`` is one)."""
 
-    def subscribe(self, job_id: uuid.UUID) -> Subscription: ...
+    def subscribe(self, job_id: uuid.UUID) -> JobSubscription: ...
 
     async def get(self, job_id: uuid.UUID) -> Job: ...
 
@@ -25,7 +25,7 @@ class JobEvents:
     def __init__(self, runtime: JobSource, job_id: uuid.UUID) -> None:
         self._runtime = runtime
         self._job_id = job_id
-        self._sub: Subscription | None = None
+        self._sub: JobSubscription | None = None
         self._done = False
         self._revision = 0
 

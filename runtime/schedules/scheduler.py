@@ -32,7 +32,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from runtime.domain.clock import Clock
 from runtime.domain.errors import InvalidParams, StorageUnavailable, UnknownJobType
 from runtime.jobs.enqueue import build_rows, new_job_id
-from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.events import EventBus, JobSubscription
 from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry
 from runtime.schedules.model import Misfire, Overlap, is_continuous, parse_trigger, plan_slots
@@ -115,7 +115,7 @@ class Scheduler:
         self._unknown: set[str] = set()  # schedules whose job type this process lacks
         self._watched: dict[uuid.UUID, str] = {}  # job -> its continuous schedule
         self._to_check: set[uuid.UUID] = set()  # watched jobs that may have ended
-        self._watchers: list[tuple[uuid.UUID, Subscription]] = []
+        self._watchers: list[tuple[uuid.UUID, JobSubscription]] = []
         self._tg: TaskGroup | None = None
         self._changed = anyio.Event()
         self._recheck_at = -math.inf
@@ -403,7 +403,7 @@ class Scheduler:
         else:
             self._tg.start_soon(self._await_end, job_id, sub)
 
-    async def _await_end(self, job_id: uuid.UUID, sub: Subscription) -> None:
+    async def _await_end(self, job_id: uuid.UUID, sub: JobSubscription) -> None:
         with sub:
             await sub.receive()
         self._to_check.add(job_id)

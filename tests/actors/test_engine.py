@@ -7,7 +7,8 @@ import pytest
 import trio
 import trio.testing
 
-from actors import Claimed, Control, DueTimer, Ended, Supervisor
+from actors import Claimed, Control, DueTimer, Ended, JobHandle, Supervisor
+from actors._queue_actor import CONTROL_BUFFER
 from tests.actors.fakes import ListSink, MemorySource, ScriptRunner
 
 pytestmark = pytest.mark.trio
@@ -136,10 +137,10 @@ async def test_cancel_request_ends_job_as_canceled(autojump_clock: trio.testing.
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await started.wait()
-        assert sup.tell("c", Control.CANCEL)
-        assert not sup.tell("c", Control.SUSPEND)  # the first request wins
+        assert await sup.tell("c", Control.CANCEL)
+        assert not await sup.tell("c", Control.SUSPEND)  # the first request wins
         await sink.wait_for(1)
-        assert not sup.tell("c", Control.CANCEL)  # gone: nothing to tell
+        assert not await sup.tell("c", Control.CANCEL)  # gone: nothing to tell
         sup.stop()
     assert sink.outcomes["c"].ended is Ended.CANCELED
 
@@ -230,10 +231,10 @@ async def test_cancel_overrides_a_pending_suspend(autojump_clock: trio.testing.M
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
         await started.wait()
-        assert sup.tell("s", Control.SUSPEND)
+        assert await sup.tell("s", Control.SUSPEND)
         await trio.sleep(1)
-        assert sup.tell("s", Control.CANCEL)
-        assert not sup.tell("s", Control.SUSPEND)
+        assert await sup.tell("s", Control.CANCEL)
+        assert not await sup.tell("s", Control.SUSPEND)
         await sink.wait_for(1)
         sup.stop()
     assert sink.outcomes["s"].ended is Ended.CANCELED
@@ -252,7 +253,7 @@ class TellingSource(MemorySource):
 
     async def claim(self, queue: str, limit: int) -> list[Claimed]:
         assert self.sup is not None
-        self.told += [self.sup.tell(j.id, self.control) for j in self.claimed]
+        self.told += [await self.sup.tell(j.id, self.control) for j in self.claimed]
         self.claimed = list(await super().claim(queue, limit))
         return self.claimed
 
@@ -310,3 +311,43 @@ async def test_asyncio_cancelled_error_of_a_handler_is_its_failure_under_trio(
     assert failed.ended is Ended.RAISED and isinstance(failed.error, asyncio.CancelledError)
     assert sink.outcomes["ok"].ended is Ended.RETURNED
     assert sup.queues["q"].running == 0
+
+
+async def test_control_requests_travel_over_the_queues_channel(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = trio.Event()
+    cancelled_by: list[str] = []
+    cancel = JobHandle.cancel
+
+    def recording(handle: JobHandle) -> None:
+        cancelled_by.append(trio.lowlevel.current_task().name)
+        cancel(handle)
+
+    monkeypatch.setattr(JobHandle, "cancel", recording)
+
+    async def waits() -> None:
+        started.set()
+        await trio.sleep_forever()
+
+    source = MemorySource([job("c", waits), job("other", waits, queue="r")])
+    runner, sink = ScriptRunner(), ListSink()
+    sup = Supervisor({"q": 1, "r": 1}, source=source, runner=runner, sink=sink)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await started.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        channel = sup.queues["q"]._controls
+        assert channel is not None
+        stats = channel.statistics()  # type: ignore[attr-defined]
+        assert stats.max_buffer_size == CONTROL_BUFFER  # bounded: a sender waits for room
+        assert stats.tasks_waiting_receive == 1  # q's actor listens
+        assert await sup.tell("c", Control.CANCEL)
+        await sink.wait_for(1)
+        assert sink.outcomes["c"].ended is Ended.CANCELED
+        sup.stop(grace=0)
+    assert sink.outcomes["other"].ended is Ended.INTERRUPTED
+    # Each scope was cancelled by its own queue actor, reading its channel.
+    assert len(cancelled_by) == 2 and all(
+        name.endswith("QueueActor._obey") for name in cancelled_by
+    )
