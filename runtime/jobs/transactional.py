@@ -9,8 +9,10 @@ or SQLite, or a psycopg 3 ``Connection`` (Django's ``connection.connection``
 inside ``transaction.atomic()``), on the store's database and schema. It
 neither commits nor rolls back: the transaction stays the caller's.
 
-Workers see the job once it commits: on their next poll (``poll_interval``),
-or at once where a wake-up is sent with the commit.
+Workers see the job once it commits: on PostgreSQL a wake-up notice goes
+in the same transaction (``NOTIFY`` is delivered only on commit), so idle
+workers claim it at once; on SQLite, other processes see it on their next
+poll (``poll_interval``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from sqlalchemy.pool import StaticPool
 from runtime.domain.models import Job
 from runtime.jobs.enqueue import EnqueueOptions, build_rows
 from runtime.jobs.registry import JobType, Registry, default_registry
+from runtime.jobs.wakeups import Wakeups
+from runtime.store import notifier
 from runtime.store.ops import InsertJobs
 
 _DRIVERS = ("psycopg", "pysqlite")
+_SENDER = "enqueue_in"  # no runtime's token: every runtime on the store acts on it
 
 
 def enqueue_in(
@@ -53,6 +58,9 @@ def enqueue_in(
     rows = build_rows(jt, [params], now=time.time(), idempotency_keys=[idempotency_key], **options)
     with _as_sqlalchemy(connection) as conn:
         replaced = InsertJobs(rows).apply(conn)
+        if conn.dialect.name == "postgresql" and not replaced:
+            channel = notifier.channel_for(notifier.current_schema(conn))
+            notifier.send(conn, channel, Wakeups(_SENDER).for_rows(rows))
     return Job.from_row(replaced.get(rows[0]["id"], rows[0]))
 
 

@@ -87,6 +87,22 @@ async def test_workers_run_a_job_once_its_transaction_commits(
     assert done.status is JobStatus.COMPLETED and done.result == "done"
 
 
+async def test_a_commit_wakes_idle_workers_on_postgres_without_a_poll(
+    postgres_url: str, jobs_registry: Registry
+) -> None:
+    settings: dict[str, Any] = {**QUIET, "grace_period": 5.0}  # the poll never comes
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        async with Runtime(postgres_url, registry=jobs_registry, **settings) as rt:
+            with engine.begin() as conn:
+                job = enqueue_in(conn, "echo", {"value": "woken"}, registry=jobs_registry)
+            with trio.fail_after(10):
+                done = await rt.wait(job.id)
+    finally:
+        engine.dispose()
+    assert done.status is JobStatus.COMPLETED and done.result == "woken"
+
+
 async def test_anything_else_is_refused(jobs_registry: Registry) -> None:
     with pytest.raises(TypeError, match="SQLAlchemy Connection or Session or a psycopg"):
         enqueue_in(object(), "echo", {}, registry=jobs_registry)
