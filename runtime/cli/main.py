@@ -13,16 +13,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
-import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from importlib import metadata
 from typing import TextIO
 
 import anyio
 from pydantic import ValidationError
 
-from actors import GRACE_PERIOD_DEFAULT
+from actors import GRACE_PERIOD_DEFAULT, POLL_INTERVAL_DEFAULT
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
 from runtime.api.hook_policy import HOOK_ALLOW_ENV
@@ -44,7 +44,9 @@ from runtime.cli.client import (
     ClientError,
 )
 from runtime.cli.demo import register_demo
+from runtime.cli.logs import configure_logging
 from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
+from runtime.cli.settings import CONFIG_ENV, LOG_LEVELS, ServiceSettings, load_settings
 from runtime.domain.errors import CallboardError
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
@@ -62,18 +64,24 @@ def _client_options() -> argparse.ArgumentParser:
 
 
 def _runtime_options() -> argparse.ArgumentParser:
+    # Defaults are None: an absent flag leaves the setting to the environment,
+    # the config file or the default (runtime.cli.settings).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=DATABASE_URL_DEFAULT, help="database URL")
+    common.add_argument("--config", metavar="FILE", help=f"TOML settings file (${CONFIG_ENV})")
+    common.add_argument(
+        "--db",
+        help=f"database URL ($CALLBOARD_DB or $DATABASE_URL; default {DATABASE_URL_DEFAULT})",
+    )
     common.add_argument(
         "--app",
         action="append",
-        default=[],
+        dest="apps",
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
     common.add_argument(
         "--hook-allow-network",
         action="append",
-        default=[],
+        dest="hook_allow",
         type=_network,
         metavar="CIDR",
         help="let status hooks reach this non-public network, e.g. 127.0.0.0/8 (repeatable; "
@@ -82,7 +90,7 @@ def _runtime_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--hook-allow-host",
         action="append",
-        default=[],
+        dest="hook_allow",
         metavar="NAME",
         help="let status hooks reach this host name, whatever it resolves to (repeatable)",
     )
@@ -91,6 +99,22 @@ def _runtime_options() -> argparse.ArgumentParser:
         type=float,
         help=f"seconds running jobs get to finish on shutdown (default {GRACE_PERIOD_DEFAULT:g})",
     )
+    common.add_argument(
+        "--poll-interval",
+        type=float,
+        help=f"seconds between looks for due jobs (default {POLL_INTERVAL_DEFAULT:g})",
+    )
+    for status in ("completed", "failed", "canceled", "timeout", "skipped"):
+        common.add_argument(
+            f"--retention-{status}",
+            metavar="S",
+            help=f"seconds {status} jobs stay readable ('none': forever)",
+        )
+    common.add_argument(
+        "--retention-max-finished", metavar="N", help="keep at most N finished jobs"
+    )
+    common.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    common.add_argument("--log-format", choices=("text", "json"), help="default text")
     return common
 
 
@@ -112,17 +136,26 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="callboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="callboard",
+        description=plain(__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"callboard {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     client, rt_opts = _client_options(), _runtime_options()
 
     serve = sub.add_parser("serve", parents=[rt_opts], help="API, workers and scheduler")
-    serve.add_argument("--bind", default=BIND_DEFAULT, help="HOST:PORT (default %(default)s)")
-    serve.add_argument("--demo", action="store_true", help="demo job types and schedules")
-    serve.add_argument("--tokens", help="TOML file of bearer tokens (or $CALLBOARD_TOKENS)")
-    serve.add_argument("--insecure", action="store_true", help="allow no tokens off loopback")
-    serve.add_argument("--queue", action="append", default=[], help="NAME=CAPACITY")
+    serve.add_argument("--bind", help=f"HOST:PORT (default {BIND_DEFAULT})")
+    serve.add_argument(
+        "--demo", action="store_true", default=None, help="demo job types and schedules"
+    )
+    serve.add_argument(
+        "--tokens", dest="tokens_file", help="TOML file of bearer tokens (or $CALLBOARD_TOKENS)"
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", default=None, help="allow no tokens off loopback"
+    )
+    serve.add_argument("--queue", action="append", dest="queues", help="NAME=CAPACITY")
     serve.add_argument("--body-limit", type=int, help="largest request body in bytes")
     serve.add_argument(
         "--header-timeout",
@@ -148,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", parents=[rt_opts], help="workers only, no API")
     worker.add_argument("--queues", help="run only these queues: a,b or a=4,b")
-    worker.add_argument("--demo", action="store_true", help="register the demo job types")
+    worker.add_argument(
+        "--demo", action="store_true", default=None, help="register the demo job types"
+    )
 
     enqueue = sub.add_parser("enqueue", parents=[client], help="store a job")
     enqueue.add_argument("type")
@@ -248,45 +283,78 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     return handler(client, args, out)
 
 
+SETTING_FLAGS = (
+    *("db", "apps", "demo", "bind", "tokens_file", "insecure", "body_limit", "queues"),
+    *("header_timeout", "body_timeout", "send_timeout", "streams_per_token"),
+    *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format"),
+    *(f"retention_{s}" for s in ("completed", "failed", "canceled", "timeout", "skipped")),
+    "retention_max_finished",
+)
+
+
+def service_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServiceSettings:
+    """The settings of ``serve`` or ``worker``: flags over ``env`` over the config file."""
+    flags = {name: getattr(args, name, None) for name in SETTING_FLAGS}
+    if isinstance(flags["queues"], str):  # worker --queues a,b
+        flags["queues"] = flags["queues"].split(",")
+    return load_settings(flags, env, args.config)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    registry = _registry(args)
     try:
-        allow = [*args.hook_allow_network, *args.hook_allow_host]
-        hooks = make_hooks(registry, os.environ, allow)
+        settings = service_settings(args, os.environ)
+    except (ValueError, ValidationError) as err:
+        return commands.fail(_setting_error(err), EXIT_USAGE)
+    configure_logging(settings.log_level, settings.log_format)
+    registry = _registry(settings)
+    try:
+        env = {**os.environ, **settings.hook_env()}
+        hooks = make_hooks(registry, env, settings.hook_allow)
         options = ServeOptions(
-            db=args.db, bind=None, demo=args.demo, grace_period=args.grace_period
+            db=settings.db,
+            bind=None,
+            demo=settings.demo,
+            grace_period=settings.grace_period,
+            poll_interval=settings.poll_interval,
+            retention=settings.retention(),
         )
         if args.command == "serve":
-            options.bind = args.bind
-            options.tokens = tuple(load_tokens(args.tokens, os.environ))
-            options.insecure = args.insecure
-            options.body_limit = args.body_limit
-            options.header_timeout = args.header_timeout
-            options.body_timeout = args.body_timeout
-            options.send_timeout = args.send_timeout
-            options.streams_per_token = args.streams_per_token
-            options.queues = dict(_queue_spec(q) for q in args.queue)
-            options.routes = _app_routes(args.app)
+            options.bind = settings.bind
+            options.tokens = tuple(load_tokens(settings.tokens_file, os.environ))
+            options.insecure = settings.insecure
+            options.body_limit = settings.body_limit
+            options.header_timeout = settings.header_timeout
+            options.body_timeout = settings.body_timeout
+            options.send_timeout = settings.send_timeout
+            options.streams_per_token = settings.streams_per_token
+            options.queues = dict(_queue_spec(q) for q in settings.queues or ())
+            options.routes = _app_routes(settings.apps)
         else:
-            names = args.queues.split(",") if args.queues else None
-            options.queues = worker_queues(registry, names)
+            options.queues = worker_queues(registry, settings.queues)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
 
 
-def _registry(args: argparse.Namespace) -> Registry:
+def _setting_error(err: ValueError | ValidationError) -> str:
+    if isinstance(err, ValidationError):
+        return "; ".join(
+            f"setting {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+        )
+    return str(err)
+
+
+def _registry(settings: ServiceSettings) -> Registry:
     """The default registry, with what each ``--app`` module registers: on import
     (``@job``), or through its ``register(registry)`` function if it has one."""
     registry = default_registry
-    for name in args.app:
+    for name in settings.apps:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)
         if callable(register):
             register(registry)
-    if args.demo and "demo.count" not in {t.name for t in registry.types()}:
+    if settings.demo and "demo.count" not in {t.name for t in registry.types()}:
         register_demo(registry)
     return registry
 
@@ -295,6 +363,18 @@ def _app_routes(names: list[str]) -> tuple[RouteAdder, ...]:
     """``api_routes(api, state)`` of each ``--app`` module that defines one."""
     found = (getattr(importlib.import_module(name), "api_routes", None) for name in names)
     return tuple(add for add in found if callable(add))
+
+
+def plain(text: str) -> str:
+    """reST docstring text as people read it: no double backquotes."""
+    return text.replace("``", "")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("callboard")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def _queue_spec(text: str) -> tuple[str, int]:

@@ -8,8 +8,8 @@ open requests, nothing else: running jobs are still interrupted and stored.
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from runtime.api.state import ApiConfig
 from runtime.cli.demo import DEMO_SCHEDULES
 from runtime.domain.errors import CallboardError
 from runtime.jobs.registry import Registry
+from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
@@ -46,6 +47,8 @@ class ServeOptions:
     body_timeout: float | None = None
     send_timeout: float | None = None
     streams_per_token: int | None = None
+    poll_interval: float | None = None
+    retention: JobRetention | None = None
 
     def api_fields(self) -> dict[str, Any]:
         """The :class:`ApiConfig` fields these options set (the rest keep their defaults)."""
@@ -59,8 +62,12 @@ class ServeOptions:
         return {"tokens": self.tokens} | {k: v for k, v in given.items() if v is not None}
 
 
+log = logging.getLogger("callboard.service")
+
+
 def say(text: str) -> None:
-    print(f"callboard: {text}", file=sys.stderr, flush=True)
+    """A line about the service's life (started, stopping...), at info."""
+    log.info(text)
 
 
 def make_hooks(registry: Registry, env: Mapping[str, str], allow: Iterable[str] = ()) -> Hooks:
@@ -98,9 +105,12 @@ async def _run(
     stop: anyio.Event,
     hurry: anyio.Event,
 ) -> None:
-    runtime_fields: dict[str, Any] = {}
-    if options.grace_period is not None:
-        runtime_fields["grace_period"] = options.grace_period
+    given: dict[str, Any] = {
+        "grace_period": options.grace_period,
+        "poll_interval": options.poll_interval,
+        "retention": options.retention,
+    }
+    runtime_fields = {k: v for k, v in given.items() if v is not None}
     async with Runtime(
         options.db, registry=registry, queues=options.queues, **runtime_fields
     ) as rt:
@@ -173,7 +183,8 @@ async def _log_events(rt: Runtime) -> None:
     with rt.subscribe() as events:
         async for event in events:
             if event.kind == "status":
-                say(f"{event.job_id} {event.type:<14} {event.status}")
+                # At debug: one line per change is noise at real throughput.
+                log.debug("%s %s %s", event.job_id, event.type, event.status)
 
 
 async def _start_demo(rt: Runtime, tg: trio.Nursery) -> None:

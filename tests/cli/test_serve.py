@@ -77,7 +77,7 @@ def test_serve_demo_answers_then_stops_gracefully_on_sigint(
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "stopping" in err and err.rstrip().endswith("callboard: stopped")
+    assert "stopping" in err and err.rstrip().endswith("callboard.service stopped")
     assert (tmp_path / "callboard.db").exists()
 
 
