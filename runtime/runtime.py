@@ -76,7 +76,8 @@ class Runtime(ControlMethods, ScheduleMethods):
     of the registry at the queue's registered capacity
     (``QUEUE_CAPACITY_DEFAULT`` unless registered otherwise). With
     ``workers=False`` the runtime only enqueues and reads (a client): it runs
-    no jobs.
+    no jobs. The database's schema is created or upgraded on entry
+    (``migrate=False``: refused with :class:`SchemaNotCurrent` unless current).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         log_limit: int = JOB_LOG_LIMIT_DEFAULT,
         retention: JobRetention | None = None,
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
+        migrate: bool = True,
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
@@ -118,6 +120,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._log_limit = log_limit
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
+        self._migrate = migrate
         self._services_tg: TaskGroup | None = None
         self._wake_pending: dict[str, float] = {}
         self._flusher: Flusher | None = None
@@ -139,7 +142,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def __aenter__(self) -> Runtime:
         self.clock.anchor()
         self._started_at = self.clock.now()
-        self._store = await threads.run_sync(Store, self.url)
+        self._store = await threads.run_sync(partial(Store, self.url, migrate=self._migrate))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:

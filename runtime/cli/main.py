@@ -45,12 +45,13 @@ from runtime.cli.client import (
 )
 from runtime.cli.demo import register_demo
 from runtime.cli.logs import configure_logging
-from runtime.cli.service import ServeOptions, make_hooks, run_service, worker_queues
+from runtime.cli.service import EXIT_STORE, ServeOptions, make_hooks, run_service, worker_queues
 from runtime.cli.settings import CONFIG_ENV, LOG_LEVELS, ServiceSettings, load_settings
-from runtime.domain.errors import CallboardError
+from runtime.domain.errors import CallboardError, SchemaNotCurrent
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
+from runtime.store.engine import migrate_store
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
 
@@ -112,6 +113,13 @@ def _runtime_options() -> argparse.ArgumentParser:
         )
     common.add_argument(
         "--retention-max-finished", metavar="N", help="keep at most N finished jobs"
+    )
+    common.add_argument(
+        "--no-migrate",
+        dest="migrate",
+        action="store_false",
+        default=None,
+        help="refuse a database schema that is not current instead of upgrading it",
     )
     common.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     common.add_argument("--log-format", choices=("text", "json"), help="default text")
@@ -185,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", default=None, help="register the demo job types"
     )
 
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.add_argument("--config", metavar="FILE", help=f"TOML settings file (${CONFIG_ENV})")
+    migrate.add_argument("--db", help="database URL ($CALLBOARD_DB or $DATABASE_URL)")
+
     enqueue = sub.add_parser("enqueue", parents=[client], help="store a job")
     enqueue.add_argument("type")
     enqueue.add_argument("--params", help="params as a JSON object")
@@ -245,6 +257,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         if args.command in ("serve", "worker"):
             return _serve(args)
+        if args.command == "migrate":
+            return _migrate(args, out)
         return _client_command(args, out)
     except ClientError as err:
         return commands.fail(str(err), err.exit_code)
@@ -286,7 +300,7 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
 SETTING_FLAGS = (
     *("db", "apps", "demo", "bind", "tokens_file", "insecure", "body_limit", "queues"),
     *("header_timeout", "body_timeout", "send_timeout", "streams_per_token"),
-    *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format"),
+    *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format", "migrate"),
     *(f"retention_{s}" for s in ("completed", "failed", "canceled", "timeout", "skipped")),
     "retention_max_finished",
 )
@@ -317,6 +331,7 @@ def _serve(args: argparse.Namespace) -> int:
             grace_period=settings.grace_period,
             poll_interval=settings.poll_interval,
             retention=settings.retention(),
+            migrate=settings.migrate,
         )
         if args.command == "serve":
             options.bind = settings.bind
@@ -333,8 +348,36 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, settings.queues)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
+    except (SchemaNotCurrent, BaseExceptionGroup) as err:
+        schema = _schema_error(err)
+        if schema is None:
+            raise
+        return commands.fail(str(schema), EXIT_STORE)
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
+
+
+def _migrate(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        settings = service_settings(args, os.environ)
+    except (ValueError, ValidationError) as err:
+        return commands.fail(_setting_error(err), EXIT_USAGE)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        before, after = migrate_store(settings.db)
+    except (SchemaNotCurrent, ValueError) as err:
+        return commands.fail(str(err), EXIT_STORE)
+    if before == after:
+        print(f"schema already at revision {after}", file=out)
+    else:
+        print(f"schema upgraded from revision {before or 'none'} to {after}", file=out)
+    return 0
+
+
+def _schema_error(err: BaseException) -> SchemaNotCurrent | None:
+    while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+        err = err.exceptions[0]
+    return err if isinstance(err, SchemaNotCurrent) else None
 
 
 def _setting_error(err: ValueError | ValidationError) -> str:

@@ -29,6 +29,7 @@ from runtime.jobs.registry import Registry
 from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import Runtime
 
+EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
 
 
@@ -49,6 +50,7 @@ class ServeOptions:
     streams_per_token: int | None = None
     poll_interval: float | None = None
     retention: JobRetention | None = None
+    migrate: bool = True
 
     def api_fields(self) -> dict[str, Any]:
         """The :class:`ApiConfig` fields these options set (the rest keep their defaults)."""
@@ -112,7 +114,11 @@ async def _run(
     }
     runtime_fields = {k: v for k, v in given.items() if v is not None}
     async with Runtime(
-        options.db, registry=registry, queues=options.queues, **runtime_fields
+        options.db,
+        registry=registry,
+        queues=options.queues,
+        migrate=options.migrate,
+        **runtime_fields,
     ) as rt:
         api_done = anyio.Event()
         async with trio.open_nursery() as tg:

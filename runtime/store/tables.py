@@ -208,25 +208,9 @@ Index("ix_callboard_type_starts", type_starts.c.type, type_starts.c.started_at)
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 
-# Opening a store creates the indexes above that it lacks, by name, and keeps
-# one it has: an index whose definition changes takes a new name, and its old
-# name goes here.
-#
-# Dropped from stores made by earlier versions when a store opens: an index on
-# worker_id (every query by worker also picks active statuses, which the
-# status index finds, and a finished job now keeps its worker's name); and
-# (status, queue) and (status, created_at), which ix_callboard_jobs_by_status
-# serves together (one b-tree fewer for every new job and status change); and
-# (type, started_at), which the rate limit read before it counted starts in
-# callboard_type_starts (one b-tree fewer for every start); and the holder
-# index on lock_key alone, from before lock keys were each tenant's own.
-RETIRED_INDEXES = (
-    "ix_callboard_jobs_owner",
-    "ix_callboard_jobs_status",
-    "ix_callboard_jobs_status_created",
-    "ix_callboard_jobs_type_started",
-    "ux_callboard_jobs_lock_holder",
-)
+# A change to these tables needs an Alembic revision in
+# runtime/store/migrations/versions (see runtime.store.migrate);
+# tests/runtime/test_migrations.py fails until the revisions build this schema.
 
 
 class ScheduleRow(SQLModel, table=True):
