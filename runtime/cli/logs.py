@@ -60,4 +60,6 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> log
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Alembic tells of its context on every check at info: noise unless debugging.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
     return handler
