@@ -91,7 +91,11 @@ async def test_the_last_release_store_is_upgraded_with_its_data_kept(tmp_path: P
         later = await rt.get_by_idempotency_key("later", tenant_id="acme")
         schedule = await rt.get_schedule("hourly")
     assert done.status is JobStatus.COMPLETED and done.result == 3
-    assert later is not None and later.status is JobStatus.SCHEDULED and later.params == {"a": 3, "b": 4}
+    assert (
+        later is not None
+        and later.status is JobStatus.SCHEDULED
+        and later.params == {"a": 3, "b": 4}
+    )
     assert schedule.job_type == "fixture.add" and schedule.params == {"a": 7, "b": 8}
     assert revision_of(url) == head()
     assert schema_differences(url) == []
