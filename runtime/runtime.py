@@ -34,11 +34,11 @@ from runtime.domain.clock import Clock
 from runtime.domain.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
 from runtime.domain.models import Job, event_from_row
-from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
+from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
 from runtime.domain.storable import check_text
 from runtime.gcpause import collector_paused
 from runtime.jobs.control import ControlMethods
-from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
+from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, check_cancel_reason
 from runtime.jobs.events import EventBus, Subscription
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
@@ -354,8 +354,9 @@ class Runtime(ControlMethods, ScheduleMethods):
 
         ``options``: ``queue``, ``priority``, ``delay`` (seconds or a
         timedelta) or ``at`` (an aware datetime), ``tenant_id``,
-        ``user_id``, ``timeout``, ``max_retries``, ``status_hook`` (a URL),
-        ``lock_key`` (overrides the type's lock template). With an
+        ``user_id``, ``timeout``, ``max_retries``, ``retry_delay`` (overrides
+        the type's), ``status_hook`` (a URL), ``lock_key`` (overrides the
+        type's lock template), ``description`` (free text). With an
         ``idempotency_key`` already used by the same tenant, or for a unique
         type with an equal unfinished job, the existing job is returned and
         nothing new is stored.
@@ -511,19 +512,30 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     # -- control ---------------------------------------------------------------------
 
-    async def cancel(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
+    async def cancel(
+        self, job_id: uuid.UUID | str, *, reason: str | None = None, tenant_id: str | None = None
+    ) -> Job:
         """Cancel a job: pending jobs end ``canceled`` at once, running ones via ``canceling``.
 
-        Raises :class:`IllegalTransition` for a finished job and changes nothing.
+        ``reason`` (free text, at most 2,000 characters) is
+        kept on the job as ``cancel_reason``, written to its log, and carried by
+        its events and status hooks. Raises :class:`IllegalTransition` for a
+        finished job and changes nothing.
         """
         key = _as_uuid(job_id)
         check_text("tenant_id", tenant_id)
+        check_cancel_reason(reason)
         now = self.clock.now()
-        ended = {"status": JobStatus.CANCELED.value, "finished_at": now, "updated_at": now}
+        ended = {
+            "status": JobStatus.CANCELED.value,
+            "finished_at": now,
+            "updated_at": now,
+            "cancel_reason": reason,
+        }
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
-        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now}
+        stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
-        row = await self.store.write(Transition(key, "cancel", moves, tenant_id))
+        row = await self.store.write(Transition(key, "cancel", moves, tenant_id, reason))
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
         self._publish(row)
@@ -545,6 +557,12 @@ class Runtime(ControlMethods, ScheduleMethods):
 
     def _publish(self, row: Mapping[str, Any]) -> None:
         if self.bus.wants(row["id"]):
+            if row["status"] in _RUNNING_HERE and self._executor is not None:
+                # A stored row lags the live progress by up to a flush interval.
+                live = self._executor.flusher.unsaved(row["id"])
+                if live is not None:
+                    row = {**row, "progress": live.progress, "progress_details": live.details}
+                    row["eta"] = live.eta
             self.bus.publish(event_from_row(row, self.clock.now()))
 
 
@@ -557,6 +575,9 @@ def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
         raise JobNotFound(job_id) from None
 
 
+_RUNNING_HERE = frozenset(s.value for s in ACTIVE)
+
+
 def _filters(
     status: Iterable[JobStatus | str] | JobStatus | str | None,
     type: str | None,
@@ -566,9 +587,9 @@ def _filters(
 ) -> dict[str, Any]:
     statuses: list[str] | None = None
     if isinstance(status, str):
-        statuses = [JobStatus(status).value]
+        statuses = filter_statuses([status])
     elif status is not None:
-        statuses = [JobStatus(s).value for s in status]
+        statuses = filter_statuses([str(s) for s in status])
     return {
         "status": statuses,
         "type": type,

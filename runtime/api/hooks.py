@@ -575,5 +575,7 @@ def _metadata(event: JobEvent) -> dict[str, Any]:
         "attempt": event.attempt,
         "progress": event.progress,
         "message": event.message,
+        "cancel_reason": event.cancel_reason,
+        "check_in_at": event.check_in_at.isoformat() if event.check_in_at is not None else None,
         "at": event.at.isoformat() if event.at is not None else None,
     }

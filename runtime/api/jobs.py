@@ -19,6 +19,8 @@ from runtime.api.errors import ApiError
 from runtime.api.hook_policy import HookPolicy, HookRefused
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import (
+    CancelRequest,
+    ControlRequest,
     EnqueueRequest,
     JobLog,
     JobPage,
@@ -190,8 +192,17 @@ def _log_level(given: str | None) -> int | str | None:
 
 
 def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
+    body = CancelRequest if action == "cancel" else ControlRequest
+
     async def control(call: Call) -> Response:
-        return json_response(await method(call.job_id(), tenant_id=call.principal.scope))
+        given = call.body.model_dump(exclude_none=True) if call.body is not None else {}
+        try:
+            job = await method(call.job_id(), tenant_id=call.principal.scope, **given)
+        except CallboardError:
+            raise
+        except ValueError as err:  # e.g. a reason the store cannot keep
+            raise ApiError(422, "invalid_request", str(err)) from None
+        return json_response(job)
 
     control.__name__ = f"{action}_job"
     control.__doc__ = doc
@@ -201,6 +212,8 @@ def _add_control(api: Api, action: str, method: Control, doc: str) -> None:
         summary=f"{action.capitalize()} a job",
         tag=TAG,
         role=Role.OPERATOR,
+        body=body,
+        body_required=False,
         responses={200: Job},
         errors=(409,),
     )(control)
@@ -218,7 +231,17 @@ def _check_hook(policy: HookPolicy, url: str) -> None:
 
 
 def _options(req: EnqueueRequest) -> dict[str, Any]:
-    fields = ("queue", "priority", "delay", "at", "timeout", "max_retries", "status_hook")
+    fields = (
+        "queue",
+        "priority",
+        "delay",
+        "at",
+        "timeout",
+        "max_retries",
+        "status_hook",
+        "retry_delay",
+        "description",
+    )
     options = {name: getattr(req, name) for name in fields}
     if req.lock_key is not None:
         options["lock_key"] = req.lock_key

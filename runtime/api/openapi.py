@@ -70,7 +70,8 @@ def _operation(spec: RouteSpec, refs: dict[Any, Any]) -> dict[str, Any]:
         op["x-required-role"] = spec.role.value
     if spec.body is not None:
         schema = refs[(spec.body, "validation")]
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        content = {"application/json": {"schema": schema}}
+        op["requestBody"] = {"required": spec.body_required, "content": content}
     return op
 
 

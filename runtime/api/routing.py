@@ -46,6 +46,7 @@ class RouteSpec:
     errors: tuple[int, ...]
     media_type: str = "application/json"
     description: str = ""
+    body_required: bool = True  # else an empty body reads as ``{}``
 
 
 @dataclass(slots=True)
@@ -103,6 +104,7 @@ class Api:
         errors: tuple[int, ...] = (),
         media_type: str = "application/json",
         prefix: str = PREFIX,
+        body_required: bool = True,
     ) -> Callable[[Handler], Handler]:
         full = prefix + path
 
@@ -119,6 +121,7 @@ class Api:
                 errors=_errors(errors, role, body, query, full),
                 media_type=media_type,
                 description=(handler.__doc__ or "").strip(),
+                body_required=body_required,
             )
             self.specs.append(spec)
             self.app.add_url_rule(
@@ -148,9 +151,9 @@ class Api:
                     _check_field(value, ["query", name])
                 call.query = _validate(spec.query, args, "query")
             if spec.body is not None:
-                call.body = _validate(
-                    spec.body, parse_json(await request.get_data(False, False, False)), "body"
-                )
+                data = await request.get_data(False, False, False)
+                given = parse_json(data) if data.strip() or spec.body_required else {}
+                call.body = _validate(spec.body, given, "body")
             return await handler(call)
 
         return view

@@ -1,12 +1,13 @@
 """``/api/v1/schedules``: schedules that make jobs (date, interval, cron, calendar).
 
-Everyone reads the schedules of their tenant (admins: all); only admins
-create, change, trigger and remove them.
+Schedules belong to a tenant: everyone reads the schedules of their tenant
+(admins: all), and operators create, change, trigger and remove them (admins:
+any). A schedule's jobs carry its tenant and the user who created it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 from quart import Response
@@ -35,6 +36,9 @@ class ScheduleCreate(_Request):
         default=None, description='"15 minutes", "2 days", "continuous", or seconds'
     )
     cron: str | None = Field(default=None, max_length=NAME_MAX)
+    cron_seconds: Literal["first", "last"] | None = Field(
+        default=None, description="where a six-field cron has its seconds (required for six)"
+    )
     at: AwareDatetime | None = None
     fields: dict[str, CalendarValue] | None = Field(
         default=None, description='calendar fields, e.g. {"day_of_week": "mon-fri", "hour": 9}'
@@ -47,6 +51,9 @@ class ScheduleCreate(_Request):
     misfire: Misfire | None = None
     max_catch_up: int | None = Field(default=None, ge=1, le=100_000)
     paused: bool = False
+    queue: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX, description="its jobs' queue"
+    )
 
 
 class SchedulePatch(_Request):
@@ -93,7 +100,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules",
         summary="Create a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         body=ScheduleCreate,
         responses={201: Schedule},
     )
@@ -104,7 +111,11 @@ def add_routes(api: Api, state: ApiState) -> None:
         rt.registry.get_public(req.job_type)  # an internal type is unknown here
         try:
             schedule = await rt.add_schedule(
-                req.job_type, req.params, tenant_id=call.principal.tenant_id, **options
+                req.job_type,
+                req.params,
+                tenant_id=call.principal.tenant_id,
+                user_id=call.principal.name,
+                **options,
             )
         except CallboardError:
             raise
@@ -127,7 +138,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules/{schedule_id}",
         summary="Pause or resume a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         body=SchedulePatch,
         responses={200: Schedule},
     )
@@ -143,7 +154,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules/{schedule_id}",
         summary="Remove a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={204: None},
     )
     async def remove_schedule(call: Call) -> Response:
@@ -159,7 +170,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         "/schedules/{schedule_id}/trigger",
         summary="Run a schedule now",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={201: Job},
     )
     async def trigger_schedule(call: Call) -> Response:
@@ -183,6 +194,6 @@ def _add_pause(api: Api, state: ApiState, action: str) -> None:
         f"/schedules/{{schedule_id}}/{action}",
         summary=f"{action.capitalize()} a schedule",
         tag=TAG,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={200: Schedule},
     )(change)

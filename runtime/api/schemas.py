@@ -25,7 +25,8 @@ from pydantic import (
 
 from runtime.domain.logs import LogEntry
 from runtime.domain.models import Job
-from runtime.domain.status import JobStatus
+from runtime.domain.status import filter_statuses
+from runtime.jobs.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200
@@ -90,6 +91,12 @@ class EnqueueRequest(_Request):
         max_length=URL_MAX,
         description="http(s) URL of a public address (or one the server allows)",
     )
+    retry_delay: float | None = Field(
+        default=None, ge=0, le=TIMEOUT_MAX, description="seconds before the first retry"
+    )
+    description: str | None = Field(
+        default=None, max_length=DESCRIPTION_MAX, description="free text about this job"
+    )
 
     @field_validator("status_hook")
     @classmethod
@@ -110,18 +117,24 @@ class EnqueueRequest(_Request):
         return self
 
 
+class CancelRequest(_Request):
+    """``POST /jobs/{job_id}/cancel``: an optional body."""
+
+    reason: str | None = Field(
+        default=None, max_length=CANCEL_REASON_MAX, description="why; kept on the job"
+    )
+
+
+class ControlRequest(_Request):
+    """``POST /jobs/{job_id}/suspend``, ``/resume``, ``/retry``: no fields (the body may
+    be empty or ``{}``)."""
+
+
 def _statuses(value: str | None) -> str | None:
     if value is None:
         return None
     names = [part.strip() for part in value.split(",") if part.strip()]
-    known = {s.value for s in JobStatus}
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ValueError(
-            f"unknown status {', '.join(unknown) or repr(value)}; "
-            f"known: {', '.join(s.value for s in JobStatus)}"
-        )
-    return ",".join(names)
+    return ",".join(filter_statuses(names))
 
 
 class JobFilters(_Request):

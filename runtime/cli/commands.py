@@ -60,7 +60,7 @@ def enqueue(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     for name in ("queue", "priority", "delay", "at", "idempotency_key", "timeout"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
-    for name in ("max_retries", "lock_key", "status_hook"):
+    for name in ("max_retries", "lock_key", "status_hook", "retry_delay", "description"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     status, job = client.call("POST", "/jobs", json_body=body)
@@ -110,7 +110,9 @@ def jobs_control(client: ApiClient, args: argparse.Namespace, out: TextIO) -> in
         client.call("DELETE", f"/jobs/{args.id}")
         _emit(out, args, {"id": args.id, "deleted": True}, f"{args.id}  deleted")
         return EXIT_OK
-    _, job = client.call("POST", f"/jobs/{args.id}/{args.action}")
+    reason = getattr(args, "reason", None)
+    body = {"reason": reason} if reason is not None else None
+    _, job = client.call("POST", f"/jobs/{args.id}/{args.action}", json_body=body)
     _emit(out, args, job, f"{job['id']}  {job['status']}")
     return EXIT_OK
 

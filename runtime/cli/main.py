@@ -33,7 +33,7 @@ from runtime.api.state import (
     SEND_TIMEOUT_DEFAULT,
     STREAMS_PER_TOKEN_DEFAULT,
 )
-from runtime.cli import commands, schedules
+from runtime.cli import commands, retention, schedules
 from runtime.cli.client import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -79,6 +79,7 @@ def _runtime_options() -> argparse.ArgumentParser:
         dest="apps",
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
+    retention.add_options(common)
     common.add_argument(
         "--hook-allow-network",
         action="append",
@@ -104,15 +105,6 @@ def _runtime_options() -> argparse.ArgumentParser:
         "--poll-interval",
         type=float,
         help=f"seconds between looks for due jobs (default {POLL_INTERVAL_DEFAULT:g})",
-    )
-    for status in ("completed", "failed", "canceled", "timeout", "skipped"):
-        common.add_argument(
-            f"--retention-{status}",
-            metavar="S",
-            help=f"seconds {status} jobs stay readable ('none': forever)",
-        )
-    common.add_argument(
-        "--retention-max-finished", metavar="N", help="keep at most N finished jobs"
     )
     common.add_argument(
         "--no-migrate",
@@ -210,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--max-retries", type=int)
     enqueue.add_argument("--lock-key")
     enqueue.add_argument("--status-hook", help="URL told of each status change")
+    enqueue.add_argument("--retry-delay", type=float, help="seconds before the first retry")
+    enqueue.add_argument("--description", help="free text about this job")
     enqueue.add_argument("--wait", action="store_true", help="wait until it finishes")
     enqueue.add_argument("--wait-timeout", type=float, help="give up waiting after seconds")
 
@@ -221,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--page-size", type=int, default=20)
     actions.add_parser("show", parents=[client], help="one job").add_argument("id")
     for action in CONTROL_ACTIONS:
-        actions.add_parser(action, parents=[client], help=f"{action} a job").add_argument("id")
+        control = actions.add_parser(action, parents=[client], help=f"{action} a job")
+        control.add_argument("id")
+        if action == "cancel":
+            control.add_argument("--reason", help="why (kept on the job and in its log)")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -301,8 +298,7 @@ SETTING_FLAGS = (
     *("db", "apps", "demo", "bind", "tokens_file", "insecure", "body_limit", "queues"),
     *("header_timeout", "body_timeout", "send_timeout", "streams_per_token"),
     *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format", "migrate"),
-    *(f"retention_{s}" for s in ("completed", "failed", "canceled", "timeout", "skipped")),
-    "retention_max_finished",
+    *("retain", "max_finished", "max_finished_per_type", "sweep_interval"),
 )
 
 
@@ -330,9 +326,10 @@ def _serve(args: argparse.Namespace) -> int:
             demo=settings.demo,
             grace_period=settings.grace_period,
             poll_interval=settings.poll_interval,
-            retention=settings.retention(),
             migrate=settings.migrate,
         )
+        options.retention = settings.retention()
+        options.sweep_interval = settings.sweep_interval
         if args.command == "serve":
             options.bind = settings.bind
             options.tokens = tuple(load_tokens(settings.tokens_file, os.environ))
@@ -381,11 +378,16 @@ def _schema_error(err: BaseException) -> SchemaNotCurrent | None:
 
 
 def _setting_error(err: ValueError | ValidationError) -> str:
-    if isinstance(err, ValidationError):
-        return "; ".join(
-            f"setting {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
-        )
-    return str(err)
+    """One line naming each bad setting as flag and environment variable."""
+    if not isinstance(err, ValidationError):
+        return str(err)
+    return "; ".join(_one_setting_error(e["loc"], e["msg"], e["input"]) for e in err.errors())
+
+
+def _one_setting_error(loc: tuple[int | str, ...], msg: str, value: object) -> str:
+    name = str(loc[0]) if loc else "?"
+    where = f"--{name.replace('_', '-')}, ${CONFIG_ENV.removesuffix('CONFIG')}{name.upper()}"
+    return f"setting {name} ({where}): {msg}, got {value!r}"
 
 
 def _registry(settings: ServiceSettings) -> Registry:

@@ -54,10 +54,13 @@ JOB_COLUMNS: list[Column] = [
 ]
 
 _DETAIL = [
-    *("id", "type", "group", "queue", "status", "priority", "progress", "check_in"),
-    *("attempt", "max_retries", "timeout", "created_at", "scheduled_at", "started_at"),
+    *("id", "type", "description", "group", "queue", "status", "priority", "progress"),
+    *("check_in", "check_in_at", "cancel_reason"),
+    *("attempt", "max_retries", "retry_delay", "timeout"),
+    *("created_at", "scheduled_at", "started_at"),
     *("finished_at", "tenant_id", "user_id", "idempotency_key", "lock_key", "schedule_id"),
     *("status_hook", "params", "result", "error", "errors"),
+    *("wall_time", "cpu_time", "peak_memory"),
 ]
 
 

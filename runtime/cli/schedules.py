@@ -48,6 +48,9 @@ def add_parser(sub: Any, client: argparse.ArgumentParser) -> None:
     when_.add_argument("--cron", help='five or six cron fields, e.g. "0 9 * * mon-fri"')
     when_.add_argument("--at", help="one run at this ISO time (with a zone)")
     when_.add_argument("--fields", help='calendar fields as JSON, e.g. {"hour": 9}')
+    add.add_argument(
+        "--cron-seconds", choices=["first", "last"], help="where a six-field --cron has seconds"
+    )
     add.add_argument("--name")
     add.add_argument("--tz", help="IANA time zone (default UTC)")
     add.add_argument("--start")
@@ -56,6 +59,7 @@ def add_parser(sub: Any, client: argparse.ArgumentParser) -> None:
     add.add_argument("--misfire", choices=["skip", "run_once", "run_all"])
     add.add_argument("--max-catch-up", type=int)
     add.add_argument("--paused", action="store_true")
+    add.add_argument("--queue", help="the queue its jobs go to (default: their type's)")
 
 
 def run(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -91,7 +95,8 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
             body["fields"] = json.loads(args.fields)
         except ValueError as err:
             raise ClientError(f"--fields is not JSON: {err}", EXIT_USAGE) from None
-    for name in ("cron", "at", "name", "tz", "start", "end", "overlap", "misfire", "max_catch_up"):
+    names = ("cron", "at", "name", "tz", "start", "end", "overlap", "misfire", "max_catch_up")
+    for name in (*names, "queue", "cron_seconds"):
         if getattr(args, name) is not None:
             body[name] = getattr(args, name)
     if args.paused:

@@ -44,12 +44,13 @@ class ServeOptions:
     queues: dict[str, int] = field(default_factory=dict)
     routes: tuple[RouteAdder, ...] = ()  # from --app modules that define ``api_routes``
     grace_period: float | None = None
+    retention: JobRetention | None = None  # None: the runtime's default
+    sweep_interval: float | None = None
     header_timeout: float | None = None
     body_timeout: float | None = None
     send_timeout: float | None = None
     streams_per_token: int | None = None
     poll_interval: float | None = None
-    retention: JobRetention | None = None
     migrate: bool = True
 
     def api_fields(self) -> dict[str, Any]:
@@ -111,6 +112,7 @@ async def _run(
         "grace_period": options.grace_period,
         "poll_interval": options.poll_interval,
         "retention": options.retention,
+        "sweep_interval": options.sweep_interval,
     }
     runtime_fields = {k: v for k, v in given.items() if v is not None}
     async with Runtime(

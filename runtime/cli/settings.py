@@ -8,6 +8,7 @@ then its default. docs/operations.md lists them all in one table.
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,12 +25,13 @@ from pydantic_settings import (
 
 from actors import GRACE_PERIOD_DEFAULT, POLL_INTERVAL_DEFAULT
 from runtime.api.server import BIND_DEFAULT
+from runtime.cli.retention import retention_from
 from runtime.jobs.sweeper import JobRetention
 from runtime.runtime import DATABASE_URL_DEFAULT
 
 CONFIG_ENV = "CALLBOARD_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_RETENTION = JobRetention()
+_RETENTION_FIELDS = {"retain", "max_finished", "max_finished_per_type"}
 
 Items = Annotated[list[str], NoDecode]  # comma-separated in the environment, not JSON
 
@@ -62,13 +64,11 @@ class ServiceSettings(BaseSettings):
     queues: Items | None = None  # serve: NAME=CAPACITY items; worker: NAME[=CAPACITY] to run
     grace_period: float = Field(GRACE_PERIOD_DEFAULT, ge=0)
     poll_interval: float = Field(POLL_INTERVAL_DEFAULT, gt=0)
-    # Retention of finished jobs, seconds per status (none: kept forever)
-    retention_completed: float | None = Field(_RETENTION.completed, ge=0)
-    retention_failed: float | None = Field(_RETENTION.failed, ge=0)
-    retention_canceled: float | None = Field(_RETENTION.canceled, ge=0)
-    retention_timeout: float | None = Field(_RETENTION.timeout, ge=0)
-    retention_skipped: float | None = Field(_RETENTION.skipped, ge=0)
-    retention_max_finished: int | None = Field(_RETENTION.max_finished, ge=0)
+    # Retention of finished jobs (runtime.cli.retention reads these)
+    retain: Items = Field(default_factory=list, description="STATUS=AGE items")
+    max_finished: int | None = Field(None, ge=0)
+    max_finished_per_type: int | None = Field(None, ge=0)
+    sweep_interval: float | None = Field(None, gt=0, allow_inf_nan=False)
     # Status hooks
     hook_secret: SecretStr | None = None
     hook_allow: Items = Field(default_factory=list, description="networks and host names")
@@ -76,41 +76,22 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("apps", "hook_allow", "queues", mode="before")
+    @field_validator("apps", "hook_allow", "queues", "retain", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator(
-        "retention_completed",
-        "retention_failed",
-        "retention_canceled",
-        "retention_timeout",
-        "retention_skipped",
-        "retention_max_finished",
-        mode="before",
-    )
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        # "none" keeps that status forever (TOML has no null).
-        return None if isinstance(value, str) and value.lower() in ("none", "") else value
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    def retention(self) -> JobRetention:
-        return JobRetention(
-            completed=self.retention_completed,
-            failed=self.retention_failed,
-            canceled=self.retention_canceled,
-            timeout=self.retention_timeout,
-            skipped=self.retention_skipped,
-            max_finished=self.retention_max_finished,
-        )
+    def retention(self) -> JobRetention | None:
+        """The retention policy these settings describe; None: the runtime's default.
+        ``ValueError`` names a bad ``retain`` item."""
+        return retention_from(Namespace(**self.model_dump(include=_RETENTION_FIELDS)))
 
     def hook_env(self) -> dict[str, str]:
         """The hook secret as :meth:`HookSettings.from_env` reads it."""

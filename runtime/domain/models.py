@@ -55,6 +55,13 @@ class Job(BaseModel):
     checkpoint_version: int | None = None
     schedule_id: str | None = None
     slot: datetime | None = None
+    retry_delay: float = 0.0
+    description: str | None = None
+    cancel_reason: str | None = None
+    check_in_at: datetime | None = None
+    wall_time: float | None = None
+    cpu_time: float | None = None
+    peak_memory: int | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -133,7 +140,16 @@ def _converted(name: str, value: Any) -> Any:
     return value or {}  # params
 
 
-_TIMES = ("eta", "scheduled_at", "created_at", "started_at", "finished_at", "updated_at", "slot")
+_TIMES = (
+    "eta",
+    "scheduled_at",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "slot",
+    "check_in_at",
+)
 _PLAIN = tuple(
     (name, field.get_default(call_default_factory=True)) for name, field in Job.model_fields.items()
 )
@@ -143,6 +159,8 @@ _STATUSES = {status.value: status for status in JobStatus}
 
 
 JobId = uuid.UUID | str  # a job id, or its text
+
+_CANCELING = frozenset({JobStatus.CANCELING.value, JobStatus.CANCELED.value})
 
 EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in"]
 
@@ -174,6 +192,15 @@ class JobEvent(BaseModel):
     idempotency_key: str | None = None
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
+    cancel_reason: str | None = None
+    description: str | None = None
+    check_in_at: datetime | None = None
+    # Set on the status event that announces the end of an attempt in this
+    # process (not on later events about the same job): what it used.
+    ended_attempt: bool = False
+    wall_time: float | None = None
+    cpu_time: float | None = None
+    peak_memory: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -187,6 +214,8 @@ def event_from_row(
     status = JobStatus(row["status"])
     if message is None and kind == "status":
         message = row.get("error")
+        if message is None and row["status"] in _CANCELING:
+            message = row.get("cancel_reason")
     return JobEvent.model_construct(
         job_id=row["id"],
         kind=kind,
@@ -208,6 +237,13 @@ def event_from_row(
         idempotency_key=row.get("idempotency_key"),
         scheduled_at=to_datetime(row.get("scheduled_at")),
         started_at=to_datetime(row.get("started_at")),
+        cancel_reason=row.get("cancel_reason"),
+        description=row.get("description"),
+        check_in_at=to_datetime(row.get("check_in_at")),
+        ended_attempt=bool(row.get("ended_attempt")),
+        wall_time=row.get("wall_time"),
+        cpu_time=row.get("cpu_time"),
+        peak_memory=row.get("peak_memory"),
     )
 
 
@@ -221,7 +257,9 @@ def event_from_job(job: Job) -> JobEvent:
         progress=job.progress,
         progress_details=job.progress_details,
         eta=job.eta,
-        message=job.error,
+        message=job.error
+        if job.error is not None or job.status not in _CANCELING
+        else job.cancel_reason,
         queue=job.queue,
         type=job.type,
         revision=job.revision,
@@ -234,4 +272,10 @@ def event_from_job(job: Job) -> JobEvent:
         idempotency_key=job.idempotency_key,
         scheduled_at=job.scheduled_at,
         started_at=job.started_at,
+        cancel_reason=job.cancel_reason,
+        description=job.description,
+        check_in_at=job.check_in_at,
+        wall_time=job.wall_time,
+        cpu_time=job.cpu_time,
+        peak_memory=job.peak_memory,
     )

@@ -82,3 +82,35 @@ def can_transition(current: JobStatus, target: JobStatus) -> bool:
 def sources_of(target: JobStatus) -> frozenset[JobStatus]:
     """The statuses from which ``target`` may be reached: the CAS guard."""
     return frozenset(s for s, nexts in TRANSITIONS.items() if target in nexts)
+
+
+# Names other job systems use, accepted by status filters: atlasOS's
+# "pending" (not started yet) and the British "cancelled".
+STATUS_ALIASES: dict[str, tuple[JobStatus, ...]] = {
+    "pending": (S.SCHEDULED, S.WAITING, S.LOCKED),
+    "cancelled": (S.CANCELED,),
+}
+
+
+def filter_statuses(names: list[str]) -> list[str]:
+    """The status values a filter names, aliases expanded, in order and once each;
+    ``ValueError`` naming the unknown ones and the known names and aliases."""
+    known = {s.value for s in JobStatus}
+    out: dict[str, None] = {}
+    unknown = []
+    for name in names:
+        if name in known:
+            out[name] = None
+        elif name in STATUS_ALIASES:
+            out.update(dict.fromkeys(s.value for s in STATUS_ALIASES[name]))
+        else:
+            unknown.append(name)
+    if unknown or not out:
+        aliases = ", ".join(
+            f"{alias} ({'/'.join(STATUS_ALIASES[alias])})" for alias in STATUS_ALIASES
+        )
+        raise ValueError(
+            f"unknown status {', '.join(repr(n) for n in unknown) or repr(names)}; "
+            f"known: {', '.join(s.value for s in JobStatus)}; aliases: {aliases}"
+        )
+    return list(out)

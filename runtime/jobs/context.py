@@ -28,6 +28,7 @@ class RunState:
     since: float = 0.0
     logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
     start_logged: bool = False  # the attempt's start record is among its logs
+    cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
 
     @property
     def job_id(self) -> uuid.UUID:
@@ -108,16 +109,23 @@ class JobContext:
         self,
         percent: float | None = None,
         *,
+        fraction: float | None = None,
         current: float | None = None,
         total: float | None = None,
         bytes_done: int | None = None,
         bytes_total: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Report progress. Subscribers see every call; the store gets the latest, throttled."""
+        """Report progress, in one of four forms: ``percent`` on a 0..100 scale
+        (``ctx.progress(75)`` is three quarters), ``fraction=`` on 0..1
+        (``fraction=0.75``), ``current=``/``total=`` counts, or
+        ``bytes_done=``/``bytes_total=``; ``details`` alone keeps the amount.
+
+        Subscribers see every call; the store gets the latest, throttled."""
         state = self._state
         report = make_report(
             percent=percent,
+            fraction=fraction,
             current=current,
             total=total,
             bytes_done=bytes_done,

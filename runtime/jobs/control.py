@@ -26,7 +26,7 @@ from runtime.domain.status import ACTIVE, PENDING, JobStatus
 from runtime.domain.storable import check_text
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
-from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneOlder
+from runtime.jobs.sweeper import JobRetention, PruneBeyond, PruneBeyondPerType, PruneOlder
 from runtime.store import Store
 from runtime.store.control_reads import (
     LOG_LIMIT_MAX,
@@ -151,6 +151,7 @@ class ControlMethods:
             "scheduled_at": now,
             "finished_at": None,
             "updated_at": now,
+            "cancel_reason": None,
         }
         moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
         try:
@@ -251,8 +252,13 @@ class ControlMethods:
         for status, age in policy.ages().items():
             while deleted := await self.store.write(PruneOlder(status, now - age)):
                 counts[status.value] = counts.get(status.value, 0) + deleted
+        beyond: list[PruneBeyond | PruneBeyondPerType] = []
+        if policy.max_finished_per_type is not None:
+            beyond.append(PruneBeyondPerType(policy.max_finished_per_type))
         if policy.max_finished is not None:
-            while batch := await self.store.write(PruneBeyond(policy.max_finished)):
+            beyond.append(PruneBeyond(policy.max_finished))
+        for op in beyond:
+            while batch := await self.store.write(op):
                 for status_name, n in batch.items():
                     counts[status_name] = counts.get(status_name, 0) + n
         return counts

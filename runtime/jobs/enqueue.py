@@ -32,6 +32,23 @@ class EnqueueOptions(TypedDict, total=False):
     max_retries: int | None
     status_hook: str | None
     lock_key: str | None
+    retry_delay: float | None
+    description: str | None
+
+
+DESCRIPTION_MAX = 2000
+"""The longest free-text description a job may carry, in characters."""
+CANCEL_REASON_MAX = 2000
+"""The longest reason a cancel may give, in characters."""
+
+
+def check_cancel_reason(reason: object) -> None:
+    """A cancel's reason is None or a storable string of at most :data:`CANCEL_REASON_MAX`."""
+    if reason is not None and not (isinstance(reason, str) and len(reason) <= CANCEL_REASON_MAX):
+        raise ValueError(
+            f"reason must be a string of at most {CANCEL_REASON_MAX} characters, got {reason!r:.80}"
+        )
+    check_text("reason", reason)
 
 
 PER_JOB_COLUMNS = ("id", "params", "idempotency_key", "lock_key", "unique_key")
@@ -167,11 +184,21 @@ def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> fl
 
 def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) -> Row:
     timeout, max_retries = options.get("timeout"), options.get("max_retries")
+    retry_delay, description = options.get("retry_delay"), options.get("description")
     queue, priority = options.get("queue"), options.get("priority")
     if timeout is not None and not (is_finite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
     if max_retries is not None and not (is_int(max_retries) and 0 <= max_retries <= INT_MAX):
         raise ValueError(f"max_retries must be an int in 0..{INT_MAX}, got {max_retries!r}")
+    if retry_delay is not None and not (is_finite(retry_delay) and retry_delay >= 0):
+        raise ValueError(f"retry_delay must be finite seconds >= 0, got {retry_delay!r}")
+    if description is not None and not (
+        isinstance(description, str) and len(description) <= DESCRIPTION_MAX
+    ):
+        raise ValueError(
+            f"description must be a string of at most {DESCRIPTION_MAX} characters,"
+            f" got {description!r:.80}"
+        )
     if priority is not None and not (is_int(priority) and abs(priority) <= PRIORITY_BOUND):
         bound = PRIORITY_BOUND
         raise ValueError(f"priority must be an int in -{bound}..{bound}, got {priority!r}")
@@ -183,6 +210,7 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
             raise TypeError(f"{name} must be a string, got {value!r}")
         check_text(name, value)
     check_text("queue", queue)
+    check_text("description", description)
     status = JobStatus.SCHEDULED if due > now else JobStatus.WAITING
     return {
         "type": job_type.name,
@@ -199,7 +227,7 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "eta": None,
         "attempt": 0,
         "max_retries": job_type.max_retries if max_retries is None else max_retries,
-        "retry_delay": job_type.retry_delay,
+        "retry_delay": job_type.retry_delay if retry_delay is None else float(retry_delay),
         "timeout": job_type.timeout if timeout is None else timeout,
         "scheduled_at": due,
         "created_at": now,
@@ -221,4 +249,10 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "checkpoint_version": None,
         "schedule_id": None,
         "slot": None,
+        "description": description,
+        "cancel_reason": None,
+        "check_in_at": None,
+        "wall_time": None,
+        "cpu_time": None,
+        "peak_memory": None,
     }

@@ -8,7 +8,7 @@ runs handlers with a ``JobContext``, and records outcomes. Live state
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any
 
@@ -28,6 +28,7 @@ from runtime.jobs.flusher import Flusher, take_logs
 from runtime.jobs.logs import job_log_fields
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import Registry
+from runtime.jobs.resources import metered, peak_memory
 from runtime.store import Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
@@ -143,7 +144,10 @@ class Executor:
         ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
-        return await job_type.handler(ctx, params)
+        work = job_type.handler(ctx, params)
+        if not isinstance(work, Coroutine):  # an async def's is: others go unmetered
+            return await work
+        return await metered(work, state)
 
     # -- OutcomeSink -------------------------------------------------------
 
@@ -159,6 +163,10 @@ class Executor:
             errors=state.errors or None,
             updated_at=now,
             resumed=False,
+            # The attempt's resources ride on the update that records its end.
+            wall_time=now - state.row["started_at"],
+            cpu_time=state.cpu_time,
+            peak_memory=peak_memory(),
         )
         if values["status"] not in TERMINAL:  # a StrEnum set: plain values match
             # The job's record will tell of its next attempt: store this one's
@@ -204,7 +212,9 @@ class Executor:
         revision = result.revision or state.row["revision"] + 1
         row = state.row
         if self._bus.wants(state.job_id):
-            self._publish_status({**row, **result.values, "revision": revision})
+            self._publish_status(
+                {**row, **result.values, "revision": revision, "ended_attempt": True}
+            )
         else:  # the runtime's wake-ups need only these
             status = result.values["status"]
             self._on_status(
@@ -242,14 +252,12 @@ class Executor:
 
     def progress_changed(self, state: RunState, now: float) -> None:
         if self._bus.wants(state.job_id):
-            row = {**state.row, "progress": state.progress, "progress_details": state.details}
-            row["eta"] = state.eta
-            self._bus.publish(event_from_row(row, now, "progress"))
+            self._bus.publish(event_from_row(_live(state), now, "progress"))
         self.flusher.mark(state)
 
     def warned(self, state: RunState, message: str) -> None:
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "warning", message)
+            self._publish(_live(state), "warning", message)
         self.flusher.mark(state)
 
     def logged(
@@ -286,16 +294,16 @@ class Executor:
         # Replaced, not changed: ``ctx.job`` keeps the row as it was claimed.
         state.row = {**state.row, "checkpoint": value, "checkpoint_version": version}
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "checkpoint")
+            self._publish(_live(state), "checkpoint")
 
     async def check_in(self, state: RunState, message: str) -> None:
         now = self.clock.now()
         revision = await self._store.write(CheckIn(state.job_id, self._worker, message, now))
         if revision is None:
             return
-        state.row = {**state.row, "check_in": message, "revision": revision}
+        state.row = {**state.row, "check_in": message, "check_in_at": now, "revision": revision}
         if self._bus.wants(state.job_id):
-            self._publish(state.row, "check_in", message)
+            self._publish(_live(state), "check_in", message)
 
     # -- events ----------------------------------------------------------------
 
@@ -306,6 +314,13 @@ class Executor:
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:
         self._bus.publish(event_from_row(row, self.clock.now(), kind, message))
+
+
+def _live(state: RunState) -> dict[str, Any]:
+    """The job's row with its live progress: ``state.row`` holds the claimed
+    progress, which the throttled flusher stores but never writes back."""
+    row = state.row
+    return {**row, "progress": state.progress, "progress_details": state.details, "eta": state.eta}
 
 
 def _ending(row: dict[str, Any], values: dict[str, Any], now: float) -> dict[str, Any]:

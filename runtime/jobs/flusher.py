@@ -29,12 +29,18 @@ class Flusher:
         self._interval = interval
         self.log_limit = log_limit
         self._dirty: dict[uuid.UUID, RunState] = {}
+        self._flushing: dict[uuid.UUID, RunState] = {}  # taken, not yet durable
         self._changed = anyio.Event()
 
     def mark(self, state: RunState) -> None:
         if not self._dirty:
             self._changed.set()
         self._dirty[state.job_id] = state
+
+    def unsaved(self, job_id: uuid.UUID) -> RunState | None:
+        """The live state of a job running here whose progress the store may not
+        have yet (for events built from its stored row)."""
+        return self._dirty.get(job_id) or self._flushing.get(job_id)
 
     def forget(self, state: RunState) -> None:
         """The job finished: its final write carries everything."""
@@ -53,7 +59,8 @@ class Flusher:
         if not self._dirty:
             return
         now = self._clock.now()
-        batch, self._dirty = list(self._dirty.values()), {}
+        self._flushing, self._dirty = self._dirty, {}
+        batch = list(self._flushing.values())
         updates = [
             {
                 "job_id": s.job_id,
@@ -66,10 +73,13 @@ class Flusher:
             for s in batch
         ]
         logs = take_logs(batch)
-        progress = self._store.submit(SaveProgress(self._worker, updates))
-        if logs:
-            await self._store.write(AppendLogs(logs, self.log_limit))
-        self._store.writer.progress_rows += await progress
+        try:
+            progress = self._store.submit(SaveProgress(self._worker, updates))
+            if logs:
+                await self._store.write(AppendLogs(logs, self.log_limit))
+            self._store.writer.progress_rows += await progress
+        finally:
+            self._flushing = {}
 
 
 def take_logs(states: list[RunState]) -> list[dict[str, object]]:

@@ -17,6 +17,7 @@ class ProgressReport:
 def make_report(
     *,
     percent: float | None = None,
+    fraction: float | None = None,
     current: float | None = None,
     total: float | None = None,
     bytes_done: int | None = None,
@@ -27,12 +28,15 @@ def make_report(
     """Validate one ``ctx.progress(...)`` call. Exactly one form of amount, or details alone."""
     forms = [
         ("percent", percent is not None),
+        ("fraction", fraction is not None),
         ("current/total", current is not None or total is not None),
         ("bytes_done/bytes_total", bytes_done is not None or bytes_total is not None),
     ]
     given = [name for name, present in forms if present]
     if len(given) > 1:
-        raise ValueError(f"progress takes one of percent, current/total, bytes: got {given}")
+        raise ValueError(
+            f"progress takes one of percent, fraction, current/total, bytes: got {given}"
+        )
     extra: dict[str, Any] = dict(details or {})
     if extra:  # stored as JSON with the job
         problem = json_problem(extra, nul=True)
@@ -40,6 +44,10 @@ def make_report(
             raise ValueError(f"progress details cannot be stored: {describe('details', problem)}")
     if percent is not None:
         value = float(percent)
+    elif fraction is not None:
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be within 0..1, got {fraction}")
+        value = 100.0 * float(fraction)
     elif current is not None or total is not None:
         value = _ratio("current", current, "total", total)
         extra.update(current=current, total=total)

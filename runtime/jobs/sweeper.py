@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from runtime.domain.status import TERMINAL, JobStatus
@@ -27,7 +27,8 @@ DAY = 86400.0
 
 class JobRetention(BaseModel):
     """How long finished jobs stay readable, per status (seconds or timedelta;
-    None keeps them forever), and at most how many finished jobs to keep."""
+    None keeps them forever), at most how many finished jobs to keep, and at
+    most how many of each job type (the newest of each)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -37,6 +38,7 @@ class JobRetention(BaseModel):
     timeout: float | None = 30 * DAY
     skipped: float | None = 7 * DAY
     max_finished: int | None = None
+    max_finished_per_type: int | None = None
 
     @field_validator("completed", "failed", "canceled", "timeout", "skipped", mode="before")
     @classmethod
@@ -45,7 +47,15 @@ class JobRetention(BaseModel):
             return value.total_seconds()
         return value
 
-    @field_validator("completed", "failed", "canceled", "timeout", "skipped", "max_finished")
+    @field_validator(
+        "completed",
+        "failed",
+        "canceled",
+        "timeout",
+        "skipped",
+        "max_finished",
+        "max_finished_per_type",
+    )
     @classmethod
     def _not_negative(cls, value: float | None) -> float | None:
         if value is not None and value < 0:
@@ -92,6 +102,37 @@ class PruneBeyond:
             .scalars()
             .all()
         )
+        counts: dict[str, int] = {}
+        for status in _delete(conn, list(ids)).values():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+
+@dataclass(slots=True)
+class PruneBeyondPerType:
+    """Delete one batch of the oldest finished jobs beyond the newest ``keep`` of
+    their job type.
+
+    One read ranks every finished job within its type (a window function,
+    which SQLite and PostgreSQL both have): no index serves it, so it costs a
+    pass over the finished jobs per sweep rather than a write per job.
+    """
+
+    keep: int
+    batch: int = PRUNE_BATCH_DEFAULT
+
+    def apply(self, conn: Connection) -> dict[str, int]:
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=jobs.c.type,
+                order_by=(jobs.c.finished_at.desc(), jobs.c.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = select(jobs.c.id, rank).where(_FINISHED).subquery()
+        query = select(ranked.c.id).where(ranked.c.rank > self.keep).limit(self.batch)
+        ids = conn.execute(query).scalars().all()
         counts: dict[str, int] = {}
         for status in _delete(conn, list(ids)).values():
             counts[status] = counts.get(status, 0) + 1

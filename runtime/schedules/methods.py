@@ -23,6 +23,7 @@ from runtime.domain.storable import check_text
 from runtime.jobs.enqueue import build_rows, storable_params
 from runtime.jobs.events import EventBus
 from runtime.jobs.registry import JobType, Registry
+from runtime.schedules.cron_seconds import CronSeconds
 from runtime.schedules.model import (
     MAX_CATCH_UP_DEFAULT,
     MISFIRE_DEFAULT,
@@ -70,6 +71,7 @@ class ScheduleMethods:
         *,
         every: str | float | timedelta | None = None,
         cron: str | None = None,
+        cron_seconds: CronSeconds | None = None,
         at: datetime | None = None,
         fields: Mapping[str, FieldValue] | None = None,
         tz: str = "UTC",
@@ -81,27 +83,48 @@ class ScheduleMethods:
         max_catch_up: int = MAX_CATCH_UP_DEFAULT,
         paused: bool = False,
         tenant_id: str | None = None,
+        queue: str | None = None,
+        user_id: str | None = None,
     ) -> Schedule:
         """Store a schedule that makes ``job_type`` jobs with ``params``; it is
         durable when this returns.
 
         Give exactly one of ``every`` (``"15 minutes"``, seconds, a timedelta
-        or ``"continuous"``), ``cron`` (five or six fields, read in ``tz``),
-        ``at`` (one run) or ``fields`` (calendar fields such as
+        or ``"continuous"``), ``cron`` (five fields, or six with
+        ``cron_seconds="first"`` or ``"last"`` saying where the seconds are;
+        read in ``tz``), ``at`` (one run) or ``fields`` (calendar fields such as
         ``{"day_of_week": "mon-fri", "hour": 9}``). Naive datetimes are read
         in ``tz``. Adding under a ``name`` the tenant already uses replaces
         that schedule's definition and keeps its id, state and history; an
-        identical definition changes nothing.
+        identical definition changes nothing. Its jobs go to ``queue`` (else
+        their type's) and carry ``tenant_id`` and ``user_id``.
 
         Raises :class:`UnknownJobType`, :class:`InvalidParams` or
         :class:`InvalidSchedule` and stores nothing when the input is bad.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         values = storable_params(jt, params)
-        check_options(overlap, misfire, max_catch_up, name=name, paused=paused, tenant_id=tenant_id)
+        check_options(
+            overlap,
+            misfire,
+            max_catch_up,
+            name=name,
+            paused=paused,
+            tenant_id=tenant_id,
+            queue=queue,
+            user_id=user_id,
+        )
         now = self.clock.now()
         trigger = build_trigger(
-            every=every, cron=cron, at=at, fields=fields, tz=tz, start=start, end=end, now=now
+            every=every,
+            cron=cron,
+            at=at,
+            fields=fields,
+            tz=tz,
+            start=start,
+            end=end,
+            now=now,
+            cron_seconds=cron_seconds,
         )
         next_fire_at = first_fire_at(trigger, now)
         if next_fire_at is None:
@@ -125,6 +148,8 @@ class ScheduleMethods:
             "updated_at": now,
             "tenant_id": tenant_id,
             "revision": 1,
+            "queue": queue,
+            "user_id": user_id,
         }
         keep_anchor = every is not None and start is None
         stored, _created = await self.store.write(
@@ -185,7 +210,14 @@ class ScheduleMethods:
         found = await self.get_schedule(schedule_id, tenant_id=tenant_id)
         jt = self.registry.get(found.job_type)
         now = self.clock.now()
-        job = build_rows(jt, [found.params], now=now, tenant_id=found.tenant_id)[0]
+        job = build_rows(
+            jt,
+            [found.params],
+            now=now,
+            tenant_id=found.tenant_id,
+            queue=found.queue,
+            user_id=found.user_id,
+        )[0]
         if found.overlap is Overlap.QUEUE and job["lock_key"] is None:
             job["lock_key"] = QUEUE_LOCK_PREFIX + found.id
         row, stored = await self.store.write(FireNow(found.id, tenant_id, job, now))

@@ -49,8 +49,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from runtime.domain.checks import is_int
 from runtime.domain.clock import to_datetime
 from runtime.domain.errors import InvalidSchedule
-from runtime.domain.storable import text_problem
+from runtime.domain.storable import check_text, text_problem
 from runtime.jobs.enqueue import DUE_YEAR_MAX, DUE_YEAR_MIN
+from runtime.schedules.cron_seconds import CronSeconds, croniter_order
 from runtime.schedules.spec import (
     CronTrigger,
     DateTrigger,
@@ -126,6 +127,8 @@ class Schedule(BaseModel):
     created_at: datetime
     updated_at: datetime
     tenant_id: str | None = None
+    queue: str | None = None  # its jobs' queue; None: their type's
+    user_id: str | None = None  # the user its jobs carry
 
     @property
     def kind(self) -> Literal["date", "interval", "cron"]:
@@ -171,13 +174,18 @@ def build_trigger(
     start: datetime | None = None,
     end: datetime | None = None,
     now: float,
+    cron_seconds: CronSeconds | None = None,
 ) -> Trigger:
     """The trigger that ``add_schedule`` describes; :class:`InvalidSchedule` if none.
 
     Exactly one of ``every``, ``cron``, ``at`` and ``fields`` must be given.
     Naive datetimes are read in ``tz``. An interval without ``start`` first
-    fires one interval after ``now``; ``"continuous"`` fires at once.
+    fires one interval after ``now``; ``"continuous"`` fires at once. A
+    six-field ``cron`` needs ``cron_seconds`` ("first" or "last", see
+    :mod:`runtime.schedules.cron_seconds`); it is stored with its seconds last.
     """
+    if cron_seconds is not None and cron is None:
+        raise InvalidSchedule("cron_seconds= applies to cron= only")
     kinds = {"every": every, "cron": cron, "at": at, "fields": fields}
     given = [name for name, value in kinds.items() if value is not None]
     if len(given) != 1:
@@ -195,7 +203,8 @@ def build_trigger(
         if every is not None:
             return _interval(every, start, end, now)
         if cron is not None:
-            return CronTrigger(expression=cron, tz=tz, start=start, end=end)
+            expression = croniter_order(cron, cron_seconds)
+            return CronTrigger(expression=expression, tz=tz, start=start, end=end)
         if at is not None:
             if start is not None or end is not None:
                 raise ValueError("start= and end= apply to repeating schedules, not at=")
@@ -270,6 +279,8 @@ def check_options(
     name: str | None = None,
     paused: bool = False,
     tenant_id: str | None = None,
+    queue: str | None = None,
+    user_id: str | None = None,
 ) -> None:
     """Raise :class:`InvalidSchedule` naming a bad option: checked before the
     schedule is stored, since a stored bad value would fail every later read."""
@@ -293,6 +304,15 @@ def check_options(
             raise InvalidSchedule(f"{field} {problem}, which cannot be stored: {text!r}")
     if not isinstance(paused, bool):
         raise InvalidSchedule(f"paused must be a bool, got {paused!r}")
+    if queue is not None and not (isinstance(queue, str) and queue):
+        raise InvalidSchedule(f"queue must be a non-empty name (or None), got {queue!r}")
+    if user_id is not None and not isinstance(user_id, str):
+        raise InvalidSchedule(f"user_id must be a str (or None), got {user_id!r}")
+    for field, text in (("queue", queue), ("user_id", user_id)):
+        try:
+            check_text(field, text)
+        except ValueError as err:
+            raise InvalidSchedule(str(err)) from None
 
 
 # -- fire times ------------------------------------------------------------------------

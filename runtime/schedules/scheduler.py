@@ -348,11 +348,19 @@ class Scheduler:
     def _template(self, job_type: JobType, entry: _Entry) -> Row | None:
         """The schedule's job row, validated once while its params stay the same."""
         row = entry.row
-        key = (job_type, row["params"], row["tenant_id"], row["overlap"])
+        queue, user_id = row.get("queue"), row.get("user_id")
+        key = (job_type, row["params"], row["tenant_id"], row["overlap"], queue, user_id)
         if entry.template is not None and entry.template_of == key:
             return entry.template
         try:
-            template = build_rows(job_type, [row["params"]], now=0.0, tenant_id=row["tenant_id"])[0]
+            template = build_rows(
+                job_type,
+                [row["params"]],
+                now=0.0,
+                tenant_id=row["tenant_id"],
+                queue=queue,
+                user_id=user_id,
+            )[0]
         except InvalidParams as err:
             log.error("schedule %r made no job: its params no longer fit: %s", row["name"], err)
             return None

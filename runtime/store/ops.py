@@ -239,7 +239,7 @@ class Finish:
             # Asked to stop meanwhile (maybe by another process): the request wins
             # over an ending that would run the job again.
             found = conn.execute(
-                select(jobs.c.status, jobs.c.revision).where(
+                select(jobs.c.status, jobs.c.revision, jobs.c.cancel_reason).where(
                     jobs.c.id == self.job_id, jobs.c.worker_id == self.worker
                 )
             ).first()
@@ -248,7 +248,9 @@ class Finish:
             values = _honour_request(JobStatus(found.status), self.values)
             if not self._record(conn, JobStatus(found.status), values):
                 return FinishResult(False)
-            self.values, revision = values, found.revision + 1
+            # The request's reason, for the events that announce this ending.
+            self.values = {**values, "cancel_reason": found.cancel_reason}
+            revision = found.revision + 1
         released: list[Row] = []
         if self.values["status"] not in _ACTIVE:
             released = release_lock(conn, self.lock_key, self.tenant_id, self.values["updated_at"])
@@ -330,6 +332,7 @@ class Transition:
     action: str
     moves: Mapping[JobStatus, Row]
     tenant_id: str | None = None
+    reason: str | None = None  # why, for the job's log (a cancel's reason)
 
     inline_weight = 1
 
@@ -367,9 +370,11 @@ class Transition:
         )
         revision = found.revision + 1
         note = f"{self.action}: {current.value} -> {new}"
-        append_logs(
-            conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, status=new)]
-        )
+        extra: dict[str, Any] = {"status": new}
+        if self.reason is not None:
+            note = f"{note} ({self.reason})"
+            extra["reason"] = self.reason
+        append_logs(conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, **extra)])
         return {**found._mapping, **values, "revision": revision, "previous_status": current.value}
 
 
@@ -443,7 +448,12 @@ class CheckIn:
         found = conn.execute(
             update(jobs)
             .where(jobs.c.id == self.job_id, *_owned_by(self.worker))
-            .values(check_in=self.message, updated_at=self.now, revision=jobs.c.revision + 1)
+            .values(
+                check_in=self.message,
+                check_in_at=self.now,
+                updated_at=self.now,
+                revision=jobs.c.revision + 1,
+            )
             .returning(jobs.c.revision)
         ).first()
         return None if found is None else int(found.revision)

@@ -24,7 +24,10 @@ from runtime.store.claim import holder_of
 from runtime.store.tables import jobs, schedules
 
 Row = dict[str, Any]
-DEFINITION = ("job_type", "params", "trigger", "tz", "overlap", "misfire", "max_catch_up")
+DEFINITION = (
+    *("job_type", "params", "trigger", "tz", "overlap", "misfire", "max_catch_up"),
+    *("queue", "user_id"),
+)
 _UNFINISHED = tuple(s.value for s in JobStatus if s not in TERMINAL)
 
 

@@ -56,6 +56,15 @@ class JobRow(SQLModel, table=True):
     checkpoint_version: int | None = None
     schedule_id: str | None = None
     slot: float | None = None  # the schedule slot this job fires
+    # Added after the first release: nullable, so that opening an older store
+    # adds them in place (runtime.store.upgrade).
+    description: str | None = None
+    cancel_reason: str | None = None
+    check_in_at: float | None = None
+    # The last attempt's resources, written by the finish update that ends it.
+    wall_time: float | None = None
+    cpu_time: float | None = None
+    peak_memory: int | None = None
 
 
 class JobLogRow(SQLModel, table=True):
@@ -235,6 +244,8 @@ class ScheduleRow(SQLModel, table=True):
     updated_at: float
     tenant_id: str | None = None
     revision: int = 1  # bumped by every write: the newer of two rows wins in memory
+    queue: str | None = None  # its jobs' queue; None: their type's
+    user_id: str | None = None  # the user its jobs carry
 
 
 schedules = ScheduleRow.__table__  # type: ignore[attr-defined]

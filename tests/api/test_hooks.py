@@ -613,3 +613,27 @@ async def test_while_a_resting_url_is_probed_only_a_few_deliveries_hold_slots(
         running_now = await rt.count(type=HOOK_TYPE, status="running")
         parked_now = await rt.count(type=HOOK_TYPE, status="scheduled")
     assert (running_now, parked_now) == (1 + 4, 4)  # the probe and its 4 watchers
+
+
+@pytest.mark.trio
+async def test_hooks_carry_a_cancels_reason_and_when_a_check_in_happened(
+    make_runtime: Callable[..., Runtime], hooks: Hooks, gates: Gates
+) -> None:
+    with trio.fail_after(30):
+        async with receiving() as receiver, running(make_runtime, hooks) as rt:
+            job = await rt.enqueue("gate", {"name": "c"}, status_hook=receiver.url)
+            await gates.wait_reached("c")
+            await rt.cancel(job.id, reason="maintenance window")
+            await receiver.wait_for(
+                lambda rs: any(r.body["status"] == "canceled" for r in rs if r.status == 200)
+            )
+            stored = await rt.get(job.id)
+    by_event = {
+        (r.body["status"], r.body["metadata"]["event"]): r.body for r in receiver.delivered()
+    }
+    check_in = by_event[("running", "check_in")]["metadata"]
+    assert stored.check_in_at is not None
+    assert check_in["check_in_at"] == stored.check_in_at.isoformat()
+    for status in ("canceling", "canceled"):
+        metadata = by_event[(status, "status")]["metadata"]
+        assert metadata["cancel_reason"] == metadata["message"] == "maintenance window"

@@ -155,3 +155,72 @@ async def test_logs_tell_the_jobs_story_and_filter_by_level(harness: Harness) ->
         "GET", f"/api/v1/jobs/{job['id']}/logs", query={"level": "LOUD"}
     )
     assert status == 422 and "LOUD" in body["message"]
+
+
+async def test_cancel_with_a_reason_keeps_it_on_the_job_its_log_and_its_events(
+    harness: Harness,
+) -> None:
+    job = await enqueue(harness, type="gate", params={"name": "r"})
+    await harness.gates.wait_reached("r")
+    events = harness.rt.subscribe(job["id"])
+    path = f"/api/v1/jobs/{job['id']}"
+    status, body = await harness.body("POST", path + "/cancel", json={"reason": "disk full"})
+    assert (status, body["status"], body["cancel_reason"]) == (200, "canceling", "disk full")
+    _, done = await harness.body("GET", path + "/wait", query={"timeout": 10})
+    assert (done["status"], done["cancel_reason"]) == ("canceled", "disk full")
+    events.close()
+    told = [
+        (e.status.value, e.message, e.cancel_reason) async for e in events if e.kind == "status"
+    ]
+    assert ("canceling", "disk full", "disk full") in told
+    assert told[-1] == ("canceled", "disk full", "disk full")
+    _, log = await harness.body("GET", path + "/logs")
+    cancel = [r for r in log["records"] if r["message"].startswith("cancel:")]
+    assert cancel[0]["message"] == "cancel: running -> canceling (disk full)"
+    assert cancel[0]["extra"]["reason"] == "disk full"
+
+
+async def test_control_bodies_refuse_unknown_fields_and_accept_none(harness: Harness) -> None:
+    job = await enqueue(harness, type="echo", delay=3600)
+    path = f"/api/v1/jobs/{job['id']}"
+    status, body = await harness.body("POST", path + "/cancel", json={"why": "x"})
+    assert status == 422 and "why" in body["message"]
+    status, body = await harness.body("POST", path + "/suspend", json={"reason": "x"})
+    assert status == 422 and "reason" in body["message"]
+    status, body = await harness.body("POST", path + "/cancel", json={"reason": "x" * 2001})
+    assert status == 422
+    status, body = await harness.body("POST", path + "/cancel", json={"reason": "a\u0000b"})
+    assert status == 422  # the body check or the store check, never a 500
+    status, body = await harness.body("GET", path)
+    assert body["status"] == "scheduled"  # nothing changed
+    status, body = await harness.body("POST", path + "/cancel", json={})
+    assert (status, body["status"], body["cancel_reason"]) == (200, "canceled", None)
+
+
+async def test_enqueue_takes_a_description_and_a_retry_delay(harness: Harness) -> None:
+    job = await enqueue(
+        harness, type="echo", delay=3600, description="nightly export", retry_delay=7.5
+    )
+    assert (job["description"], job["retry_delay"]) == ("nightly export", 7.5)
+    status, body = await harness.body(
+        "POST", "/api/v1/jobs", json={"type": "echo", "retry_delay": -1}
+    )
+    assert status == 422 and "retry_delay" in body["message"]
+
+
+async def test_status_filters_take_atlasos_names_as_aliases(harness: Harness) -> None:
+    later = await enqueue(harness, type="echo", delay=3600)
+    gone = await enqueue(harness, type="echo", delay=3600)
+    await harness.body("POST", f"/api/v1/jobs/{gone['id']}/cancel")
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"status": "pending"})
+    assert [j["id"] for j in page["jobs"]] == [later["id"]]
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"status": "cancelled"})
+    assert [j["id"] for j in page["jobs"]] == [gone["id"]]
+    _, page = await harness.body("GET", "/api/v1/jobs", query={"status": "pending,cancelled"})
+    assert page["total"] == 2
+    status, body = await harness.body("GET", "/api/v1/jobs", query={"status": "done"})
+    assert status == 422
+    assert "unknown status 'done'; known: scheduled, waiting, locked" in body["message"]
+    assert "aliases: pending (scheduled/waiting/locked), cancelled (canceled)" in body["message"]
+    status, body = await harness.body("GET", "/api/v1/events", query={"status": "done"})
+    assert status == 422 and "cancelled (canceled)" in body["message"]

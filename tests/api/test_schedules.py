@@ -32,16 +32,42 @@ async def test_schedule_lifecycle_over_http(harness: Harness) -> None:
     assert (await harness.call("GET", path)).status_code == 404
 
 
-async def test_schedules_are_admin_managed_and_tenant_scoped(harness: Harness) -> None:
-    body = {"job_type": "echo", "cron": "0 9 * * mon-fri", "tz": "Europe/Paris"}
-    status, _ = await harness.body("POST", "/api/v1/schedules", who="acme", json=body)
+async def test_an_operator_manages_its_own_tenants_schedules_and_an_admin_sees_all(
+    harness: Harness,
+) -> None:
+    body = {"job_type": "echo", "cron": "0 9 * * mon-fri", "tz": "Europe/Paris", "name": "am"}
+    status, _ = await harness.body("POST", "/api/v1/schedules", who="acme-viewer", json=body)
     assert status == 403
-    status, schedule = await harness.body("POST", "/api/v1/schedules", json=body)
-    assert status == 201 and schedule["tenant_id"] is None
-    status, page = await harness.body("GET", "/api/v1/schedules", who="acme-viewer")
-    assert (status, page["schedules"]) == (200, [])
-    status, _ = await harness.body("GET", f"/api/v1/schedules/{schedule['id']}", who="acme")
-    assert status == 404
+    status, mine = await harness.body("POST", "/api/v1/schedules", who="acme", json=body)
+    assert status == 201 and (mine["tenant_id"], mine["user_id"]) == ("acme", "acme-ops")
+    status, theirs = await harness.body("POST", "/api/v1/schedules", who="globex", json=body)
+    assert status == 201 and theirs["tenant_id"] == "globex"
+    _, page = await harness.body("GET", "/api/v1/schedules", who="acme-viewer")
+    assert [s["id"] for s in page["schedules"]] == [mine["id"]]
+    _, page = await harness.body("GET", "/api/v1/schedules")
+    assert {s["id"] for s in page["schedules"]} == {mine["id"], theirs["id"]}
+    path = f"/api/v1/schedules/{theirs['id']}"
+    for method, suffix in [("GET", ""), ("POST", "/pause"), ("POST", "/trigger"), ("DELETE", "")]:
+        status, _ = await harness.body(method, path + suffix, who="acme")
+        assert status == 404, (method, suffix)
+    status, paused = await harness.body("POST", "/api/v1/schedules/am/pause", who="acme")
+    assert (status, paused["id"], paused["paused"]) == (200, mine["id"], True)
+    status, job = await harness.body("POST", f"/api/v1/schedules/{mine['id']}/trigger", who="acme")
+    assert status == 201 and (job["tenant_id"], job["user_id"]) == ("acme", "acme-ops")
+    assert (await harness.call("DELETE", "/api/v1/schedules/am", who="acme")).status_code == 204
+    assert (await harness.rt.get_schedule(theirs["id"])).paused is False
+
+
+async def test_a_schedules_jobs_go_to_its_queue_and_carry_its_user(harness: Harness) -> None:
+    body = {"job_type": "echo", "every": "1 hour", "queue": "reports", "name": "r"}
+    status, schedule = await harness.body("POST", "/api/v1/schedules", who="acme", json=body)
+    assert status == 201 and schedule["queue"] == "reports"
+    _, job = await harness.body("POST", f"/api/v1/schedules/{schedule['id']}/trigger", who="acme")
+    assert (job["queue"], job["user_id"], job["tenant_id"]) == ("reports", "acme-ops", "acme")
+    status, body = await harness.body(
+        "POST", "/api/v1/schedules", who="acme", json={**body, "queue": ""}
+    )
+    assert status == 422
 
 
 async def test_an_admin_naming_a_schedule_two_tenants_share_gets_409_and_nothing_changes(

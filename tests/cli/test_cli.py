@@ -181,3 +181,41 @@ async def test_schedules_commands(served: Served) -> None:
     assert code == EXIT_OK and "(made by hourly)" in text
     assert (await served.run("schedules", "remove", "hourly"))[0] == EXIT_OK
     assert (await served.run("schedules", "show", "hourly"))[0] == EXIT_NOT_FOUND
+
+
+async def test_cancel_reason_description_and_retry_delay_reach_the_job(served: Served) -> None:
+    code, text = await served.run(
+        "enqueue",
+        "echo",
+        "--delay",
+        "60",
+        "--description",
+        "weekly report",
+        "--retry-delay",
+        "30",
+        "--json",
+    )
+    job = json.loads(text)
+    assert (job["description"], job["retry_delay"]) == ("weekly report", 30.0)
+    code, text = await served.run("jobs", "cancel", job["id"], "--reason", "replaced")
+    assert code == EXIT_OK and text.split()[1] == "canceled"
+    code, text = await served.run("jobs", "show", job["id"])
+    assert "cancel_reason" in text and "replaced" in text and "weekly report" in text
+
+
+async def test_schedules_add_takes_a_queue_and_where_a_six_field_crons_seconds_are(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harbor = ("schedules", "add", "echo", "--cron", "0 */5 * * * *", "--name", "h")
+    code, _ = await served.run(*harbor)
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "has six fields" in err and "second=0 minute=*/5" in err
+    code, text = await served.run(
+        *harbor, "--cron-seconds", "first", "--queue", "reports", "--json"
+    )
+    schedule = json.loads(text)
+    assert code == EXIT_OK and schedule["queue"] == "reports"
+    assert schedule["trigger"]["expression"] == "*/5 * * * * 0"
+    code, text = await served.run("jobs", "list", "--status", "pending,cancelled")
+    assert code == EXIT_OK

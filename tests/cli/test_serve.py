@@ -98,6 +98,11 @@ def test_worker_stops_on_sigterm(tmp_path: Path, stop_later: list[subprocess.Pop
         (["serve", "--bind", "nonsense"], "bind must be HOST:PORT"),
         (["worker", "--queues", "nope"], "unknown queue nope"),
         (["serve", "--tokens", "missing.toml"], "cannot read tokens file"),
+        (["serve", "--retain", "done=1d"], "--retain 'done=1d': expected STATUS=AGE"),
+        (
+            ["worker", "--sweep-interval", "0"],
+            "sweep_interval (--sweep-interval, $CALLBOARD_SWEEP_INTERVAL): Input should be",
+        ),
     ],
 )
 def test_bad_service_options_exit_2_before_starting(

@@ -22,21 +22,23 @@ def test_defaults_without_flags_environment_or_file() -> None:
     settings = load_settings({}, {})
     assert settings.db == DATABASE_URL_DEFAULT
     assert settings.bind == "127.0.0.1:8000" and settings.log_level == "info"
-    assert settings.retention().failed == 30 * 86400
+    assert settings.retention() is None and settings.sweep_interval is None
 
 
 def test_flags_beat_environment_which_beats_the_config_file(tmp_path: Path) -> None:
     config = tmp_path / "callboard.toml"
     config.write_text(
         'db = "sqlite:///file.db"\ngrace_period = 3\nbind = "127.0.0.1:1"\n'
-        'poll_interval = 4\nretention_failed = "none"\nlog_format = "json"\n'
+        'poll_interval = 4\nretain = ["failed=forever", "completed=1h"]\nlog_format = "json"\n'
     )
     env = {"CALLBOARD_CONFIG": str(config), "CALLBOARD_GRACE_PERIOD": "5", "CALLBOARD_BIND": ":2"}
     settings = service_settings(build_parser().parse_args(["serve", "--grace-period", "7"]), env)
     assert settings.grace_period == 7  # flag
     assert settings.bind == ":2"  # environment
     assert settings.db == "sqlite:///file.db" and settings.poll_interval == 4  # file
-    assert settings.retention().failed is None and settings.log_format == "json"
+    policy = settings.retention()
+    assert policy is not None and policy.failed is None and policy.completed == 3600
+    assert settings.log_format == "json"
 
 
 def test_worker_takes_the_database_from_callboard_db_or_database_url() -> None:
@@ -58,11 +60,20 @@ def test_list_settings_are_comma_separated_in_the_environment() -> None:
 
 
 def test_hook_secret_and_retention_from_the_environment() -> None:
-    env = {"CALLBOARD_HOOK_SECRET": "s3cret", "CALLBOARD_RETENTION_COMPLETED": "60"}
+    env = {
+        "CALLBOARD_HOOK_SECRET": "s3cret",
+        "CALLBOARD_RETAIN": "completed=60,failed=2 days",
+        "CALLBOARD_MAX_FINISHED": "1000",
+    }
     settings = load_settings({}, env)
     assert settings.hook_env() == {"CALLBOARD_HOOK_SECRET": "s3cret"}
     assert "s3cret" not in repr(settings)
-    assert settings.retention().completed == 60
+    policy = settings.retention()
+    assert policy is not None and (policy.completed, policy.failed) == (60, 2 * 86400)
+    assert policy.max_finished == 1000
+    flags = settings_for(["worker", "--retain", "completed=5", "--max-finished", "3"], env)
+    policy = flags.retention()  # type: ignore[attr-defined]
+    assert (policy.completed, policy.failed, policy.max_finished) == (5, 30 * 86400, 3)
 
 
 @pytest.mark.parametrize(

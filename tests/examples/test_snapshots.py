@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -66,7 +67,7 @@ def policy(tree: Path, **fields: Any) -> dict[str, Any]:
     return {"name": "docs", "path": str(tree), **fields}
 
 
-async def test_policy_takes_tier_snapshots_and_prunes_them_by_retention(
+async def test_policy_takes_tier_snapshots_and_keeps_the_newest_of_each_tier(
     app: Callable[..., Runtime], tree: Path, mock_clock: trio.testing.MockClock
 ) -> None:
     async with app() as rt:
@@ -77,8 +78,15 @@ async def test_policy_takes_tier_snapshots_and_prunes_them_by_retention(
         takes = await rt.list(type="snapshot.take", limit=100)
         prunes = await rt.list(type="snapshot.prune", limit=100)
     folder = tree.parent / ".snapshots" / "docs"
-    # At 03:05 the three newest, and the newest of hours 03 and 02.
-    kept = ["frequent-20250101-025000", "frequent-20250101-030500", "hourly-20250101-030000"]
+    # At 03:05 the three newest frequent ones and the two newest hourly ones: a
+    # tier's snapshots are kept by their label, not pushed out by another tier's.
+    kept = [
+        "frequent-20250101-023500",
+        "frequent-20250101-025000",
+        "frequent-20250101-030500",
+        "hourly-20250101-020000",
+        "hourly-20250101-030000",
+    ]
     assert sorted(p.name for p in folder.iterdir()) == kept
     assert shown["snapshots"] == kept
     assert (folder / kept[0] / "notes" / "a.md").read_text() == "# a\n"
@@ -145,6 +153,9 @@ async def test_policies_are_listed_replaced_and_deleted(
         ({"daily": -1}, "daily\n  Input should be greater than or equal to 0"),
         ({"daily": 1, "name": "a b"}, "name\n  String should match pattern"),
         ({"daily": 1, "color": "red"}, "color\n  Extra inputs are not permitted"),
+        ({"daily": 1, "dataset": "pool/data"}, "give the directory as path or as dataset"),
+        ({"daily": 1, "path": None}, "give the directory as path or as dataset"),
+        ({"daily": 1, "path": None, "dataset": "pool/../etc"}, "dataset\n  String should match"),
     ],
 )
 async def test_bad_policy_is_refused_and_stores_nothing(
@@ -189,3 +200,70 @@ async def test_policies_over_http(
             assert (await client.get("/api/v1/snapshot-policies/docs")).status_code == 404
             spec = await (await client.get("/openapi.json")).get_json()
             assert "/api/v1/snapshot-policies" in spec["paths"]
+
+
+def snapshot(name: str) -> Any:
+    stamp = datetime.strptime(name[-15:], snapshots.STAMP).replace(tzinfo=UTC)
+    return snapshots.Snapshot(name, name.split("-")[0], stamp)
+
+
+async def test_pruning_counts_each_tier_by_its_label() -> None:
+    found = [snapshot(f"hourly-20250101-0{h}0000") for h in range(5)]
+    found += [snapshot("daily-20250101-000000"), snapshot("daily-20250102-000000")]
+    found += [snapshot("manual-20250101-010000")]
+    policy = snapshots.SnapshotPolicy(name="p", path="/srv", hourly=2, daily=0, frequent=1)
+    plan = snapshots.plan_prune(found, policy)
+    assert [s.name for s in plan.keep] == [
+        "hourly-20250101-030000",
+        "hourly-20250101-040000",
+        "manual-20250101-010000",  # no tier of the policy's: left alone
+    ]
+    assert [s.name for s in plan.prune] == [
+        "daily-20250101-000000",  # a tier the policy keeps none of
+        "daily-20250102-000000",
+        "hourly-20250101-000000",
+        "hourly-20250101-010000",
+        "hourly-20250101-020000",
+    ]
+
+
+async def test_an_atlasos_policy_body_over_http(
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.api import ApiConfig, create_app
+
+    (tmp_path / "pool" / "dataset").mkdir(parents=True)
+    monkeypatch.setattr(snapshots, "DATASET_ROOT", tmp_path)
+    snapshots.register(registry)
+    body = {
+        "dataset": "pool/dataset",
+        "hourly": 24,
+        "daily": 7,
+        "autosnap": True,
+        "autoprune": True,
+    }
+    async with make_runtime(workers=False) as rt:
+        app = create_app(rt, ApiConfig(), extra_routes=[snapshots.api_routes])
+        async with app.test_app() as test_app:
+            client = test_app.test_client()
+            created = await client.post("/api/v1/snapshot-policies", json=body)
+            assert created.status_code == 201, await created.get_json()
+            policy = await created.get_json()
+            missing = await client.post(
+                "/api/v1/snapshot-policies", json={**body, "dataset": "pool/other"}
+            )
+            missing_body = await missing.get_json()
+            shown = await client.get("/api/v1/snapshot-policies/pool_dataset")
+            assert shown.status_code == 200
+    assert (policy["name"], policy["dataset"], policy["path"]) == (
+        "pool_dataset",
+        "pool/dataset",
+        None,
+    )
+    assert (policy["hourly"], policy["daily"], policy["autosnap"]) == (24, 7, True)
+    assert policy["next_runs"].keys() == {"hourly", "daily", "prune"}
+    assert missing.status_code == 422
+    assert "dataset 'pool/other': path" in missing_body["message"]

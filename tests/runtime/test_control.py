@@ -109,7 +109,7 @@ async def test_list_filters_and_pages(
         assert await rt.count(status="waiting") == 6
         with pytest.raises(ValueError, match="limit must be within"):
             await rt.list(limit=0)
-        with pytest.raises(ValueError, match="'bogus' is not a valid JobStatus"):
+        with pytest.raises(ValueError, match="unknown status 'bogus'; known: scheduled, waiting"):
             await rt.list(status=["bogus"])
 
 
@@ -226,3 +226,39 @@ async def test_cancel_of_a_just_claimed_job_is_not_lost(
         assert result["job"].status is JobStatus.CANCELING  # cancel() accepted it
         done = await rt.wait(b.id)
     assert done.status is JobStatus.CANCELED
+
+
+async def test_cancel_reason_is_kept_logged_and_cleared_by_a_retry(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        job = await rt.enqueue("echo", {}, delay=600)
+        with pytest.raises(ValueError, match="reason must be a string"):
+            await rt.cancel(job.id, reason="x" * 2001)
+        assert (await rt.get(job.id)).status is JobStatus.SCHEDULED
+        events = rt.subscribe(job.id)
+        canceled = await rt.cancel(job.id, reason="superseded by v2")
+        event = await events.receive()
+        log = await rt.logs(job.id)
+        again = await rt.retry(job.id)
+    assert canceled.cancel_reason == "superseded by v2"
+    assert (event.status, event.message, event.cancel_reason) == (
+        JobStatus.CANCELED,
+        "superseded by v2",
+        "superseded by v2",
+    )
+    assert log[-1].message == "cancel: scheduled -> canceled (superseded by v2)"
+    assert again.cancel_reason is None
+
+
+async def test_list_and_count_take_status_aliases(
+    make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        later = await rt.enqueue("echo", {}, delay=60)
+        now = await rt.enqueue("echo", {})
+        gone = await rt.cancel((await rt.enqueue("echo", {})).id)
+        pending = {j.id for j in await rt.list(status="pending")}
+        assert [j.id for j in await rt.list(status="cancelled")] == [gone.id]
+        assert await rt.count(status=["pending", "waiting"]) == 2
+    assert pending == {later.id, now.id}

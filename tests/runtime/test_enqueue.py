@@ -218,3 +218,54 @@ async def test_job_ids_are_version_7_unique_and_ordered_by_their_millisecond(
     assert len(set(ids)) == len(ids)
     assert {i.int >> 80 for i in first} == {now[0] // 1_000_000 - 1}
     assert max(first) < min(later)  # ids of a later millisecond sort after
+
+
+async def test_a_jobs_own_retry_delay_replaces_its_types(
+    make_runtime: Callable[..., Runtime], journal: Journal, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime() as rt:
+        job = await rt.enqueue(
+            "behave", {"fail_times": 1}, retry_delay=1000.0, description="try twice"
+        )
+        events = rt.events(job.id)
+        async for event in events:
+            if event.status is JobStatus.SCHEDULED and event.attempt == 1:
+                break
+        retrying = await rt.get(job.id)
+        await events.aclose()
+    assert retrying.retry_delay == 1000.0 and retrying.description == "try twice"
+    assert retrying.scheduled_at is not None and retrying.updated_at is not None
+    # The type says 10 s; the job 1,000 s, jittered +-20 %.
+    wait = (retrying.scheduled_at - retrying.updated_at).total_seconds()
+    assert 800.0 <= wait <= 1200.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"retry_delay": -1.0}, "retry_delay must be finite seconds >= 0"),
+        ({"retry_delay": float("nan")}, "retry_delay must be finite seconds >= 0"),
+        ({"description": 5}, "description must be a string"),
+        ({"description": "x" * 2001}, "description must be a string of at most 2000"),
+        ({"description": "a\x00b"}, "description "),
+    ],
+)
+async def test_a_bad_retry_delay_or_description_stores_nothing(
+    make_runtime: Callable[..., Runtime], journal: Journal, options: dict[str, Any], message: str
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            await rt.enqueue("steps", {}, **options)
+        assert await rt.count() == 0
+
+
+async def test_a_bulk_enqueue_stores_the_description_and_retry_delay_of_every_job(
+    store_url: str, make_runtime: Callable[..., Runtime], journal: Journal
+) -> None:
+    async with make_runtime(url=store_url, workers=False) as rt:
+        made = await rt.enqueue_many(
+            "echo", [{"value": i} for i in range(100)], description="batch 7", retry_delay=2.5
+        )
+        stored = await rt.list(limit=1000)
+    assert len(stored) == len(made) == 100
+    assert {(j.description, j.retry_delay) for j in (*made, *stored)} == {("batch 7", 2.5)}

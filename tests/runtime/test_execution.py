@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
-from runtime import JobContext, JobLost, JobStatus, Registry, Runtime
+from runtime import JobContext, JobEvent, JobLost, JobStatus, Registry, Runtime
 from runtime.store.tables import jobs
 from tests.runtime.jobs import Journal, register
 
@@ -154,6 +154,20 @@ async def test_a_delayed_job_announces_when_it_becomes_due(
     assert statuses == ["scheduled", "waiting", "running", "completed"]
 
 
+async def events_of(rt: Runtime, job_type: str) -> list[JobEvent]:
+    """Every event of a new ``job_type`` job, until its final one: subscribed before
+    the enqueue, which may start the job before ``enqueue`` returns."""
+    seen: list[JobEvent] = []
+    with rt.subscribe() as events:
+        job = await rt.enqueue(job_type, {})
+        async for event in events:
+            if event.job_id == job.id:
+                seen.append(event)
+                if event.is_final:
+                    return seen
+    return seen
+
+
 @dataclass
 class _TakeAway:
     """What a rescue and a claim elsewhere do to a running job's row, in one write."""
@@ -194,3 +208,101 @@ async def test_a_checkpoint_of_a_job_taken_from_this_worker_raises_and_stores_no
     assert isinstance(seen["lost"], JobLost) and seen["local"] is None
     assert stored.checkpoint is None and stored.worker_id == "elsewhere"
     assert "checkpoint" not in kinds
+
+
+async def test_every_live_event_carries_the_jobs_current_progress(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="reporter", params=Nothing)
+    async def reporter(ctx: JobContext, params: Nothing) -> None:
+        await ctx.progress(10, details={"step": "a"})
+        await ctx.checkpoint({"step": 1})
+        await ctx.progress(20, details={"step": "b"})
+        ctx.warn("slow disk")
+        await ctx.progress(30, details={"step": "c"})
+        await ctx.check_in("copying")
+
+    async with make_runtime() as rt:
+        seen = [e for e in await events_of(rt, "reporter") if e.kind != "status"]
+    assert [(e.kind, e.progress) for e in seen] == [
+        ("progress", 10.0),
+        ("checkpoint", 10.0),
+        ("progress", 20.0),
+        ("warning", 20.0),
+        ("progress", 30.0),
+        ("check_in", 30.0),
+    ]
+    assert [e.progress_details for e in seen][-2:] == [{"step": "c"}, {"step": "c"}]
+
+
+async def test_a_check_in_records_when_it_happened(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    gate = trio.Event()
+
+    @registry.job(name="checker", params=Nothing)
+    async def checker(ctx: JobContext, params: Nothing) -> None:
+        await trio.sleep(10)
+        await ctx.check_in("halfway")
+        await gate.wait()
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue("checker", {})
+        events = rt.subscribe(job.id)
+        await trio.sleep(11)
+        mid = await rt.get(job.id)
+        gate.set()
+        done = await rt.wait(job.id)
+        events.close()
+        told = [e async for e in events if e.kind == "check_in"]
+    assert mid.check_in == "halfway" and mid.check_in_at is not None
+    assert mid.started_at is not None
+    assert (mid.check_in_at - mid.started_at).total_seconds() == pytest.approx(10, abs=0.01)
+    assert done.check_in_at == mid.check_in_at
+    assert [e.check_in_at for e in told] == [mid.check_in_at]
+
+
+async def test_progress_as_a_fraction_is_scaled_to_percent(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="fractions", params=Nothing)
+    async def fractions(ctx: JobContext, params: Nothing) -> None:
+        await ctx.progress(fraction=0.75)
+        with pytest.raises(ValueError, match=r"fraction must be within 0\.\.1, got 75"):
+            await ctx.progress(fraction=75)
+        with pytest.raises(ValueError, match="one of percent, fraction"):
+            await ctx.progress(0.5, fraction=0.5)
+        await ctx.progress(0.75)  # a percent: three quarters of one percent
+
+    async with make_runtime() as rt:
+        told = await events_of(rt, "fractions")
+    assert [e.progress for e in told if e.kind == "progress"] == [75.0, 0.75]
+    assert told[-1].status is JobStatus.COMPLETED
+
+
+async def test_a_cancel_or_suspend_event_carries_the_live_progress_not_the_stored(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    reached: list[object] = []
+    both = trio.Event()
+
+    @registry.job(name="halfway", params=Nothing)
+    async def halfway(ctx: JobContext, params: Nothing) -> None:
+        await ctx.progress(40, details={"at": "half"})
+        reached.append(ctx.id)
+        if len(reached) == 2:
+            both.set()
+        await trio.sleep_forever()
+
+    async with make_runtime(progress_interval=1000.0, queues={"default": 2}) as rt:
+        first = await rt.enqueue("halfway", {})
+        second = await rt.enqueue("halfway", {})
+        await both.wait()  # both reported 40 %, and the store still says 0
+        events = rt.subscribe()
+        await rt.cancel(first.id)
+        await rt.suspend(second.id)
+        events.close()
+        told = [(e.status, e.progress, e.progress_details) async for e in events]
+    assert (JobStatus.CANCELING, 40.0, {"at": "half"}) in told
+    assert (JobStatus.SUSPENDING, 40.0, {"at": "half"}) in told
+    assert all(progress == 40.0 for _, progress, _ in told), told

@@ -253,3 +253,27 @@ async def test_retention_policy_validates() -> None:
     with pytest.raises(ValueError, match="must be >= 0"):
         JobRetention(completed=-1)
     assert JobRetention(failed=timedelta(days=2)).failed == 172800
+
+
+async def test_max_finished_per_type_keeps_the_newest_of_each_type(
+    store_url: str,
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    chatty: None,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    register_basic(registry, Journal())
+    policy = JobRetention(completed=None, max_finished_per_type=2)
+    async with make_runtime(url=store_url, sweep_interval=1e9) as rt:
+        made: dict[str, list[uuid.UUID]] = {"chatty": [], "echo": []}
+        for _ in range(4):  # one at a time: each finishes later than the last
+            for kind, params in (("chatty", {"lines": 0}), ("echo", {"value": 1})):
+                job = await rt.enqueue(kind, params)
+                await rt.wait(job.id)
+                made[kind].append(job.id)
+                await trio.sleep(1)
+        once = await rt.enqueue("chatty", {"lines": 0}, delay=600)  # pending: never pruned
+        assert await rt.prune(policy) == {"completed": 4}
+        assert await rt.prune(policy) == {}
+        kept = {job.id for job in await rt.list()}
+    assert kept == {*made["chatty"][-2:], *made["echo"][-2:], once.id}

@@ -90,6 +90,9 @@ async def test_the_last_release_store_is_upgraded_with_its_data_kept(tmp_path: P
         done = await rt.get(COMPLETED, tenant_id="acme")
         later = await rt.get_by_idempotency_key("later", tenant_id="acme")
         schedule = await rt.get_schedule("hourly")
+        assert later is not None  # a column added since the release takes values
+        canceled = await rt.cancel(later.id, reason="after the upgrade", tenant_id="acme")
+    assert canceled.cancel_reason == "after the upgrade"
     assert done.status is JobStatus.COMPLETED and done.result == 3
     assert (
         later is not None

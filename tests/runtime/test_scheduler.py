@@ -616,3 +616,23 @@ async def test_a_continuous_schedule_whose_params_no_longer_fit_waits_for_a_chan
         utc(2025, 1, 1, 1, 0, s) for s in (25, 35)
     ]
     assert after[2].started_at == utc(2025, 1, 1, 1, 0, 15)
+
+
+async def test_a_schedules_jobs_go_to_its_queue_with_its_tenant_and_user(
+    make: Callable[..., Runtime], tally: Tally, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make(queues={"default": 2, "reports": 1}) as rt:
+        schedule = await rt.add_schedule(
+            "nap", every="15 minutes", queue="reports", tenant_id="acme", user_id="ana"
+        )
+        await trio.sleep(30 * MINUTE + 1)
+        made = await jobs_of(rt, schedule.id)
+        moved = await rt.add_schedule(
+            "nap", every="15 minutes", queue="default", tenant_id="acme", name=schedule.name
+        )
+        await trio.sleep(15 * MINUTE)
+        later = (await jobs_of(rt, schedule.id))[-1]
+    assert [(j.queue, j.tenant_id, j.user_id) for j in made] == [("reports", "acme", "ana")] * 2
+    assert {j.status for j in made} == {JobStatus.COMPLETED}
+    assert (moved.id, moved.queue, moved.user_id) == (schedule.id, "default", None)
+    assert (later.queue, later.user_id) == ("default", None)

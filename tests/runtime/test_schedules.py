@@ -84,7 +84,8 @@ async def test_add_schedule_returns_it_and_it_survives_a_restart(
     ("kind", "next_fire_at"),
     [
         ({"cron": "30 9 * * *", "tz": "Europe/Berlin"}, utc(2025, 1, 1, 8, 30)),
-        ({"cron": "0 0 * * * 30"}, utc(2025, 1, 1, 0, 0, 30)),  # six fields: seconds last
+        ({"cron": "0 0 * * * 30", "cron_seconds": "last"}, utc(2025, 1, 1, 0, 0, 30)),
+        ({"cron": "30 0 0 * * *", "cron_seconds": "first"}, utc(2025, 1, 1, 0, 0, 30)),
         ({"fields": {"day_of_week": "fri", "hour": 18}}, utc(2025, 1, 3, 18)),
         ({"at": datetime(2025, 6, 1, 12), "tz": "Europe/Berlin"}, utc(2025, 6, 1, 10)),
         ({"every": "continuous"}, JAN_1),
@@ -93,7 +94,8 @@ async def test_add_schedule_returns_it_and_it_survives_a_restart(
     ],
     ids=[
         "cron-tz",
-        "cron-seconds",
+        "cron-seconds-last",
+        "cron-seconds-first",
         "fields",
         "at-naive-in-tz",
         "continuous",
@@ -431,3 +433,23 @@ def test_a_year_of_hourly_berlin_slots_planned_one_by_one_computes_each_slot_abo
     per_day = Counter(datetime.fromtimestamp(f, UTC).astimezone(BERLIN).date() for f in fired)
     assert len(fired) == len(set(fired)) == 8760
     assert (per_day[date(2025, 3, 30)], per_day[date(2025, 10, 26)]) == (23, 25)
+
+
+def test_a_six_field_cron_must_say_where_its_seconds_are() -> None:
+    with pytest.raises(InvalidSchedule) as refused:
+        build_trigger(cron="0 */5 * * * *", now=JAN_1.timestamp())
+    assert str(refused.value) == (
+        "cron '0 */5 * * * *' has six fields, which dialects read two ways;"
+        ' seconds first (Harbor, Quartz, Spring; cron_seconds="first"):'
+        " second=0 minute=*/5 hour=* day=* month=* day_of_week=*;"
+        ' seconds last (croniter; cron_seconds="last"):'
+        " second=* minute=0 hour=*/5 day=* month=* day_of_week=*"
+    )
+    harbor = build_trigger(cron="0 */5 * * * *", cron_seconds="first", now=JAN_1.timestamp())
+    assert isinstance(harbor, CronTrigger) and harbor.expression == "*/5 * * * * 0"
+    slots = fire_times_between(harbor, JAN_1, JAN_1 + timedelta(minutes=15), limit=10)
+    assert slots == [JAN_1 + timedelta(minutes=m) for m in (5, 10, 15)]  # not 5 past each 5th hour
+    with pytest.raises(InvalidSchedule, match="has five fields: no seconds"):
+        build_trigger(cron="*/5 * * * *", cron_seconds="first", now=JAN_1.timestamp())
+    with pytest.raises(InvalidSchedule, match="applies to cron= only"):
+        build_trigger(every="1 hour", cron_seconds="last", now=JAN_1.timestamp())

@@ -228,6 +228,8 @@ def _schedule_row(name: str, tenant_id: str | None, every: float, now: float) ->
         "updated_at": now,
         "tenant_id": tenant_id,
         "revision": 1,
+        "queue": None,
+        "user_id": None,
     }
 
 

@@ -5,9 +5,15 @@ to keep (``frequent``, ``hourly``, ``daily``, ``weekly``, ``monthly``,
 ``yearly``). With ``autosnap`` the runtime copies the directory into the
 policy's snapshots folder on each tier's schedule, as
 ``{tier}-{YYYYMMDD-HHMMSS}`` (the slot time, UTC). With ``autoprune`` it
-prunes that folder by the tiered retention rule
-(:func:`runtime.schedules.retention.plan_retention`). Every copy and every prune is a
-job: tracked, retried, visible in the dashboard.
+keeps the newest N snapshots of each tier, N being the tier's count, and
+deletes the rest, as atlasOS does: a snapshot's tier is its label, so an
+hourly snapshot is never pushed out by frequent ones. Every copy and every
+prune is a job: tracked, retried, visible in the dashboard.
+
+A policy names its directory by ``path``, or by ``dataset`` as atlasOS
+does (``"pool/dataset"``: the directory ``DATASET_ROOT / dataset``, by
+default ``/pool/dataset``, ZFS's default mountpoint; the policy's name
+defaults to the dataset's, slashes made underscores).
 
 The policy lives in its schedules (one per tier that keeps snapshots, plus
 one for pruning), so it needs no table of its own and survives restarts:
@@ -36,7 +42,6 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runtime import JobContext, Queue, Registry, Runtime, Schedule, ScheduleNotFound
-from runtime.schedules.retention import RetentionPolicy, plan_retention
 
 Tier = Literal["frequent", "hourly", "daily", "weekly", "monthly", "yearly"]
 TIERS: tuple[Tier, ...] = ("frequent", "hourly", "daily", "weekly", "monthly", "yearly")
@@ -52,6 +57,11 @@ QUEUE = "snapshots"
 SCHEDULE_PREFIX = "snapshot-policy:"
 STAMP = "%Y%m%d-%H%M%S"
 _SNAPSHOT = re.compile(r"^(?P<tier>[a-z]+)-(?P<stamp>\d{8}-\d{6})$")
+# A ZFS-like dataset name: components of letters, digits and _.:- (none
+# starting with a dot), joined by slashes.
+_COMPONENT = r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]*"
+DATASET_PATTERN = rf"^{_COMPONENT}(/{_COMPONENT})*$"
+DATASET_ROOT = Path("/")  # where datasets are mounted (ZFS's default: /pool/dataset)
 
 # The thread hop for file work. Tests swap in the runtime's mock-clock-safe hop.
 in_thread: Callable[..., Any] = anyio.to_thread.run_sync
@@ -63,7 +73,8 @@ class SnapshotPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)
-    path: Path
+    path: Path | None = None
+    dataset: str | None = Field(default=None, pattern=DATASET_PATTERN, max_length=200)
     snapshots: Path | None = None  # default: <path's parent>/.snapshots/<name>
     frequent: int = Field(default=0, ge=0)
     hourly: int = Field(default=0, ge=0)
@@ -76,16 +87,34 @@ class SnapshotPolicy(BaseModel):
     autosnap: bool = True
     autoprune: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_dataset(cls, data: Any) -> Any:
+        """atlasOS bodies name a dataset, not a policy: the dataset names it."""
+        if isinstance(data, dict) and "name" not in data and isinstance(data.get("dataset"), str):
+            return {**data, "name": re.sub(r"[^A-Za-z0-9_.-]", "_", data["dataset"])}
+        return data
+
     @field_validator("path")
     @classmethod
-    def _absolute(cls, path: Path) -> Path:
-        return path.expanduser().absolute()
+    def _absolute(cls, path: Path | None) -> Path | None:
+        return None if path is None else path.expanduser().absolute()
 
     @model_validator(mode="after")
     def _keeps_something(self) -> SnapshotPolicy:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("give the directory as path or as dataset (one of them)")
         if not self.tiers:
             raise ValueError("keep at least one snapshot in some tier (frequent ... yearly)")
         return self
+
+    @property
+    def source(self) -> Path:
+        """The directory to snapshot."""
+        if self.path is not None:
+            return self.path
+        assert self.dataset is not None
+        return DATASET_ROOT / self.dataset
 
     @property
     def tiers(self) -> list[Tier]:
@@ -94,11 +123,7 @@ class SnapshotPolicy(BaseModel):
 
     @property
     def folder(self) -> Path:
-        return self.snapshots or self.path.parent / ".snapshots" / self.name
-
-    @property
-    def retention(self) -> RetentionPolicy:
-        return RetentionPolicy(**{tier: getattr(self, tier) for tier in TIERS})
+        return self.snapshots or self.source.parent / ".snapshots" / self.name
 
 
 class TakeSnapshot(BaseModel):
@@ -130,6 +155,29 @@ def snapshots_in(folder: Path) -> list[Snapshot]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class PrunePlan:
+    keep: list[Snapshot]
+    prune: list[Snapshot]
+
+
+def plan_prune(found: list[Snapshot], policy: SnapshotPolicy) -> PrunePlan:
+    """Keep the newest ``count`` snapshots of each tier (by the label in their
+    names), ``count`` being the policy's for that tier; prune the others of
+    that tier. Snapshots labelled with no tier are left alone."""
+    keep: list[Snapshot] = []
+    prune: list[Snapshot] = []
+    for tier in TIERS:
+        labelled = sorted((s for s in found if s.tier == tier), key=lambda s: s.taken_at)
+        count = getattr(policy, tier)
+        cut = max(0, len(labelled) - count)
+        prune += labelled[:cut]
+        keep += labelled[cut:]
+    keep += [s for s in found if s.tier not in TIERS]
+    by_name = sorted(keep, key=lambda s: s.name)
+    return PrunePlan(by_name, sorted(prune, key=lambda s: s.name))
+
+
 def _copy(source: Path, target: Path) -> int:
     """Copy into a hidden folder, then rename: a crash never leaves half a snapshot."""
     partial = target.with_name(f".partial-{target.name}")
@@ -153,17 +201,15 @@ def register(registry: Registry) -> None:
         if target.exists():  # an earlier attempt finished the copy
             return {"snapshot": target.name, "files": None}
         policy.folder.mkdir(parents=True, exist_ok=True)
-        files = await in_thread(_copy, policy.path, target)
+        files = await in_thread(_copy, policy.source, target)
         await ctx.progress(100)
         return {"snapshot": target.name, "files": files}
 
     @registry.job(name="snapshot.prune", queue=QUEUE, max_retries=2)
     async def prune(ctx: JobContext, params: PruneSnapshots) -> dict[str, Any]:
-        """Delete the snapshots that the tiered retention rule does not keep."""
+        """Delete each tier's snapshots beyond the newest ``count`` of that tier."""
         policy = params.policy
-        plan = plan_retention(
-            snapshots_in(policy.folder), policy.retention, key=lambda s: s.taken_at
-        )
+        plan = plan_prune(await in_thread(snapshots_in, policy.folder), policy)
         for done, snapshot in enumerate(plan.prune, start=1):
             await in_thread(shutil.rmtree, policy.folder / snapshot.name)
             await ctx.progress(current=done, total=len(plan.prune))
@@ -196,8 +242,9 @@ async def create_policy(
 ) -> dict[str, Any]:
     """Create or replace a policy; ``ValueError`` (pydantic's, field by field) if bad."""
     policy = SnapshotPolicy.model_validate(body)
-    if not policy.path.is_dir():
-        raise ValueError(f"path {str(policy.path)!r} is not a directory")
+    if not policy.source.is_dir():
+        what = "path" if policy.path is not None else f"dataset {policy.dataset!r}: path"
+        raise ValueError(f"{what} {str(policy.source)!r} is not a directory")
     data = policy.model_dump(mode="json")
     for tier in TIERS:
         name = _schedule_name(policy.name, tier)
@@ -296,7 +343,7 @@ def api_routes(api: Any, state: Any) -> None:
         "/snapshot-policies",
         summary="Create or replace a snapshot policy",
         tag=tag,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         body=SnapshotPolicy,
         responses={201: None},
         errors=(422,),
@@ -343,7 +390,7 @@ def api_routes(api: Any, state: Any) -> None:
         "/snapshot-policies/{name}",
         summary="Delete a snapshot policy",
         tag=tag,
-        role=Role.ADMIN,
+        role=Role.OPERATOR,
         responses={204: None},
         errors=(404,),
     )
