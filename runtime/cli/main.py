@@ -48,6 +48,7 @@ from runtime.cli.logs import configure_logging
 from runtime.cli.service import EXIT_STORE, ServeOptions, make_hooks, run_service, worker_queues
 from runtime.cli.settings import CONFIG_ENV, LOG_LEVELS, ServiceSettings, load_settings
 from runtime.domain.errors import CallboardError, SchemaNotCurrent
+from runtime.domain.extras import MissingExtra
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
@@ -345,11 +346,12 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, settings.queues)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
-    except (SchemaNotCurrent, BaseExceptionGroup) as err:
-        schema = _schema_error(err)
-        if schema is None:
+    except (SchemaNotCurrent, MissingExtra, BaseExceptionGroup) as err:
+        found = _startup_error(err)
+        if found is None:
             raise
-        return commands.fail(str(schema), EXIT_STORE)
+        code = EXIT_STORE if isinstance(found, SchemaNotCurrent) else EXIT_USAGE
+        return commands.fail(str(found), code)
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
 
@@ -362,6 +364,8 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         before, after = migrate_store(settings.db)
+    except MissingExtra as err:
+        return commands.fail(str(err), EXIT_USAGE)
     except (SchemaNotCurrent, ValueError) as err:
         return commands.fail(str(err), EXIT_STORE)
     if before == after:
@@ -371,10 +375,11 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _schema_error(err: BaseException) -> SchemaNotCurrent | None:
+def _startup_error(err: BaseException) -> SchemaNotCurrent | MissingExtra | None:
+    """The start-up error ``err`` is, or holds alone in a group."""
     while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
         err = err.exceptions[0]
-    return err if isinstance(err, SchemaNotCurrent) else None
+    return err if isinstance(err, SchemaNotCurrent | MissingExtra) else None
 
 
 def _setting_error(err: ValueError | ValidationError) -> str:

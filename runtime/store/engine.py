@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 
+from runtime.domain.extras import require
 from runtime.store.migrate import check_current, current, head, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
@@ -25,6 +26,7 @@ def open_engine(url: str, *, migrate: bool = True) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
+        require("postgres", "a PostgreSQL store")
         return _open_postgres(parsed.set(drivername="postgresql+psycopg"), migrate)
     if backend != "sqlite":
         raise ValueError(
@@ -57,6 +59,7 @@ def migrate_store(url: str) -> tuple[str | None, str]:
     """Create or upgrade the schema of the store at ``url``: (revision before, after)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
+        require("postgres", "a PostgreSQL store")
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.get_backend_name() != "sqlite":
         open_engine(url)  # refuses it with a clear error
