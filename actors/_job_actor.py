@@ -78,11 +78,14 @@ async def run_job(
             if scope.cancel_called or not native.is_stray_cancellation(exc):
                 raise
             error = exc
-    duration = now() - started
+    ended = now()
+    duration = ended - started
     if returned:
-        return Outcome(job, Ended.RETURNED, value=value, duration=duration)
+        # A deadline that passed while the handler never yielded could not fire.
+        how = Ended.OVERRAN if ended >= deadline else Ended.RETURNED
+        return Outcome(job, how, value=value, duration=duration)
     if scope.cancel_called and handle.control is not None:
         return Outcome(job, CONTROL_ENDINGS[handle.control], error=error, duration=duration)
-    if scope.cancel_called and now() >= deadline:
+    if scope.cancel_called and ended >= deadline:
         return Outcome(job, Ended.TIMED_OUT, error=error, duration=duration)
     return Outcome(job, Ended.RAISED, error=error, duration=duration)

@@ -26,6 +26,9 @@ class Ended(enum.Enum):
     RETURNED = "returned"
     RAISED = "raised"
     TIMED_OUT = "timed_out"
+    # The handler returned after its deadline: it never gave the loop a chance
+    # to cancel it (it blocked the event loop). Its result is not trusted.
+    OVERRAN = "overran"
     CANCELED = "canceled"
     SUSPENDED = "suspended"
     INTERRUPTED = "interrupted"

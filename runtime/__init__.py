@@ -26,6 +26,8 @@ from runtime.domain.errors import (
     ScheduleNotFound,
     SchemaNotCurrent,
     Skip,
+    StorageUnavailable,
+    StoreUnusable,
     UnknownJobType,
     UnknownQueue,
 )
@@ -72,6 +74,8 @@ __all__ = [
     "ScheduleNotFound",
     "SchemaNotCurrent",
     "Skip",
+    "StorageUnavailable",
+    "StoreUnusable",
     "UnknownJobType",
     "UnknownQueue",
     "WriterStatistics",

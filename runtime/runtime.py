@@ -31,7 +31,7 @@ from actors import (
     check_capacity,
 )
 from runtime.domain.clock import Clock
-from runtime.domain.errors import JobNotFound, RuntimeNotRunning, UnknownJobType
+from runtime.domain.errors import JobNotFound, RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
 from runtime.domain.models import Job, event_from_row
 from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
@@ -42,6 +42,7 @@ from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, ch
 from runtime.jobs.events import EventBus, Subscription
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry, default_registry
 from runtime.jobs.subscriptions import JobEvents
 from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
@@ -50,6 +51,7 @@ from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
+from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 
 log = logging.getLogger("callboard.runtime")
 
@@ -70,6 +72,10 @@ Params = Mapping[str, Any] | Any
 
 class Runtime(ControlMethods, ScheduleMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
+
+    ``loop_watchdog``: seconds the event loop may go without running (a
+    handler that blocks it) before a watchdog thread logs which job blocks
+    it; None turns the watchdog off.
 
     ``queues`` maps the queues this runtime serves to their capacities (jobs
     of that queue running at once here); without it, it serves every queue
@@ -96,6 +102,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         retention: JobRetention | None = None,
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
         migrate: bool = True,
+        loop_watchdog: float | None = LOOP_WATCHDOG_DEFAULT,
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
@@ -107,6 +114,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             progress_interval=progress_interval,
             log_limit=log_limit,
             sweep_interval=sweep_interval,
+            loop_watchdog=loop_watchdog,
         )
         self.url = url
         self.registry = registry if registry is not None else default_registry
@@ -121,6 +129,9 @@ class Runtime(ControlMethods, ScheduleMethods):
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
         self._migrate = migrate
+        self.watchdog = (
+            LoopWatchdog(loop_watchdog, lease=lease) if loop_watchdog is not None else None
+        )
         self._services_tg: TaskGroup | None = None
         self._wake_pending: dict[str, float] = {}
         self._flusher: Flusher | None = None
@@ -149,6 +160,8 @@ class Runtime(ControlMethods, ScheduleMethods):
             await self._tg.start(self._run_tree)
         except BaseException:
             self._store.writer.close()
+            if self.watchdog is not None:
+                self.watchdog.close()
             self._tg.cancel_scope.cancel()
             await self._tg.__aexit__(None, None, None)
             self._tg = None
@@ -166,6 +179,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tree:
                 await tree.start(self._store.writer.run)
+                if self.watchdog is not None:
+                    await tree.start(self.watchdog.run)
                 if self._workers:
                     await self._start_workers(tree)
                 task_status.started()
@@ -185,6 +200,7 @@ class Runtime(ControlMethods, ScheduleMethods):
             flusher=self._flusher,
             on_status=self._status_changed,
             on_rate_limited=self._wake_later,
+            blocked_for=self.watchdog.blocked_for if self.watchdog is not None else None,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -241,6 +257,8 @@ class Runtime(ControlMethods, ScheduleMethods):
                     await self._shutdown()
         finally:
             self._store.writer.close()
+            if self.watchdog is not None:
+                self.watchdog.close()
             # Exit the task group with no exception of the body: on trio it
             # would come back wrapped in an ExceptionGroup. The body's own
             # exception propagates by itself once this returns.
@@ -257,26 +275,38 @@ class Runtime(ControlMethods, ScheduleMethods):
         await self._supervisor_done.wait()
         self._services.cancel()
         await self._services_done.wait()
-        await self._flusher.flush()
-        await self.store.write(Unregister(self.worker_id))
+        try:
+            await self._flusher.flush()
+            await self.store.write(Unregister(self.worker_id))
+        except StorageUnavailable as err:  # the lease lapses; the next start rescues
+            log.error("stopping without the last progress and worker record: %s", err)
 
     # -- background work ------------------------------------------------------
 
     async def _promote(self) -> float | None:
-        rows, nxt = await self.store.write(Promote(self.clock.now()))
+        async def promote() -> Any:
+            pending = self.store.submit(Promote(self.clock.now()))
+            pending.on_settled(self._publish_promoted)
+            return await pending.wait()
+
+        rows, nxt = await through_outages("promoting due jobs", promote)
         for row in rows:
             self._status_changed(row)
-            self._publish(row)
         return nxt  # type: ignore[no-any-return]
 
+    def _publish_promoted(self, result: Any, error: BaseException | None) -> None:
+        if error is None:
+            for row in result[0]:
+                self._publish(row)
+
     async def _sweep(self) -> None:
-        counts = await self.prune()
+        counts = await through_outages("pruning finished jobs", self.prune)
         if counts:
             log.info("pruned finished jobs: %s", counts)
 
     async def _tick(self) -> None:
-        await self._renew_lease()
-        await self._rescue()
+        await through_outages("renewing the worker lease", self._renew_lease)
+        await through_outages("rescuing the jobs of lost workers", self._rescue)
 
     async def _renew_lease(self) -> None:
         stopping = await self.store.write(
@@ -294,14 +324,19 @@ class Runtime(ControlMethods, ScheduleMethods):
                 self._supervisor.tell(job_id, control)
 
     async def _rescue(self) -> None:
-        rescued = await self.store.write(
+        pending = self.store.submit(
             Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease)
         )
-        for job in rescued:
+        pending.on_settled(self._publish_rescued)
+        for job in await pending.wait():
             if job.status is JobStatus.WAITING and self._supervisor is not None:
                 self._supervisor.wake(job.queue)
-            if job.row is not None:
-                self._publish(job.row)
+
+    def _publish_rescued(self, rescued: Any, error: BaseException | None) -> None:
+        if error is None:
+            for job in rescued:
+                if job.row is not None:
+                    self._publish(job.row)
 
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""
@@ -444,16 +479,18 @@ class Runtime(ControlMethods, ScheduleMethods):
         tenant_id: str | None = None,
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
+        search: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
-        """Jobs matching every given filter, newest first."""
+        """Jobs matching every given filter, newest first. ``search`` matches an id (or
+        its first or last hex digits) or the start of an idempotency key."""
         if not 0 < limit <= reads.LIST_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
         if not 0 <= offset <= reads.LIST_OFFSET_MAX:
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
         filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
@@ -468,9 +505,10 @@ class Runtime(ControlMethods, ScheduleMethods):
         tenant_id: str | None = None,
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
+        search: str | None = None,
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key)
+        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
         return await self.store.read(reads.count_jobs, filters)
 
@@ -535,11 +573,26 @@ class Runtime(ControlMethods, ScheduleMethods):
         moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
         stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
-        row = await self.store.write(Transition(key, "cancel", moves, tenant_id, reason))
+        row = await self._transition(Transition(key, "cancel", moves, tenant_id, reason))
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
-        self._publish(row)
         return Job.from_row(row)
+
+    async def _transition(self, op: Transition) -> dict[str, Any]:
+        """Apply a requested status change, published as its commit settles.
+
+        Not once the caller resumes: a claim or an outcome committed in the same
+        batch would be announced first (the tasks one commit wakes run in any
+        order), and subscribers would see the job go back to a status it left.
+        """
+        pending = self.store.submit(op)
+        pending.on_settled(self._publish_settled)
+        row: dict[str, Any] = await pending.wait()
+        return row
+
+    def _publish_settled(self, row: Any, error: BaseException | None) -> None:
+        if error is None:
+            self._publish(row)
 
     async def _tell(self, job_id: uuid.UUID, control: Control) -> None:
         """Send a control request to the job if it runs here, also if its claim

@@ -14,6 +14,7 @@ def check_settings(
     progress_interval: float,
     log_limit: int,
     sweep_interval: float,
+    loop_watchdog: float | None = None,
 ) -> None:
     """Raise ``ValueError`` naming the first Runtime setting that cannot be used.
 
@@ -36,6 +37,8 @@ def check_settings(
     ):
         if not (is_number(value) and value > 0):
             raise ValueError(f"{name} must be > 0, got {value!r}")
+    if loop_watchdog is not None and not (is_finite(loop_watchdog) and loop_watchdog > 0):
+        raise ValueError(f"loop_watchdog must be > 0 seconds or None, got {loop_watchdog!r}")
     # The log keeps a note of dropped records within the limit, so at least one.
     if not (is_int(log_limit) and log_limit >= 1):
         raise ValueError(f"log_limit must be an int >= 1, got {log_limit!r}")

@@ -13,7 +13,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from runtime.api import catalogue, errors, events, jobs, queues, schedules, system
+from runtime import dashboard
+from runtime.api import bulk, catalogue, errors, events, jobs, queues, schedules, system, whoami
 from runtime.api.errors import ApiError
 from runtime.api.routing import Api, RouteSpec
 from runtime.api.state import ApiConfig, ApiState
@@ -79,11 +80,13 @@ def create_app(
         state.stop()
 
     api = Api(app, state.auth)
-    for module in (jobs, events, catalogue, queues, schedules, system):
+    for module in (bulk, jobs, events, catalogue, queues, schedules, system, whoami):
         module.add_routes(api, state)
     for add in extra_routes:
         add(api, state)
     app.extensions[ROUTES_KEY] = api.specs
+    if config.dashboard:
+        dashboard.install(app)
     return app
 
 

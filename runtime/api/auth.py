@@ -63,6 +63,15 @@ class Principal:
         """The tenant filter for reads and control: None (every tenant) for admins."""
         return None if self.role is Role.ADMIN else self.tenant_id
 
+    def narrowed(self, tenant: str | None) -> str | None:
+        """The tenant filter of a request naming ``tenant``: an admin may pick any
+        tenant, others only their own (403 for another)."""
+        if tenant is None or self.role is Role.ADMIN:
+            return tenant if tenant is not None else self.scope
+        if tenant != self.tenant_id:
+            raise forbidden("only an admin token may filter by another tenant")
+        return self.scope
+
     def require(self, role: Role) -> None:
         if self.role.rank < role.rank:
             raise forbidden(f"this needs the {role.value} role; the token has {self.role.value}")

@@ -15,7 +15,9 @@
      |- 413 payload_too_large   checked before the body is parsed
      |- 422 validation_error, invalid_params, unknown_job_type, invalid_schedule,
      |      invalid_request
-     |- 503 unavailable       the runtime is stopping
+     |- 503 unavailable       the runtime is stopping;
+     |      storage_unavailable  the database cannot be written or reached now
+     |                           (with Retry-After)
      `- 500 internal          a bug: logged, the body says nothing more
 
 Callboard's own errors map onto these in :func:`from_callboard`.
@@ -24,6 +26,7 @@ Callboard's own errors map onto these in :func:`from_callboard`.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -39,8 +42,10 @@ from runtime.domain.errors import (
     InvalidSchedule,
     JobNotFound,
     RuntimeNotRunning,
+    StorageUnavailable,
     UnknownJobType,
 )
+from runtime.store.faults import describe, is_storage_fault, unavailable
 
 log = logging.getLogger("callboard.api")
 
@@ -72,18 +77,29 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error answered as ``status`` with an :class:`ErrorBody`."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.retry_after = retry_after
 
     def response(self) -> Response:
         body = ErrorBody(error=self.code, message=self.message, details=self.details)
         response = Response(body.model_dump_json(), self.status, content_type="application/json")
         if self.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="callboard"'
+        if self.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
         return response
 
 
@@ -123,6 +139,8 @@ def from_callboard(err: CallboardError) -> ApiError:
         return ApiError(422, "invalid_schedule", str(err))
     if isinstance(err, RuntimeNotRunning):
         return ApiError(503, "unavailable", "the runtime is not running")
+    if isinstance(err, StorageUnavailable):
+        return ApiError(503, "storage_unavailable", str(err), retry_after=err.retry_after)
     if isinstance(err, LookupError):  # the other "no such thing" errors (schedules, ...)
         return ApiError(404, "not_found", str(err))
     return ApiError(422, "invalid_request", str(err))
@@ -151,5 +169,8 @@ def install(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def _unexpected(err: Exception) -> Response:
+        if is_storage_fault(err):  # a database error no store call translated
+            log.warning("storage unavailable answering a request: %s", describe(err))
+            return from_callboard(unavailable(err)).response()
         log.exception("unexpected error answering a request")
         return ApiError(500, "internal", "internal error; see the server log").response()

@@ -50,6 +50,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -65,6 +66,7 @@ from runtime.domain.models import Job, JobEvent
 from runtime.domain.status import JobStatus
 from runtime.jobs.context import JobContext
 from runtime.jobs.events import Subscription
+from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import Queue, Registry
 from runtime.runtime import Runtime
 from runtime.store.log_ops import AppendLogs
@@ -280,7 +282,10 @@ class Hooks:
                     task_status.started()
                     async for event in events:
                         if event.status_hook and event.kind in ("status", "check_in"):
-                            await self.dispatch(rt, event)
+                            # Through a storage fault: its key makes a retry idempotent.
+                            await through_outages(
+                                "enqueuing a status hook", partial(self.dispatch, rt, event)
+                            )
             finally:
                 self._client = None
 

@@ -91,7 +91,8 @@ def add_routes(api: Api, state: ApiState) -> None:
             "queue": q.queue,
             "schedule_id": q.schedule_id,
             "idempotency_key": q.idempotency_key,
-            "tenant_id": call.principal.scope,
+            "search": q.search,
+            "tenant_id": call.principal.narrowed(q.tenant),
         }
         found: dict[str, Any] = {}
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from quart import Response
 
 from runtime.api.auth import Principal, Role
 from runtime.api.errors import not_found
 from runtime.api.routing import Api, Call, json_response
-from runtime.api.schemas import QueueInfo, QueueList, QueuePatch
+from runtime.api.schemas import QueueHistory, QueueInfo, QueueList, QueuePatch, QueuesQuery
 from runtime.api.state import ApiState
+from runtime.domain.status import JobStatus
 from runtime.jobs.control import QueueStatistics
+from runtime.store.control_reads import finished_history
 
 TAG = "queues"
+HISTORY_BUCKET = 10.0  # seconds per bar of the dashboard's chart
 
 
 def _info(stats: QueueStatistics, principal: Principal) -> QueueInfo:
@@ -32,13 +37,43 @@ def add_routes(api: Api, state: ApiState) -> None:
             raise not_found("queue", name)
         return json_response(_info(stats[name], principal))
 
-    @api.route("GET", "/queues", summary="List queues", tag=TAG, responses={200: QueueList})
+    @api.route(
+        "GET",
+        "/queues",
+        summary="List queues",
+        tag=TAG,
+        query=QueuesQuery,
+        responses={200: QueueList},
+    )
     async def list_queues(call: Call) -> Response:
         """Every queue with its capacity here and whether it is paused; admins also
-        get its counts by status and its outcomes in the last minute."""
+        get its counts by status and its outcomes in the last minute, and with
+        ``history=MINUTES`` its completed and failed jobs per 10 s over those minutes."""
+        minutes = call.query_as(QueuesQuery).history
         stats = await rt.statistics(tenant_id=call.principal.scope)
         queues = [_info(s, call.principal) for s in stats.values()]
-        return json_response(QueueList(queues=queues))
+        if not minutes or call.principal.role is not Role.ADMIN:
+            return json_response(QueueList(queues=queues))
+        history = await _history(stats, minutes)
+        return json_response(
+            QueueList(queues=queues, bucket_seconds=HISTORY_BUCKET, history=history)
+        )
+
+    async def _history(names: Iterable[str], minutes: int) -> dict[str, QueueHistory]:
+        buckets = int(minutes * 60 / HISTORY_BUCKET)
+        # Buckets end at the current one: aligned to the clock, so bars stay put.
+        last = int(rt.clock.now() // HISTORY_BUCKET)
+        since = (last - buckets + 1) * HISTORY_BUCKET
+        rows = await rt.store.read(finished_history, since, HISTORY_BUCKET)
+        out = {name: QueueHistory(completed=[0] * buckets, failed=[0] * buckets) for name in names}
+        for queue, status, slot, count in rows:
+            if queue not in out or not 0 <= slot < buckets:
+                continue
+            if status == JobStatus.COMPLETED.value:
+                out[queue].completed[slot] += count
+            elif status in (JobStatus.FAILED.value, JobStatus.TIMEOUT.value):
+                out[queue].failed[slot] += count
+        return out
 
     @api.route("GET", "/queues/{name}", summary="Read a queue", tag=TAG, responses={200: QueueInfo})
     async def get_queue(call: Call) -> Response:

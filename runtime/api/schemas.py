@@ -26,6 +26,7 @@ from pydantic import (
 from runtime.domain.logs import LogEntry
 from runtime.domain.models import Job
 from runtime.domain.status import filter_statuses
+from runtime.jobs.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
 from runtime.jobs.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
 
 PAGE_SIZE_DEFAULT = 50
@@ -157,7 +158,22 @@ class JobFilters(_Request):
         return None if self.status is None else self.status.split(",")
 
 
-class ListJobsQuery(JobFilters):
+class SearchFilters(JobFilters):
+    """Filters of ``GET /jobs`` and the bulk actions: :class:`JobFilters`, a text search
+    and (for admins) a tenant."""
+
+    search: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=NAME_MAX,
+        description="a job id, its first or last hex digits, or the start of an idempotency key",
+    )
+    tenant: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX, description="admins only: one tenant"
+    )
+
+
+class ListJobsQuery(SearchFilters):
     """``GET /jobs``: filters and paging."""
 
     page: int = Field(default=1, ge=1, le=PAGE_MAX)
@@ -251,8 +267,25 @@ class QueueInfo(BaseModel):
     failed_last_minute: int | None = None
 
 
+class QueueHistory(BaseModel):
+    """Jobs of a queue completed and failed (or timed out) per bucket, oldest first."""
+
+    completed: list[int]
+    failed: list[int]
+
+
 class QueueList(BaseModel):
     queues: list[QueueInfo]
+    bucket_seconds: float | None = Field(default=None, description="with ?history=")
+    history: dict[str, QueueHistory] | None = Field(
+        default=None, description="admins, with ?history=MINUTES: per queue, oldest first"
+    )
+
+
+class QueuesQuery(_Request):
+    """``GET /queues``: ``history`` asks for the last minutes' outcomes per bucket."""
+
+    history: int = Field(default=0, ge=0, le=60, description="minutes (admins only)")
 
 
 class QueuePatch(_Request):
@@ -262,3 +295,47 @@ class QueuePatch(_Request):
 class Health(BaseModel):
     status: Literal["ok", "starting", "stopping", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class BulkRequest(SearchFilters):
+    """``POST /jobs/bulk/{action}``: the jobs matching these filters (at least one)."""
+
+    limit: int = Field(
+        default=BULK_LIMIT_DEFAULT,
+        ge=1,
+        le=BULK_LIMIT_MAX,
+        description="act on at most this many (newest first); the rest stay for another call",
+    )
+    dry_run: bool = Field(default=False, description="only count the matching jobs")
+    reason: str | None = Field(
+        default=None, max_length=CANCEL_REASON_MAX, description="cancel only: kept on each job"
+    )
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> BulkRequest:
+        names = set(SearchFilters.model_fields)
+        if not any(getattr(self, name) is not None for name in names):
+            raise ValueError(f"give at least one filter: {', '.join(sorted(names))}")
+        return self
+
+
+class BulkResponse(BaseModel):
+    """What a bulk action did: each job moved by its own compare-and-set."""
+
+    action: str
+    dry_run: bool
+    matched: int = Field(description="jobs matching the filters")
+    selected: int = Field(description="of those, the ones acted on (at most limit)")
+    changed: int
+    skipped: int = Field(description="jobs whose status no longer allowed it, or gone")
+    skipped_by_status: dict[str, int]
+    remaining: int = Field(description="matching jobs beyond the limit")
+
+
+class WhoAmI(BaseModel):
+    """The caller, as its token says."""
+
+    name: str
+    tenant_id: str | None
+    role: str
+    auth: bool = Field(description="false when the API has no tokens (everyone is admin)")

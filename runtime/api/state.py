@@ -46,6 +46,8 @@ class ApiConfig(BaseModel):
     # Where a status_hook may point (checked on its text at enqueue; the hook
     # service checks the addresses again when it sends): public addresses only.
     hook_policy: HookPolicy = Field(default_factory=HookPolicy)
+    # The web dashboard at / and the API docs at /docs (runtime.dashboard).
+    dashboard: bool = True
 
 
 @dataclass(slots=True)

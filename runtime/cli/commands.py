@@ -117,6 +117,28 @@ def jobs_control(client: ApiClient, args: argparse.Namespace, out: TextIO) -> in
     return EXIT_OK
 
 
+def jobs_bulk(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """One action on every job matching the filters; counts of changed and skipped."""
+    body: dict[str, Any] = {name: getattr(args, name) for name in (*FILTERS, "search", "tenant")}
+    body = {name: value for name, value in body.items() if value is not None}
+    if args.limit is not None:
+        body["limit"] = args.limit
+    if args.dry_run:
+        body["dry_run"] = True
+    _, done = client.call("POST", f"/jobs/bulk/{args.bulk_action}", json_body=body)
+    if done["dry_run"]:
+        text = f"{done['matched']} jobs match; {args.bulk_action} would act on {done['selected']}"
+    else:
+        reasons = ", ".join(f"{k}: {v}" for k, v in done["skipped_by_status"].items())
+        text = (
+            f"{args.bulk_action}: {done['changed']} changed, {done['skipped']} skipped"
+            + (f" ({reasons})" if reasons else "")
+            + (f"; {done['remaining']} more match (raise --limit)" if done["remaining"] else "")
+        )
+    _emit(out, args, done, text)
+    return EXIT_OK
+
+
 def jobs_logs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     params = {"level": args.level, "since": args.since, "limit": args.limit}
     _, log = client.call("GET", f"/jobs/{args.id}/logs", params=params)

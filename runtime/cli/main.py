@@ -5,7 +5,8 @@ only). Client side (over HTTP; ``--url`` or ``CALLBOARD_URL``, ``--token``
 or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
 ``types``. Tables for people, ``--json`` for scripts. Exit codes: 0 done,
 1 the job failed, 2 bad input, 3 auth, 4 not found, 5 conflict,
-6 no server, 124 still running after ``--timeout``, 130 interrupted.
+6 no server, 7 the database cannot be used (``serve``, ``worker``),
+124 still running after ``--timeout``, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from runtime.cli.demo import register_demo
 from runtime.cli.logs import configure_logging
 from runtime.cli.service import EXIT_STORE, ServeOptions, make_hooks, run_service, worker_queues
 from runtime.cli.settings import CONFIG_ENV, LOG_LEVELS, ServiceSettings, load_settings
-from runtime.domain.errors import CallboardError, SchemaNotCurrent
+from runtime.domain.errors import CallboardError, StorageUnavailable, StoreUnusable
 from runtime.domain.extras import MissingExtra
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
@@ -55,6 +56,7 @@ from runtime.runtime import DATABASE_URL_DEFAULT
 from runtime.store.engine import migrate_store
 
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
+BULK_ACTIONS = ("retry", "cancel", "delete")
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -220,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         control.add_argument("id")
         if action == "cancel":
             control.add_argument("--reason", help="why (kept on the job and in its log)")
+    bulk = actions.add_parser(
+        "bulk", parents=[client], help="retry, cancel or delete every job matching filters"
+    )
+    bulk.add_argument("bulk_action", choices=BULK_ACTIONS, metavar="{retry,cancel,delete}")
+    _filters(bulk)
+    bulk.add_argument("--search", help="a job id, its first or last hex digits, or a key's start")
+    bulk.add_argument("--tenant", help="admins: only this tenant's jobs")
+    bulk.add_argument("--limit", type=int, help="at most this many jobs (newest first)")
+    bulk.add_argument("--dry-run", action="store_true", help="only count the matching jobs")
     logs = actions.add_parser("logs", parents=[client], help="a job's log")
     logs.add_argument("id")
     logs.add_argument("--level")
@@ -287,6 +298,7 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
         return commands.jobs_control(client, args, out)
     handler = {
         "list": commands.jobs_list,
+        "bulk": commands.jobs_bulk,
         "show": commands.jobs_show,
         "logs": commands.jobs_logs,
         "wait": commands.jobs_wait,
@@ -346,12 +358,13 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, settings.queues)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
-    except (SchemaNotCurrent, MissingExtra, BaseExceptionGroup) as err:
+    except (StoreUnusable, StorageUnavailable, MissingExtra, BaseExceptionGroup) as err:
         found = _startup_error(err)
         if found is None:
             raise
-        code = EXIT_STORE if isinstance(found, SchemaNotCurrent) else EXIT_USAGE
-        return commands.fail(str(found), code)
+        return commands.fail(
+            str(found), EXIT_USAGE if isinstance(found, MissingExtra) else EXIT_STORE
+        )
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
 
@@ -366,7 +379,7 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
         before, after = migrate_store(settings.db)
     except MissingExtra as err:
         return commands.fail(str(err), EXIT_USAGE)
-    except (SchemaNotCurrent, ValueError) as err:
+    except (StoreUnusable, ValueError) as err:
         return commands.fail(str(err), EXIT_STORE)
     if before == after:
         print(f"schema already at revision {after}", file=out)
@@ -375,11 +388,13 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _startup_error(err: BaseException) -> SchemaNotCurrent | MissingExtra | None:
-    """The start-up error ``err`` is, or holds alone in a group."""
+def _startup_error(err: BaseException) -> Exception | None:
+    """The start-up error ``err`` is (a database that cannot be used, a missing
+    extra), or the one it holds if it is a group of one."""
     while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
         err = err.exceptions[0]
-    return err if isinstance(err, SchemaNotCurrent | MissingExtra) else None
+    usable = isinstance(err, StoreUnusable | StorageUnavailable | MissingExtra)
+    return err if usable and isinstance(err, Exception) else None
 
 
 def _setting_error(err: ValueError | ValidationError) -> str:

@@ -129,6 +129,7 @@ async def _run(
             if options.bind is not None:
                 urls = await tg.start(_api, rt, options, config, stop, hurry, api_done)
                 say(f"API on {', '.join(urls)}; database {options.db}; Ctrl-C stops")
+                say(f"dashboard on {urls[0]}/ (API docs on {urls[0]}/docs)")
             else:
                 api_done.set()
                 say(f"worker {rt.worker_id} on {options.db}; Ctrl-C stops")

@@ -15,6 +15,8 @@
      |- AmbiguousSchedule       a name several tenants' schedules share, given without a tenant
      |- HookFailed              an on_suspend/on_resume hook raised: nothing changed
      |- RuntimeNotRunning       a Runtime used outside ``async with``
+     |- StorageUnavailable      the database cannot be written or reached now (retry later)
+     |- StoreUnusable           the database cannot be opened at start-up
      `- HandlerSignal           raised by handlers to steer their job
          |- Retry               try again (after a delay)
          |- Fail                fail now, without retries
@@ -130,6 +132,23 @@ class RuntimeNotRunning(CallboardError, RuntimeError):
     """The Runtime is not running: use it inside ``async with Runtime(...)``."""
 
 
+class StorageUnavailable(CallboardError):
+    """The database cannot take this write or read now (disk full, I/O error,
+    connection lost); nothing was stored. Retry later."""
+
+    RETRY_AFTER_DEFAULT = 5
+
+    def __init__(self, reason: str, *, retry_after: float = RETRY_AFTER_DEFAULT) -> None:
+        super().__init__(f"storage unavailable: {reason}")
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class StoreUnusable(CallboardError):
+    """The database cannot be opened: read-only, not a database, corrupt or
+    unreachable. The message says what and how to fix it."""
+
+
 class HandlerSignal(CallboardError):
     """Raised by a job handler to steer its job."""
 
@@ -150,6 +169,6 @@ class Skip(HandlerSignal):
     """The handler skipped the job."""
 
 
-class SchemaNotCurrent(CallboardError):
+class SchemaNotCurrent(StoreUnusable):
     """The store's schema is not the one this version needs, and it was told
     not to migrate (or the store is newer than this version)."""

@@ -46,6 +46,7 @@ class Job(BaseModel):
     tenant_id: str | None = None
     user_id: str | None = None
     checkpoint: Any = None
+    checkpoint_at: datetime | None = None
     revision: int = 0
     check_in: str | None = None
     status_hook: str | None = None
@@ -148,6 +149,7 @@ _TIMES = (
     "finished_at",
     "updated_at",
     "slot",
+    "checkpoint_at",
     "check_in_at",
 )
 _PLAIN = tuple(

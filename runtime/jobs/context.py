@@ -29,6 +29,7 @@ class RunState:
     logs: list[dict[str, Any]] = field(default_factory=list)  # not yet stored
     start_logged: bool = False  # the attempt's start record is among its logs
     cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
+    blocked: float | None = None  # how long the loop had been blocked as the handler returned
 
     @property
     def job_id(self) -> uuid.UUID:

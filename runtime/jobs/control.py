@@ -71,7 +71,7 @@ class ControlMethods:
 
         async def get(self, job_id: JobId, *, tenant_id: str | None = None) -> Job: ...
 
-        def _publish(self, row: Mapping[str, Any]) -> None: ...
+        async def _transition(self, op: Transition) -> dict[str, Any]: ...
 
         def _status_changed(self, row: Mapping[str, Any]) -> None: ...
 
@@ -99,10 +99,9 @@ class ControlMethods:
         if job.status not in moves:
             raise IllegalTransition(job.id, job.status.value, "suspend")
         await self._hook(job_type, "on_suspend", job, "suspend")
-        row = await self.store.write(Transition(job.id, "suspend", moves, tenant_id))
+        row = await self._transition(Transition(job.id, "suspend", moves, tenant_id))
         if row["status"] == S.SUSPENDING.value:
             await self._tell(job.id, Control.SUSPEND)
-        self._publish(row)
         return Job.from_row(row)
 
     async def resume(self, job_id: JobId, *, tenant_id: str | None = None) -> Job:
@@ -111,18 +110,16 @@ class ControlMethods:
         job = await self.get(job_id, tenant_id=tenant_id)
         now = self.clock.now()
         resuming = {S.SUSPENDED: {"status": S.RESUMING.value, "updated_at": now}}
-        row = await self.store.write(Transition(job.id, "resume", resuming, tenant_id))
-        self._publish(row)
+        await self._transition(Transition(job.id, "resume", resuming, tenant_id))
         try:
             await self._hook(self._type_of(job), "on_resume", job, "resume")
         except HookFailed:
             back = {S.RESUMING: {"status": S.SUSPENDED.value, "updated_at": now}}
-            self._publish(await self.store.write(Transition(job.id, "resume", back, tenant_id)))
+            await self._transition(Transition(job.id, "resume", back, tenant_id))
             raise
         ready = {"status": S.WAITING.value, "resumed": True, "scheduled_at": now, "updated_at": now}
-        row = await self.store.write(Transition(job.id, "resume", {S.RESUMING: ready}, tenant_id))
+        row = await self._transition(Transition(job.id, "resume", {S.RESUMING: ready}, tenant_id))
         self._status_changed(row)
-        self._publish(row)
         return Job.from_row(row)
 
     def _type_of(self, job: Job) -> JobType | None:
@@ -155,13 +152,12 @@ class ControlMethods:
         }
         moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
         try:
-            row = await self.store.write(Transition(job.id, "retry", moves, tenant_id))
+            row = await self._transition(Transition(job.id, "retry", moves, tenant_id))
         except IntegrityError:
             raise IllegalTransition(
                 job.id, job.status.value, "retry (an equal unique job is unfinished)"
             ) from None
         self._status_changed(row)
-        self._publish(row)
         return Job.from_row(row)
 
     # -- queues -------------------------------------------------------------------

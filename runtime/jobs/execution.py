@@ -16,7 +16,14 @@ import anyio
 
 from actors import Claimed, Outcome
 from runtime.domain.clock import Clock
-from runtime.domain.errors import Fail, InvalidParams, JobLost, Skip, UnknownJobType
+from runtime.domain.errors import (
+    Fail,
+    InvalidParams,
+    JobLost,
+    Skip,
+    StorageUnavailable,
+    UnknownJobType,
+)
 from runtime.domain.logs import attempt_ended, attempt_started
 from runtime.domain.models import EventKind, event_from_row
 from runtime.domain.status import TERMINAL, JobStatus
@@ -52,6 +59,7 @@ class Executor:
         flusher: Flusher,
         on_status: Callable[[dict[str, Any]], None],
         on_rate_limited: Callable[[str, float], None],
+        blocked_for: Callable[[], float] | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -59,6 +67,7 @@ class Executor:
         self.flusher = flusher
         self._on_status = on_status  # the runtime wakes queues and timers from here
         self._on_rate_limited = on_rate_limited
+        self._blocked_for = blocked_for  # the loop watchdog's, if it runs
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -71,6 +80,8 @@ class Executor:
         pending.on_settled(self._claim_settled)
         try:
             result: ClaimResult = await pending.wait()
+        except StorageUnavailable:  # the writer logged the fault: the next poll retries
+            return []
         except Exception:  # a conflicting claim elsewhere: the next wake-up or poll retries
             log.exception("claim on queue %r failed", queue)
             return []
@@ -145,9 +156,13 @@ class Executor:
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
         work = job_type.handler(ctx, params)
-        if not isinstance(work, Coroutine):  # an async def's is: others go unmetered
-            return await work
-        return await metered(work, state)
+        if isinstance(work, Coroutine):  # an async def's is: others go unmetered
+            result = await metered(work, state)
+        else:
+            result = await work
+        if self._blocked_for is not None:  # told if the handler overran its deadline
+            state.blocked = self._blocked_for()
+        return result
 
     # -- OutcomeSink -------------------------------------------------------
 
@@ -155,7 +170,7 @@ class Executor:
         state: RunState = outcome.job.payload
         self.flusher.forget(state)
         now = self.clock.now()
-        values = decide(outcome, state.row, now)
+        values = decide(outcome, state.row, now, blocked=state.blocked)
         values.update(
             progress=values.get("progress", state.progress),
             progress_details=state.details,

@@ -13,7 +13,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from runtime.domain.clock import Clock
+from runtime.domain.errors import StorageUnavailable
 from runtime.jobs.context import RunState
+from runtime.jobs.outages import through_outages
 from runtime.store import Store
 from runtime.store.log_ops import AppendLogs
 from runtime.store.ops import SaveProgress
@@ -53,7 +55,8 @@ class Flusher:
             if not self._dirty:
                 await self._changed.wait()
             await anyio.sleep(self._interval)
-            await self.flush()
+            # Through a storage fault the states stay dirty: the next flush has them.
+            await through_outages("writing progress", self.flush)
 
     async def flush(self) -> None:
         if not self._dirty:
@@ -75,11 +78,22 @@ class Flusher:
         logs = take_logs(batch)
         try:
             progress = self._store.submit(SaveProgress(self._worker, updates))
-            if logs:
-                await self._store.write(AppendLogs(logs, self.log_limit))
-            self._store.writer.progress_rows += await progress
+            try:
+                if logs:
+                    await self._store.write(AppendLogs(logs, self.log_limit))
+                self._store.writer.progress_rows += await progress
+            except StorageUnavailable:
+                await progress.settled()
+                self._restore(batch, logs)
+                raise
         finally:
             self._flushing = {}
+
+    def _restore(self, batch: list[RunState], logs: list[dict[str, object]]) -> None:
+        """Put what a failed flush took back, for the next one."""
+        for state in reversed(batch):
+            state.logs[:0] = [r for r in logs if r["job_id"] == state.job_id]
+            self._dirty.setdefault(state.job_id, state)
 
 
 def take_logs(states: list[RunState]) -> list[dict[str, object]]:

@@ -22,12 +22,23 @@ Row = dict[str, Any]
 _SCALARS = frozenset({type(None), str, int, float, bool})
 
 
-def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = None) -> Row:
-    """The column values that record ``outcome`` of the attempt described by ``row``."""
+def decide(
+    outcome: Outcome,
+    row: Row,
+    now: float,
+    rng: random.Random | None = None,
+    *,
+    blocked: float | None = None,
+) -> Row:
+    """The column values that record ``outcome`` of the attempt described by ``row``.
+
+    ``blocked``: for a handler that overran its deadline, how long it held the
+    event loop (from the loop watchdog), if known.
+    """
     ended = outcome.ended
     if ended is Ended.RETURNED:
         return _returned(outcome.value, now)
-    values = _ended(outcome, row, now, rng)
+    values = _ended(outcome, row, now, rng, blocked)
     # Handler text (an exception's message, a traceback) may hold what no store
     # keeps: stored escaped, so the outcome is recorded rather than lost.
     for name in ("error", "traceback"):
@@ -37,7 +48,9 @@ def decide(outcome: Outcome, row: Row, now: float, rng: random.Random | None = N
     return values
 
 
-def _ended(outcome: Outcome, row: Row, now: float, rng: random.Random | None) -> Row:
+def _ended(
+    outcome: Outcome, row: Row, now: float, rng: random.Random | None, blocked: float | None
+) -> Row:
     ended = outcome.ended
     if ended is Ended.CANCELED:
         return _final(JobStatus.CANCELED, now)
@@ -52,6 +65,14 @@ def _ended(outcome: Outcome, row: Row, now: float, rng: random.Random | None) ->
         }
     if ended is Ended.TIMED_OUT:
         message = f"timed out after {row['timeout']:g}s (attempt {row['attempt']})"
+        return _failed(row, now, message, None, JobStatus.TIMEOUT, rng)
+    if ended is Ended.OVERRAN:
+        # Without the watchdog: at least as long as it ran past its deadline.
+        held = blocked if blocked is not None else outcome.duration - row["timeout"]
+        message = (
+            f"timeout could not fire: the handler blocked the event loop for {held:.1f} s "
+            f"(timeout {row['timeout']:g}s, attempt {row['attempt']})"
+        )
         return _failed(row, now, message, None, JobStatus.TIMEOUT, rng)
     return _raised(outcome.error, row, now, rng)
 

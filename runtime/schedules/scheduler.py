@@ -30,9 +30,10 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.domain.clock import Clock
-from runtime.domain.errors import InvalidParams, UnknownJobType
+from runtime.domain.errors import InvalidParams, StorageUnavailable, UnknownJobType
 from runtime.jobs.enqueue import build_rows, new_job_id
 from runtime.jobs.events import EventBus, Subscription
+from runtime.jobs.outages import through_outages
 from runtime.jobs.registry import JobType, Registry
 from runtime.schedules.model import Misfire, Overlap, is_continuous, parse_trigger, plan_slots
 from runtime.schedules.spec import IntervalTrigger, Trigger
@@ -248,6 +249,10 @@ class Scheduler:
         for chunk, result in pending:
             try:
                 fired: list[Fired] = await result
+            except StorageUnavailable as err:
+                log.warning("firing %d schedules failed, retrying: %s", len(chunk), err)
+                self._retry(chunk, now + FIRE_RETRY_DELAY_DEFAULT)
+                continue
             except Exception:
                 log.exception("firing %d schedules failed; retrying", len(chunk))
                 self._retry(chunk, now + FIRE_RETRY_DELAY_DEFAULT)
@@ -405,7 +410,9 @@ class Scheduler:
         self._changed.set()
 
     async def _check_watched(self, job_ids: list[uuid.UUID]) -> None:
-        ended = await self._store.read(finished_jobs, job_ids)
+        ended = await through_outages(
+            "reading scheduled jobs", lambda: self._store.read(finished_jobs, job_ids)
+        )
         now = self._clock.now()
         for job_id, finished_at in ended.items():
             schedule_id = self._watched.pop(job_id, None)
@@ -429,7 +436,9 @@ class Scheduler:
         full = now >= self._full_at
         since = None if full or self._read_at is None else self._read_at - RELOAD_MARGIN_DEFAULT
         known = set(self._entries)
-        rows = await self._store.read(changed_since, since)
+        rows = await through_outages(
+            "reading schedules", lambda: self._store.read(changed_since, since)
+        )
         self._read_at = now
         for row in rows:
             self._set(row)

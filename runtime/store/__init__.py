@@ -11,12 +11,14 @@ from a concept, its caller hands it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from runtime.store import threads
 from runtime.store.engine import open_engine
+from runtime.store.faults import is_storage_fault, unavailable
 from runtime.store.writer import Op, Pending, StoreWriter, WriterStatistics
 
 T = TypeVar("T")
@@ -39,17 +41,21 @@ class Store:
         return await self.writer.write(op)
 
     async def read(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``query(conn, *args, **kwargs)`` on a pooled connection in a thread."""
+        """Run ``query(conn, *args, **kwargs)`` on a pooled connection in a thread.
 
-        def run() -> T:
-            with self.engine.connect() as conn:
-                return query(conn, *args, **kwargs)
-
-        return await threads.run_sync(run)
+        A storage fault (a lost connection, an I/O error) raises
+        :class:`~runtime.errors.StorageUnavailable`.
+        """
+        return await threads.run_sync(partial(self.read_sync, query, *args, **kwargs))
 
     def read_sync(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self.engine.connect() as conn:
-            return query(conn, *args, **kwargs)
+        try:
+            with self.engine.connect() as conn:
+                return query(conn, *args, **kwargs)
+        except Exception as err:
+            if is_storage_fault(err):
+                raise unavailable(err) from err
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.engine import Connection
 
 from runtime.domain.logs import in_log_order
@@ -83,6 +83,26 @@ def status_counts(
     for queue, status, count in [*open_rows, *recent]:
         counts.setdefault(queue, {})[status] = count
     return counts
+
+
+def finished_history(
+    conn: Connection, since: float, bucket: float, tenant_id: str | None = None
+) -> list[tuple[str, str, int, int]]:
+    """(queue, status, bucket, count) of the jobs finished since ``since``, per
+    ``bucket`` seconds (bucket 0 starts at ``since``); of one tenant's with ``tenant_id``."""
+    offset = (jobs.c.finished_at - since) / bucket
+    # The bucket's number: floor on PostgreSQL (its casts round); SQLite's cast
+    # truncates, which is floor for the offsets here (never negative).
+    number = func.floor(offset) if conn.dialect.name == "postgresql" else offset
+    slot = cast(number, Integer)
+    tenant = [] if tenant_id is None else [jobs.c.tenant_id == tenant_id]
+    rows = conn.execute(
+        select(jobs.c.queue, jobs.c.status, slot, func.count())
+        .where(jobs.c.status.in_([s.value for s in TERMINAL]), jobs.c.finished_at >= since)
+        .where(*tenant)
+        .group_by(jobs.c.queue, jobs.c.status, slot)
+    )
+    return [(q, s, int(b), int(n)) for q, s, b, n in rows]
 
 
 def paused_queues(conn: Connection) -> set[str]:

@@ -1,13 +1,23 @@
-"""Engines for the supported databases, tuned for a job store."""
+"""Engines for the supported databases, tuned for a job store.
+
+A store that cannot be opened (read-only, not a database, corrupt,
+unreachable) raises :class:`StoreUnusable`, whose message says what is wrong
+and how to fix it: nothing starts on a store it could not use.
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 
+from runtime.domain.errors import StoreUnusable
 from runtime.domain.extras import require
+from runtime.store.faults import describe
 from runtime.store.migrate import check_current, current, head, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
@@ -41,17 +51,79 @@ def open_engine(url: str, *, migrate: bool = True) -> Engine:
         connect_args={"check_same_thread": False, "cached_statements": SQLITE_STATEMENT_CACHE},
     )
     _tune_sqlite(engine)
-    with engine.begin() as conn:
-        _create_schema(conn, migrate, url)
+    path = Path(parsed.database)
+    try:
+        with engine.begin() as conn:
+            _check_sqlite(conn, path)
+            _create_schema(conn, migrate, url)
+    except (sa_exc.DBAPIError, sqlite3.Error) as err:
+        engine.dispose()
+        raise _sqlite_unusable(path, err) from err
+    except StoreUnusable:
+        engine.dispose()
+        raise
     return engine
+
+
+def _check_sqlite(conn: Connection, path: Path) -> None:
+    """Refuse a corrupt file before anything runs on it. ``quick_check`` reads
+    every page once (0.7 s for a 100 MB store of 200,000 jobs) but skips the
+    index cross-checks that make ``integrity_check`` slow."""
+    found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check(1)")]
+    if found != ["ok"]:
+        first = str(found[0]).replace("*** in database main ***", "") if found else "no answer"
+        problem = " ".join(first.split())
+        raise StoreUnusable(_corrupt(path, problem))
+
+
+def _corrupt(path: Path, problem: str) -> str:
+    return (
+        f"the SQLite file {path} is corrupt ({problem}): restore it from a backup, "
+        f"or salvage what is left with `sqlite3 {path} .recover | sqlite3 NEW.db`"
+    )
+
+
+def _sqlite_unusable(path: Path, err: BaseException) -> StoreUnusable:
+    """What is wrong with the SQLite file, in one line, and how to fix it."""
+    orig = getattr(err, "orig", err)
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_NOTADB"):
+        text = f"{path} is not an SQLite database: point --db at a Callboard store or a new file"
+    elif name.startswith("SQLITE_CORRUPT"):
+        text = _corrupt(path, describe(err))
+    elif name.startswith("SQLITE_READONLY") or (
+        name.startswith("SQLITE_CANTOPEN") and path.exists()
+    ):
+        text = (
+            f"the SQLite file {path} cannot be written ({describe(err)}): the store needs "
+            "write access to the file and its folder (for its -wal and -shm files)"
+        )
+    elif name.startswith("SQLITE_CANTOPEN"):
+        text = (
+            f"cannot create the SQLite file {path} ({describe(err)}): "
+            "check that its folder exists and is writable"
+        )
+    elif name.startswith("SQLITE_FULL"):
+        text = f"no space left for the SQLite file {path}: free some disk space"
+    else:
+        text = f"cannot open the SQLite file {path}: {describe(err)}"
+    return StoreUnusable(text)
 
 
 def _open_postgres(url: URL, migrate: bool) -> Engine:
     engine = create_engine(url, pool_size=POSTGRES_POOL_SIZE_DEFAULT, pool_pre_ping=True)
-    with engine.begin() as conn:
-        # One schema creation at a time when several runtimes start together.
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
-        _create_schema(conn, migrate, url.render_as_string(hide_password=True))
+    try:
+        with engine.begin() as conn:
+            # One schema creation at a time when several runtimes start together.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+            _create_schema(conn, migrate, url.render_as_string(hide_password=True))
+    except sa_exc.DBAPIError as err:
+        engine.dispose()
+        where = url.render_as_string(hide_password=True).replace("+psycopg", "")
+        raise StoreUnusable(
+            f"cannot use PostgreSQL at {where}: {describe(err)}; check that the server "
+            "runs, that the URL (--db) is right and that the user may create tables"
+        ) from err
     return engine
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -219,6 +219,9 @@ class Finish:
     logs: list[Row] = field(default_factory=list)
     log_limit: int = JOB_LOG_LIMIT_DEFAULT
     tenant_id: str | None = None  # whose lock_key it is
+    # Nobody could redo it (the job's task is gone): on a storage fault the
+    # writer keeps it and tries again until it lands.
+    keep_on_fault: ClassVar[bool] = True
 
     @property
     def inline_weight(self) -> int:

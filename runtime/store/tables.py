@@ -57,7 +57,7 @@ class JobRow(SQLModel, table=True):
     schedule_id: str | None = None
     slot: float | None = None  # the schedule slot this job fires
     # Added after the first release: nullable, so that opening an older store
-    # adds them in place (runtime.store.upgrade).
+    # adds them in place (migration 0003).
     description: str | None = None
     cancel_reason: str | None = None
     check_in_at: float | None = None

@@ -15,11 +15,18 @@ periodic sweeps whose size is unknown) runs on a worker thread so the loop
 is never blocked for long. Inline, the connection never waits in SQLite's
 busy handler: it begins with a zero busy timeout, and if another process
 holds the write lock the batch moves to a thread that waits as usual.
+
+Storage faults (a full disk, an I/O error, a lost connection; see
+``faults``) roll the transaction back and fail the batch's writes with
+:class:`StorageUnavailable`, except the writes nobody could redo (an op
+with ``keep_on_fault``, a job's outcome): those are kept and tried again,
+with backoff, until the database takes writes again or the writer closes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,6 +42,7 @@ from sqlalchemy.engine import Connection
 from actors import LoopEvent, checkpoints, event_factory
 from runtime.store import fast, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
+from runtime.store.faults import describe, is_storage_fault, unavailable
 
 log = logging.getLogger("callboard.store")
 
@@ -45,6 +53,11 @@ CHECKPOINT_EVERY_DEFAULT = 50
 """Transactions between two WAL checkpoints on a worker thread (SQLite)."""
 WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
 """The writer's own checkpoint, inline, only if the WAL grows this many pages anyway."""
+FAULT_RETRY_MIN_DEFAULT = 0.1
+FAULT_RETRY_MAX_DEFAULT = 5.0
+"""Seconds between two tries of the writes kept through a storage fault (doubling)."""
+FAULT_LOG_EVERY_DEFAULT = 60.0
+"""Seconds between two storage faults the log tells of (the others are counted)."""
 
 
 class Op(Protocol):
@@ -55,7 +68,9 @@ class Op(Protocol):
     loop. An op without it always runs on a worker thread. A class may offer
     ``apply_many(conn, ops) -> results`` to apply neighbouring ops of its kind
     in one go. An op whose ``single_statement`` is true runs exactly one SQL
-    statement: alone in a batch, it needs no transaction around it.
+    statement: alone in a batch, it needs no transaction around it. An op
+    whose ``keep_on_fault`` is true is kept through a storage fault and
+    tried again rather than failed.
     """
 
     def apply(self, conn: Connection) -> Any: ...
@@ -123,6 +138,8 @@ class WriterStatistics:
     operations: int
     progress_rows: int
     queued: int
+    faults: int = 0  # batches a storage fault failed
+    held: int = 0  # writes kept through the current fault, to try again
 
 
 class StoreWriter:
@@ -147,6 +164,13 @@ class StoreWriter:
         self._transactions = 0
         self._operations = 0
         self.progress_rows = 0
+        self._faults = 0
+        self._fault_since: float | None = None  # when the current storage fault began
+        self._fault_told = False  # whether the log heard of the current one
+        self._fault_logged_at = -math.inf
+        self._held: list[Pending] = []  # kept through the fault, tried again later
+        self._retry_in = FAULT_RETRY_MIN_DEFAULT
+        self._retry_at: float | None = None  # when the kept writes are tried next
 
     def submit(self, op: Op) -> Pending:
         """Queue a write now; await the returned object for its result."""
@@ -177,7 +201,14 @@ class StoreWriter:
             operations=self._operations,
             progress_rows=self.progress_rows,
             queued=len(self._queue),
+            faults=self._faults,
+            held=len(self._held),
         )
+
+    @property
+    def storage_fault(self) -> bool:
+        """Whether the last write failed on a storage fault (and none succeeded since)."""
+        return self._fault_since is not None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         self._event = event_factory()
@@ -201,9 +232,23 @@ class StoreWriter:
         if_cancelled, one_pass = checkpoints()
         while True:
             if not queue:
+                if self._held and self._closed:
+                    queue.extend(self._take_held())  # one last try; then they fail
+                    continue
                 if self._closed:
                     return
                 self._ready = ready = self._event()
+                if self._held:
+                    # Tried again on their own clock, not with every new write.
+                    if self._retry_at is None:
+                        self._retry_at = anyio.current_time() + self._retry_in
+                    with anyio.move_on_at(self._retry_at):
+                        await ready.wait()
+                    if anyio.current_time() >= self._retry_at:
+                        self._retry_at = None
+                        self._retry_in = min(2 * self._retry_in, FAULT_RETRY_MAX_DEFAULT)
+                        queue.extendleft(reversed(self._take_held()))
+                    continue
                 await ready.wait()
                 continue
             await if_cancelled()
@@ -223,6 +268,10 @@ class StoreWriter:
                 self._settle(rest, outcomes)
             self._maybe_checkpoint(tg)
 
+    def _take_held(self) -> list[Pending]:
+        held, self._held = self._held, []
+        return held
+
     def _maybe_checkpoint(self, tg: TaskGroup) -> None:
         due = self._transactions - self._checkpointed >= CHECKPOINT_EVERY_DEFAULT
         if due and not self._checkpointing and self._inline_max >= 0:
@@ -234,11 +283,15 @@ class StoreWriter:
         """Copy the WAL into the database on a worker thread, beside the writer.
 
         PASSIVE: it never blocks the writer or readers, and it changes nothing
-        about durability (a commit is durable once it is in the WAL).
+        about durability (a commit is durable once it is in the WAL). One that
+        fails (a full disk) is logged and tried again after the next
+        ``CHECKPOINT_EVERY_DEFAULT`` transactions.
         """
         try:
             with anyio.CancelScope(shield=True):
                 await threads.run_sync(_checkpoint, self._engine)
+        except Exception as err:
+            log.warning("WAL checkpoint failed, will try again later: %s", describe(err))
         finally:
             self._checkpointing = False
 
@@ -251,10 +304,58 @@ class StoreWriter:
             return batch
         return [queue.popleft() for _ in range(self._batch_max)]
 
-    @staticmethod
-    def _settle(batch: list[Pending], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+    def _settle(
+        self, batch: list[Pending], outcomes: list[tuple[Any, BaseException | None]]
+    ) -> None:
+        faulted = False
         for pending, (result, error) in zip(batch, outcomes, strict=False):
+            if error is not None and is_storage_fault(error):
+                faulted = True
+                if not self._closed and getattr(pending.op, "keep_on_fault", False):
+                    self._held.append(pending)
+                    continue
+                error = unavailable(error)
             pending._settle(result, error)
+        if faulted:
+            self._faulted(outcomes)
+        elif outcomes and self._fault_since is not None:
+            self._recovered()
+
+    def _faulted(self, outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        self._faults += 1
+        if self._fault_since is not None:
+            return
+        self._fault_since = now = self._now()
+        # A nearly full disk takes some writes and not others: say it once a while.
+        self._fault_told = not now - self._fault_logged_at < FAULT_LOG_EVERY_DEFAULT
+        if self._fault_told:
+            self._fault_logged_at = now
+            error = next(e for _, e in outcomes if e is not None and is_storage_fault(e))
+            log.error(
+                "storage fault: %s; writes fail with StorageUnavailable (job outcomes are "
+                "kept and tried again) until the database takes writes again",
+                describe(error),
+            )
+
+    def _recovered(self) -> None:
+        assert self._fault_since is not None
+        if self._fault_told:
+            log.warning(
+                "the database takes writes again after %.1f s; trying %d kept writes",
+                self._now() - self._fault_since,
+                len(self._held),
+            )
+        self._fault_since = None
+        self._retry_in = FAULT_RETRY_MIN_DEFAULT
+        self._retry_at = None
+        self._queue.extendleft(reversed(self._take_held()))
+
+    @staticmethod
+    def _now() -> float:
+        try:
+            return anyio.current_time()
+        except Exception:  # outside the loop (a batch run by hand in a test)
+            return math.nan
 
     @staticmethod
     def _light_first(batch: list[Pending]) -> list[Pending]:
@@ -339,16 +440,15 @@ class StoreWriter:
             raise
         try:
             yield
-        except BaseException:
+            # A failed COMMIT (a full disk) leaves the transaction open: it is
+            # rolled back like any other failure, or every later write fails.
             if conn.in_transaction():
-                conn.rollback()
-            if raw.in_transaction:
-                raw.rollback()
+                conn.commit()
+            else:
+                raw.commit()
+        except BaseException:
+            _rollback(conn)
             raise
-        if conn.in_transaction():
-            conn.commit()
-        else:
-            raw.commit()
 
     @contextmanager
     def _sqlite_autocommit(self, conn: Connection) -> Iterator[None]:
@@ -356,18 +456,16 @@ class StoreWriter:
         transaction (no ``BEGIN`` and ``COMMIT`` of ours around it)."""
         try:
             yield
-        except sqlite3.OperationalError as err:
             if conn.in_transaction():  # a Core statement began one (see engine._tune_sqlite)
-                conn.rollback()
+                conn.commit()
+        except sqlite3.OperationalError as err:
+            _rollback(conn)
             if self._inline and _is_busy(err):
                 raise _Busy from err
             raise
         except BaseException:
-            if conn.in_transaction():
-                conn.rollback()
+            _rollback(conn)
             raise
-        if conn.in_transaction():
-            conn.commit()
 
     def _commit(
         self, conn: Connection, batch: list[Pending]
@@ -378,7 +476,10 @@ class StoreWriter:
                 results = _apply_all(conn, batch)
         except _Busy:
             return []
-        except Exception:
+        except Exception as err:
+            if is_storage_fault(err):  # not the writes' fault: each alone would fail too
+                self._reconnect(conn)
+                return [(None, err)] * len(batch)
             # One bad write must not fail its neighbours: retry each on its own.
             outcomes = []
             for pending in batch:
@@ -397,9 +498,21 @@ class StoreWriter:
         except _Busy:
             raise
         except Exception as exc:
+            if is_storage_fault(exc):
+                self._reconnect(conn)
             return None, exc
         self._count(1, 1)
         return result, None
+
+    def _reconnect(self, conn: Connection) -> None:
+        """PostgreSQL: after a fault, the next batch takes a fresh connection
+        (this one may be closed under us). SQLite's stays: it was rolled back."""
+        if self._inline_max < 0:
+            _rollback(conn)
+            try:
+                conn.invalidate()
+            except Exception as err:  # already closed: the next use reconnects anyway
+                log.debug("invalidating the writer's connection failed: %s", describe(err))
 
     def _count(self, transactions: int, operations: int) -> None:
         self._transactions += transactions
@@ -426,6 +539,21 @@ def _apply_all(conn: Connection, batch: list[Pending]) -> list[tuple[Any, BaseEx
             results.append((op.apply(conn), None))
         index = end
     return results
+
+
+def _rollback(conn: Connection) -> None:
+    """End the failed transaction on ``conn``, in SQLAlchemy and in the driver.
+    A rollback that fails too (the connection is gone) leaves nothing to end."""
+    try:
+        # Not ``in_transaction()``: a transaction whose COMMIT failed is no longer
+        # active, yet SQLAlchemy refuses every statement until it is rolled back.
+        if conn.get_transaction() is not None:
+            conn.rollback()
+        raw = fast.dbapi(conn)
+        if getattr(raw, "in_transaction", False) and raw.in_transaction:
+            raw.rollback()
+    except Exception as err:
+        log.warning("rollback after a failed write failed too: %s", describe(err))
 
 
 def _is_busy(err: Exception) -> bool:

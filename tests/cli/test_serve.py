@@ -69,6 +69,9 @@ def test_serve_demo_answers_then_stops_gracefully_on_sigint(
     started = "".join(lines_until(proc, r"API on http://127\.0\.0\.1:\d+"))
     url = re.findall(r"API on (http://127\.0\.0\.1:\d+)", started)[0]
     assert "database sqlite:///callboard.db" in started
+    assert f"dashboard on {url}/" in "".join(lines_until(proc, "dashboard on"))
+    page = httpx.get(f"{url}/", timeout=10)
+    assert page.status_code == 200 and '<main id="main"' in page.text
     assert httpx.get(f"{url}/readyz", timeout=10).json()["status"] == "ok"
     types = httpx.get(f"{url}/api/v1/job-types", timeout=10).json()["types"]
     assert {"demo.count", "demo.sleep", "demo.flaky"} <= {t["name"] for t in types}
