@@ -141,7 +141,8 @@ class Executor:
 
     async def run(self, job: Claimed) -> Any:
         state: RunState = job.payload
-        with job_log_fields(state.row):
+        row = state.row  # the loop watchdog reads it from this frame
+        with job_log_fields(row):
             return await self._run(state)
 
     async def _run(self, state: RunState) -> Any:
