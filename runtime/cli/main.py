@@ -12,6 +12,7 @@ or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import ipaddress
 import os
@@ -55,6 +56,7 @@ from runtime.jobs.registry import Registry, default_registry
 from runtime.runtime import DATABASE_URL_DEFAULT
 from runtime.store.engine import migrate_store
 
+EXIT_LISTEN = 8  # serve: the API cannot listen on its address
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
 BULK_ACTIONS = ("retry", "cancel", "delete")
 
@@ -358,10 +360,12 @@ def _serve(args: argparse.Namespace) -> int:
             options.queues = worker_queues(registry, settings.queues)
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend="trio")
-    except (StoreUnusable, StorageUnavailable, MissingExtra, BaseExceptionGroup) as err:
+    except (StoreUnusable, StorageUnavailable, MissingExtra, OSError, BaseExceptionGroup) as err:
         found = _startup_error(err)
         if found is None:
             raise
+        if isinstance(found, OSError):
+            return commands.fail(_listen_error(found, settings.bind), EXIT_LISTEN)
         return commands.fail(
             str(found), EXIT_USAGE if isinstance(found, MissingExtra) else EXIT_STORE
         )
@@ -390,11 +394,26 @@ def _migrate(args: argparse.Namespace, out: TextIO) -> int:
 
 def _startup_error(err: BaseException) -> Exception | None:
     """The start-up error ``err`` is (a database that cannot be used, a missing
-    extra), or the one it holds if it is a group of one."""
+    extra, an address the API cannot listen on), or the one it holds if it is a
+    group of one (Hypercorn nests them)."""
     while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
         err = err.exceptions[0]
+    if isinstance(err, OSError):
+        return err if err.errno in _LISTEN_ERRORS else None
     usable = isinstance(err, StoreUnusable | StorageUnavailable | MissingExtra)
     return err if usable and isinstance(err, Exception) else None
+
+
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: "the address is in use: stop what listens there or pick another",
+    errno.EADDRNOTAVAIL: "no interface of this host has that address: pick one it has",
+    errno.EACCES: "not permitted (ports below 1024 need privileges): pick a higher port",
+}
+
+
+def _listen_error(err: OSError, bind: str) -> str:
+    why = _LISTEN_ERRORS.get(err.errno or 0, str(err))
+    return f"cannot listen on {bind}: {why} (--bind or CALLBOARD_BIND)"
 
 
 def _setting_error(err: ValueError | ValidationError) -> str:

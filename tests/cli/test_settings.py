@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +121,23 @@ def test_version_and_plain_help() -> None:
     assert version.returncode == 0 and version.stdout.startswith("callboard ")
     text = build_parser().format_help()
     assert "``" not in text and "callboard: run the service" in text
+
+
+def test_a_port_in_use_is_one_line_and_exit_8(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "CALLBOARD_HOOK_SECRET": "s", "CALLBOARD_LOG_LEVEL": "error"},
+        )
+    assert proc.returncode == 8, proc.stderr
+    assert proc.stderr == (
+        f"callboard: cannot listen on 127.0.0.1:{port}: the address is in use: stop what "
+        "listens there or pick another (--bind or CALLBOARD_BIND)\n"
+    )
