@@ -51,6 +51,7 @@ from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, reads, threads
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
+from runtime.store.worker_reads import unserved_queues
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 
 log = logging.getLogger("callboard.runtime")
@@ -129,6 +130,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
         self._migrate = migrate
+        self._unserved_told: set[str] = set()  # queues already warned of
         self.watchdog = (
             LoopWatchdog(loop_watchdog, lease=lease) if loop_watchdog is not None else None
         )
@@ -307,6 +309,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def _tick(self) -> None:
         await through_outages("renewing the worker lease", self._renew_lease)
         await through_outages("rescuing the jobs of lost workers", self._rescue)
+        await through_outages("looking for queues no worker serves", self._warn_unserved)
 
     async def _renew_lease(self) -> None:
         stopping = await self.store.write(
@@ -316,12 +319,38 @@ class Runtime(ControlMethods, ScheduleMethods):
                 os.getpid(),
                 self.clock.now(),
                 self._started_at,
+                self._served_queues(),
             )
         )
         for job_id, status in stopping:
             control = Control.CANCEL if status == JobStatus.CANCELING.value else Control.SUSPEND
             if self._supervisor is not None:
                 self._supervisor.tell(job_id, control)
+
+    def _served_queues(self) -> list[str]:
+        """The queues this runtime runs jobs of now (capacity > 0, changes included)."""
+        if self._supervisor is not None:
+            actors = self._supervisor.queues
+            return sorted(name for name, actor in actors.items() if actor.capacity > 0)
+        return sorted(name for name, capacity in self._capacities().items() if capacity > 0)
+
+    async def unserved_queues(self) -> dict[str, int]:
+        """Queues whose waiting jobs no live worker serves, with how many wait:
+        they wait until a worker that serves the queue starts."""
+        since = self.clock.now() - self._lease
+        return await self.store.read(unserved_queues, since)
+
+    async def _warn_unserved(self) -> None:
+        found = await self.unserved_queues()
+        for queue in sorted(found.keys() - self._unserved_told):
+            log.warning(
+                "%d jobs wait on queue %r, which no live worker serves: start a worker "
+                "that serves it (callboard worker --queues %s)",
+                found[queue],
+                queue,
+                queue,
+            )
+        self._unserved_told = set(found)
 
     async def _rescue(self) -> None:
         pending = self.store.submit(

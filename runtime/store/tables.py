@@ -100,6 +100,8 @@ class WorkerRow(SQLModel, table=True):
     pid: int
     started_at: float
     heartbeat_at: float
+    # The queues it serves (capacity > 0); None: a worker from before it said.
+    queues: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class TypeStartRow(SQLModel, table=True):
