@@ -333,8 +333,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format)
     registry = _registry(settings)
     try:
-        env = {**os.environ, **settings.hook_env()}
-        hooks = make_hooks(registry, env, settings.hook_allow)
+        # The allowances come from the settings (flags over CALLBOARD_HOOK_ALLOW).
+        hooks = make_hooks(registry, settings.hook_env(), settings.hook_allow)
         options = ServeOptions(
             db=settings.db,
             bind=None,
