@@ -33,7 +33,7 @@ from actors import (
 from runtime.domain.clock import Clock
 from runtime.domain.errors import JobNotFound, RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
-from runtime.domain.models import Job, event_from_row
+from runtime.domain.models import Job, JobId, event_from_row
 from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
 from runtime.domain.storable import check_text
 from runtime.gcpause import collector_paused
@@ -49,10 +49,12 @@ from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
 from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, reads, threads
+from runtime.store.dependency_ops import dependencies_of
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
 from runtime.store.worker_reads import unserved_queues
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
+from runtime.workflows.dependencies import dependency_ids, insert_dependent
 
 log = logging.getLogger("callboard.runtime")
 
@@ -412,6 +414,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         params: Params = None,
         *,
         idempotency_key: str | None = None,
+        depends_on: Iterable[JobId] | None = None,
+        run_on_failure: bool = False,
         **options: Unpack[EnqueueOptions],
     ) -> Job:
         """Validate and store one job; it is durable when this returns.
@@ -424,9 +428,20 @@ class Runtime(ControlMethods, ScheduleMethods):
         ``idempotency_key`` already used by the same tenant, or for a unique
         type with an equal unfinished job, the existing job is returned and
         nothing new is stored.
+
+        ``depends_on`` (job ids): the job waits ``blocked`` until all of them
+        completed, and ends ``skipped`` if one fails, is canceled, times out
+        or is skipped, unless ``run_on_failure`` (then it runs once they all
+        ended). :class:`JobNotFound` for an id of no job (of this tenant),
+        and nothing is stored. See docs/workflows.md.
         """
         jobs = await self.enqueue_many(
-            job_type, [params], idempotency_keys=[idempotency_key], **options
+            job_type,
+            [params],
+            idempotency_keys=[idempotency_key],
+            depends_on=depends_on,
+            run_on_failure=run_on_failure,
+            **options,
         )
         return jobs[0]
 
@@ -436,6 +451,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         params: Iterable[Params],
         *,
         idempotency_keys: Sequence[str | None] | None = None,
+        depends_on: Iterable[JobId] | None = None,
+        run_on_failure: bool = False,
         **options: Unpack[EnqueueOptions],
     ) -> list[Job]:
         """Validate and store many jobs of one type in one transaction.
@@ -445,12 +462,16 @@ class Runtime(ControlMethods, ScheduleMethods):
         item (``errors`` carry its index) and nothing is stored. For 1,000
         jobs or more, Python's cyclic garbage collector is paused while the
         rows and the returned snapshots are built (see ``runtime.gcpause``).
+        ``depends_on`` and ``run_on_failure`` as for :meth:`enqueue`, shared
+        by every job.
         """
         jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
         now = self.clock.now()
         items = params if isinstance(params, Sequence) else list(params)
         with collector_paused(len(items)):
             rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
+        if depends_on is not None:
+            return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
         pending = self.store.submit(InsertJobs(rows, varying=PER_JOB_COLUMNS))
         pending.on_settled(partial(self._publish_stored, rows))
         # Wake this runtime's queues now, not once the insert is durable: a claim
@@ -463,6 +484,26 @@ class Runtime(ControlMethods, ScheduleMethods):
             if replaced:  # some keys had jobs already: those are returned instead
                 return [Job.from_row(replaced.get(row["id"], row)) for row in rows]
             return Job.from_similar_rows(rows, (*PER_JOB_COLUMNS, *PARKED_COLUMNS))
+
+    async def _enqueue_dependent(
+        self,
+        rows: list[dict[str, Any]],
+        depends_on: Iterable[JobId],
+        run_on_failure: bool,
+        options: EnqueueOptions,
+    ) -> list[Job]:
+        ids = dependency_ids(depends_on)
+        op = insert_dependent(rows, ids, run_on_failure, options.get("tenant_id"))
+        stored = await self.store.write(op)
+        for row in stored:
+            self._status_changed(row)
+            self._publish(row)
+        return [Job.from_row(row) for row in stored]
+
+    async def dependencies(self, job_id: JobId, *, tenant_id: str | None = None) -> list[uuid.UUID]:
+        """The ids of the jobs this job depends on (``depends_on``), sorted."""
+        job = await self.get(job_id, tenant_id=tenant_id)
+        return await self.store.read(dependencies_of, job.id)
 
     def _publish_stored(
         self, rows: list[dict[str, Any]], replaced: Any, error: BaseException | None
@@ -599,7 +640,9 @@ class Runtime(ControlMethods, ScheduleMethods):
             "updated_at": now,
             "cancel_reason": reason,
         }
-        moves = {s: ended for s in (*PENDING, JobStatus.SUSPENDED, JobStatus.RESUMING)}
+        moves = {
+            s: ended for s in (*PENDING, JobStatus.BLOCKED, JobStatus.SUSPENDED, JobStatus.RESUMING)
+        }
         stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
         row = await self._transition(Transition(key, "cancel", moves, tenant_id, reason))
@@ -622,6 +665,9 @@ class Runtime(ControlMethods, ScheduleMethods):
     def _publish_settled(self, row: Any, error: BaseException | None) -> None:
         if error is None:
             self._publish(row)
+            for dependent in row.get("dependents", ()):  # released or skipped by its ending
+                self._status_changed(dependent)
+                self._publish(dependent)
 
     async def _tell(self, job_id: uuid.UUID, control: Control) -> None:
         """Send a control request to the job if it runs here, also if its claim

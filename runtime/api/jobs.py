@@ -22,6 +22,7 @@ from runtime.api.schemas import (
     CancelRequest,
     ControlRequest,
     EnqueueRequest,
+    JobDetail,
     JobLog,
     JobPage,
     ListJobsQuery,
@@ -66,6 +67,8 @@ def add_routes(api: Api, state: ApiState) -> None:
                 req.type,
                 req.params,
                 idempotency_key=req.idempotency_key,
+                depends_on=req.depends_on,
+                run_on_failure=req.run_on_failure,
                 **_options(req),
                 tenant_id=tenant,
                 user_id=call.principal.name,
@@ -106,10 +109,12 @@ def add_routes(api: Api, state: ApiState) -> None:
         page = JobPage.model_construct(page=q.page, page_size=q.page_size, **found)
         return json_response(page)
 
-    @api.route("GET", "/jobs/{job_id}", summary="Read a job", tag=TAG, responses={200: Job})
+    @api.route("GET", "/jobs/{job_id}", summary="Read a job", tag=TAG, responses={200: JobDetail})
     async def get_job(call: Call) -> Response:
-        """The job's current snapshot."""
-        return json_response(await rt.get(call.job_id(), tenant_id=call.principal.scope))
+        """The job's current snapshot, with the ids of the jobs it depends on."""
+        job = await rt.get(call.job_id(), tenant_id=call.principal.scope)
+        depends_on = await rt.dependencies(job.id)
+        return json_response(JobDetail.model_construct(**dict(job), depends_on=depends_on))
 
     @api.route(
         "DELETE",

@@ -28,6 +28,7 @@ from runtime.domain.models import Job
 from runtime.domain.status import filter_statuses
 from runtime.jobs.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
 from runtime.jobs.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
+from runtime.workflows.dependencies import DEPENDENCIES_MAX
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200
@@ -97,6 +98,17 @@ class EnqueueRequest(_Request):
     )
     description: str | None = Field(
         default=None, max_length=DESCRIPTION_MAX, description="free text about this job"
+    )
+    depends_on: list[uuid.UUID] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=DEPENDENCIES_MAX,
+        description="ids of jobs to wait for (404 if one is unknown); the job waits"
+        " `blocked` until all completed",
+    )
+    run_on_failure: bool = Field(
+        default=False,
+        description="with depends_on: run once they all ended, even if one failed",
     )
 
     @field_validator("status_hook")
@@ -198,6 +210,12 @@ class LogsQuery(_Request):
     since: AwareDatetime | None = None
     level: str | None = Field(default=None, max_length=20, description="DEBUG, INFO, ... or 10")
     limit: int = Field(default=LOG_LIMIT_DEFAULT, ge=1, le=10_000)
+
+
+class JobDetail(Job):
+    """One job, with the ids of the jobs it depends on."""
+
+    depends_on: list[uuid.UUID] = []
 
 
 class JobPage(BaseModel):

@@ -9,6 +9,9 @@
        |                                       |             resume -> resuming -> waiting
        `------ retry with backoff <------------'
 
+    blocked --its dependencies completed--> waiting (or scheduled, locked)
+       `--a dependency failed, was canceled, timed out or was skipped--> skipped
+
 Every status change in the store is a compare-and-set against this table
 (``UPDATE ... WHERE status IN (allowed sources)``), so racing requests cannot
 both win. Terminal statuses never change on their own; only a manual
@@ -24,6 +27,7 @@ class JobStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
     WAITING = "waiting"
     LOCKED = "locked"
+    BLOCKED = "blocked"  # waits for the jobs it depends on (runtime.workflows)
     RUNNING = "running"
     CANCELING = "canceling"
     SUSPENDING = "suspending"
@@ -59,6 +63,8 @@ _ENDINGS = frozenset({S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED, S.SCHEDULED, 
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.SCHEDULED: frozenset({S.WAITING, S.CANCELED, S.SUSPENDED}),
+    # Released only by its dependencies' endings (never suspended: nothing to pause).
+    S.BLOCKED: frozenset({S.WAITING, S.SCHEDULED, S.LOCKED, S.SKIPPED, S.CANCELED}),
     S.WAITING: frozenset({S.RUNNING, S.LOCKED, S.SCHEDULED, S.CANCELED, S.SUSPENDED}),
     S.LOCKED: frozenset({S.WAITING, S.RUNNING, S.CANCELED, S.SUSPENDED}),
     S.RUNNING: _ENDINGS | {S.CANCELING, S.SUSPENDING},
@@ -87,7 +93,7 @@ def sources_of(target: JobStatus) -> frozenset[JobStatus]:
 # Names other job systems use, accepted by status filters: atlasOS's
 # "pending" (not started yet) and the British "cancelled".
 STATUS_ALIASES: dict[str, tuple[JobStatus, ...]] = {
-    "pending": (S.SCHEDULED, S.WAITING, S.LOCKED),
+    "pending": (S.SCHEDULED, S.WAITING, S.LOCKED, S.BLOCKED),
     "cancelled": (S.CANCELED,),
 }
 

@@ -255,4 +255,5 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "wall_time": None,
         "cpu_time": None,
         "peak_memory": None,
+        "has_dependents": False,
     }

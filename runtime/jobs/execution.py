@@ -240,6 +240,8 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+        for dependent in result.dependents:  # released or skipped by this ending
+            self._publish_status(dependent)
 
     def _fail_unrecorded(self, state: RunState, error: BaseException) -> None:
         """Fail a job whose outcome the store refused, rather than leave it running

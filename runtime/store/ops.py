@@ -20,8 +20,9 @@ from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.domain.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
 from runtime.store.claim import holder_of, park_on_held_locks, release_lock
+from runtime.store.dependency_ops import settle_dependents
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
-from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, jobs, queue_states
+from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, job_dependencies, jobs, queue_states
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
@@ -200,6 +201,7 @@ class FinishResult:
     released: list[Row] = field(default_factory=list)  # jobs its lock kept, waiting again
     values: Row = field(default_factory=dict)  # what was recorded
     revision: int | None = None  # None: one past the revision the finisher knew
+    dependents: list[Row] = field(default_factory=list)  # released or skipped by this ending
 
 
 @dataclass(slots=True)
@@ -222,6 +224,7 @@ class Finish:
     # Nobody could redo it (the job's task is gone): on a storage fault the
     # writer keeps it and tries again until it lands.
     keep_on_fault: ClassVar[bool] = True
+    _has_dependents: bool = field(default=False, init=False, repr=False)  # as last recorded
 
     @property
     def inline_weight(self) -> int:
@@ -234,7 +237,17 @@ class Finish:
     def apply_many(conn: Connection, finishes: list[Finish]) -> list[FinishResult]:
         append_bounded_logs(conn, [(f.job_id, f.logs, f.log_limit) for f in finishes if f.logs])
         if len(finishes) > 1 and _all_plain(finishes) and _record_all(conn, finishes):
-            return [FinishResult(True, values=f.values) for f in finishes]
+            flagged = _with_dependents(conn, [f.job_id for f in finishes])
+            return [
+                FinishResult(
+                    True,
+                    values=f.values,
+                    dependents=settle_dependents(conn, [f.job_id], f.values["updated_at"])
+                    if f.job_id in flagged
+                    else [],
+                )
+                for f in finishes
+            ]
         return [f._apply(conn) for f in finishes]
 
     def _apply(self, conn: Connection) -> FinishResult:
@@ -256,15 +269,35 @@ class Finish:
             self.values = {**values, "cancel_reason": found.cancel_reason}
             revision = found.revision + 1
         released: list[Row] = []
+        now = self.values["updated_at"]
         if self.values["status"] not in _ACTIVE:
-            released = release_lock(conn, self.lock_key, self.tenant_id, self.values["updated_at"])
-        return FinishResult(True, released, self.values, revision)
+            released = release_lock(conn, self.lock_key, self.tenant_id, now)
+        dependents: list[Row] = []
+        if self._has_dependents and self.values["status"] in _TERMINAL:
+            dependents = settle_dependents(conn, [self.job_id], now)
+        return FinishResult(True, released, self.values, revision, dependents)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
         keys = tuple(values)
-        stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
+        # Returns has_dependents: a job without dependents costs no other statement.
+        stmt = fast.prepared(conn, ("finish_returning", keys), _finish_returning, keys)
         where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
-        return bool(stmt.execute(conn, {**values, **where}).rowcount == 1)
+        found = stmt.execute(conn, {**values, **where}).fetchone()
+        if found is None:
+            return False
+        self._has_dependents = bool(found[0])
+        return True
+
+
+def _with_dependents(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``ids`` some job depends on: one read for a batch of finishes."""
+    flagged: set[uuid.UUID] = set()
+    for start in range(0, len(ids), 500):  # within SQLite's bound parameters
+        query = select(jobs.c.id).where(
+            jobs.c.id.in_(ids[start : start + 500]), jobs.c.has_dependents.is_(True)
+        )
+        flagged.update(conn.execute(query).scalars())
+    return flagged
 
 
 def _all_plain(finishes: list[Finish]) -> bool:
@@ -310,6 +343,10 @@ def _finish_update() -> Any:
         )
         .values(revision=jobs.c.revision + 1)
     )
+
+
+def _finish_returning() -> Any:
+    return _finish_update().returning(jobs.c.has_dependents)
 
 
 def _honour_request(current: JobStatus, values: Row) -> Row:
@@ -379,7 +416,10 @@ class Transition:
             note = f"{note} ({self.reason})"
             extra["reason"] = self.reason
         append_logs(conn, [status_entry(self.job_id, values.get("updated_at", 0.0), note, **extra)])
-        return {**found._mapping, **values, "revision": revision, "previous_status": current.value}
+        out = {**found._mapping, **values, "revision": revision, "previous_status": current.value}
+        if found.has_dependents and new in _TERMINAL:
+            out["dependents"] = settle_dependents(conn, [self.job_id], values["updated_at"])
+        return out
 
 
 @dataclass(slots=True)
@@ -487,6 +527,9 @@ class DeleteJob:
                 delete(jobs).where(jobs.c.id == self.job_id, jobs.c.status.in_(_TERMINAL))
             )
             if deleted.rowcount:
+                conn.execute(
+                    delete(job_dependencies).where(job_dependencies.c.job_id == self.job_id)
+                )
                 return
         raise IllegalTransition(self.job_id, str(status), "delete")
 

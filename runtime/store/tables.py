@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, func, text
+from sqlalchemy import JSON, Boolean, Column, Index, func, text
 from sqlmodel import Field, SQLModel
 
 
@@ -65,6 +65,21 @@ class JobRow(SQLModel, table=True):
     wall_time: float | None = None
     cpu_time: float | None = None
     peak_memory: int | None = None
+    # Some job depends on this one (runtime.workflows): only then does its
+    # ending look for dependents to release or skip.
+    has_dependents: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, default=False)
+    )
+
+
+class JobDependencyRow(SQLModel, table=True):
+    """One dependency: ``job_id`` waits, ``blocked``, until ``depends_on_id`` ends."""
+
+    __tablename__ = "callboard_job_dependencies"
+
+    job_id: uuid.UUID = Field(primary_key=True)
+    depends_on_id: uuid.UUID = Field(primary_key=True, index=True)
+    run_on_failure: bool = False  # the same on every dependency of one job
 
 
 class JobLogRow(SQLModel, table=True):
@@ -125,6 +140,7 @@ workers = WorkerRow.__table__  # type: ignore[attr-defined]
 job_logs = JobLogRow.__table__  # type: ignore[attr-defined]
 queue_states = QueueStateRow.__table__  # type: ignore[attr-defined]
 type_starts = TypeStartRow.__table__  # type: ignore[attr-defined]
+job_dependencies = JobDependencyRow.__table__  # type: ignore[attr-defined]
 
 # Statuses in which a job holds its resource lock, and in which a unique job
 # blocks an equal one (every unfinished status).

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from runtime.domain.logs import status_entry
 from runtime.domain.status import ACTIVE, JobStatus
 from runtime.store.claim import release_lock
+from runtime.store.dependency_ops import settle_dependents
 from runtime.store.log_ops import append_logs, store_status_records
 from runtime.store.tables import jobs, workers
 
@@ -122,6 +123,11 @@ class Rescue:
         for job in list(rescued):
             for row in release_lock(conn, job.lock_key, job.tenant_id, self.now):
                 rescued.append(Rescued(row["id"], row["queue"], JobStatus.WAITING, row))
+        ended = [
+            j.job_id for j in rescued if j.status.is_terminal and j.row and j.row["has_dependents"]
+        ]
+        for row in settle_dependents(conn, ended, self.now) if ended else ():
+            rescued.append(Rescued(row["id"], row["queue"], JobStatus(row["status"]), row))
         if dead:
             conn.execute(delete(workers).where(workers.c.id.in_(dead)))
         return rescued

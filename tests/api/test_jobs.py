@@ -221,6 +221,9 @@ async def test_status_filters_take_atlasos_names_as_aliases(harness: Harness) ->
     status, body = await harness.body("GET", "/api/v1/jobs", query={"status": "done"})
     assert status == 422
     assert "unknown status 'done'; known: scheduled, waiting, locked" in body["message"]
-    assert "aliases: pending (scheduled/waiting/locked), cancelled (canceled)" in body["message"]
+    assert (
+        "aliases: pending (scheduled/waiting/locked/blocked), cancelled (canceled)"
+        in body["message"]
+    )
     status, body = await harness.body("GET", "/api/v1/events", query={"status": "done"})
     assert status == 422 and "cancelled (canceled)" in body["message"]

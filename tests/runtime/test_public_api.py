@@ -50,6 +50,7 @@ def test_statuses_are_lower_case_strings() -> None:
         "timeout",
         "skipped",
         "locked",
+        "blocked",
         "suspending",
         "suspended",
         "resuming",
