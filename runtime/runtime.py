@@ -61,6 +61,7 @@ from runtime.store.dependency_ops import dependencies_of
 from runtime.store.leader import LEADER_CHECK_DEFAULT, Leadership
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
+from runtime.store.worker_reads import unserved_queues
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 from runtime.workflows.dependencies import dependency_ids, insert_dependent
 
@@ -100,7 +101,8 @@ class Runtime(ControlMethods, ScheduleMethods):
     of the registry at the queue's registered capacity
     (``QUEUE_CAPACITY_DEFAULT`` unless registered otherwise). With
     ``workers=False`` the runtime only enqueues and reads (a client): it runs
-    no jobs.
+    no jobs. The database's schema is created or upgraded on entry
+    (``migrate=False``: refused with :class:`SchemaNotCurrent` unless current).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         log_limit: int = JOB_LOG_LIMIT_DEFAULT,
         retention: JobRetention | None = None,
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
+        migrate: bool = True,
         loop_watchdog: float | None = LOOP_WATCHDOG_DEFAULT,
     ) -> None:
         for name, capacity in (queues or {}).items():
@@ -147,6 +150,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         self._log_limit = log_limit
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
+        self._migrate = migrate
+        self._unserved_told: set[str] = set()  # queues already warned of
         self.watchdog = (
             LoopWatchdog(loop_watchdog, lease=lease) if loop_watchdog is not None else None
         )
@@ -175,7 +180,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def __aenter__(self) -> Runtime:
         self.clock.anchor()
         self._started_at = self.clock.now()
-        self._store = await threads.run_sync(Store, self.url)
+        self._store = await threads.run_sync(partial(Store, self.url, migrate=self._migrate))
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:
@@ -420,6 +425,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     async def _tick(self) -> None:
         await through_outages("renewing the worker lease", self._renew_lease)
         await through_outages("rescuing the jobs of lost workers", self._rescue)
+        await through_outages("looking for queues no worker serves", self._warn_unserved)
 
     async def _renew_lease(self) -> None:
         stopping = await self.store.write(
@@ -429,12 +435,38 @@ class Runtime(ControlMethods, ScheduleMethods):
                 os.getpid(),
                 self.clock.now(),
                 self._started_at,
+                self._served_queues(),
             )
         )
         for job_id, status in stopping:
             control = Control.CANCEL if status == JobStatus.CANCELING.value else Control.SUSPEND
             if self._supervisor is not None:
                 await self._supervisor.tell(job_id, control)
+
+    def _served_queues(self) -> list[str]:
+        """The queues this runtime runs jobs of now (capacity > 0, changes included)."""
+        if self._supervisor is not None:
+            actors = self._supervisor.queues
+            return sorted(name for name, actor in actors.items() if actor.capacity > 0)
+        return sorted(name for name, capacity in self._capacities().items() if capacity > 0)
+
+    async def unserved_queues(self) -> dict[str, int]:
+        """Queues whose waiting jobs no live worker serves, with how many wait:
+        they wait until a worker that serves the queue starts."""
+        since = self.clock.now() - self._lease
+        return await self.store.read(unserved_queues, since)
+
+    async def _warn_unserved(self) -> None:
+        found = await self.unserved_queues()
+        for queue in sorted(found.keys() - self._unserved_told):
+            log.warning(
+                "%d jobs wait on queue %r, which no live worker serves: start a worker "
+                "that serves it (callboard worker --queues %s)",
+                found[queue],
+                queue,
+                queue,
+            )
+        self._unserved_told = set(found)
 
     async def _rescue(self) -> None:
         pending = self.store.submit(

@@ -13,6 +13,10 @@ below it imports it, except the CLI that serves it.
 
 from __future__ import annotations
 
+from runtime.domain.extras import require
+
+require("server", "the HTTP API")
+
 from runtime.api.app import app_routes, app_state, create_app
 from runtime.api.auth import Authenticator, Principal, Role, TokenEntry, load_tokens
 from runtime.api.errors import ApiError

@@ -19,11 +19,17 @@ TAG = "queues"
 HISTORY_BUCKET = 10.0  # seconds per bar of the dashboard's chart
 
 
-def _info(stats: QueueStatistics, principal: Principal) -> QueueInfo:
+def _info(stats: QueueStatistics, principal: Principal, unserved: dict[str, int]) -> QueueInfo:
     info = QueueInfo(name=stats.name, capacity=stats.capacity, paused=stats.paused)
     if principal.role is Role.ADMIN:  # documented: other roles get null counts
         info = QueueInfo.model_validate(
-            {name: getattr(stats, name) for name in QueueInfo.model_fields}
+            {name: getattr(stats, name) for name in QueueInfo.model_fields if name != "warning"}
+        )
+    if stats.name in unserved:  # the count covers every tenant: admins only
+        jobs = f"{unserved[stats.name]} jobs" if principal.role is Role.ADMIN else "jobs"
+        info.warning = (
+            f"{jobs} wait and no live worker serves this queue: "
+            f"start one that does (callboard worker --queues {stats.name})"
         )
     return info
 
@@ -35,7 +41,7 @@ def add_routes(api: Api, state: ApiState) -> None:
         stats = await rt.statistics(tenant_id=principal.scope)
         if name not in stats:
             raise not_found("queue", name)
-        return json_response(_info(stats[name], principal))
+        return json_response(_info(stats[name], principal, await rt.unserved_queues()))
 
     @api.route(
         "GET",
@@ -51,7 +57,8 @@ def add_routes(api: Api, state: ApiState) -> None:
         ``history=MINUTES`` its completed and failed jobs per 10 s over those minutes."""
         minutes = call.query_as(QueuesQuery).history
         stats = await rt.statistics(tenant_id=call.principal.scope)
-        queues = [_info(s, call.principal) for s in stats.values()]
+        unserved = await rt.unserved_queues()
+        queues = [_info(s, call.principal, unserved) for s in stats.values()]
         if not minutes or call.principal.role is not Role.ADMIN:
             return json_response(QueueList(queues=queues))
         history = await _history(stats, minutes)

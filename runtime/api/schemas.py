@@ -283,6 +283,8 @@ class QueueInfo(BaseModel):
     suspended: int | None = None
     completed_last_minute: int | None = None
     failed_last_minute: int | None = None
+    # Set when jobs wait on it and no live worker serves it.
+    warning: str | None = None
 
 
 class QueueHistory(BaseModel):

@@ -9,6 +9,10 @@ Nothing imports it.
 
 from __future__ import annotations
 
-from runtime.cli.main import build_parser, main
+from runtime.domain.extras import missing
+
+# Without the server extra, runtime.cli.entry says so in one line.
+if missing("server") is None:
+    from runtime.cli.main import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from runtime.cli.main import main
+from runtime.cli.entry import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -12,19 +12,20 @@ or ``CALLBOARD_TOKEN``): ``enqueue``, ``jobs``, ``queues``, ``schedules``,
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import inspect
 import ipaddress
-import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from importlib import metadata
 from typing import Any, TextIO
 
 import anyio
 from pydantic import ValidationError
 
-from actors import GRACE_PERIOD_DEFAULT
+from actors import GRACE_PERIOD_DEFAULT, POLL_INTERVAL_DEFAULT
 from runtime.api.app import RouteAdder
 from runtime.api.auth import AuthConfigError, load_tokens
 from runtime.api.hook_policy import HOOK_ALLOW_ENV
@@ -46,6 +47,7 @@ from runtime.cli.client import (
     ClientError,
 )
 from runtime.cli.demo import register_demo
+from runtime.cli.logs import configure_logging
 from runtime.cli.service import (
     EXIT_STORE,
     LOOPS,
@@ -54,12 +56,22 @@ from runtime.cli.service import (
     run_service,
     worker_queues,
 )
+from runtime.cli.settings import CONFIG_ENV, LOG_LEVELS, ServiceSettings, load_settings
 from runtime.domain.errors import CallboardError, StorageUnavailable, StoreUnusable
+from runtime.domain.extras import MissingExtra
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.registry import Registry, default_registry
-from runtime.runtime import DATABASE_URL_DEFAULT, HEARTBEAT_INTERVAL_DEFAULT, LEASE_DEFAULT, Runtime
+from runtime.runtime import (
+    DATABASE_URL_DEFAULT,
+    HEARTBEAT_INTERVAL_DEFAULT,
+    LEASE_DEFAULT,
+    POSTGRES_POLL_INTERVAL_DEFAULT,
+    Runtime,
+)
 from runtime.settings import check_settings
+from runtime.store.engine import migrate_store
 
+EXIT_LISTEN = 8  # serve: the API cannot listen on its address
 CONTROL_ACTIONS = ("cancel", "suspend", "resume", "retry", "delete")
 BULK_ACTIONS = ("retry", "cancel", "delete")
 
@@ -73,19 +85,25 @@ def _client_options() -> argparse.ArgumentParser:
 
 
 def _runtime_options() -> argparse.ArgumentParser:
+    # Defaults are None: an absent flag leaves the setting to the environment,
+    # the config file or the default (runtime.cli.settings).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=DATABASE_URL_DEFAULT, help="database URL")
+    common.add_argument("--config", metavar="FILE", help=f"TOML settings file (${CONFIG_ENV})")
+    common.add_argument(
+        "--db",
+        help=f"database URL ($CALLBOARD_DB or $DATABASE_URL; default {DATABASE_URL_DEFAULT})",
+    )
     common.add_argument(
         "--app",
         action="append",
-        default=[],
+        dest="apps",
         help="module with job types (@job or register(registry)), maybe api_routes (repeatable)",
     )
     retention.add_options(common)
     common.add_argument(
         "--hook-allow-network",
         action="append",
-        default=[],
+        dest="hook_allow",
         type=_network,
         metavar="CIDR",
         help="let status hooks reach this non-public network, e.g. 127.0.0.0/8 (repeatable; "
@@ -94,7 +112,7 @@ def _runtime_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--hook-allow-host",
         action="append",
-        default=[],
+        dest="hook_allow",
         metavar="NAME",
         help="let status hooks reach this host name, whatever it resolves to (repeatable)",
     )
@@ -115,6 +133,21 @@ def _runtime_options() -> argparse.ArgumentParser:
         help="seconds between heartbeats and rescue scans "
         f"(default {HEARTBEAT_INTERVAL_DEFAULT:g})",
     )
+    common.add_argument(
+        "--poll-interval",
+        type=float,
+        help=f"seconds between looks for due jobs (default {POLL_INTERVAL_DEFAULT:g} on SQLite, "
+        f"{POSTGRES_POLL_INTERVAL_DEFAULT:g} on PostgreSQL, where notices wake workers)",
+    )
+    common.add_argument(
+        "--no-migrate",
+        dest="migrate",
+        action="store_false",
+        default=None,
+        help="refuse a database schema that is not current instead of upgrading it",
+    )
+    common.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    common.add_argument("--log-format", choices=("text", "json"), help="default text")
     return common
 
 
@@ -136,17 +169,26 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="callboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="callboard",
+        description=plain(__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"callboard {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     client, rt_opts = _client_options(), _runtime_options()
 
     serve = sub.add_parser("serve", parents=[rt_opts], help="API, workers and scheduler")
-    serve.add_argument("--bind", default=BIND_DEFAULT, help="HOST:PORT (default %(default)s)")
-    serve.add_argument("--demo", action="store_true", help="demo job types and schedules")
-    serve.add_argument("--tokens", help="TOML file of bearer tokens (or $CALLBOARD_TOKENS)")
-    serve.add_argument("--insecure", action="store_true", help="allow no tokens off loopback")
-    serve.add_argument("--queue", action="append", default=[], help="NAME=CAPACITY")
+    serve.add_argument("--bind", help=f"HOST:PORT (default {BIND_DEFAULT})")
+    serve.add_argument(
+        "--demo", action="store_true", default=None, help="demo job types and schedules"
+    )
+    serve.add_argument(
+        "--tokens", dest="tokens_file", help="TOML file of bearer tokens (or $CALLBOARD_TOKENS)"
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", default=None, help="allow no tokens off loopback"
+    )
+    serve.add_argument("--queue", action="append", dest="queues", help="NAME=CAPACITY")
     serve.add_argument("--body-limit", type=int, help="largest request body in bytes")
     serve.add_argument(
         "--header-timeout",
@@ -172,15 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", parents=[rt_opts], help="workers only, no API")
     worker.add_argument("--queues", help="run only these queues: a,b or a=4,b")
-    worker.add_argument("--demo", action="store_true", help="register the demo job types")
+    worker.add_argument(
+        "--demo", action="store_true", default=None, help="register the demo job types"
+    )
     for command in (serve, worker):
         command.add_argument(
             "--loop",
             choices=LOOPS,
-            default="trio",
             help="the event loop jobs run on: asyncio for handlers that need it "
-            "(asyncio drivers); serve runs on trio only, for now (default %(default)s)",
+            "(asyncio drivers); serve runs on trio only, for now (default trio)",
         )
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.add_argument("--config", metavar="FILE", help=f"TOML settings file (${CONFIG_ENV})")
+    migrate.add_argument("--db", help="database URL ($CALLBOARD_DB or $DATABASE_URL)")
 
     enqueue = sub.add_parser("enqueue", parents=[client], help="store a job")
     enqueue.add_argument("type")
@@ -256,6 +303,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     try:
         if args.command in ("serve", "worker"):
             return _serve(args)
+        if args.command == "migrate":
+            return _migrate(args, out)
         return _client_command(args, out)
     except ClientError as err:
         return commands.fail(str(err), err.exit_code)
@@ -295,50 +344,76 @@ def _jobs(client: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     return handler(client, args, out)
 
 
+SETTING_FLAGS = (
+    *("db", "apps", "demo", "bind", "tokens_file", "insecure", "body_limit", "queues"),
+    *("header_timeout", "body_timeout", "send_timeout", "streams_per_token"),
+    *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format", "migrate"),
+    *("lease", "heartbeat_interval", "loop"),
+    *("retain", "max_finished", "max_finished_per_type", "sweep_interval"),
+)
+
+
+def service_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServiceSettings:
+    """The settings of ``serve`` or ``worker``: flags over ``env`` over the config file."""
+    flags = {name: getattr(args, name, None) for name in SETTING_FLAGS}
+    if isinstance(flags["queues"], str):  # worker --queues a,b
+        flags["queues"] = flags["queues"].split(",")
+    return load_settings(flags, env, args.config)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    registry = _registry(args)
     try:
-        allow = [*args.hook_allow_network, *args.hook_allow_host]
-        hooks = make_hooks(registry, os.environ, allow)
+        settings = service_settings(args, os.environ)
+    except (ValueError, ValidationError) as err:
+        return commands.fail(_setting_error(err), EXIT_USAGE)
+    configure_logging(settings.log_level, settings.log_format)
+    registry = _registry(settings)
+    try:
+        # The allowances come from the settings (flags over CALLBOARD_HOOK_ALLOW).
+        hooks = make_hooks(registry, settings.hook_env(), settings.hook_allow)
         options = ServeOptions(
-            db=args.db,
+            db=settings.db,
             bind=None,
-            demo=args.demo,
-            grace_period=args.grace_period,
-            lease=args.lease,
-            heartbeat_interval=args.heartbeat_interval,
+            demo=settings.demo,
+            grace_period=settings.grace_period,
+            poll_interval=settings.poll_interval,
+            lease=settings.lease,
+            heartbeat_interval=settings.heartbeat_interval,
+            migrate=settings.migrate,
         )
-        options.retention = retention.retention_from(args)
-        options.sweep_interval = retention.sweep_interval_from(args)
+        options.retention = settings.retention()
+        options.sweep_interval = settings.sweep_interval
         if args.command == "serve":
-            options.bind = args.bind
-            options.tokens = tuple(load_tokens(args.tokens, os.environ))
-            options.insecure = args.insecure
-            options.body_limit = args.body_limit
-            options.header_timeout = args.header_timeout
-            options.body_timeout = args.body_timeout
-            options.send_timeout = args.send_timeout
-            options.streams_per_token = args.streams_per_token
-            options.queues = dict(_queue_spec(q) for q in args.queue)
-            options.routes = _app_routes(args.app)
+            options.bind = settings.bind
+            options.tokens = tuple(load_tokens(settings.tokens_file, os.environ))
+            options.insecure = settings.insecure
+            options.body_limit = settings.body_limit
+            options.header_timeout = settings.header_timeout
+            options.body_timeout = settings.body_timeout
+            options.send_timeout = settings.send_timeout
+            options.streams_per_token = settings.streams_per_token
+            options.queues = dict(_queue_spec(q) for q in settings.queues or ())
+            options.routes = _app_routes(settings.apps)
         else:
-            names = args.queues.split(",") if args.queues else None
-            options.queues = worker_queues(registry, names)
+            options.queues = worker_queues(registry, settings.queues)
         _check_runtime_settings(options.runtime_fields())
-        if args.command == "serve" and args.loop != "trio":
+        if args.command == "serve" and settings.loop != "trio":
             # The API app is Quart-trio: see docs/cli.md for running workers on asyncio.
             raise ValueError(
                 "callboard serve runs on trio only for now: run jobs that need asyncio "
                 "in `callboard worker --loop asyncio` on the same database"
             )
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
-        return anyio.run(run_service, registry, hooks, options, backend=args.loop)
-    except (StoreUnusable, StorageUnavailable, BaseExceptionGroup) as err:
-        store = _store_error(err)
-        if store is None:
+        return anyio.run(run_service, registry, hooks, options, backend=settings.loop)
+    except (StoreUnusable, StorageUnavailable, MissingExtra, OSError, BaseExceptionGroup) as err:
+        found = _startup_error(err)
+        if found is None:
             raise
-        return commands.fail(str(store), EXIT_STORE)
+        if isinstance(found, OSError):
+            return commands.fail(_listen_error(found, settings.bind), EXIT_LISTEN)
+        return commands.fail(
+            str(found), EXIT_USAGE if isinstance(found, MissingExtra) else EXIT_STORE
+        )
     except (AuthConfigError, InsecureBind, CallboardError, ValueError, ValidationError) as err:
         return commands.fail(str(err), EXIT_USAGE)
 
@@ -348,26 +423,78 @@ def _check_runtime_settings(given: dict[str, Any]) -> None:
     checks, with its defaults for the settings not given."""
     checked = inspect.signature(check_settings).parameters
     defaults = inspect.signature(Runtime.__init__).parameters
-    check_settings(**{**{name: defaults[name].default for name in checked}, **given})
+    base = {name: defaults[name].default for name in checked}
+    if base["poll_interval"] is None:  # the store picks it: any default passes the check
+        base["poll_interval"] = POLL_INTERVAL_DEFAULT
+    check_settings(**{**base, **given})
 
 
-def _store_error(err: BaseException) -> CallboardError | None:
-    """The database error ``err`` is, or the one it holds if it is a group of one."""
+def _migrate(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        settings = service_settings(args, os.environ)
+    except (ValueError, ValidationError) as err:
+        return commands.fail(_setting_error(err), EXIT_USAGE)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        before, after = migrate_store(settings.db)
+    except MissingExtra as err:
+        return commands.fail(str(err), EXIT_USAGE)
+    except (StoreUnusable, ValueError) as err:
+        return commands.fail(str(err), EXIT_STORE)
+    if before == after:
+        print(f"schema already at revision {after}", file=out)
+    else:
+        print(f"schema upgraded from revision {before or 'none'} to {after}", file=out)
+    return 0
+
+
+def _startup_error(err: BaseException) -> Exception | None:
+    """The start-up error ``err`` is (a database that cannot be used, a missing
+    extra, an address the API cannot listen on), or the one it holds if it is a
+    group of one (Hypercorn nests them)."""
     while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
         err = err.exceptions[0]
-    return err if isinstance(err, StoreUnusable | StorageUnavailable) else None
+    if isinstance(err, OSError):
+        return err if err.errno in _LISTEN_ERRORS else None
+    usable = isinstance(err, StoreUnusable | StorageUnavailable | MissingExtra)
+    return err if usable and isinstance(err, Exception) else None
 
 
-def _registry(args: argparse.Namespace) -> Registry:
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: "the address is in use: stop what listens there or pick another",
+    errno.EADDRNOTAVAIL: "no interface of this host has that address: pick one it has",
+    errno.EACCES: "not permitted (ports below 1024 need privileges): pick a higher port",
+}
+
+
+def _listen_error(err: OSError, bind: str) -> str:
+    why = _LISTEN_ERRORS.get(err.errno or 0, str(err))
+    return f"cannot listen on {bind}: {why} (--bind or CALLBOARD_BIND)"
+
+
+def _setting_error(err: ValueError | ValidationError) -> str:
+    """One line naming each bad setting as flag and environment variable."""
+    if not isinstance(err, ValidationError):
+        return str(err)
+    return "; ".join(_one_setting_error(e["loc"], e["msg"], e["input"]) for e in err.errors())
+
+
+def _one_setting_error(loc: tuple[int | str, ...], msg: str, value: object) -> str:
+    name = str(loc[0]) if loc else "?"
+    where = f"--{name.replace('_', '-')}, ${CONFIG_ENV.removesuffix('CONFIG')}{name.upper()}"
+    return f"setting {name} ({where}): {msg}, got {value!r}"
+
+
+def _registry(settings: ServiceSettings) -> Registry:
     """The default registry, with what each ``--app`` module registers: on import
     (``@job``), or through its ``register(registry)`` function if it has one."""
     registry = default_registry
-    for name in args.app:
+    for name in settings.apps:
         module = importlib.import_module(name)
         register = getattr(module, "register", None)
         if callable(register):
             register(registry)
-    if args.demo and "demo.count" not in {t.name for t in registry.types()}:
+    if settings.demo and "demo.count" not in {t.name for t in registry.types()}:
         register_demo(registry)
     return registry
 
@@ -376,6 +503,18 @@ def _app_routes(names: list[str]) -> tuple[RouteAdder, ...]:
     """``api_routes(api, state)`` of each ``--app`` module that defines one."""
     found = (getattr(importlib.import_module(name), "api_routes", None) for name in names)
     return tuple(add for add in found if callable(add))
+
+
+def plain(text: str) -> str:
+    """reST docstring text as people read it: no double backquotes."""
+    return text.replace("``", "")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("callboard")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def _queue_spec(text: str) -> tuple[str, int]:

@@ -18,7 +18,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retain",
         action="append",
-        default=[],
         metavar="STATUS=AGE",
         help=f"keep finished jobs of STATUS ({statuses}) for AGE ('7 days', '12h', seconds"
         " or 'forever'); repeatable",
@@ -37,7 +36,7 @@ def retention_from(args: argparse.Namespace) -> JobRetention | None:
     None when they say nothing. ``ValueError`` names a bad option."""
     fields: dict[str, Any] = {}
     known = {s.value for s in TERMINAL}
-    for spec in args.retain:
+    for spec in args.retain or ():
         status, sep, age = spec.partition("=")
         status = status.strip()
         if not sep or status not in known:

@@ -8,8 +8,8 @@ open requests, nothing else: running jobs are still interrupted and stored.
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,10 +54,12 @@ class ServeOptions:
     body_timeout: float | None = None
     send_timeout: float | None = None
     streams_per_token: int | None = None
+    poll_interval: float | None = None
+    migrate: bool = True
 
     def runtime_fields(self) -> dict[str, Any]:
         """The Runtime settings given (the others keep their defaults)."""
-        names = ("grace_period", "lease", "heartbeat_interval", "sweep_interval")
+        names = ("grace_period", "poll_interval", "lease", "heartbeat_interval", "sweep_interval")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     def api_fields(self) -> dict[str, Any]:
@@ -72,8 +74,12 @@ class ServeOptions:
         return {"tokens": self.tokens} | {k: v for k, v in given.items() if v is not None}
 
 
+log = logging.getLogger("callboard.service")
+
+
 def say(text: str) -> None:
-    print(f"callboard: {text}", file=sys.stderr, flush=True)
+    """A line about the service's life (started, stopping...), at info."""
+    log.info(text)
 
 
 def make_hooks(registry: Registry, env: Mapping[str, str], allow: Iterable[str] = ()) -> Hooks:
@@ -113,7 +119,11 @@ async def _run(
 ) -> None:
     runtime_fields: dict[str, Any] = {"retention": options.retention, **options.runtime_fields()}
     async with Runtime(
-        options.db, registry=registry, queues=options.queues, **runtime_fields
+        options.db,
+        registry=registry,
+        queues=options.queues,
+        migrate=options.migrate,
+        **runtime_fields,
     ) as rt:
         api_done = anyio.Event()
         async with anyio.create_task_group() as tg:
@@ -185,7 +195,8 @@ async def _log_events(rt: Runtime) -> None:
     with rt.subscribe() as events:
         async for event in events:
             if event.kind == "status":
-                say(f"{event.job_id} {event.type:<14} {event.status}")
+                # At debug: one line per change is noise at real throughput.
+                log.debug("%s %s %s", event.job_id, event.type, event.status)
 
 
 async def _start_demo(rt: Runtime, tg: anyio.abc.TaskGroup) -> None:

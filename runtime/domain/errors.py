@@ -167,3 +167,8 @@ class Fail(HandlerSignal):
 
 class Skip(HandlerSignal):
     """The handler skipped the job."""
+
+
+class SchemaNotCurrent(StoreUnusable):
+    """The store's schema is not the one this version needs, and it was told
+    not to migrate (or the store is newer than this version)."""

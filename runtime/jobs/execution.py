@@ -32,6 +32,7 @@ from runtime.jobs.checkpoints import upgraded_state
 from runtime.jobs.context import JobContext, RunState, call_maybe_async
 from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
+from runtime.jobs.logs import job_log_fields
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import Registry
 from runtime.jobs.resources import metered, peak_memory
@@ -150,6 +151,11 @@ class Executor:
 
     async def run(self, job: Claimed) -> Any:
         state: RunState = job.payload
+        row = state.row  # the loop watchdog reads it from this frame
+        with job_log_fields(row):
+            return await self._run(state)
+
+    async def _run(self, state: RunState) -> Any:
         row = state.row
         try:
             job_type = self._registry.get(row["type"])

@@ -6,12 +6,49 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from runtime.domain.storable import escaped
 
 JOB_LOGGER = "callboard.job"
+
+# The attempt running in this task: every log record made in it carries these.
+_CURRENT_JOB: ContextVar[dict[str, Any] | None] = ContextVar("callboard_job", default=None)
+JOB_FIELDS = ("job_id", "job_type", "attempt", "tenant")
+
+
+@contextmanager
+def job_log_fields(row: dict[str, Any]) -> Iterator[None]:
+    """Within: log records of this task name the job of ``row`` (see :class:`JobFields`)."""
+    token = _CURRENT_JOB.set(
+        {
+            "job_id": str(row["id"]),
+            "job_type": row["type"],
+            "attempt": row["attempt"],
+            "tenant": row.get("tenant_id"),
+        }
+    )
+    try:
+        yield
+    finally:
+        _CURRENT_JOB.reset(token)
+
+
+class JobFields(logging.Filter):
+    """Adds the running job's id, type, attempt and tenant to each record made
+    while it runs (any logger, not only ``ctx.log``), for handlers to show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = _CURRENT_JOB.get()
+        if fields is not None:
+            for name, value in fields.items():
+                if not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
 
 # LogRecord attributes that are not a caller's ``extra=``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "job_id", "job_type"}

@@ -30,9 +30,9 @@ __all__ = ["Notices", "Op", "Pending", "Store", "StoreWriter", "WriterStatistics
 class Store:
     """One database: writes through the writer actor, reads on pooled threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
-        self.engine: Engine = open_engine(url)
+        self.engine: Engine = open_engine(url, migrate=migrate)
         self.writer = StoreWriter(self.engine)
         self.channel: str | None = None  # PostgreSQL: the store's LISTEN/NOTIFY channel
         if self.engine.dialect.name == "postgresql":

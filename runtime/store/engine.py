@@ -15,12 +15,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlmodel import SQLModel
 
 from runtime.domain.errors import StoreUnusable
+from runtime.domain.extras import require
 from runtime.store.faults import describe
-from runtime.store.tables import RETIRED_INDEXES
-from runtime.store.upgrade import add_missing_columns
+from runtime.store.migrate import check_current, current, head, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS_DEFAULT = 5000
 POSTGRES_POOL_SIZE_DEFAULT = 10
@@ -35,8 +34,10 @@ PREPARE_THRESHOLD_PARAM = "prepare_threshold"
 _CONNECT_ARGS: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def open_engine(url: str) -> Engine:
-    """Create the engine for ``url`` and the schema if it is missing.
+def open_engine(url: str, *, migrate: bool = True) -> Engine:
+    """Create the engine for ``url``, and create or upgrade its schema
+    (:mod:`runtime.store.migrate`); with ``migrate=False`` a schema that is not
+    current raises :class:`SchemaNotCurrent` instead.
 
     ``sqlite:///path`` (the embedded default) or ``postgresql://...`` (psycopg 3;
     several runtimes on several hosts may share it; ``?prepare_threshold=none``
@@ -45,7 +46,8 @@ def open_engine(url: str) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        return _open_postgres(parsed.set(drivername="postgresql+psycopg"))
+        require("postgres", "a PostgreSQL store")
+        return _open_postgres(parsed.set(drivername="postgresql+psycopg"), migrate)
     if backend != "sqlite":
         raise ValueError(
             f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://..."
@@ -63,7 +65,7 @@ def open_engine(url: str) -> Engine:
     try:
         with engine.begin() as conn:
             _check_sqlite(conn, path)
-            _create_schema(conn)
+            _create_schema(conn, migrate, url)
     except (sa_exc.DBAPIError, sqlite3.Error) as err:
         engine.dispose()
         raise _sqlite_unusable(path, err) from err
@@ -118,7 +120,7 @@ def _sqlite_unusable(path: Path, err: BaseException) -> StoreUnusable:
     return StoreUnusable(text)
 
 
-def _open_postgres(url: URL) -> Engine:
+def _open_postgres(url: URL, migrate: bool) -> Engine:
     connect_args = _postgres_connect_args(url)
     engine = create_engine(
         url.difference_update_query([PREPARE_THRESHOLD_PARAM]),
@@ -131,7 +133,7 @@ def _open_postgres(url: URL) -> Engine:
         with engine.begin() as conn:
             # One schema creation at a time when several runtimes start together.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
-            _create_schema(conn)
+            _create_schema(conn, migrate, url.render_as_string(hide_password=True))
     except sa_exc.DBAPIError as err:
         engine.dispose()
         where = url.render_as_string(hide_password=True).replace("+psycopg", "")
@@ -169,20 +171,31 @@ def dedicated_connection(engine: Engine) -> Any:
     return engine.dialect.connect(*cargs, **cparams)
 
 
-def _create_schema(conn: Connection) -> None:
-    """Create what is missing (tables, and indexes a newer version added to an
-        existing table) and drop what earlier versions made and this one retired
-        (stores are never rebuilt: these, and the columns a newer version added to
-    a known table, are all the upgrades there are)."""
-    SQLModel.metadata.create_all(conn)
-    add_missing_columns(conn, SQLModel.metadata)
-    present = _index_names(conn)
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            if index.name not in present:
-                index.create(conn)
-    for name in RETIRED_INDEXES:
-        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+def migrate_store(url: str) -> tuple[str | None, str]:
+    """Create or upgrade the schema of the store at ``url``: (revision before, after)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        require("postgres", "a PostgreSQL store")
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.get_backend_name() != "sqlite":
+        open_engine(url)  # refuses it with a clear error
+    engine = create_engine(parsed.difference_update_query([PREPARE_THRESHOLD_PARAM]))
+    try:
+        with engine.connect() as conn:
+            before = current(conn)
+    finally:
+        engine.dispose()
+    open_engine(url).dispose()
+    return before, head()
+
+
+def _create_schema(conn: Connection, migrate: bool, url: str) -> None:
+    """Upgrade the schema to this version's (create it in an empty database),
+    or with ``migrate=False`` check that it is current."""
+    if migrate:
+        upgrade(conn)
+    else:
+        check_current(conn, url)
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -203,14 +216,6 @@ def _tune_sqlite(engine: Engine) -> None:
         # later could fail with SQLITE_BUSY without waiting.
         mode = conn.get_execution_options().get("callboard_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def _index_names(conn: Connection) -> set[str]:
-    if conn.dialect.name == "postgresql":
-        query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-    else:
-        query = "SELECT name FROM sqlite_master WHERE type = 'index'"
-    return {name for (name,) in conn.exec_driver_sql(query)}
 
 
 def writer_connection(engine: Engine) -> Connection:

@@ -11,8 +11,8 @@ deadlocks) and constraint violations are not faults: they concern the write.
 from __future__ import annotations
 
 import sqlite3
+import sys
 
-import psycopg
 from sqlalchemy import exc as sa_exc
 
 from runtime.domain.errors import StorageUnavailable
@@ -43,7 +43,9 @@ def is_storage_fault(err: BaseException) -> bool:
     if isinstance(err, sqlite3.Error):
         name = getattr(err, "sqlite_errorname", "") or ""
         return name.startswith(_SQLITE_FAULTS) or "disk is full" in str(err)
-    if isinstance(err, psycopg.Error):
+    # psycopg is the postgres extra: loaded only when a PostgreSQL store is used.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(err, psycopg.Error):
         state = err.sqlstate or ""
         if isinstance(err, psycopg.OperationalError | psycopg.InterfaceError):
             # A lost or refused connection (no SQLSTATE, or 08, 28, 57P0x...),

@@ -23,14 +23,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import psycopg
 import trio
 from anyio.abc import TaskStatus
-from psycopg import sql
 from sqlalchemy.engine import URL, Connection
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("callboard.notifier")
 
@@ -145,6 +146,9 @@ class Listener:
             self._stop.set()
 
     def _listen(self, ready: Callable[[], None]) -> None:
+        import psycopg  # the postgres extra: only a PostgreSQL store listens
+        from psycopg import sql
+
         first = True
         while not self._stop.is_set():
             try:

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from psycopg.types.json import Json
 from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -126,6 +125,8 @@ def _copy_jobs(conn: Connection, rows: list[Row]) -> None:
     transaction: one round trip for the lot, and no statement to bind per row
     (a pipelined ``executemany`` spent most of its time building parameters).
     A JSON column's None is stored as SQL NULL, which reads back as None."""
+    from psycopg.types.json import Json  # PostgreSQL only: the postgres extra
+
     quote = conn.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in JOB_COLUMNS)
     wrap = [name in _JSON_COLUMNS for name in JOB_COLUMNS]

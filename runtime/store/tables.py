@@ -57,7 +57,7 @@ class JobRow(SQLModel, table=True):
     schedule_id: str | None = None
     slot: float | None = None  # the schedule slot this job fires
     # Added after the first release: nullable, so that opening an older store
-    # adds them in place (runtime.store.upgrade).
+    # adds them in place (migration 0003).
     description: str | None = None
     cancel_reason: str | None = None
     check_in_at: float | None = None
@@ -115,6 +115,8 @@ class WorkerRow(SQLModel, table=True):
     pid: int
     started_at: float
     heartbeat_at: float
+    # The queues it serves (capacity > 0); None: a worker from before it said.
+    queues: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class TypeStartRow(SQLModel, table=True):
@@ -236,27 +238,9 @@ Index("ix_callboard_type_starts", type_starts.c.type, type_starts.c.started_at)
 
 JOB_COLUMNS = tuple(c.name for c in jobs.columns)
 
-# Opening a store creates the indexes above that it lacks, by name, and keeps
-# one it has: an index whose definition changes takes a new name, and its old
-# name goes here.
-#
-# Dropped from stores made by earlier versions when a store opens: an index on
-# worker_id (every query by worker also picks active statuses, which the
-# status index finds, and a finished job now keeps its worker's name); and
-# (status, queue) and (status, created_at), which ix_callboard_jobs_by_status
-# serves together (one b-tree fewer for every new job and status change); and
-# (type, started_at), which the rate limit read before it counted starts in
-# callboard_type_starts (one b-tree fewer for every start); and the holder
-# index on lock_key alone, from before lock keys were each tenant's own; and
-# the claim's index before it ended with the id.
-RETIRED_INDEXES = (
-    "ix_callboard_jobs_claim",
-    "ix_callboard_jobs_owner",
-    "ix_callboard_jobs_status",
-    "ix_callboard_jobs_status_created",
-    "ix_callboard_jobs_type_started",
-    "ux_callboard_jobs_lock_holder",
-)
+# A change to these tables needs an Alembic revision in
+# runtime/store/migrations/versions (see runtime.store.migrate);
+# tests/runtime/test_migrations.py fails until the revisions build this schema.
 
 
 class ScheduleRow(SQLModel, table=True):

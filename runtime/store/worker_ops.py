@@ -32,10 +32,13 @@ class Heartbeat:
     pid: int
     now: float
     started_at: float
+    queues: list[str] | None = None  # those it serves (runtime.store.worker_reads)
 
     def apply(self, conn: Connection) -> list[tuple[uuid.UUID, str]]:
         renewed = conn.execute(
-            update(workers).where(workers.c.id == self.worker).values(heartbeat_at=self.now)
+            update(workers)
+            .where(workers.c.id == self.worker)
+            .values(heartbeat_at=self.now, queues=self.queues)
         )
         if renewed.rowcount == 0:
             conn.execute(
@@ -45,6 +48,7 @@ class Heartbeat:
                     pid=self.pid,
                     started_at=self.started_at,
                     heartbeat_at=self.now,
+                    queues=self.queues,
                 )
             )
         stopping = conn.execute(

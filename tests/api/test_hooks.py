@@ -326,9 +326,9 @@ def test_allowances_come_from_the_flags_and_the_environment(registry: Registry) 
     args = build_parser().parse_args(
         ["worker", "--hook-allow-network", "127.0.0.1/8", "--hook-allow-host", "hooks.internal"]
     )
-    assert args.hook_allow_network == ["127.0.0.0/8"]
+    assert args.hook_allow == ["127.0.0.0/8", "hooks.internal"]  # both flags, one setting
     env = {"CALLBOARD_HOOK_SECRET": "s", "CALLBOARD_HOOK_ALLOW": "10.0.0.0/8, fd00::/8"}
-    hooks = make_hooks(registry, env, [*args.hook_allow_network, *args.hook_allow_host])
+    hooks = make_hooks(registry, env, args.hook_allow)
     assert hooks.settings.policy.describe() == [
         "10.0.0.0/8",
         "fd00::/8",

@@ -179,7 +179,7 @@ def test_second_signal_during_the_grace_period_still_stores_the_jobs(
         err = service.finish()
         assert service.proc.returncode == 0, err
         assert "Traceback" not in err, err
-        assert err.rstrip().endswith("callboard: stopped"), err
+        assert err.rstrip().endswith("callboard.service stopped"), err
         assert _running_rows(tmp_path) == 0
 
 

@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 STARTUP_TIMEOUT = 30.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def callboard(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBOARD_")}
     env["CALLBOARD_HOOK_SECRET"] = "test-secret"
+    # This checkout first: `--app tests....` modules import, and so does its own code.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "runtime.cli", *args],
         cwd=cwd,
@@ -80,7 +83,7 @@ def test_serve_demo_answers_then_stops_gracefully_on_sigint(
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "stopping" in err and err.rstrip().endswith("callboard: stopped")
+    assert "stopping" in err and err.rstrip().endswith("callboard.service stopped")
     assert (tmp_path / "callboard.db").exists()
 
 
@@ -102,7 +105,10 @@ def test_worker_stops_on_sigterm(tmp_path: Path, stop_later: list[subprocess.Pop
         (["worker", "--queues", "nope"], "unknown queue nope"),
         (["serve", "--tokens", "missing.toml"], "cannot read tokens file"),
         (["serve", "--retain", "done=1d"], "--retain 'done=1d': expected STATUS=AGE"),
-        (["worker", "--sweep-interval", "0"], "--sweep-interval must be > 0 seconds, got 0.0"),
+        (
+            ["worker", "--sweep-interval", "0"],
+            "sweep_interval (--sweep-interval, $CALLBOARD_SWEEP_INTERVAL): Input should be",
+        ),
     ],
 )
 def test_bad_service_options_exit_2_before_starting(

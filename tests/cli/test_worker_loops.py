@@ -22,10 +22,10 @@ async def _enqueue(db: str) -> str:
 
 
 def _run_worker(tmp_path: Path, db: str, *loop: str) -> str:
-    app = ["--app", "tests.cli.asyncio_app", "--queues", asyncio_app.QUEUE]
+    app = ["--app", "tests.cli.asyncio_app", "--queues", asyncio_app.QUEUE, "--log-level", "debug"]
     proc = callboard("worker", "--db", db, *app, *loop, cwd=tmp_path)
     try:
-        "".join(lines_until(proc, r"worker .* Ctrl-C stops"))  # it logs what it runs from here
+        "".join(lines_until(proc, r"worker .* Ctrl-C stops"))  # it logs status changes at debug
         job_id = anyio.run(_enqueue, db)
         lines = "".join(lines_until(proc, rf"{job_id} asyncio_only +(completed|failed)"))
     finally:

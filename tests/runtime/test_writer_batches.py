@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,17 @@ from sqlalchemy import (
     Table,
     bindparam,
     insert,
-    inspect,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SAWarning
 
 from runtime import Registry, Runtime
 from runtime.store import Store, fast
 from runtime.store.claim import Claim
 from runtime.store.engine import open_engine
 from runtime.store.ops import CheckIn, Finish, SaveCheckpoint, SaveProgress
-from runtime.store.tables import RETIRED_INDEXES, job_logs, jobs
+from runtime.store.tables import job_logs, jobs
 from tests.runtime.jobs import Journal, register
 
 WORKER = "worker-1"
@@ -128,26 +125,6 @@ async def test_a_finished_job_keeps_its_worker_but_takes_no_more_writes_from_it(
     assert (row.status, row.worker_id, row.progress) == ("completed", WORKER, 100.0)
     assert (row.checkpoint, row.check_in, row.updated_at) == (None, None, 11.0)
     store.dispose()
-
-
-def test_opening_a_store_drops_retired_indexes_and_adds_new_ones(store_url: str) -> None:
-    engine = open_engine(store_url)
-    with engine.begin() as conn:  # the indexes of a store an earlier version made
-        conn.exec_driver_sql("DROP INDEX ix_callboard_jobs_by_status")
-        for ddl in (
-            "ix_callboard_jobs_owner ON callboard_jobs (worker_id) WHERE worker_id IS NOT NULL",
-            "ix_callboard_jobs_status ON callboard_jobs (status, queue)",
-            "ix_callboard_jobs_status_created ON callboard_jobs (status, created_at)",
-        ):
-            conn.exec_driver_sql(f"CREATE INDEX {ddl}")
-    engine.dispose()
-    engine = open_engine(store_url)
-    with warnings.catch_warnings():  # reflection skips the expression-based indexes
-        warnings.simplefilter("ignore", SAWarning)
-        names = {ix["name"] for ix in inspect(engine).get_indexes("callboard_jobs")}
-    engine.dispose()
-    assert {"ix_callboard_jobs_claim_v2", "ix_callboard_jobs_by_status"} <= names
-    assert not names & set(RETIRED_INDEXES)
 
 
 @pytest.mark.trio
