@@ -207,8 +207,9 @@ async def _start_demo(rt: Runtime, tg: anyio.abc.TaskGroup) -> None:
         try:
             await rt.get_schedule(name)
         except CallboardError:
-            start = datetime.now(UTC)  # the first jobs come at once
-            await rt.add_schedule(job_type, params, every=every, name=name, start=start)
+            start = datetime.now(UTC)
+            made = await rt.add_schedule(job_type, params, every=every, name=name, start=start)
+            await rt.trigger_schedule(made.id)  # a newcomer sees jobs at once, not a slot later
             say(f"demo schedule {name!r}: {job_type} every {every}")
 
 

@@ -80,6 +80,12 @@ def test_serve_demo_answers_then_stops_gracefully_on_sigint(
     assert {"demo.count", "demo.sleep", "demo.flaky"} <= {t["name"] for t in types}
     schedules = httpx.get(f"{url}/api/v1/schedules", timeout=10).json()["schedules"]
     assert {"demo-count", "demo-sleep", "demo-flaky"} <= {s["name"] for s in schedules}
+    # Each demo schedule makes a job at once: a newcomer sees jobs, not an empty
+    # list until the first slot (10 s on). Polled: the schedules start beside the API.
+    deadline = time.monotonic() + 8
+    while httpx.get(f"{url}/api/v1/jobs", timeout=10).json()["total"] < 3:
+        assert time.monotonic() < deadline, "the demo made no jobs at once"
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
