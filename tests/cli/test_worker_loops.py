@@ -16,8 +16,8 @@ from tests.cli.test_serve import callboard, lines_until
 async def _enqueue(db: str) -> str:
     registry = Registry()
     asyncio_app.register(registry)
-    # This runtime serves another queue: the worker under test runs the job.
-    async with Runtime(db, registry=registry, queues={"elsewhere": 1}) as rt:
+    # No workers here: the worker under test, alone, runs the job.
+    async with Runtime(db, registry=registry, workers=False) as rt:
         return str((await rt.enqueue("asyncio_only", {})).id)
 
 
