@@ -272,7 +272,9 @@ async def test_status_hooks_wait_out_a_storage_fault(
                 await anyio.lowlevel.checkpoint()
         # Committed with the insert: the store refuses writes from the moment the
         # job's event reaches the hook dispatcher, which enqueues its delivery.
-        await rt.store.write(QueryOnly(True))
+        # Settled, not awaited for success: a claim sharing its batch may meet the
+        # refusal first and fail the batch (the loop below turns it on again).
+        await rt.store.writer.submit(QueryOnly(True)).settled()
         with anyio.fail_after(10):
             while not any("status hook failed" in r.getMessage() for r in caplog.records):
                 await rt.store.writer.submit(QueryOnly(True)).settled()
