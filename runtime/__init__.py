@@ -35,6 +35,7 @@ from runtime.domain.errors import (
 from runtime.domain.logs import LogEntry
 from runtime.domain.models import Job, JobEvent
 from runtime.domain.status import JobStatus
+from runtime.domain.steps import JobStep, StepStatus
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.context import HookContext, JobContext
 from runtime.jobs.control import QueueStatistics
@@ -47,6 +48,8 @@ from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
 from runtime.sync_client import SyncClient
+from runtime.workflows.step_specs import Step
+from runtime.workflows.steps import StepContext
 
 __all__ = [
     "AmbiguousSchedule",
@@ -67,6 +70,7 @@ __all__ = [
     "JobNotFound",
     "JobRetention",
     "JobStatus",
+    "JobStep",
     "JobType",
     "LogEntry",
     "Queue",
@@ -79,6 +83,9 @@ __all__ = [
     "ScheduleNotFound",
     "SchemaNotCurrent",
     "Skip",
+    "Step",
+    "StepContext",
+    "StepStatus",
     "StorageUnavailable",
     "StoreUnusable",
     "SubscriberTooSlow",

@@ -64,6 +64,8 @@ from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
 from runtime.store.worker_reads import unserved_queues
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 from runtime.workflows.dependencies import dependency_ids, insert_dependent
+from runtime.workflows.step_methods import StepMethods
+from runtime.workflows.steps import StepRunner
 
 log = logging.getLogger("callboard.runtime")
 
@@ -89,7 +91,7 @@ backoff): its type's concurrency slot is free again."""
 Params = Mapping[str, Any] | Any
 
 
-class Runtime(ControlMethods, ScheduleMethods):
+class Runtime(ControlMethods, ScheduleMethods, StepMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
     ``loop_watchdog``: seconds the event loop may go without running (a
@@ -233,6 +235,9 @@ class Runtime(ControlMethods, ScheduleMethods):
             capacities=self._capacities,
             wakeups=self._wakeups,
             on_slot_freed=self._slot_freed,
+            steps=StepRunner(
+                registry=self.registry, store=self.store, bus=self.bus, worker_id=self.worker_id
+            ),
         )
         self._supervisor = Supervisor(
             self._capacities(),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runtime.domain.clock import to_datetime
 from runtime.domain.status import JobStatus
+from runtime.domain.steps import JobStep, steps_from_records
 
 
 class Job(BaseModel):
@@ -63,6 +64,8 @@ class Job(BaseModel):
     wall_time: float | None = None
     cpu_time: float | None = None
     peak_memory: int | None = None
+    # A multi-step job's steps, in order (runtime.workflows.steps); None for others.
+    steps: list[JobStep] | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -84,6 +87,8 @@ class Job(BaseModel):
         values["status"] = _STATUSES[row["status"]]
         values["errors"] = values["errors"] or []
         values["params"] = values["params"] or {}
+        if values["steps"] is not None:
+            values["steps"] = steps_from_records(values["steps"])
         fields = _FIELD_SET if row.keys() >= _FIELD_SET else filter(row.__contains__, values)
         return _snapshot(cls, values, set(fields))
 
@@ -138,6 +143,8 @@ def _converted(name: str, value: Any) -> Any:
         return None if value is None else datetime.fromtimestamp(value, UTC)
     if name == "errors":
         return value or []
+    if name == "steps":
+        return None if value is None else steps_from_records(value)
     return value or {}  # params
 
 
@@ -156,7 +163,7 @@ _PLAIN = tuple(
     (name, field.get_default(call_default_factory=True)) for name, field in Job.model_fields.items()
 )
 _FIELD_SET = frozenset(Job.model_fields)
-_CONVERTED = frozenset({"status", "errors", "params", *_TIMES})
+_CONVERTED = frozenset({"status", "errors", "params", "steps", *_TIMES})
 _STATUSES = {status.value: status for status in JobStatus}
 
 
@@ -164,7 +171,7 @@ JobId = uuid.UUID | str  # a job id, or its text
 
 _CANCELING = frozenset({JobStatus.CANCELING.value, JobStatus.CANCELED.value})
 
-EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in"]
+EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in", "step"]
 
 
 class JobEvent(BaseModel):
@@ -203,6 +210,9 @@ class JobEvent(BaseModel):
     wall_time: float | None = None
     cpu_time: float | None = None
     peak_memory: int | None = None
+    # A ``step`` event's step of a multi-step job: its index (from 0) and status.
+    step: int | None = None
+    step_status: str | None = None
 
     @property
     def is_final(self) -> bool:

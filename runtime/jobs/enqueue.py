@@ -261,4 +261,5 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "cpu_time": None,
         "peak_memory": None,
         "has_dependents": False,
+        "steps": None,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -34,7 +34,7 @@ from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
 from runtime.jobs.logs import job_log_fields
 from runtime.jobs.outcomes import decide
-from runtime.jobs.registry import Registry
+from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.resources import metered, peak_memory
 from runtime.jobs.sync_handlers import ThreadLimiters, run_sync_handler
 from runtime.jobs.wakeups import Wakeups
@@ -47,6 +47,16 @@ log = logging.getLogger("callboard.executor")
 
 def _ignore_settled(result: Any, error: BaseException | None) -> None:
     """The settle callback of a claim nobody waits for any more."""
+
+
+class StepRunner(Protocol):
+    """Runs the jobs that have steps (``runtime.workflows.steps``) in place of a
+    handler, and settles their steps' records as an attempt ends."""
+
+    async def run(self, executor: Executor, state: RunState) -> Any: ...
+
+    def ended(self, state: RunState, outcome: Outcome, values: dict[str, Any], now: float) -> None:
+        """Amend ``values`` (what the finish records) for a job with steps."""
 
 
 class Executor:
@@ -65,6 +75,7 @@ class Executor:
         capacities: Callable[[], dict[str, int]] = dict,
         wakeups: Wakeups | None = None,
         on_slot_freed: Callable[[str, str], None] | None = None,
+        steps: StepRunner | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -76,6 +87,7 @@ class Executor:
         self._wakeups = wakeups  # what a finish tells other processes (PostgreSQL)
         self._notify = store.channel is not None and wakeups is not None
         self._on_slot_freed = on_slot_freed
+        self._steps = steps
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -157,6 +169,8 @@ class Executor:
 
     async def _run(self, state: RunState) -> Any:
         row = state.row
+        if row.get("steps") is not None and self._steps is not None:
+            return await self._steps.run(self, state)
         try:
             job_type = self._registry.get(row["type"])
             params = job_type.validate(row["params"])
@@ -166,6 +180,13 @@ class Executor:
         ctx = JobContext(self, state)
         if job_type.should_run is not None and not await call_maybe_async(job_type.should_run, ctx):
             raise Skip(f"should_run of job type {job_type.name!r} returned False")
+        return await self.call_handler(job_type, ctx, params, state)
+
+    async def call_handler(
+        self, job_type: JobType, ctx: JobContext, params: Any, state: RunState
+    ) -> Any:
+        """Run ``job_type``'s handler with ``ctx`` (a job's, or a step's of it)."""
+        row = state.row
         handler: Callable[[Any, Any], Any] = job_type.handler  # is_sync tells which
         sync = self._sync.get(job_type.name)
         if sync is None:
@@ -189,6 +210,8 @@ class Executor:
         self.flusher.forget(state)
         now = self.clock.now()
         values = decide(outcome, state.row, now, blocked=state.blocked)
+        if self._steps is not None and state.row.get("steps") is not None:
+            self._steps.ended(state, outcome, values, now)
         values.update(
             progress=values.get("progress", state.progress),
             progress_details=state.details,
@@ -349,12 +372,16 @@ class Executor:
                 attempt_started(row["id"], row["attempt"], self._worker, row["started_at"])
             )
 
-    async def save_checkpoint(self, state: RunState, value: Any) -> None:
+    async def save_checkpoint(
+        self, state: RunState, value: Any, *, version: int | None = None
+    ) -> None:
+        """Store ``value`` as the job's checkpoint, of ``version`` (its type's if None)."""
         problem = json_problem(value, nul=True)
         if problem is not None:
             raise ValueError(f"the checkpoint cannot be stored: {describe('state', problem)}")
         now = self.clock.now()
-        version = self._registry.get(state.row["type"]).version
+        if version is None:
+            version = self._registry.get(state.row["type"]).version
         stored = await self._store.write(
             SaveCheckpoint(state.job_id, self._worker, value, version, now)
         )

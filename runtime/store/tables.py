@@ -70,6 +70,8 @@ class JobRow(SQLModel, table=True):
     has_dependents: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, default=False)
     )
+    # A multi-step job's steps, each with its own record (runtime.workflows.steps).
+    steps: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class JobDependencyRow(SQLModel, table=True):

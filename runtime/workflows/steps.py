@@ -1,0 +1,361 @@
+"""Running multi-step jobs: the executor hands a job with steps to
+:class:`StepRunner`, which runs the steps in order, each with its own type's
+handler, context, retries and timeout.
+
+Every step's start and end is written (:class:`runtime.store.step_ops.SaveSteps`)
+before anything else happens, so a crash, a rescue, a suspend or a retry
+resumes at the step that had not ended, with its checkpoint (the job's
+checkpoint belongs to the step under way: the write that ends a step clears
+it). A step that waits for a retry with a delay does not hold its slot: the
+job is rescheduled for then (without spending one of its own attempts) and
+the next claim goes on at that step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+
+from actors import Ended, Outcome
+from runtime.domain.errors import (
+    Fail,
+    InvalidParams,
+    JobLost,
+    Retry,
+    Skip,
+    UnknownJobType,
+)
+from runtime.domain.models import event_from_row
+from runtime.domain.status import TERMINAL, JobStatus
+from runtime.domain.steps import StepStatus
+from runtime.domain.storable import describe, escaped, json_problem
+from runtime.jobs.checkpoints import upgraded_state
+from runtime.jobs.context import JobContext, RunState, call_maybe_async
+from runtime.jobs.events import EventBus
+from runtime.jobs.execution import Executor
+from runtime.jobs.progress import estimate_eta, make_report
+from runtime.jobs.registry import JobType, Registry
+from runtime.store import Store
+from runtime.store.step_ops import SaveSteps
+
+Record = dict[str, Any]
+_SCALARS = frozenset({type(None), str, int, float, bool})
+
+
+class StepRescheduled(Exception):
+    """A step failed with tries left and a delay: the job waits ``scheduled`` for it."""
+
+    def __init__(self, delay: float, message: str) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class StepContext(JobContext):
+    """What a step's handler sees as ``ctx``: the job's context, but its
+    progress is the step's (the job's combines its steps'), ``attempt`` counts
+    the step's tries, and ``checkpoint`` saves the step's state."""
+
+    def __init__(
+        self, executor: Executor, state: RunState, records: list[Record], index: int, version: int
+    ) -> None:
+        super().__init__(executor, state)
+        self._steps_executor = executor
+        self._records = records
+        self._index = index
+        self._version = version
+
+    @property
+    def step(self) -> int:
+        """This step's index in the job's steps, from 0."""
+        return self._index
+
+    @property
+    def attempt(self) -> int:
+        return int(self._records[self._index]["attempts"])
+
+    async def progress(
+        self,
+        percent: float | None = None,
+        *,
+        fraction: float | None = None,
+        current: float | None = None,
+        total: float | None = None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """As :meth:`JobContext.progress`, for this step: the job's progress is
+        its ended steps' share plus this step's share of the next."""
+        record = self._records[self._index]
+        report = make_report(
+            percent=percent,
+            fraction=fraction,
+            current=current,
+            total=total,
+            bytes_done=bytes_done,
+            bytes_total=bytes_total,
+            details=details,
+            previous=record["progress"],
+        )
+        record["progress"] = report.percent
+        state = self._state
+        now = self._steps_executor.clock.now()
+        state.progress = combined_progress(self._records)
+        state.details = report.details or state.details
+        state.eta = estimate_eta(now, state.since, state.progress_from, state.progress)
+        self._steps_executor.progress_changed(state, now)
+
+    async def checkpoint(self, state: Any) -> None:
+        """As :meth:`JobContext.checkpoint`: this step's state, which a resumed
+        job hands back to this step (the next step starts without one)."""
+        await self._steps_executor.save_checkpoint(self._state, state, version=self._version)
+
+
+def combined_progress(records: list[Record]) -> float:
+    """The job's percent: ended steps count whole, the others by their own progress."""
+    total = 0.0
+    for record in records:
+        done = StepStatus(record["status"]).is_done
+        total += 100.0 if done else record["progress"]
+    return total / len(records)
+
+
+class StepRunner:
+    """The executor's :class:`runtime.jobs.execution.StepRunner`."""
+
+    def __init__(self, *, registry: Registry, store: Store, bus: EventBus, worker_id: str) -> None:
+        self._registry, self._store, self._bus = registry, store, bus
+        self._worker = worker_id
+        self._live: dict[uuid.UUID, list[Record]] = {}  # running jobs' records, by id
+
+    async def run(self, executor: Executor, state: RunState) -> Any:
+        records = [dict(record) for record in state.row["steps"]]
+        self._live[state.job_id] = records
+        for index, record in enumerate(records):
+            if not StepStatus(record["status"]).is_done:
+                await self._run_step(executor, state, records, index)
+        return [record["result"] for record in records]
+
+    async def _run_step(
+        self, executor: Executor, state: RunState, records: list[Record], index: int
+    ) -> None:
+        record = records[index]
+        try:
+            step_type = self._registry.get(record["type"])
+            params = step_type.validate(record["params"])
+        except (UnknownJobType, InvalidParams) as err:
+            await self._failed(executor, state, records, index, f"cannot run step: {err}")
+            return
+        row = state.row
+        state.row = {
+            **row,
+            "checkpoint": upgraded_state(step_type, row["checkpoint"], row["checkpoint_version"]),
+        }
+        while True:
+            ctx = StepContext(executor, state, records, index, step_type.version)
+            if step_type.should_run is not None and not await call_maybe_async(
+                step_type.should_run, ctx
+            ):
+                why = f"should_run of job type {step_type.name!r} returned False"
+                await self._ended(executor, state, records, index, StepStatus.SKIPPED, error=why)
+                return
+            record.update(
+                status=StepStatus.RUNNING.value,
+                attempts=record["attempts"] + 1,
+                started_at=executor.clock.now(),
+                finished_at=None,
+            )
+            await self._save(executor, state, records, index)
+            try:
+                result = await self._call(executor, step_type, ctx, params, state)
+            except JobLost:
+                raise
+            except Skip as err:
+                await self._ended(executor, state, records, index, StepStatus.SKIPPED, str(err))
+                return
+            except Fail as err:
+                await self._failed(executor, state, records, index, str(err))
+                return
+            except Exception as err:
+                message = _message(err)
+                if record["attempts"] > record["max_retries"]:
+                    await self._failed(executor, state, records, index, message)
+                    return
+                delay = err.after if isinstance(err, Retry) and err.after is not None else None
+                delay = record["retry_delay"] if delay is None else delay
+                record.update(status=StepStatus.RETRYING.value, error=escaped(message)[0])
+                await self._save(executor, state, records, index)
+                if delay > 0:
+                    raise StepRescheduled(delay, _retry_note(record, index, message)) from err
+                continue
+            value, problem = _storable(result)
+            if problem is not None:
+                await self._failed(executor, state, records, index, problem)
+                return
+            record["result"] = value
+            await self._ended(executor, state, records, index, StepStatus.COMPLETED)
+            return
+
+    async def _call(
+        self,
+        executor: Executor,
+        step_type: JobType,
+        ctx: StepContext,
+        params: Any,
+        state: RunState,
+    ) -> Any:
+        if step_type.timeout is None:
+            return await executor.call_handler(step_type, ctx, params, state)
+        try:
+            with anyio.fail_after(step_type.timeout):
+                return await executor.call_handler(step_type, ctx, params, state)
+        except TimeoutError:
+            raise TimeoutError(f"step timed out after {step_type.timeout:g}s") from None
+
+    async def _failed(
+        self,
+        executor: Executor,
+        state: RunState,
+        records: list[Record],
+        index: int,
+        message: str,
+    ) -> None:
+        """The step failed for good: a mandatory one fails the job."""
+        record = records[index]
+        if not record["mandatory"]:
+            await self._ended(executor, state, records, index, StepStatus.FAILED, message)
+            JobContext(executor, state).warn(_failure_note(record, index, message))
+            return
+        for later in records[index + 1 :]:
+            later["status"] = StepStatus.SKIPPED.value
+        await self._ended(executor, state, records, index, StepStatus.FAILED, message)
+        raise Fail(_failure_note(record, index, message))
+
+    async def _ended(
+        self,
+        executor: Executor,
+        state: RunState,
+        records: list[Record],
+        index: int,
+        status: StepStatus,
+        error: str | None = None,
+    ) -> None:
+        record = records[index]
+        record.update(status=status.value, finished_at=executor.clock.now())
+        if status is StepStatus.COMPLETED:
+            record["progress"] = 100.0
+        if error is not None:
+            record["error"] = escaped(error)[0]
+        await self._save(executor, state, records, index, clear_checkpoint=True)
+
+    async def _save(
+        self,
+        executor: Executor,
+        state: RunState,
+        records: list[Record],
+        index: int,
+        *,
+        clear_checkpoint: bool = False,
+    ) -> None:
+        """Write the steps' records (durable when this returns) and announce the step."""
+        now = executor.clock.now()
+        state.progress = combined_progress(records)
+        stored = [dict(record) for record in records]
+        op = SaveSteps(state.job_id, self._worker, stored, state.progress, now, clear_checkpoint)
+        revision = await self._store.write(op)
+        if revision is None:
+            raise JobLost(state.job_id)
+        row = {**state.row, "steps": stored, "revision": revision}
+        if clear_checkpoint:
+            row.update(checkpoint=None, checkpoint_version=None)
+        state.row = row
+        self._announce(state, records, index, now)
+
+    def _announce(self, state: RunState, records: list[Record], index: int, now: float) -> None:
+        row = state.row
+        if not self._bus.wants(state.job_id, row.get("tenant_id")):
+            return
+        record = records[index]
+        live = {**row, "progress": state.progress, "progress_details": state.details}
+        message = f"step {index + 1}/{len(records)} {record['type']}: {record['status']}"
+        if record["error"] is not None and record["status"] != StepStatus.RUNNING.value:
+            message += f": {record['error']}"
+        event = event_from_row(live, now, "step", message)
+        self._bus.publish(event.model_copy(update={"step": index, "step_status": record["status"]}))
+
+    # -- the end of an attempt ----------------------------------------------------
+
+    def ended(self, state: RunState, outcome: Outcome, values: dict[str, Any], now: float) -> None:
+        """Amend what the executor records as the attempt ends: a step's retry
+        reschedules the job without spending its attempt; a step under way when
+        the job stops is recorded so (suspended, canceled, failed)."""
+        records = self._live.pop(state.job_id, None)
+        if outcome.ended is Ended.RAISED and isinstance(outcome.error, StepRescheduled):
+            values.clear()
+            values.update(
+                status=JobStatus.SCHEDULED.value,
+                scheduled_at=now + outcome.error.delay,
+                attempt=max(0, state.row["attempt"] - 1),
+                error=escaped(str(outcome.error))[0],
+                traceback=None,
+            )
+            return
+        if records is None:
+            return
+        status = values["status"]
+        under_way = {StepStatus.RUNNING.value, StepStatus.RETRYING.value}
+        changed = False
+        for record in records:
+            if record["status"] in under_way:
+                record["status"], record["finished_at"] = _stopped(outcome, status), now
+                if outcome.ended is Ended.INTERRUPTED:  # shutdown: the try does not count
+                    record["attempts"] = max(0, record["attempts"] - 1)
+                changed = True
+            elif record["status"] == StepStatus.PENDING.value and status in TERMINAL:
+                record["status"] = StepStatus.SKIPPED.value
+                changed = True
+        if changed:
+            values["steps"] = records
+
+
+def _stopped(outcome: Outcome, status: str) -> str:
+    """The status of the step under way as its job stops with ``status``."""
+    if status == JobStatus.SUSPENDED.value:
+        return StepStatus.SUSPENDED.value
+    if status == JobStatus.CANCELED.value or outcome.ended is Ended.CANCELED:
+        return StepStatus.CANCELED.value
+    if status in TERMINAL:
+        return StepStatus.FAILED.value
+    return StepStatus.PENDING.value  # run again: interrupted, or the job retries
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, Retry):
+        return str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _storable(value: Any) -> tuple[Any, str | None]:
+    """The step's result as stored, or why it cannot be."""
+    if type(value) not in _SCALARS and isinstance(value, BaseModel):
+        try:
+            value = value.model_dump(mode="json")
+        except Exception as err:
+            return None, f"the result cannot be stored: model_dump failed: {err}"
+    problem = json_problem(value, nul=True) if value is not None else None
+    if problem is not None:
+        return None, f"the result cannot be stored: {describe('result', problem)}"
+    return value, None
+
+
+def _failure_note(record: Record, index: int, message: str) -> str:
+    kind = "mandatory" if record["mandatory"] else "optional"
+    return f"{kind} step {index + 1} ({record['type']}) failed: {message}"
+
+
+def _retry_note(record: Record, index: int, message: str) -> str:
+    return f"step {index + 1} ({record['type']}) failed, will retry: {message}"
