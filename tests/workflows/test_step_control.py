@@ -1,0 +1,115 @@
+"""Cancel, suspend and resume act on a whole multi-step job; a resumed job
+goes on at the step it stopped in, from that step's checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+from pydantic import BaseModel
+
+from runtime import JobContext, JobStatus, Registry, Runtime, Step, StepStatus
+
+pytestmark = pytest.mark.trio
+
+S = JobStatus
+
+
+class Count(BaseModel):
+    name: str
+    to: int = 1
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, bool]] = []  # name, checkpoint, resumed
+        self.reached: dict[str, trio.Event] = {}
+
+    def reached_half(self, name: str) -> trio.Event:
+        return self.reached.setdefault(name, trio.Event())
+
+
+@pytest.fixture
+def counter(registry: Registry) -> Counter:
+    counter = Counter()
+
+    @registry.job(name="count", max_retries=0)
+    async def count(ctx: JobContext, params: Count) -> int:
+        state = ctx.checkpoint_state
+        counter.calls.append((params.name, state, ctx.resumed))
+        start = state["at"] if state else 0
+        for at in range(start, params.to):
+            await ctx.checkpoint({"at": at + 1})
+            await ctx.progress(current=at + 1, total=params.to)
+            if at + 1 == params.to // 2:
+                counter.reached_half(params.name).set()
+            await trio.sleep(1)
+        return params.to
+
+    return counter
+
+
+async def test_suspend_and_resume_continue_at_the_step_from_its_checkpoint(
+    make_runtime: Callable[..., Runtime], counter: Counter, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime() as rt:
+        job = await rt.enqueue_steps(
+            [Step("count", {"name": "a", "to": 2}), Step("count", {"name": "b", "to": 10})]
+        )
+        await counter.reached_half("b").wait()
+        await rt.suspend(job.id)
+        async for event in rt.events(job.id):
+            if event.status is S.SUSPENDED:
+                break
+        parked = await rt.get(job.id)
+        await rt.resume(job.id)
+        done = await rt.wait(job.id)
+    assert parked.status is S.SUSPENDED and parked.steps is not None
+    assert [s.status for s in parked.steps] == [StepStatus.COMPLETED, StepStatus.SUSPENDED]
+    assert parked.checkpoint == {"at": 5}
+    assert done.status is S.COMPLETED and done.result == [2, 10]
+    assert counter.calls == [
+        ("a", None, False),
+        ("b", None, False),  # the first step's checkpoint ended with it
+        ("b", {"at": 5}, True),  # step a is not run again
+    ]
+    assert done.steps is not None and [s.attempts for s in done.steps] == [1, 2]
+
+
+async def test_cancel_ends_the_whole_job_and_its_steps(
+    make_runtime: Callable[..., Runtime], counter: Counter, mock_clock: trio.testing.MockClock
+) -> None:
+    async with make_runtime() as rt:
+        job = await rt.enqueue_steps(
+            [
+                Step("count", {"name": "a", "to": 2}),
+                Step("count", {"name": "b", "to": 10}),
+                Step("count", {"name": "c"}),
+            ]
+        )
+        await counter.reached_half("b").wait()
+        await rt.cancel(job.id, reason="enough")
+        done = await rt.wait(job.id)
+    assert done.status is S.CANCELED and done.cancel_reason == "enough"
+    assert done.steps is not None
+    assert [s.status for s in done.steps] == [
+        StepStatus.COMPLETED,
+        StepStatus.CANCELED,
+        StepStatus.SKIPPED,
+    ]
+    assert [name for name, *_ in counter.calls] == ["a", "b"]
+
+
+async def test_a_suspended_waiting_multi_step_job_resumes_at_its_first_step(
+    make_runtime: Callable[..., Runtime], counter: Counter
+) -> None:
+    async with make_runtime(workers=False) as rt:
+        job = await rt.enqueue_steps([Step("count", {"name": "a"})])
+        assert (await rt.suspend(job.id)).status is S.SUSPENDED
+        await rt.resume(job.id)
+    with trio.fail_after(30):
+        async with make_runtime() as rt:
+            done = await rt.wait(job.id)
+    assert done.status is S.COMPLETED and done.result == [1]
