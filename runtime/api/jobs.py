@@ -53,7 +53,8 @@ def add_routes(api: Api, state: ApiState) -> None:
         """Store a job of a registered type. 201 with the new job; 200 with the existing
         one when its idempotency key (or, for a unique type, equal params) is known."""
         req = call.body_as(EnqueueRequest)
-        rt.registry.get_public(req.type)  # an internal type is unknown here
+        for name in _type_names(req):
+            rt.registry.get_public(name)  # an internal type is unknown here
         if req.status_hook is not None:
             _check_hook(state.config.hook_policy, req.status_hook)
         tenant = call.principal.tenant_id
@@ -63,16 +64,29 @@ def add_routes(api: Api, state: ApiState) -> None:
                 return json_response(found, 200)
         before = rt.clock.now()
         try:
-            job = await rt.enqueue(
-                req.type,
-                req.params,
-                idempotency_key=req.idempotency_key,
-                depends_on=req.depends_on,
-                run_on_failure=req.run_on_failure,
-                **_options(req),
-                tenant_id=tenant,
-                user_id=call.principal.name,
-            )
+            if req.steps is not None:
+                job = await rt.enqueue_steps(
+                    [step.model_dump() for step in req.steps],
+                    step_defaults=req.step_defaults,
+                    idempotency_key=req.idempotency_key,
+                    depends_on=req.depends_on,
+                    run_on_failure=req.run_on_failure,
+                    **_options(req),
+                    tenant_id=tenant,
+                    user_id=call.principal.name,
+                )
+            else:
+                assert req.type is not None  # the request model requires type or steps
+                job = await rt.enqueue(
+                    req.type,
+                    req.params,
+                    idempotency_key=req.idempotency_key,
+                    depends_on=req.depends_on,
+                    run_on_failure=req.run_on_failure,
+                    **_options(req),
+                    tenant_id=tenant,
+                    user_id=call.principal.name,
+                )
         except CallboardError:
             raise
         except ValueError as err:
@@ -252,3 +266,10 @@ def _options(req: EnqueueRequest) -> dict[str, Any]:
     if req.lock_key is not None:
         options["lock_key"] = req.lock_key
     return options
+
+
+def _type_names(req: EnqueueRequest) -> list[str]:
+    """The job types a request names: its own, or its steps'."""
+    if req.steps is not None:
+        return [step.type for step in req.steps]
+    return [req.type] if req.type is not None else []

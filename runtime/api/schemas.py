@@ -29,6 +29,7 @@ from runtime.domain.status import filter_statuses
 from runtime.jobs.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
 from runtime.jobs.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
 from runtime.workflows.dependencies import DEPENDENCIES_MAX
+from runtime.workflows.step_specs import STEPS_MAX
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 200
@@ -75,11 +76,45 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-class EnqueueRequest(_Request):
-    """``POST /jobs``: one job to store."""
+class StepRequest(_Request):
+    """One step of a multi-step job (``POST /jobs`` with ``steps``)."""
 
     type: str = Field(min_length=1, max_length=NAME_MAX, description="a registered job type")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="checked by the type, over step_defaults"
+    )
+    mandatory: bool = Field(
+        default=True, description="if it fails for good, the job fails and skips the rest"
+    )
+    max_retries: int | None = Field(
+        default=None, ge=0, le=1000, description="the step's own retries (default: its type's)"
+    )
+    retry_delay: float | None = Field(
+        default=None, ge=0, le=TIMEOUT_MAX, description="seconds before each retry of the step"
+    )
+
+
+class EnqueueRequest(_Request):
+    """``POST /jobs``: one job to store: of one ``type``, or a list of ``steps``."""
+
+    type: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=NAME_MAX,
+        description="a registered job type (give type or steps)",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="checked by the type")
+    steps: list[StepRequest] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=STEPS_MAX,
+        description="a multi-step job: steps run in order (give type or steps)",
+    )
+    step_defaults: dict[str, Any] | None = Field(
+        default=None,
+        description="with steps: params every step gets unless it sets them (only the"
+        " names its type declares)",
+    )
     queue: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
     delay: float | None = Field(default=None, ge=0, le=DELAY_MAX, description="seconds")
@@ -127,6 +162,12 @@ class EnqueueRequest(_Request):
     def _when(self) -> EnqueueRequest:
         if self.delay is not None and self.at is not None:
             raise ValueError("give delay or at, not both")
+        if (self.type is None) == (self.steps is None):
+            raise ValueError("give type (with params) or steps, not both")
+        if self.steps is not None and self.params:
+            raise ValueError("a job with steps takes no params: give each step its own")
+        if self.steps is None and self.step_defaults is not None:
+            raise ValueError("step_defaults go with steps")
         return self
 
 

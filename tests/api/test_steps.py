@@ -1,0 +1,81 @@
+"""Multi-step jobs over HTTP: ``POST /api/v1/jobs`` with ``steps`` and
+``step_defaults``, read back with each step's record."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Harness
+
+pytestmark = pytest.mark.trio
+
+
+async def test_post_steps_creates_a_multi_step_job_and_get_shows_its_steps(
+    harness: Harness,
+) -> None:
+    status, job = await harness.body(
+        "POST",
+        "/api/v1/jobs",
+        who="acme",
+        json={
+            "steps": [
+                {"type": "numbers", "params": {"count": 3}},
+                {"type": "echo", "params": {"value": "hi"}, "mandatory": False},
+                {"type": "numbers", "params": {"count": 4, "label": "own"}, "max_retries": 2},
+            ],
+            "step_defaults": {"label": "shared"},
+            "description": "three steps",
+        },
+    )
+    assert status == 201, job
+    assert job["type"] == "callboard.steps" and job["tenant_id"] == "acme"
+    assert [s["status"] for s in job["steps"]] == ["pending"] * 3
+    assert job["steps"][0]["params"] == {"count": 3, "label": "shared"}
+    assert job["steps"][1]["params"] == {"value": "hi"}  # echo declares no label
+    assert job["steps"][2]["params"] == {"count": 4, "label": "own"}
+    assert [s["mandatory"] for s in job["steps"]] == [True, False, True]
+    assert job["steps"][2]["max_retries"] == 2
+    await harness.rt.wait(job["id"], timeout=30)
+    status, done = await harness.body("GET", f"/api/v1/jobs/{job['id']}", who="acme")
+    assert status == 200
+    assert done["status"] == "completed" and done["result"] == [3, "hi", 4]
+    assert [s["status"] for s in done["steps"]] == ["completed"] * 3
+    assert [s["attempts"] for s in done["steps"]] == [1, 1, 1]
+    assert all(s["started_at"] and s["finished_at"] for s in done["steps"])
+    status, plain = await harness.body("POST", "/api/v1/jobs", json={"type": "echo"})
+    assert plain["steps"] is None
+
+
+async def test_bad_steps_are_422_naming_the_step_and_store_nothing(harness: Harness) -> None:
+    before = await harness.rt.count()
+    bad = [
+        ({"steps": [{"type": "numbers", "params": {"count": "many"}}]}, "invalid_params"),
+        ({"steps": [{"type": "nope"}]}, "unknown_job_type"),
+        ({"steps": [{"type": "callboard.hook"}]}, "unknown_job_type"),
+        ({"steps": []}, "validation_error"),
+        ({"type": "echo", "steps": [{"type": "echo"}]}, "validation_error"),
+        ({"steps": [{"type": "echo"}], "params": {"value": 1}}, "validation_error"),
+        ({"type": "echo", "step_defaults": {"value": 1}}, "validation_error"),
+        ({"steps": [{"type": "echo"}], "step_defaults": {"nothing": 1}}, "invalid_request"),
+        ({"steps": [{"type": "echo", "retries": 1}]}, "validation_error"),
+    ]
+    for body, error in bad:
+        status, answer = await harness.body("POST", "/api/v1/jobs", json=body)
+        assert (status, answer["error"]) == (422, error), (body, answer)
+    status, answer = await harness.body(
+        "POST",
+        "/api/v1/jobs",
+        json={"steps": [{"type": "echo"}, {"type": "numbers", "params": {"count": -1}}]},
+    )
+    assert answer["details"][0]["step"] == 1 and answer["details"][0]["loc"] == ["count"]
+    assert await harness.rt.count() == before
+
+
+async def test_the_openapi_document_describes_steps(harness: Harness) -> None:
+    status, doc = await harness.body("GET", "/api/v1/openapi.json")
+    assert status == 200
+    schemas = doc["components"]["schemas"]
+    request = schemas["EnqueueRequest"]["properties"]
+    assert {"steps", "step_defaults", "type"} <= set(request)
+    assert "StepRequest" in schemas and "JobStep" in schemas
+    assert "steps" in schemas["Job"]["properties"]
