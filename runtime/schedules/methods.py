@@ -19,6 +19,7 @@ from anyio.abc import TaskStatus
 from runtime.domain.clock import Clock
 from runtime.domain.errors import InvalidSchedule, ScheduleNotFound
 from runtime.domain.models import Job
+from runtime.domain.steps import STEPS_TYPE
 from runtime.domain.storable import check_text
 from runtime.jobs.enqueue import build_rows, storable_params
 from runtime.jobs.events import EventBus
@@ -42,6 +43,8 @@ from runtime.schedules.spec import FieldValue
 from runtime.store import Store
 from runtime.store.schedule_ops import FireNow, RemoveSchedule, SaveSchedule, SetSchedulePaused
 from runtime.store.schedule_reads import SCHEDULE_LIST_LIMIT_MAX, find_schedule, list_schedules
+from runtime.workflows.step_schedules import schedule_params, scheduled_steps_row
+from runtime.workflows.step_specs import Step
 
 ScheduleJobType = str | Callable[..., Any] | JobType
 
@@ -66,9 +69,11 @@ class ScheduleMethods:
 
     async def add_schedule(
         self,
-        job_type: ScheduleJobType,
+        job_type: ScheduleJobType | None = None,
         params: Mapping[str, Any] | Any = None,
         *,
+        steps: Sequence[Step | Mapping[str, Any]] | None = None,
+        step_defaults: Mapping[str, Any] | None = None,
         every: str | float | timedelta | None = None,
         cron: str | None = None,
         cron_seconds: CronSeconds | None = None,
@@ -99,11 +104,15 @@ class ScheduleMethods:
         identical definition changes nothing. Its jobs go to ``queue`` (else
         their type's) and carry ``tenant_id`` and ``user_id``.
 
+        Instead of ``job_type`` and ``params``, ``steps`` (and
+        ``step_defaults``) make each firing a multi-step job, as
+        :meth:`Runtime.enqueue_steps` takes them; the schedule's ``job_type``
+        is then ``callboard.steps`` and its params hold the steps.
+
         Raises :class:`UnknownJobType`, :class:`InvalidParams` or
         :class:`InvalidSchedule` and stores nothing when the input is bad.
         """
-        jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
-        values = storable_params(jt, params)
+        type_name, values = self._schedule_job(job_type, params, steps, step_defaults)
         check_options(
             overlap,
             misfire,
@@ -133,7 +142,7 @@ class ScheduleMethods:
         row = {
             "id": schedule_id,
             "name": name if name is not None else schedule_id,
-            "job_type": jt.name,
+            "job_type": type_name,
             "params": values,
             "trigger": dump_trigger(trigger),
             "tz": tz,
@@ -208,16 +217,25 @@ class ScheduleMethods:
         ``"skip"`` or ``"allow"`` it starts at once. Works on paused schedules.
         """
         found = await self.get_schedule(schedule_id, tenant_id=tenant_id)
-        jt = self.registry.get(found.job_type)
         now = self.clock.now()
-        job = build_rows(
-            jt,
-            [found.params],
-            now=now,
-            tenant_id=found.tenant_id,
-            queue=found.queue,
-            user_id=found.user_id,
-        )[0]
+        if found.job_type == STEPS_TYPE:
+            job = scheduled_steps_row(
+                self.registry,
+                found.params,
+                now=now,
+                tenant_id=found.tenant_id,
+                queue=found.queue,
+                user_id=found.user_id,
+            )
+        else:
+            job = build_rows(
+                self.registry.get(found.job_type),
+                [found.params],
+                now=now,
+                tenant_id=found.tenant_id,
+                queue=found.queue,
+                user_id=found.user_id,
+            )[0]
         if found.overlap is Overlap.QUEUE and job["lock_key"] is None:
             job["lock_key"] = QUEUE_LOCK_PREFIX + found.id
         row, stored = await self.store.write(FireNow(found.id, tenant_id, job, now))
@@ -235,6 +253,26 @@ class ScheduleMethods:
     def scheduler_statistics(self) -> SchedulerStatistics | None:
         """The scheduler's counters; None when this runtime runs no scheduler."""
         return None if self._scheduler is None else self._scheduler.statistics()
+
+    def _schedule_job(
+        self,
+        job_type: ScheduleJobType | None,
+        params: Mapping[str, Any] | Any,
+        steps: Sequence[Step | Mapping[str, Any]] | None,
+        step_defaults: Mapping[str, Any] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The job type a new schedule names and its stored params."""
+        if (job_type is None) == (steps is None):
+            raise ValueError("give job_type (with params) or steps, not both")
+        if steps is not None:
+            if params is not None:
+                raise ValueError("a schedule of steps takes no params: give each step its own")
+            return STEPS_TYPE, schedule_params(self.registry, steps, step_defaults)
+        if step_defaults is not None:
+            raise ValueError("step_defaults go with steps")
+        assert job_type is not None  # one of the two, as checked above
+        jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
+        return jt.name, storable_params(jt, params)
 
     # -- wiring -------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from runtime.domain.clock import Clock
 from runtime.domain.errors import InvalidParams, StorageUnavailable, UnknownJobType
+from runtime.domain.steps import STEPS_TYPE
 from runtime.jobs.enqueue import build_rows, new_job_id
 from runtime.jobs.events import EventBus, JobSubscription
 from runtime.jobs.outages import through_outages
@@ -40,6 +41,7 @@ from runtime.schedules.spec import IntervalTrigger, Trigger
 from runtime.store import Store
 from runtime.store.schedule_ops import Fired, FireSchedules, Firing
 from runtime.store.schedule_reads import changed_since, finished_jobs
+from runtime.workflows.step_schedules import scheduled_job_type, scheduled_steps_row
 
 Row = dict[str, Any]
 JobsMade = Callable[[Sequence[Row]], None]
@@ -287,7 +289,7 @@ class Scheduler:
         row = entry.row
         assert entry.due is not None
         try:
-            job_type = self._registry.get(row["job_type"])
+            job_type = scheduled_job_type(self._registry, row["job_type"], row["params"])
         except UnknownJobType:
             self._skip_unknown(entry)
             return None
@@ -358,15 +360,25 @@ class Scheduler:
         if entry.template is not None and entry.template_of == key:
             return entry.template
         try:
-            template = build_rows(
-                job_type,
-                [row["params"]],
-                now=0.0,
-                tenant_id=row["tenant_id"],
-                queue=queue,
-                user_id=user_id,
-            )[0]
-        except InvalidParams as err:
+            if row["job_type"] == STEPS_TYPE:
+                template = scheduled_steps_row(
+                    self._registry,
+                    row["params"],
+                    now=0.0,
+                    tenant_id=row["tenant_id"],
+                    queue=queue,
+                    user_id=user_id,
+                )
+            else:
+                template = build_rows(
+                    job_type,
+                    [row["params"]],
+                    now=0.0,
+                    tenant_id=row["tenant_id"],
+                    queue=queue,
+                    user_id=user_id,
+                )[0]
+        except (InvalidParams, UnknownJobType, ValueError, TypeError) as err:
             log.error("schedule %r made no job: its params no longer fit: %s", row["name"], err)
             return None
         if row["overlap"] == Overlap.QUEUE and template["lock_key"] is None:
