@@ -15,11 +15,12 @@ from quart import Response
 from runtime.api.auth import Role
 from runtime.api.errors import ApiError
 from runtime.api.routing import Api, Call, json_response
-from runtime.api.schemas import NAME_MAX, _Request
+from runtime.api.schemas import NAME_MAX, StepRequest, _Request
 from runtime.api.state import ApiState
 from runtime.domain.errors import CallboardError
 from runtime.domain.models import Job
 from runtime.schedules.model import Misfire, Overlap, Schedule
+from runtime.workflows.step_specs import STEPS_MAX
 
 TAG = "schedules"
 SCHEDULE_PAGE_SIZE_MAX = 200
@@ -28,10 +29,18 @@ CalendarValue = int | str | list[int | str]
 
 
 class ScheduleCreate(_Request):
-    """``POST /schedules``: exactly one of ``every``, ``cron``, ``at`` and ``fields``."""
+    """``POST /schedules``: exactly one of ``every``, ``cron``, ``at`` and ``fields``;
+    ``job_type`` (with ``params``) or ``steps`` (with ``step_defaults``)."""
 
-    job_type: str = Field(min_length=1, max_length=NAME_MAX)
-    params: dict[str, Any] = Field(default_factory=dict)
+    job_type: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    params: dict[str, Any] | None = None
+    steps: list[StepRequest] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=STEPS_MAX,
+        description="each firing makes a multi-step job of these steps",
+    )
+    step_defaults: dict[str, Any] | None = None
     every: str | float | None = Field(
         default=None, description='"15 minutes", "2 days", "continuous", or seconds'
     )
@@ -107,12 +116,18 @@ def add_routes(api: Api, state: ApiState) -> None:
     async def create_schedule(call: Call) -> Response:
         """Store a schedule; it makes jobs of ``job_type`` with ``params`` on its slots."""
         req = call.body_as(ScheduleCreate)
-        options = req.model_dump(exclude={"job_type", "params"}, exclude_none=True)
-        rt.registry.get_public(req.job_type)  # an internal type is unknown here
+        jobs = {"job_type", "params", "steps", "step_defaults"}
+        options = req.model_dump(exclude=jobs, exclude_none=True)
+        names = [s.type for s in req.steps] if req.steps is not None else [req.job_type]
+        for name in names:
+            if name is not None:
+                rt.registry.get_public(name)  # an internal type is unknown here
         try:
             schedule = await rt.add_schedule(
                 req.job_type,
-                req.params,
+                req.params if req.params is not None or req.steps is not None else {},
+                steps=[s.model_dump() for s in req.steps] if req.steps is not None else None,
+                step_defaults=req.step_defaults,
                 tenant_id=call.principal.tenant_id,
                 user_id=call.principal.name,
                 **options,

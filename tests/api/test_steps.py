@@ -79,3 +79,31 @@ async def test_the_openapi_document_describes_steps(harness: Harness) -> None:
     assert {"steps", "step_defaults", "type"} <= set(request)
     assert "StepRequest" in schemas and "JobStep" in schemas
     assert "steps" in schemas["Job"]["properties"]
+
+
+async def test_a_schedule_of_steps_over_http_fires_multi_step_jobs(harness: Harness) -> None:
+    status, schedule = await harness.body(
+        "POST",
+        "/api/v1/schedules",
+        json={
+            "steps": [{"type": "numbers", "params": {"count": 1}}, {"type": "echo"}],
+            "step_defaults": {"label": "nightly"},
+            "every": "1 day",
+            "name": "nightly",
+        },
+    )
+    assert status == 201, schedule
+    assert schedule["job_type"] == "callboard.steps"
+    status, job = await harness.body("POST", f"/api/v1/schedules/{schedule['id']}/trigger")
+    assert status == 201 and job["type"] == "callboard.steps"
+    assert job["steps"][0]["params"] == {"count": 1, "label": "nightly"}
+    done = await harness.rt.wait(job["id"], timeout=30)
+    assert done.status == "completed" and done.result == [1, None]
+    status, body = await harness.body(
+        "POST",
+        "/api/v1/schedules",
+        json={"steps": [{"type": "callboard.hook"}], "every": "1 day"},
+    )
+    assert (status, body["error"]) == (422, "unknown_job_type")
+    status, body = await harness.body("POST", "/api/v1/schedules", json={"every": "1 day"})
+    assert (status, body["error"]) == (422, "invalid_schedule")
