@@ -570,7 +570,7 @@ class Hooks:
 
 
 def _hooked(event: JobEvent) -> bool:
-    return bool(event.status_hook) and event.kind in ("status", "check_in")
+    return bool(event.status_hook) and event.kind in ("status", "check_in", "step")
 
 
 def _until(rt: Runtime, job: Job) -> float:
@@ -601,4 +601,7 @@ def _metadata(event: JobEvent) -> dict[str, Any]:
         "cancel_reason": event.cancel_reason,
         "check_in_at": event.check_in_at.isoformat() if event.check_in_at is not None else None,
         "at": event.at.isoformat() if event.at is not None else None,
+        # A multi-step job's step that started or ended (``step`` events).
+        "step": event.step,
+        "step_status": event.step_status,
     }

@@ -33,7 +33,7 @@ def merge(job: dict[str, Any], event: SseEvent) -> dict[str, Any]:
         job["check_in"] = data.get("message")
     elif data.get("check_in"):
         job["check_in"] = data["check_in"]
-    if event.kind in ("status", "warning") and data.get("message"):
+    if event.kind in ("status", "warning", "step") and data.get("message"):
         job["message"] = data["message"]
     return job
 

@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
+import pytest
+import trio
+
+from runtime import Registry, Runtime, Step
+from runtime.api.hooks import Hooks, HookSettings
 from tests.api.conftest import Harness
+from tests.api.hook_receiver import LOOPBACK, SECRET, receiving, running
+from tests.api.jobs import Gates, register
+from tests.api.sse import open_stream
 
 pytestmark = pytest.mark.trio
 
@@ -107,3 +115,53 @@ async def test_a_schedule_of_steps_over_http_fires_multi_step_jobs(harness: Harn
     assert (status, body["error"]) == (422, "unknown_job_type")
     status, body = await harness.body("POST", "/api/v1/schedules", json={"every": "1 day"})
     assert (status, body["error"]) == (422, "invalid_schedule")
+
+
+async def test_status_hooks_see_the_job_move_step_by_step(
+    make_runtime: Callable[..., Runtime], registry: Registry
+) -> None:
+    register(registry, Gates())
+    settings = HookSettings(SECRET, attempts=3, backoff=0.02, order_wait=0.01, policy=LOOPBACK)
+    hooks = Hooks(registry, settings)
+    with trio.fail_after(30):
+        async with receiving() as receiver, running(make_runtime, hooks) as rt:
+            job = await rt.enqueue_steps(
+                [Step("echo", {"value": 1}), Step("boom", {"value": 2}, mandatory=False)],
+                status_hook=receiver.url,
+            )
+            await receiver.wait_for(lambda rs: any(r.body["status"] == "completed" for r in rs))
+    sent = [
+        (r.body["revision"], r.body["metadata"]["event"], r.body["metadata"]["step"],
+         r.body["metadata"]["step_status"] or r.body["status"])
+        for r in receiver.requests
+    ]  # fmt: skip
+    assert sent == [
+        (1, "status", None, "waiting"),
+        (2, "status", None, "running"),
+        (3, "step", 0, "running"),
+        (4, "step", 0, "completed"),
+        (5, "step", 1, "running"),
+        (6, "step", 1, "failed"),
+        (7, "status", None, "completed"),
+    ]
+    assert {r.body["job_id"] for r in receiver.requests} == {str(job.id)}
+
+
+async def test_the_job_event_stream_shows_each_step(harness: Harness) -> None:
+    await harness.body("POST", "/api/v1/queues/default/pause")
+    _, job = await harness.body(
+        "POST",
+        "/api/v1/jobs",
+        json={"steps": [{"type": "echo"}, {"type": "gate", "params": {"name": "g"}}]},
+    )
+    with trio.fail_after(10):
+        async with open_stream(harness, f"/api/v1/jobs/{job['id']}/events") as stream:
+            first = await stream.next()
+            assert first.event == "snapshot" and first.data["steps"][1]["status"] == "pending"
+            await harness.body("POST", "/api/v1/queues/default/resume")
+            frames = await stream.until("step", step=1, step_status="running")
+            harness.gates.open("g")
+            frames += await stream.until("status", status="completed")
+    steps = [(f.data["step"], f.data["step_status"]) for f in frames if f.event == "step"]
+    assert steps == [(0, "running"), (0, "completed"), (1, "running"), (1, "completed")]
+    assert frames[-2].event == "step" and frames[-2].data["message"] == ("step 2/2 gate: completed")
