@@ -78,3 +78,27 @@ def steps_from_records(records: Sequence[Mapping[str, Any]]) -> list[JobStep]:
         values["status"] = StepStatus(values.get("status", StepStatus.PENDING))
         steps.append(JobStep.model_construct(**values))
     return steps
+
+
+def retried_records(steps: Sequence[JobStep]) -> list[dict[str, Any]]:
+    """The step records of a multi-step job a manual retry runs again: its
+    completed steps stay as they are (with their results), every other step
+    starts afresh."""
+    records = []
+    for step in steps:
+        record = step.model_dump(mode="json")
+        for name in _STEP_TIMES:
+            moment = getattr(step, name)
+            record[name] = None if moment is None else moment.timestamp()
+        if step.status is not StepStatus.COMPLETED:
+            record.update(
+                status=StepStatus.PENDING.value,
+                attempts=0,
+                progress=0.0,
+                error=None,
+                result=None,
+                started_at=None,
+                finished_at=None,
+            )
+        records.append(record)
+    return records

@@ -23,6 +23,7 @@ from runtime.domain.errors import (
 from runtime.domain.logs import LogEntry, parse_level
 from runtime.domain.models import Job, JobId
 from runtime.domain.status import ACTIVE, PENDING, JobStatus
+from runtime.domain.steps import retried_records
 from runtime.domain.storable import check_text
 from runtime.jobs.context import HookContext, call_maybe_async
 from runtime.jobs.registry import JobType, Registry
@@ -142,7 +143,8 @@ class ControlMethods:
     # -- retry ----------------------------------------------------------------
 
     async def retry(self, job_id: JobId, *, tenant_id: str | None = None) -> Job:
-        """Run a failed, timed-out or canceled job again: same id, next attempt."""
+        """Run a failed, timed-out or canceled job again: same id, next attempt
+        (a multi-step job's completed steps are kept, the others run again)."""
         job = await self.get(job_id, tenant_id=tenant_id)
         now = self.clock.now()
         again = {
@@ -152,6 +154,8 @@ class ControlMethods:
             "updated_at": now,
             "cancel_reason": None,
         }
+        if job.steps is not None:  # a multi-step job goes on at its first step not completed
+            again["steps"] = retried_records(job.steps)
         moves = {s: again for s in (S.FAILED, S.TIMEOUT, S.CANCELED)}
         try:
             row = await self._transition(Transition(job.id, "retry", moves, tenant_id))

@@ -113,3 +113,34 @@ async def test_a_suspended_waiting_multi_step_job_resumes_at_its_first_step(
         async with make_runtime() as rt:
             done = await rt.wait(job.id)
     assert done.status is S.COMPLETED and done.result == [1]
+
+
+async def test_a_manual_retry_keeps_the_completed_steps_and_runs_the_others_again(
+    make_runtime: Callable[..., Runtime], registry: Registry
+) -> None:
+    broken = {"b": True}
+    ran: list[str] = []
+
+    @registry.job(name="flaky", max_retries=0)
+    async def flaky(ctx: JobContext, params: Count) -> str:
+        ran.append(params.name)
+        if broken.get(params.name):
+            raise RuntimeError(f"{params.name} broke")
+        return params.name
+
+    with trio.fail_after(30):
+        async with make_runtime() as rt:
+            job = await rt.enqueue_steps(
+                [Step("flaky", {"name": n}) for n in ("a", "b", "c")], max_retries=0
+            )
+            failed = await rt.wait(job.id)
+            broken["b"] = False
+            again = await rt.retry(job.id)
+            done = await rt.wait(job.id)
+    assert failed.status is S.FAILED and failed.steps is not None
+    assert [s.status for s in failed.steps] == ["completed", "failed", "skipped"]
+    assert again.steps is not None
+    assert [s.status for s in again.steps] == ["completed", "pending", "pending"]
+    assert again.steps[1].attempts == 0 and again.steps[1].error is None
+    assert done.status is S.COMPLETED and done.result == ["a", "b", "c"]
+    assert ran == ["a", "b", "b", "c"]
