@@ -35,6 +35,37 @@ function jobLink(value) {
     : h("code", json(value));
 }
 
+// A multi-step job's steps, one row each: what it runs, how it went.
+function stepsTable(steps) {
+  const outcome = (step) =>
+    step.error
+      ? h("code.error-text", step.error)
+      : step.result !== null && step.result !== undefined
+        ? h("code", json(step.result))
+        : "";
+  return h(
+    "table.steps",
+    h("thead", h("tr", ["#", "Type", "Status", "Tries", "Progress", "Started", "Finished", "Error or result"].map((t) => h("th", t)))),
+    h(
+      "tbody",
+      steps.map((step, index) =>
+        h(
+          "tr",
+          { dataset: { step: String(index) } },
+          h("td", String(index + 1)),
+          h("td", h("code", step.type), step.mandatory ? "" : " (optional)"),
+          h("td", h(`span.badge.s-${step.status}`, step.status)),
+          h("td", `${step.attempts} of ${step.max_retries + 1}`),
+          h("td", `${Math.round(step.progress || 0)}%`),
+          h("td", when(step.started_at)),
+          h("td", when(step.finished_at)),
+          h("td", outcome(step)),
+        ),
+      ),
+    ),
+  );
+}
+
 export function render(main, ctx, id) {
   const role = ctx.session.role;
   const head = h("div.job-head");
@@ -149,7 +180,7 @@ export function render(main, ctx, id) {
       );
     }
     if (Array.isArray(job.steps) && job.steps.length) {
-      parts.push(section("Steps", pre(job.steps)));
+      parts.push(section("Steps", stepsTable(job.steps)));
     }
     const relations = RELATIONS.filter(([key]) => {
       const v = job[key];
@@ -258,7 +289,7 @@ export function render(main, ctx, id) {
           if (data.kind === "check_in" && data.message) next.check_in = data.message;
           job = next;
         }
-        if (frame.event === "status" || frame.event === "snapshot") {
+        if (frame.event === "status" || frame.event === "snapshot" || frame.event === "step") {
           refresh();
         } else {
           drawHead();
