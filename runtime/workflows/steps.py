@@ -310,7 +310,9 @@ class StepRunner:
         changed = False
         for record in records:
             if record["status"] in under_way:
-                record["status"], record["finished_at"] = _stopped(outcome, status), now
+                record["status"] = _stopped(outcome, status)
+                if status in TERMINAL:
+                    record["finished_at"] = now
                 if outcome.ended is Ended.INTERRUPTED:  # shutdown: the try does not count
                     record["attempts"] = max(0, record["attempts"] - 1)
                 changed = True

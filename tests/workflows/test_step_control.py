@@ -11,6 +11,7 @@ import trio.testing
 from pydantic import BaseModel
 
 from runtime import JobContext, JobStatus, Registry, Runtime, Step, StepStatus
+from tests.conftest import QUIET
 
 pytestmark = pytest.mark.trio
 
@@ -29,6 +30,14 @@ class Counter:
 
     def reached_half(self, name: str) -> trio.Event:
         return self.reached.setdefault(name, trio.Event())
+
+
+@pytest.fixture
+def on_store(store_url: str, registry: Registry) -> Callable[..., Runtime]:
+    def make(**options: object) -> Runtime:
+        return Runtime(store_url, registry=registry, **{**QUIET, "grace_period": 5.0, **options})  # type: ignore[arg-type]
+
+    return make
 
 
 @pytest.fixture
@@ -52,9 +61,9 @@ def counter(registry: Registry) -> Counter:
 
 
 async def test_suspend_and_resume_continue_at_the_step_from_its_checkpoint(
-    make_runtime: Callable[..., Runtime], counter: Counter, mock_clock: trio.testing.MockClock
+    on_store: Callable[..., Runtime], counter: Counter, mock_clock: trio.testing.MockClock
 ) -> None:
-    async with make_runtime() as rt:
+    async with on_store() as rt:
         job = await rt.enqueue_steps(
             [Step("count", {"name": "a", "to": 2}), Step("count", {"name": "b", "to": 10})]
         )
@@ -79,9 +88,9 @@ async def test_suspend_and_resume_continue_at_the_step_from_its_checkpoint(
 
 
 async def test_cancel_ends_the_whole_job_and_its_steps(
-    make_runtime: Callable[..., Runtime], counter: Counter, mock_clock: trio.testing.MockClock
+    on_store: Callable[..., Runtime], counter: Counter, mock_clock: trio.testing.MockClock
 ) -> None:
-    async with make_runtime() as rt:
+    async with on_store() as rt:
         job = await rt.enqueue_steps(
             [
                 Step("count", {"name": "a", "to": 2}),
@@ -116,7 +125,7 @@ async def test_a_suspended_waiting_multi_step_job_resumes_at_its_first_step(
 
 
 async def test_a_manual_retry_keeps_the_completed_steps_and_runs_the_others_again(
-    make_runtime: Callable[..., Runtime], registry: Registry
+    on_store: Callable[..., Runtime], registry: Registry
 ) -> None:
     broken = {"b": True}
     ran: list[str] = []
@@ -129,7 +138,7 @@ async def test_a_manual_retry_keeps_the_completed_steps_and_runs_the_others_agai
         return params.name
 
     with trio.fail_after(30):
-        async with make_runtime() as rt:
+        async with on_store() as rt:
             job = await rt.enqueue_steps(
                 [Step("flaky", {"name": n}) for n in ("a", "b", "c")], max_retries=0
             )

@@ -19,6 +19,7 @@ from runtime import (
     Runtime,
     Step,
     StepStatus,
+    SyncJobContext,
     UnknownJobType,
 )
 from runtime.domain.steps import STEPS_TYPE
@@ -277,3 +278,66 @@ async def test_step_events_show_the_job_moving_step_by_step(
         ("step", 1, "failed"),
         ("status", None, "failed"),
     ]
+
+
+async def test_a_plain_def_step_reports_through_its_sync_context(
+    make_runtime: Callable[..., Runtime], registry: Registry
+) -> None:
+    @registry.job(name="sync.part", max_retries=0)
+    def sync_part(ctx: SyncJobContext, params: Other) -> int:
+        ctx.progress(fraction=0.5)
+        ctx.checkpoint({"half": True})
+        return params.size + ctx.attempt
+
+    with trio.fail_after(30):
+        async with make_runtime() as rt:
+            job = await rt.enqueue_steps(
+                [Step("sync.part", {"size": 1}), Step("sync.part", {"size": 2})]
+            )
+            done = await rt.wait(job.id)
+    assert done.status is S.COMPLETED and done.result == [2, 3]
+    assert done.checkpoint is None  # each step's ended with it
+
+
+async def test_a_multi_step_job_may_depend_on_other_jobs(
+    on_store: Callable[..., Runtime], trace: Trace
+) -> None:
+    with trio.fail_after(30):
+        async with on_store() as rt:
+            first = await rt.enqueue("action", {"name": "first"})
+            job = await rt.enqueue_steps(
+                [Step("action", {"name": "after"})], depends_on=[first.id], description="later"
+            )
+            done = await rt.wait(job.id)
+    assert done.status is S.COMPLETED and done.description == "later"
+    assert [name for name, *_ in trace.ran] == ["first", "after"]
+
+
+async def test_a_job_timeout_fails_the_step_under_way_and_skips_the_rest(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="forever", max_retries=0)
+    async def forever(ctx: JobContext, params: Part) -> None:
+        await trio.sleep_forever()
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue_steps([Step("forever"), Step("forever")], timeout=10, max_retries=0)
+        done = await rt.wait(job.id)
+    assert done.status is S.TIMEOUT and done.steps is not None
+    assert [s.status for s in done.steps] == [StepStatus.FAILED, StepStatus.SKIPPED]
+    assert done.steps[0].finished_at is not None
+
+
+async def test_a_step_types_timeout_bounds_each_try_of_the_step(
+    make_runtime: Callable[..., Runtime], registry: Registry, mock_clock: trio.testing.MockClock
+) -> None:
+    @registry.job(name="slow", max_retries=0, timeout=5)
+    async def slow(ctx: JobContext, params: Part) -> None:
+        await trio.sleep_forever()
+
+    async with make_runtime() as rt:
+        job = await rt.enqueue_steps([Step("slow", max_retries=1, retry_delay=0)])
+        done = await rt.wait(job.id)
+    assert done.status is S.FAILED and done.steps is not None
+    assert done.steps[0].attempts == 2
+    assert done.steps[0].error == "TimeoutError: step timed out after 5s"
