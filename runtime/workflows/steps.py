@@ -14,6 +14,7 @@ the next claim goes on at that step.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -123,90 +124,99 @@ def combined_progress(records: list[Record]) -> float:
     return total / len(records)
 
 
+@dataclass(slots=True)
+class _Run:
+    """One attempt of a multi-step job, as the runner goes through its steps."""
+
+    executor: Executor
+    state: RunState
+    records: list[Record]
+    # A step that ended but whose record is not written yet: the write that
+    # starts the next step carries it (one commit instead of two), and no
+    # handler runs before that write is durable.
+    unwritten: int | None = None
+
+
 class StepRunner:
     """The executor's :class:`runtime.jobs.execution.StepRunner`."""
 
     def __init__(self, *, registry: Registry, store: Store, bus: EventBus, worker_id: str) -> None:
         self._registry, self._store, self._bus = registry, store, bus
         self._worker = worker_id
-        self._live: dict[uuid.UUID, list[Record]] = {}  # running jobs' records, by id
+        self._live: dict[uuid.UUID, _Run] = {}  # running jobs', by id
 
     async def run(self, executor: Executor, state: RunState) -> Any:
-        records = [dict(record) for record in state.row["steps"]]
-        self._live[state.job_id] = records
-        for index, record in enumerate(records):
+        run = _Run(executor, state, [dict(record) for record in state.row["steps"]])
+        self._live[state.job_id] = run
+        for index, record in enumerate(run.records):
             if not StepStatus(record["status"]).is_done:
-                await self._run_step(executor, state, records, index)
-        return [record["result"] for record in records]
+                await self._run_step(run, index)
+        if run.unwritten is not None:
+            await self._save(run, run.unwritten)
+        return [record["result"] for record in run.records]
 
-    async def _run_step(
-        self, executor: Executor, state: RunState, records: list[Record], index: int
-    ) -> None:
-        record = records[index]
+    async def _run_step(self, run: _Run, index: int) -> None:
+        record = run.records[index]
         try:
             step_type = self._registry.get(record["type"])
             params = step_type.validate(record["params"])
         except (UnknownJobType, InvalidParams) as err:
-            await self._failed(executor, state, records, index, f"cannot run step: {err}")
+            await self._failed(run, index, f"cannot run step: {err}")
             return
+        state = run.state
         row = state.row
         state.row = {
             **row,
             "checkpoint": upgraded_state(step_type, row["checkpoint"], row["checkpoint_version"]),
         }
         while True:
-            ctx = StepContext(executor, state, records, index, step_type.version)
-            if step_type.should_run is not None and not await call_maybe_async(
-                step_type.should_run, ctx
-            ):
-                why = f"should_run of job type {step_type.name!r} returned False"
-                await self._ended(executor, state, records, index, StepStatus.SKIPPED, error=why)
-                return
+            ctx = StepContext(run.executor, state, run.records, index, step_type.version)
+            if step_type.should_run is not None:
+                if run.unwritten is not None:  # its own code: after the last end is durable
+                    await self._save(run, run.unwritten)
+                if not await call_maybe_async(step_type.should_run, ctx):
+                    why = f"should_run of job type {step_type.name!r} returned False"
+                    await self._ended(run, index, StepStatus.SKIPPED, error=why)
+                    return
             record.update(
                 status=StepStatus.RUNNING.value,
                 attempts=record["attempts"] + 1,
-                started_at=executor.clock.now(),
+                started_at=run.executor.clock.now(),
                 finished_at=None,
             )
-            await self._save(executor, state, records, index)
+            await self._save(run, index)
             try:
-                result = await self._call(executor, step_type, ctx, params, state)
+                result = await self._call(run, step_type, ctx, params)
             except JobLost:
                 raise
             except Skip as err:
-                await self._ended(executor, state, records, index, StepStatus.SKIPPED, str(err))
+                await self._ended(run, index, StepStatus.SKIPPED, str(err))
                 return
             except Fail as err:
-                await self._failed(executor, state, records, index, str(err))
+                await self._failed(run, index, str(err))
                 return
             except Exception as err:
                 message = _message(err)
                 if record["attempts"] > record["max_retries"]:
-                    await self._failed(executor, state, records, index, message)
+                    await self._failed(run, index, message)
                     return
                 delay = err.after if isinstance(err, Retry) and err.after is not None else None
                 delay = record["retry_delay"] if delay is None else delay
                 record.update(status=StepStatus.RETRYING.value, error=escaped(message)[0])
-                await self._save(executor, state, records, index)
+                await self._save(run, index)
                 if delay > 0:
                     raise StepRescheduled(delay, _retry_note(record, index, message)) from err
                 continue
             value, problem = _storable(result)
             if problem is not None:
-                await self._failed(executor, state, records, index, problem)
+                await self._failed(run, index, problem)
                 return
             record["result"] = value
-            await self._ended(executor, state, records, index, StepStatus.COMPLETED)
+            await self._ended(run, index, StepStatus.COMPLETED)
             return
 
-    async def _call(
-        self,
-        executor: Executor,
-        step_type: JobType,
-        ctx: StepContext,
-        params: Any,
-        state: RunState,
-    ) -> Any:
+    async def _call(self, run: _Run, step_type: JobType, ctx: StepContext, params: Any) -> Any:
+        executor, state = run.executor, run.state
         if step_type.timeout is None:
             return await executor.call_handler(step_type, ctx, params, state)
         try:
@@ -215,63 +225,58 @@ class StepRunner:
         except TimeoutError:
             raise TimeoutError(f"step timed out after {step_type.timeout:g}s") from None
 
-    async def _failed(
-        self,
-        executor: Executor,
-        state: RunState,
-        records: list[Record],
-        index: int,
-        message: str,
-    ) -> None:
+    async def _failed(self, run: _Run, index: int, message: str) -> None:
         """The step failed for good: a mandatory one fails the job."""
-        record = records[index]
+        record = run.records[index]
         if not record["mandatory"]:
-            await self._ended(executor, state, records, index, StepStatus.FAILED, message)
-            JobContext(executor, state).warn(_failure_note(record, index, message))
+            await self._ended(run, index, StepStatus.FAILED, message)
+            JobContext(run.executor, run.state).warn(_failure_note(record, index, message))
             return
-        for later in records[index + 1 :]:
+        for later in run.records[index + 1 :]:
             later["status"] = StepStatus.SKIPPED.value
-        await self._ended(executor, state, records, index, StepStatus.FAILED, message)
+        await self._ended(run, index, StepStatus.FAILED, message, write=True)
         raise Fail(_failure_note(record, index, message))
 
     async def _ended(
         self,
-        executor: Executor,
-        state: RunState,
-        records: list[Record],
+        run: _Run,
         index: int,
         status: StepStatus,
         error: str | None = None,
+        *,
+        write: bool = False,
     ) -> None:
-        record = records[index]
-        record.update(status=status.value, finished_at=executor.clock.now())
+        """Record the step's end: written at once if ``write``, else with the
+        next step's start (or as the job's last write of its steps)."""
+        record = run.records[index]
+        record.update(status=status.value, finished_at=run.executor.clock.now())
         if status is StepStatus.COMPLETED:
             record["progress"] = 100.0
         if error is not None:
             record["error"] = escaped(error)[0]
-        await self._save(executor, state, records, index, clear_checkpoint=True)
+        if run.unwritten is not None:  # a skipped step after an ended one: both now
+            await self._save(run, run.unwritten)
+        run.unwritten = index
+        # The next step starts without this one's checkpoint (the write clears it).
+        run.state.row = {**run.state.row, "checkpoint": None, "checkpoint_version": None}
+        if write:
+            await self._save(run, index)
 
-    async def _save(
-        self,
-        executor: Executor,
-        state: RunState,
-        records: list[Record],
-        index: int,
-        *,
-        clear_checkpoint: bool = False,
-    ) -> None:
-        """Write the steps' records (durable when this returns) and announce the step."""
-        now = executor.clock.now()
+    async def _save(self, run: _Run, index: int) -> None:
+        """Write the steps' records (durable when this returns) and announce the
+        step at ``index``, and before it the ended step the write carries."""
+        state, records = run.state, run.records
+        now = run.executor.clock.now()
+        ended, run.unwritten = run.unwritten, None
         state.progress = combined_progress(records)
         stored = [dict(record) for record in records]
-        op = SaveSteps(state.job_id, self._worker, stored, state.progress, now, clear_checkpoint)
+        op = SaveSteps(state.job_id, self._worker, stored, state.progress, now, ended is not None)
         revision = await self._store.write(op)
         if revision is None:
             raise JobLost(state.job_id)
-        row = {**state.row, "steps": stored, "revision": revision}
-        if clear_checkpoint:
-            row.update(checkpoint=None, checkpoint_version=None)
-        state.row = row
+        state.row = {**state.row, "steps": stored, "revision": revision}
+        if ended is not None and ended != index:
+            self._announce(state, records, ended, now)
         self._announce(state, records, index, now)
 
     def _announce(self, state: RunState, records: list[Record], index: int, now: float) -> None:
@@ -292,7 +297,7 @@ class StepRunner:
         """Amend what the executor records as the attempt ends: a step's retry
         reschedules the job without spending its attempt; a step under way when
         the job stops is recorded so (suspended, canceled, failed)."""
-        records = self._live.pop(state.job_id, None)
+        run = self._live.pop(state.job_id, None)
         if outcome.ended is Ended.RAISED and isinstance(outcome.error, StepRescheduled):
             values.clear()
             values.update(
@@ -303,11 +308,14 @@ class StepRunner:
                 traceback=None,
             )
             return
-        if records is None:
+        if run is None:
             return
+        records = run.records
+        changed = run.unwritten is not None
+        if changed:  # an ended step's record goes with the finish, its checkpoint cleared
+            values.update(checkpoint=None, checkpoint_version=None)
         status = values["status"]
         under_way = {StepStatus.RUNNING.value, StepStatus.RETRYING.value}
-        changed = False
         for record in records:
             if record["status"] in under_way:
                 record["status"] = _stopped(outcome, status)
