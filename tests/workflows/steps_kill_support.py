@@ -2,10 +2,11 @@
 
 ``python -m tests.workflows.steps_kill_support URL LEDGER JOB_ID HANG_AT``
 runs a runtime on ``URL`` whose ``mark`` steps append ``start <name>
-<checkpoint>`` to the ``LEDGER`` file as they start, then print their name.
-The step named ``HANG_AT`` saves a checkpoint and then waits forever (to be
-killed mid-step); with no such step, the process exits once job ``JOB_ID``
-has ended.
+<checkpoint>`` to the ``LEDGER`` file as they start, then print their name
+(and take ``pause`` seconds, with a checkpoint halfway). The step named
+``HANG_AT`` saves a checkpoint and then waits forever (to be killed
+mid-step); with no such step, the process exits once job ``JOB_ID`` has
+ended.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ HEARTBEAT = 0.25
 
 class Mark(BaseModel):
     name: str
+    pause: float = 0.0  # seconds the step takes, a checkpoint halfway
 
 
 def registry(ledger: str, hang_at: str) -> Registry:
@@ -39,6 +41,10 @@ def registry(ledger: str, hang_at: str) -> Registry:
             await ctx.checkpoint({"half": params.name})
             print("checkpointed", flush=True)
             await trio.sleep_forever()
+        if params.pause:
+            await trio.sleep(params.pause / 2)
+            await ctx.checkpoint({"half": params.name})
+            await trio.sleep(params.pause / 2)
         return params.name
 
     return registry
