@@ -10,7 +10,7 @@ job is durable, exactly as ``await rt.enqueue`` does. Async code uses
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, Self, Unpack
@@ -21,6 +21,7 @@ from runtime.domain.models import Job
 from runtime.jobs.enqueue import EnqueueOptions
 from runtime.jobs.registry import Registry
 from runtime.runtime import JobTypeRef, Params, Runtime
+from runtime.workflows.step_specs import Step
 
 
 class SyncClient:
@@ -127,6 +128,25 @@ class SyncClient:
         async def call() -> list[Job]:
             return await rt.enqueue_many(
                 job_type, rows, idempotency_keys=idempotency_keys, **options
+            )
+
+        return portal.call(call)
+
+    def enqueue_steps(
+        self,
+        steps: Sequence[Step | Mapping[str, Any]],
+        *,
+        step_defaults: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> Job:
+        """As :meth:`Runtime.enqueue_steps`: one multi-step job, durable on return."""
+        portal, rt = self._open()
+        given = list(steps)
+
+        async def call() -> Job:
+            return await rt.enqueue_steps(
+                given, step_defaults=step_defaults, idempotency_key=idempotency_key, **options
             )
 
         return portal.call(call)

@@ -15,6 +15,7 @@ from runtime import (
     JobStatus,
     Registry,
     Runtime,
+    Step,
     SyncClient,
     UnknownJobType,
 )
@@ -81,3 +82,20 @@ def test_a_closed_client_says_so(tmp_path: Path, registry: Registry) -> None:
     client = SyncClient(f"sqlite:///{tmp_path / 'c.db'}", registry=registry)
     with pytest.raises(RuntimeError, match="not open"):
         client.enqueue("add", {"a": 1, "b": 1})
+
+
+def test_a_multi_step_job_from_sync_code(tmp_path: Path, registry: Registry) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    with SyncClient(db, registry=registry) as client:
+        job = client.enqueue_steps(
+            [Step("add", {"a": 1}), Step("add", {"a": 5, "b": 5})], step_defaults={"b": 2}
+        )
+        with pytest.raises(InvalidParams, match="step 0"):
+            client.enqueue_steps([Step("add", {"a": "x"})], step_defaults={"b": 2})
+
+    async def work() -> object:
+        async with Runtime(db, registry=registry) as rt:
+            return (await rt.wait(job.id, timeout=10)).result
+
+    assert job.steps is not None and job.steps[1].params == {"a": 5, "b": 5}
+    assert anyio.run(work, backend="trio") == [3, 10]
