@@ -2,9 +2,11 @@
 :class:`StepRunner`, which runs the steps in order, each with its own type's
 handler, context, retries and timeout.
 
-Every step's start and end is written (:class:`runtime.store.step_ops.SaveSteps`)
-before anything else happens, so a crash, a rescue, a suspend or a retry
-resumes at the step that had not ended, with its checkpoint (the job's
+Every step's start is written (:class:`runtime.store.step_ops.SaveSteps`)
+before its handler runs, and carries the end of the step before it (a step
+that ends the job, or fails it, is written at once), so a crash, a rescue,
+a suspend or a retry resumes at the step that had not ended, with its
+checkpoint, and never runs a step whose end was written (the job's
 checkpoint belongs to the step under way: the write that ends a step clears
 it). A step that waits for a retry with a delay does not hold its slot: the
 job is rescheduled for then (without spending one of its own attempts) and
