@@ -31,9 +31,10 @@ from runtime.domain.errors import (
     StoreUnusable,
     UnknownJobType,
     UnknownQueue,
+    WaitForChildren,
 )
 from runtime.domain.logs import LogEntry
-from runtime.domain.models import Job, JobEvent
+from runtime.domain.models import Job, JobEvent, JobResult
 from runtime.domain.status import JobStatus
 from runtime.gcpause import freeze_startup_objects
 from runtime.jobs.context import HookContext, JobContext
@@ -47,10 +48,12 @@ from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
 from runtime.sync_client import SyncClient
+from runtime.workflows.chords import Chord
 
 __all__ = [
     "AmbiguousSchedule",
     "CallboardError",
+    "Chord",
     "DuplicateJobType",
     "Fail",
     "HookContext",
@@ -65,6 +68,7 @@ __all__ = [
     "JobGroup",
     "JobLost",
     "JobNotFound",
+    "JobResult",
     "JobRetention",
     "JobStatus",
     "JobType",
@@ -86,6 +90,7 @@ __all__ = [
     "SyncJobContext",
     "UnknownJobType",
     "UnknownQueue",
+    "WaitForChildren",
     "WriterStatistics",
     "default_registry",
     "enqueue_in",

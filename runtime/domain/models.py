@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from copy import deepcopy
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -63,6 +64,7 @@ class Job(BaseModel):
     wall_time: float | None = None
     cpu_time: float | None = None
     peak_memory: int | None = None
+    parent_id: uuid.UUID | None = None  # the job that spawned it (ctx.spawn)
 
     @property
     def is_finished(self) -> bool:
@@ -281,3 +283,24 @@ def event_from_job(job: Job) -> JobEvent:
         cpu_time=job.cpu_time,
         peak_memory=job.peak_memory,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How a job that another waited for ended: a child (``ctx.wait_children``)
+    or a dependency, such as a chord's member (``ctx.dependency_results``)."""
+
+    id: uuid.UUID
+    type: str
+    status: JobStatus
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether it completed (``result`` is its handler's return value)."""
+        return self.status is JobStatus.COMPLETED
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobResult:
+        return cls(row["id"], row["type"], JobStatus(row["status"]), row["result"], row["error"])

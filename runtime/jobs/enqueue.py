@@ -261,4 +261,7 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "cpu_time": None,
         "peak_memory": None,
         "has_dependents": False,
+        "parent_id": None,
+        "spawn_key": None,
+        "dependencies_left": None,
     }

@@ -20,7 +20,7 @@ from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.domain.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
 from runtime.store.claim import holder_of, park_on_held_locks, release_lock
-from runtime.store.dependency_ops import settle_dependents
+from runtime.store.dependency_ops import release_if_ready, reopen_dependents, settle_dependents
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
 from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, job_dependencies, jobs, queue_states
 
@@ -28,6 +28,7 @@ Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _UNFINISHED = tuple(s.value for s in JobStatus if s not in TERMINAL)
+_BLOCKED = JobStatus.BLOCKED.value
 
 
 def _insert_ignoring_conflicts(conn: Connection) -> Any:
@@ -275,6 +276,13 @@ class Finish:
         dependents: list[Row] = []
         if self._has_dependents and self.values["status"] in _TERMINAL:
             dependents = settle_dependents(conn, [self.job_id], now)
+        elif self.values["status"] == _BLOCKED:
+            # A parent gave its slot back to wait for its children: they may
+            # all have ended while it still ran.
+            ready = release_if_ready(conn, self.job_id, now)
+            if ready is not None:
+                self.values = {**self.values, "status": ready["status"]}
+                revision = ready["revision"]
         return FinishResult(True, released, self.values, revision, dependents)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
@@ -419,6 +427,8 @@ class Transition:
         out = {**found._mapping, **values, "revision": revision, "previous_status": current.value}
         if found.has_dependents and new in _TERMINAL:
             out["dependents"] = settle_dependents(conn, [self.job_id], values["updated_at"])
+        elif found.has_dependents and current.is_terminal:  # a manual retry
+            reopen_dependents(conn, self.job_id)
         return out
 
 
