@@ -239,16 +239,16 @@ class Finish:
         append_bounded_logs(conn, [(f.job_id, f.logs, f.log_limit) for f in finishes if f.logs])
         if len(finishes) > 1 and _all_plain(finishes) and _record_all(conn, finishes):
             flagged = _with_dependents(conn, [f.job_id for f in finishes])
-            return [
-                FinishResult(
-                    True,
-                    values=f.values,
-                    dependents=settle_dependents(conn, [f.job_id], f.values["updated_at"])
-                    if f.job_id in flagged
-                    else [],
-                )
-                for f in finishes
-            ]
+            results = [FinishResult(True, values=f.values) for f in finishes]
+            if flagged:
+                # Settled together: a chord's callback is counted down once per
+                # batch, not once per member. Announced with the last of them.
+                ended = [i for i, f in enumerate(finishes) if f.job_id in flagged]
+                now = max(finishes[i].values["updated_at"] for i in ended)
+                settled = settle_dependents(conn, [finishes[i].job_id for i in ended], now)
+                last = finishes[ended[-1]]
+                results[ended[-1]] = FinishResult(True, values=last.values, dependents=settled)
+            return results
         return [f._apply(conn) for f in finishes]
 
     def _apply(self, conn: Connection) -> FinishResult:
