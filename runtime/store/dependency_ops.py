@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Integer, bindparam, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from runtime.domain.errors import JobNotFound
@@ -127,41 +127,24 @@ def settle_dependents(conn: Connection, ended: Iterable[uuid.UUID], now: float) 
     settled: list[Row] = []
     frontier = list(ended)
     while frontier:
-        edges = conn.execute(
-            select(
-                job_dependencies.c.job_id,
-                job_dependencies.c.depends_on_id,
-                job_dependencies.c.run_on_failure,
-                jobs.c.status,
-            )
-            .join(jobs, jobs.c.id == job_dependencies.c.depends_on_id)
-            .where(job_dependencies.c.depends_on_id.in_(frontier))
-        ).all()
         counted: dict[uuid.UUID, tuple[int, str | None]] = {}
-        for edge in edges:
-            count, why = counted.get(edge.job_id, (0, None))
-            if why is None and edge.status in FAILED_ENDINGS and not edge.run_on_failure:
-                why = f"dependency {edge.depends_on_id} ended {edge.status}"
-            counted[edge.job_id] = (count + 1, why)
+        for edge in _edges_from(conn, frontier):
+            count, why = counted.get(edge["job_id"], (0, None))
+            if why is None and edge["status"] in FAILED_ENDINGS and not edge["run_on_failure"]:
+                why = f"dependency {edge['depends_on_id']} ended {edge['status']}"
+            counted[edge["job_id"]] = (count + 1, why)
         frontier = []
         logs: list[Row] = []
         released: list[Row] = []
         for job_id, (count, why) in sorted(counted.items()):  # one lock order for all
-            found = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.dependencies_left.is_not(None),
-                    jobs.c.status.not_in(_TERMINAL),
-                )
-                .values(dependencies_left=jobs.c.dependencies_left - count)
-                .returning(jobs.c.status, jobs.c.dependencies_left, jobs.c.scheduled_at)
-            ).first()
-            if found is None or found.status != _BLOCKED:
+            found = fast.prepared(conn, "count_down", _count_down).all(
+                conn, {"w_id": job_id, "n": count}
+            )
+            if not found or found[0]["status"] != _BLOCKED:
                 continue  # a parent still running, that will look as it ends its run
-            if why is None and found.dependencies_left > 0:
+            if why is None and found[0]["dependencies_left"] > 0:
                 continue
-            stored = _settle(conn, job_id, found.scheduled_at, why, now, logs)
+            stored = _settle(conn, job_id, found[0]["scheduled_at"], why, now, logs)
             if stored is None:
                 continue
             if why is not None:
@@ -173,6 +156,45 @@ def settle_dependents(conn: Connection, ended: Iterable[uuid.UUID], now: float) 
         park_on_held_locks(conn, released)  # ready, but its lock key is held
         append_logs(conn, logs)
     return settled
+
+
+def _edges_from(conn: Connection, ended: list[uuid.UUID]) -> list[Row]:
+    """The dependency rows on ``ended``, with how each of those ended. One job's
+    ending (the usual case) runs a prepared statement."""
+    if len(ended) == 1:
+        return fast.prepared(conn, "edges_from_one", _edges_from_one).all(conn, {"ended": ended[0]})
+    query = _edges_select().where(job_dependencies.c.depends_on_id.in_(ended))
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _edges_select() -> Any:
+    return select(
+        job_dependencies.c.job_id,
+        job_dependencies.c.depends_on_id,
+        job_dependencies.c.run_on_failure,
+        jobs.c.status,
+    ).join(jobs, jobs.c.id == job_dependencies.c.depends_on_id)
+
+
+def _edges_from_one() -> Any:
+    return _edges_select().where(job_dependencies.c.depends_on_id == bindparam("ended"))
+
+
+_TERMINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(_TERMINAL)) + ")"
+
+
+def _count_down() -> Any:
+    """Count an unfinished dependent down by ``n`` endings; its status and count."""
+    return (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("w_id"),
+            jobs.c.dependencies_left.is_not(None),
+            text(f"{jobs.name}.status NOT IN {_TERMINAL_SQL}"),
+        )
+        .values(dependencies_left=jobs.c.dependencies_left - bindparam("n", type_=Integer))
+        .returning(jobs.c.status, jobs.c.dependencies_left, jobs.c.scheduled_at)
+    )
 
 
 def _settle(

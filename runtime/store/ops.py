@@ -238,16 +238,15 @@ class Finish:
     def apply_many(conn: Connection, finishes: list[Finish]) -> list[FinishResult]:
         append_bounded_logs(conn, [(f.job_id, f.logs, f.log_limit) for f in finishes if f.logs])
         if len(finishes) > 1 and _all_plain(finishes) and _record_all(conn, finishes):
-            flagged = _with_dependents(conn, [f.job_id for f in finishes])
             results = [FinishResult(True, values=f.values) for f in finishes]
-            if flagged:
-                # Settled together: a chord's callback is counted down once per
-                # batch, not once per member. Announced with the last of them.
-                ended = [i for i, f in enumerate(finishes) if f.job_id in flagged]
-                now = max(finishes[i].values["updated_at"] for i in ended)
-                settled = settle_dependents(conn, [finishes[i].job_id for i in ended], now)
-                last = finishes[ended[-1]]
-                results[ended[-1]] = FinishResult(True, values=last.values, dependents=settled)
+            # Settled together (one read of their dependency rows, whether any
+            # has dependents or not): a chord's callback is counted down once
+            # per batch. Announced with the last of them.
+            now = max(f.values["updated_at"] for f in finishes)
+            settled = settle_dependents(conn, [f.job_id for f in finishes], now)
+            if settled:
+                last = finishes[-1]
+                results[-1] = FinishResult(True, values=last.values, dependents=settled)
             return results
         return [f._apply(conn) for f in finishes]
 
@@ -295,17 +294,6 @@ class Finish:
             return False
         self._has_dependents = bool(found[0])
         return True
-
-
-def _with_dependents(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of ``ids`` some job depends on: one read for a batch of finishes."""
-    flagged: set[uuid.UUID] = set()
-    for start in range(0, len(ids), 500):  # within SQLite's bound parameters
-        query = select(jobs.c.id).where(
-            jobs.c.id.in_(ids[start : start + 500]), jobs.c.has_dependents.is_(True)
-        )
-        flagged.update(conn.execute(query).scalars())
-    return flagged
 
 
 def _all_plain(finishes: list[Finish]) -> bool:
