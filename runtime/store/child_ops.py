@@ -22,14 +22,13 @@ from sqlalchemy.engine import Connection
 
 from runtime.domain.errors import JobLost, JobNotFound
 from runtime.domain.logs import status_entry
-from runtime.domain.status import ACTIVE, TERMINAL, JobStatus
+from runtime.domain.status import TERMINAL, JobStatus
 from runtime.store.claim import park_on_held_locks
 from runtime.store.dependency_ops import settle_dependents
 from runtime.store.log_ops import append_logs
 from runtime.store.tables import job_dependencies, jobs
 
 Row = dict[str, Any]
-_ACTIVE = tuple(s.value for s in ACTIVE)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _CHUNK = 500  # ids per IN (...): within SQLite's bound parameters
 _STOPPABLE = tuple(
@@ -51,10 +50,13 @@ def _dialect_insert(conn: Connection, table: Any) -> Any:
 
 
 def _check_owner(conn: Connection, parent_id: uuid.UUID, worker: str) -> None:
-    """:class:`JobLost` unless ``worker`` runs ``parent_id`` now."""
+    """:class:`JobLost` unless ``worker`` runs ``parent_id`` now, unasked to stop
+    (a parent being canceled spawns nothing its cancel would miss)."""
     found = conn.execute(
         select(jobs.c.id).where(
-            jobs.c.id == parent_id, jobs.c.worker_id == worker, jobs.c.status.in_(_ACTIVE)
+            jobs.c.id == parent_id,
+            jobs.c.worker_id == worker,
+            jobs.c.status == JobStatus.RUNNING.value,
         )
     ).first()
     if found is None:

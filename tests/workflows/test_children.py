@@ -124,6 +124,22 @@ async def test_waiting_parents_do_not_starve_a_queue_of_its_slots(
                 assert done.result == [0, 10]
 
 
+async def test_many_waiting_parents_share_a_queue_of_ten_with_their_children(
+    on_store: Callable[..., Runtime], book: Book, long_run: bool
+) -> None:
+    """Far more parents than slots, all waiting at once: the children still run."""
+    count = 2000 if long_run else 150
+    with trio.fail_after(600 if long_run else 120):
+        async with on_store(queues={"default": 10}) as rt:
+            parents = await rt.enqueue_many("fan", [{"n": 1, "wait": True}] * count)
+            for parent in parents:
+                await until(rt, parent.id, S.BLOCKED)
+            assert await rt.count(status="blocked") == count
+            book.gate.set()
+            for parent in parents:
+                assert (await rt.wait(parent.id)).result == [0]
+
+
 async def test_a_failed_child_is_a_result_not_an_error(
     on_store: Callable[..., Runtime], book: Book
 ) -> None:

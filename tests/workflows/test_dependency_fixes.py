@@ -9,8 +9,13 @@ from collections.abc import Callable
 import pytest
 import trio
 from pydantic import BaseModel
+from sqlalchemy import update
 
 from runtime import Fail, JobContext, JobStatus, Registry, Runtime
+from runtime.store.claim import Claim
+from runtime.store.engine import open_engine
+from runtime.store.tables import jobs
+from runtime.store.worker_ops import Heartbeat
 from tests.conftest import QUIET
 
 pytestmark = pytest.mark.trio
@@ -111,3 +116,37 @@ async def test_a_dependent_released_by_another_process_starts_without_its_poll(
 
 async def _later(ctx: JobContext, params: Named) -> str:
     return params.name
+
+
+async def test_a_dependent_a_rescue_releases_for_later_wakes_the_due_timer(
+    store_url: str, registry: Registry, gates: dict[str, trio.Event]
+) -> None:
+    """A job lost with its worker, out of attempts, ends ``failed`` by the rescue;
+    its dependent (run on failure, due a moment later) is released ``scheduled``.
+    This runtime polls once an hour: only its due timer can start the dependent."""
+    settings: dict[str, object] = {
+        **QUIET,
+        "heartbeat_interval": 0.2,
+        "lease": 1.0,
+        "poll_interval": 3600.0,
+    }
+    engine = open_engine(store_url)
+    try:
+        with trio.fail_after(30):
+            async with Runtime(
+                store_url, registry=registry, queues={"default": 1}, **settings
+            ) as rt:  # type: ignore[arg-type]
+                lost = await rt.enqueue("plain", {"name": "lost"}, queue="elsewhere")
+                after = await rt.enqueue(
+                    "plain", {"name": "after"}, depends_on=[lost.id], run_on_failure=True, delay=1.0
+                )
+                now = rt.clock.now()
+                with engine.begin() as conn:  # a worker that died running it, twice over
+                    Heartbeat("dead", "other-host", 1, now - 1000, now - 1000).apply(conn)
+                    Claim("elsewhere", 1, "dead", now).apply(conn)
+                    conn.execute(update(jobs).where(jobs.c.id == lost.id).values(attempt=3))
+                done = await rt.wait(after.id)
+                assert (await rt.get(lost.id)).status is S.FAILED
+    finally:
+        engine.dispose()
+    assert done.status is S.COMPLETED
