@@ -200,6 +200,8 @@ class ListJobsQuery(SearchFilters):
 class EventsQuery(JobFilters):
     """``GET /events``: filters, and where to resume (else the Last-Event-ID header)."""
 
+    parent_id: uuid.UUID | None = Field(default=None, description="the children of this job")
+
     last_event_id: str | None = Field(default=None, max_length=100)
 
 

@@ -205,6 +205,9 @@ class JobEvent(BaseModel):
     wall_time: float | None = None
     cpu_time: float | None = None
     peak_memory: int | None = None
+    # A child's events name its parent (ctx.spawn): a watcher of a workflow
+    # follows its children by it (GET /api/v1/events?parent_id=).
+    parent_id: uuid.UUID | None = None
 
     @property
     def is_final(self) -> bool:
@@ -248,6 +251,7 @@ def event_from_row(
         wall_time=row.get("wall_time"),
         cpu_time=row.get("cpu_time"),
         peak_memory=row.get("peak_memory"),
+        parent_id=row.get("parent_id"),
     )
 
 
@@ -282,6 +286,7 @@ def event_from_job(job: Job) -> JobEvent:
         wall_time=job.wall_time,
         cpu_time=job.cpu_time,
         peak_memory=job.peak_memory,
+        parent_id=job.parent_id,
     )
 
 

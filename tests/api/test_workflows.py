@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import trio
 from pydantic import BaseModel
 
 from runtime import JobContext, Registry
 from tests.api.conftest import Harness
 from tests.api.jobs import Gates, register
+from tests.api.sse import open_stream
 
 pytestmark = pytest.mark.trio
 
@@ -111,3 +113,24 @@ async def test_post_chords_refuses_bad_members_and_stores_nothing(harness: Harne
     )
     assert (status, body["error"]) == (422, "unknown_job_type")
     assert await harness.rt.count() == before
+
+
+async def test_the_global_stream_follows_a_parents_children(harness: Harness) -> None:
+    with trio.fail_after(20):
+        await harness.body("POST", "/api/v1/queues/default/pause", who="admin")
+        _, parent = await harness.body(
+            "POST", "/api/v1/jobs", who="acme", json={"type": "spawner", "params": {"n": 2}}
+        )
+        # The children do not exist yet: the stream is filtered by their parent.
+        async with open_stream(
+            harness, "/api/v1/events", who="acme", query={"parent_id": parent["id"]}
+        ) as stream:
+            await stream.ready()
+            await harness.body("POST", "/api/v1/queues/default/resume", who="admin")
+            done: set[str] = set()
+            while len(done) < 2:
+                frame = await stream.next()
+                assert frame.data["parent_id"] == parent["id"]
+                if frame.event == "status" and frame.data["status"] == "completed":
+                    done.add(frame.data["job_id"])
+        assert (await harness.rt.wait(parent["id"], timeout=10)).result == [0, 1]
