@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, insert, or_, select, text, update
+from sqlalchemy import Integer, bindparam, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from runtime.domain.errors import JobNotFound
@@ -69,24 +70,48 @@ class InsertDependentJobs:
         for row in self.rows:
             _apply_decision(row, decided, now)
             row["dependencies_left"] = left
-        conn.execute(insert(jobs), self.rows)
+        stored, known = self._insert(conn)
         insert_edges(
             conn,
             [
                 {"job_id": r["id"], "depends_on_id": d, "run_on_failure": self.run_on_failure}
-                for r in self.rows
+                for r in stored
                 for d in self.depends_on
             ],
         )
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id.in_(self.depends_on), jobs.c.has_dependents.is_(False))
-            .values(has_dependents=True)
-        )
-        park_on_held_locks(conn, self.rows)
+        if stored:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(self.depends_on), jobs.c.has_dependents.is_(False))
+                .values(has_dependents=True)
+            )
+        park_on_held_locks(conn, stored)
         if decided is not None and decided[0] == JobStatus.SKIPPED.value:
-            append_logs(conn, [_skip_log(r, decided[1], now) for r in self.rows])
-        return self.rows
+            append_logs(conn, [_skip_log(r, decided[1], now) for r in stored])
+        return [known.get(r["id"], r) for r in self.rows]
+
+    def _insert(self, conn: Connection) -> tuple[list[Row], dict[uuid.UUID, Row]]:
+        """Store the rows; those whose idempotency key the tenant used before are
+        not stored, and the jobs holding their keys stand for them (with the
+        dependencies they were stored with)."""
+        if not any(r["idempotency_key"] for r in self.rows):
+            conn.execute(insert(jobs), self.rows)
+            return self.rows, {}
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(jobs).on_conflict_do_nothing(), self.rows)
+        ids = [r["id"] for r in self.rows]
+        inserted = set(conn.execute(select(jobs.c.id).where(jobs.c.id.in_(ids))).scalars())
+        known: dict[uuid.UUID, Row] = {}
+        for row in self.rows:
+            if row["id"] not in inserted:
+                found = conn.execute(
+                    select(jobs).where(
+                        func.coalesce(jobs.c.tenant_id, "") == (row["tenant_id"] or ""),
+                        jobs.c.idempotency_key == row["idempotency_key"],
+                    )
+                ).one()
+                known[row["id"]] = dict(found._mapping)
+        return [r for r in self.rows if r["id"] in inserted], known
 
 
 def _decide(

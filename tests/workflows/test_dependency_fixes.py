@@ -150,3 +150,31 @@ async def test_a_dependent_a_rescue_releases_for_later_wakes_the_due_timer(
     finally:
         engine.dispose()
     assert done.status is S.COMPLETED
+
+
+async def test_an_idempotency_key_with_depends_on_returns_the_job_it_stored_first(
+    on_store: Callable[..., Runtime], gates: dict[str, trio.Event]
+) -> None:
+    async with on_store(workers=False) as rt:
+        a = await rt.enqueue("plain", {"name": "a"})
+        b = await rt.enqueue("plain", {"name": "b"})
+        first = await rt.enqueue("plain", {"name": "d"}, depends_on=[a.id], idempotency_key="k")
+        assert first.status is S.BLOCKED
+        again = await rt.enqueue("plain", {"name": "d"}, depends_on=[b.id], idempotency_key="k")
+        assert again.id == first.id
+        assert await rt.dependencies(first.id) == [a.id]  # as it was stored
+        assert await rt.count() == 3
+        # Only the stored job counts as a dependent: b has none.
+        assert await rt.count(status="blocked") == 1
+    async with on_store() as rt:
+        assert (await rt.wait(first.id, timeout=30)).status is S.COMPLETED
+
+
+async def test_depends_on_refuses_a_unique_type_and_says_why(
+    on_store: Callable[..., Runtime], registry: Registry, gates: dict[str, trio.Event]
+) -> None:
+    registry.job(name="single", unique=True)(_later)
+    async with on_store(workers=False) as rt:
+        a = await rt.enqueue("plain", {"name": "a"})
+        with pytest.raises(ValueError, match="does not cover blocked jobs"):
+            await rt.enqueue("single", {"name": "s"}, depends_on=[a.id])
