@@ -188,8 +188,21 @@ def _edges_from(conn: Connection, ended: list[uuid.UUID]) -> list[Row]:
     ending (the usual case) runs a prepared statement."""
     if len(ended) == 1:
         return fast.prepared(conn, "edges_from_one", _edges_from_one).all(conn, {"ended": ended[0]})
-    query = _edges_select().where(job_dependencies.c.depends_on_id.in_(ended))
-    return [dict(r._mapping) for r in conn.execute(query)]
+    # Two reads by index rather than one join: a planner without statistics yet
+    # (a fresh store, a chord just stored) hashed the join over a scan of every
+    # job, 3 ms a batch at 10,000 jobs. Most batches have no dependents at all.
+    query = select(
+        job_dependencies.c.job_id,
+        job_dependencies.c.depends_on_id,
+        job_dependencies.c.run_on_failure,
+    ).where(job_dependencies.c.depends_on_id.in_(ended))
+    edges = [dict(r._mapping) for r in conn.execute(query)]
+    if edges:
+        found = conn.execute(select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ended)))
+        statuses = {r.id: r.status for r in found}
+        for edge in edges:
+            edge["status"] = statuses[edge["depends_on_id"]]
+    return edges
 
 
 def _edges_select() -> Any:
