@@ -31,9 +31,10 @@ from runtime.domain.errors import (
     StoreUnusable,
     UnknownJobType,
     UnknownQueue,
+    WaitForChildren,
 )
 from runtime.domain.logs import LogEntry
-from runtime.domain.models import Job, JobEvent
+from runtime.domain.models import Job, JobEvent, JobResult
 from runtime.domain.status import JobStatus
 from runtime.domain.steps import JobStep, StepStatus
 from runtime.gcpause import freeze_startup_objects
@@ -48,12 +49,14 @@ from runtime.runtime import Runtime
 from runtime.schedules.model import Schedule
 from runtime.store import WriterStatistics
 from runtime.sync_client import SyncClient
+from runtime.workflows.chords import Chord
 from runtime.workflows.step_specs import Step
 from runtime.workflows.steps import StepContext
 
 __all__ = [
     "AmbiguousSchedule",
     "CallboardError",
+    "Chord",
     "DuplicateJobType",
     "Fail",
     "HookContext",
@@ -68,6 +71,7 @@ __all__ = [
     "JobGroup",
     "JobLost",
     "JobNotFound",
+    "JobResult",
     "JobRetention",
     "JobStatus",
     "JobStep",
@@ -93,6 +97,7 @@ __all__ = [
     "SyncJobContext",
     "UnknownJobType",
     "UnknownQueue",
+    "WaitForChildren",
     "WriterStatistics",
     "default_registry",
     "enqueue_in",

@@ -57,12 +57,15 @@ from runtime.jobs.wakeups import Wakeups
 from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, notifier, reads, threads
+from runtime.store.child_ops import CancelTree
 from runtime.store.dependency_ops import dependencies_of
 from runtime.store.leader import LEADER_CHECK_DEFAULT, Leadership
 from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
 from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
 from runtime.store.worker_reads import unserved_queues
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
+from runtime.workflows.children import ChildMethods, Children
+from runtime.workflows.chords import ChordMethods
 from runtime.workflows.dependencies import dependency_ids, insert_dependent
 from runtime.workflows.step_methods import StepMethods
 from runtime.workflows.steps import StepRunner
@@ -91,7 +94,7 @@ backoff): its type's concurrency slot is free again."""
 Params = Mapping[str, Any] | Any
 
 
-class Runtime(ControlMethods, ScheduleMethods, StepMethods):
+class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordMethods):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
     ``loop_watchdog``: seconds the event loop may go without running (a
@@ -237,6 +240,14 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
             on_slot_freed=self._slot_freed,
             steps=StepRunner(
                 registry=self.registry, store=self.store, bus=self.bus, worker_id=self.worker_id
+            ),
+            workflows=Children(
+                store=lambda: self.store,
+                resolve=self._job_type,
+                clock=self.clock,
+                worker_id=self.worker_id,
+                on_stored=self._announce,
+                wakeups=self._wakeups,
             ),
         )
         self._supervisor = Supervisor(
@@ -482,6 +493,8 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         for job in await pending.wait():
             if job.status is JobStatus.WAITING and self._supervisor is not None:
                 self._supervisor.wake(job.queue)
+            elif job.status is JobStatus.SCHEDULED and job.row is not None:
+                self._status_changed(job.row)  # a dependent released, due later
 
     def _publish_rescued(self, rescued: Any, error: BaseException | None) -> None:
         if error is None:
@@ -591,7 +604,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         ``depends_on`` and ``run_on_failure`` as for :meth:`enqueue`, shared
         by every job.
         """
-        jt = job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
+        jt = self._job_type(job_type)
         now = self.clock.now()
         items = params if isinstance(params, Sequence) else list(params)
         with collector_paused(len(items)):
@@ -613,6 +626,14 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
             if replaced:  # some keys had jobs already: those are returned instead
                 return [Job.from_row(replaced.get(row["id"], row)) for row in rows]
             return Job.from_similar_rows(rows, (*PER_JOB_COLUMNS, *PARKED_COLUMNS))
+
+    def _job_type(self, job_type: JobTypeRef) -> JobType:
+        return job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
+
+    def _announce(self, row: Mapping[str, Any]) -> None:
+        """A job stored by a committed write: wake its queue or timer, publish it."""
+        self._status_changed(row)
+        self._publish(row)
 
     async def _enqueue_dependent(
         self,
@@ -679,11 +700,13 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
         search: str | None = None,
+        parent_id: JobId | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Job]:
         """Jobs matching every given filter, newest first. ``search`` matches an id (or
-        its first or last hex digits) or the start of an idempotency key."""
+        its first or last hex digits) or the start of an idempotency key;
+        ``parent_id``: the children of that job (``ctx.spawn``)."""
         if not 0 < limit <= reads.LIST_LIMIT_MAX:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
         if not 0 <= offset <= reads.LIST_OFFSET_MAX:
@@ -691,6 +714,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
+        filters["parent_id"] = None if parent_id is None else _as_uuid(parent_id)
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
 
@@ -705,10 +729,12 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         schedule_id: str | None = None,
         idempotency_key: str | None = None,
         search: str | None = None,
+        parent_id: JobId | None = None,
     ) -> int:
         filters = _filters(status, type, queue, group, tenant_id)
         filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
         _check_filters(filters)
+        filters["parent_id"] = None if parent_id is None else _as_uuid(parent_id)
         return await self.store.read(reads.count_jobs, filters)
 
     async def wait(
@@ -788,12 +814,17 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         }
         stopping = {"status": JobStatus.CANCELING.value, "updated_at": now, "cancel_reason": reason}
         moves.update({s: stopping for s in ACTIVE if s is not JobStatus.CANCELING})
-        row = await self._transition(Transition(key, "cancel", moves, tenant_id, reason))
+        # Its unfinished children too, in the same transaction (runtime.workflows).
+        op = CancelTree(Transition(key, "cancel", moves, tenant_id, reason), now)
+        row = await self._transition(op)
         if row["status"] == JobStatus.CANCELING.value:
             await self._tell(key, Control.CANCEL)
+        for child in row.get("children_changed", ()):
+            if child["status"] == JobStatus.CANCELING.value:
+                await self._tell(child["id"], Control.CANCEL)
         return Job.from_row(row)
 
-    async def _transition(self, op: Transition) -> dict[str, Any]:
+    async def _transition(self, op: Transition | CancelTree) -> dict[str, Any]:
         """Apply a requested status change, published as its commit settles.
 
         Not once the caller resumes: a claim or an outcome committed in the same
@@ -801,7 +832,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
         order), and subscribers would see the job go back to a status it left.
         """
         # Its notices tell other processes: wake a queue, stop a job running there.
-        pending = self.store.submit(op, self._wakeups.for_row)
+        pending = self.store.submit(op, partial(_transition_notices, self._wakeups))
         pending.on_settled(self._publish_settled)
         row: dict[str, Any] = await pending.wait()
         return row
@@ -809,9 +840,10 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
     def _publish_settled(self, row: Any, error: BaseException | None) -> None:
         if error is None:
             self._publish(row)
-            for dependent in row.get("dependents", ()):  # released or skipped by its ending
-                self._status_changed(dependent)
-                self._publish(dependent)
+            # Released or skipped by its ending; its children a cancel moved.
+            for moved in (*row.get("dependents", ()), *row.get("children_changed", ())):
+                self._status_changed(moved)
+                self._publish(moved)
 
     async def _tell(self, job_id: uuid.UUID, control: Control) -> None:
         """Send a control request to the job if it runs here, also if its claim
@@ -836,6 +868,12 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods):
                     row = {**row, "progress": live.progress, "progress_details": live.details}
                     row["eta"] = live.eta
             self.bus.publish(event_from_row(row, self.clock.now()))
+
+
+def _transition_notices(wakeups: Wakeups, row: Any) -> list[str]:
+    """A transition's notices: its job's, and those of the jobs it moved."""
+    moved = [*row.get("dependents", ()), *row.get("children_changed", ())]
+    return wakeups.for_rows([row, *moved])
 
 
 def _notices_of_rows(wakeups: Wakeups, rows: list[dict[str, Any]], _result: Any) -> list[str]:

@@ -14,7 +14,18 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from runtime import dashboard
-from runtime.api import bulk, catalogue, errors, events, jobs, queues, schedules, system, whoami
+from runtime.api import (
+    bulk,
+    catalogue,
+    chords,
+    errors,
+    events,
+    jobs,
+    queues,
+    schedules,
+    system,
+    whoami,
+)
 from runtime.api.errors import ApiError
 from runtime.api.routing import Api, RouteSpec
 from runtime.api.state import ApiConfig, ApiState
@@ -80,7 +91,7 @@ def create_app(
         state.stop()
 
     api = Api(app, state.auth)
-    for module in (bulk, jobs, events, catalogue, queues, schedules, system, whoami):
+    for module in (bulk, jobs, chords, events, catalogue, queues, schedules, system, whoami):
         module.add_routes(api, state)
     for add in extra_routes:
         add(api, state)

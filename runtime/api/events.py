@@ -28,7 +28,7 @@ from quart import Response
 from runtime.api.auth import Principal
 from runtime.api.eventlog import Entry
 from runtime.api.routing import Api, Call
-from runtime.api.schemas import EventsQuery, JobEventsQuery, JobFilters
+from runtime.api.schemas import EventsQuery, JobEventsQuery
 from runtime.api.state import ApiState
 from runtime.domain.errors import JobNotFound
 from runtime.domain.models import Job, JobEvent
@@ -50,7 +50,7 @@ def _stream(body: AsyncIterator[bytes]) -> Response:
     return response
 
 
-def _matches(event: JobEvent, principal: Principal, f: JobFilters) -> bool:
+def _matches(event: JobEvent, principal: Principal, f: EventsQuery) -> bool:
     statuses = f.statuses
     return (
         principal.sees(event.tenant_id)
@@ -60,6 +60,7 @@ def _matches(event: JobEvent, principal: Principal, f: JobFilters) -> bool:
         and (f.queue is None or event.queue == f.queue)
         and (f.schedule_id is None or event.schedule_id == f.schedule_id)
         and (f.idempotency_key is None or event.idempotency_key == f.idempotency_key)
+        and (f.parent_id is None or event.parent_id == f.parent_id)
     )
 
 

@@ -19,7 +19,9 @@ from runtime.api.errors import ApiError
 from runtime.api.hook_policy import HookPolicy, HookRefused
 from runtime.api.routing import Api, Call, json_response
 from runtime.api.schemas import (
+    CHILDREN_SHOWN,
     CancelRequest,
+    ChildSummary,
     ControlRequest,
     EnqueueRequest,
     JobDetail,
@@ -109,6 +111,7 @@ def add_routes(api: Api, state: ApiState) -> None:
             "schedule_id": q.schedule_id,
             "idempotency_key": q.idempotency_key,
             "search": q.search,
+            "parent_id": q.parent_id,
             "tenant_id": call.principal.narrowed(q.tenant),
         }
         found: dict[str, Any] = {}
@@ -125,10 +128,19 @@ def add_routes(api: Api, state: ApiState) -> None:
 
     @api.route("GET", "/jobs/{job_id}", summary="Read a job", tag=TAG, responses={200: JobDetail})
     async def get_job(call: Call) -> Response:
-        """The job's current snapshot, with the ids of the jobs it depends on."""
+        """The job's current snapshot, with the ids of the jobs it depends on and
+        its first children (ids and statuses; all of them: ``?parent_id=``)."""
         job = await rt.get(call.job_id(), tenant_id=call.principal.scope)
         depends_on = await rt.dependencies(job.id)
-        return json_response(JobDetail.model_construct(**dict(job), depends_on=depends_on))
+        children = await rt.children(job.id, limit=CHILDREN_SHOWN)
+        count = len(children)
+        if count == CHILDREN_SHOWN:
+            count = await rt.count_children(job.id)
+        shown = [ChildSummary(id=c.id, status=c.status) for c in children]
+        detail = JobDetail.model_construct(
+            **dict(job), depends_on=depends_on, children=shown, children_count=count
+        )
+        return json_response(detail)
 
     @api.route(
         "DELETE",

@@ -25,9 +25,10 @@ from pydantic import (
 
 from runtime.domain.logs import LogEntry
 from runtime.domain.models import Job
-from runtime.domain.status import filter_statuses
+from runtime.domain.status import JobStatus, filter_statuses
 from runtime.jobs.bulk import BULK_LIMIT_DEFAULT, BULK_LIMIT_MAX
 from runtime.jobs.enqueue import CANCEL_REASON_MAX, DESCRIPTION_MAX
+from runtime.workflows.chords import CHORD_MEMBERS_MAX
 from runtime.workflows.dependencies import DEPENDENCIES_MAX
 from runtime.workflows.step_specs import STEPS_MAX
 
@@ -41,6 +42,8 @@ TIMEOUT_MAX = 366 * 86400.0
 NAME_MAX = 200
 URL_MAX = 2048
 LOG_LIMIT_DEFAULT = 1000
+CHILDREN_SHOWN = 100
+"""The children ``GET /jobs/{id}`` lists (``?parent_id=`` pages through them all)."""
 
 
 class _Request(BaseModel):
@@ -229,12 +232,16 @@ class SearchFilters(JobFilters):
 class ListJobsQuery(SearchFilters):
     """``GET /jobs``: filters and paging."""
 
+    parent_id: uuid.UUID | None = Field(default=None, description="the children of this job")
+
     page: int = Field(default=1, ge=1, le=PAGE_MAX)
     page_size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
 
 
 class EventsQuery(JobFilters):
     """``GET /events``: filters, and where to resume (else the Last-Event-ID header)."""
+
+    parent_id: uuid.UUID | None = Field(default=None, description="the children of this job")
 
     last_event_id: str | None = Field(default=None, max_length=100)
 
@@ -253,10 +260,61 @@ class LogsQuery(_Request):
     limit: int = Field(default=LOG_LIMIT_DEFAULT, ge=1, le=10_000)
 
 
+class ChildSummary(BaseModel):
+    """One child of a job: its id and status."""
+
+    id: uuid.UUID
+    status: JobStatus
+
+
 class JobDetail(Job):
-    """One job, with the ids of the jobs it depends on."""
+    """One job, with the ids of the jobs it depends on and its first children."""
 
     depends_on: list[uuid.UUID] = []
+    children: list[ChildSummary] = Field(
+        default=[],
+        description=f"the first {CHILDREN_SHOWN} children it spawned, in that order"
+        " (all of them: GET /jobs?parent_id=)",
+    )
+    children_count: int = 0
+
+
+class ChordMember(_Request):
+    """``POST /chords``: the callback."""
+
+    type: str = Field(min_length=1, max_length=NAME_MAX, description="a registered job type")
+    params: dict[str, Any] = Field(default_factory=dict, description="checked by the type")
+    queue: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX, description="seconds")
+    max_retries: int | None = Field(default=None, ge=0, le=1000)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+
+class ChordRequest(_Request):
+    """``POST /chords``: a group of jobs of one type and a callback that runs once
+    they all ended (reading their results with ``ctx.dependency_results``)."""
+
+    type: str = Field(min_length=1, max_length=NAME_MAX, description="the members' job type")
+    params: list[dict[str, Any]] = Field(
+        min_length=1, max_length=CHORD_MEMBERS_MAX, description="one item per member"
+    )
+    callback: ChordMember
+    run_on_failure: bool = Field(
+        default=False, description="run the callback even if a member failed (else: skipped)"
+    )
+    queue: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    timeout: float | None = Field(default=None, gt=0, le=TIMEOUT_MAX, description="seconds")
+    max_retries: int | None = Field(default=None, ge=0, le=1000)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
+
+
+class ChordCreated(BaseModel):
+    """A stored chord: its callback job and its members' ids, in the order given."""
+
+    callback: Job
+    members: list[uuid.UUID]
 
 
 class JobPage(BaseModel):

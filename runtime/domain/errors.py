@@ -20,7 +20,8 @@
      `- HandlerSignal           raised by handlers to steer their job
          |- Retry               try again (after a delay)
          |- Fail                fail now, without retries
-         `- Skip                end the job as skipped
+         |- Skip                end the job as skipped
+         `- WaitForChildren     give the slot back until the children awaited end
 
 Each class's docstring is its default message.
 """
@@ -167,6 +168,12 @@ class Fail(HandlerSignal):
 
 class Skip(HandlerSignal):
     """The handler skipped the job."""
+
+
+class WaitForChildren(HandlerSignal):
+    """The job waits for its children: its run ends ``blocked`` and it runs again
+    (from its checkpoint) when they have ended. Raised by ``ctx.wait_children``;
+    a handler lets it through."""
 
 
 class SchemaNotCurrent(StoreUnusable):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from copy import deepcopy
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -66,6 +67,7 @@ class Job(BaseModel):
     peak_memory: int | None = None
     # A multi-step job's steps, in order (runtime.workflows.steps); None for others.
     steps: list[JobStep] | None = None
+    parent_id: uuid.UUID | None = None  # the job that spawned it (ctx.spawn)
 
     @property
     def is_finished(self) -> bool:
@@ -213,6 +215,9 @@ class JobEvent(BaseModel):
     # A ``step`` event's step of a multi-step job: its index (from 0) and status.
     step: int | None = None
     step_status: str | None = None
+    # A child's events name its parent (ctx.spawn): a watcher of a workflow
+    # follows its children by it (GET /api/v1/events?parent_id=).
+    parent_id: uuid.UUID | None = None
 
     @property
     def is_final(self) -> bool:
@@ -256,6 +261,7 @@ def event_from_row(
         wall_time=row.get("wall_time"),
         cpu_time=row.get("cpu_time"),
         peak_memory=row.get("peak_memory"),
+        parent_id=row.get("parent_id"),
     )
 
 
@@ -290,4 +296,26 @@ def event_from_job(job: Job) -> JobEvent:
         wall_time=job.wall_time,
         cpu_time=job.cpu_time,
         peak_memory=job.peak_memory,
+        parent_id=job.parent_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """How a job that another waited for ended: a child (``ctx.wait_children``)
+    or a dependency, such as a chord's member (``ctx.dependency_results``)."""
+
+    id: uuid.UUID
+    type: str
+    status: JobStatus
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether it completed (``result`` is its handler's return value)."""
+        return self.status is JobStatus.COMPLETED
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobResult:
+        return cls(row["id"], row["type"], JobStatus(row["status"]), row["result"], row["error"])

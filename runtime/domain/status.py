@@ -11,6 +11,7 @@
 
     blocked --its dependencies completed--> waiting (or scheduled, locked)
        `--a dependency failed, was canceled, timed out or was skipped--> skipped
+    running --waits for its children (ctx.wait_children)--> blocked --they ended--> waiting
 
 Every status change in the store is a compare-and-set against this table
 (``UPDATE ... WHERE status IN (allowed sources)``), so racing requests cannot
@@ -59,7 +60,11 @@ PENDING = frozenset({S.SCHEDULED, S.WAITING, S.LOCKED})
 # (interrupted by shutdown, or rescued after its worker died) and to
 # scheduled (a retry after backoff). A job asked to stop may still end on its
 # own first (complete, fail, retry) if the request lands after its last await.
-_ENDINGS = frozenset({S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED, S.SCHEDULED, S.WAITING})
+# A parent that waits for its children gives its slot back: it ends its run
+# ``blocked`` (runtime.workflows.children).
+_ENDINGS = frozenset(
+    {S.COMPLETED, S.FAILED, S.TIMEOUT, S.SKIPPED, S.SCHEDULED, S.WAITING, S.BLOCKED}
+)
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.SCHEDULED: frozenset({S.WAITING, S.CANCELED, S.SUSPENDED}),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import inspect
 import logging
 import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.domain.clock import Clock
-from runtime.domain.models import Job
+from runtime.domain.models import Job, JobId, JobResult
 from runtime.domain.storable import escaped
 from runtime.jobs.logs import JobLogger
 from runtime.jobs.progress import estimate_eta, make_report
@@ -32,10 +33,33 @@ class RunState:
     ended: bool = False  # its outcome is written: the flusher has nothing more of it
     cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
     blocked: float | None = None  # how long the loop had been blocked as the handler returned
+    spawned: int = 0  # ctx.spawn calls so far in this run: the key of the next one
 
     @property
     def job_id(self) -> uuid.UUID:
         return self.row["id"]  # type: ignore[no-any-return]
+
+
+class Workflows(Protocol):
+    """What a context's workflow calls use (``runtime.workflows.children``,
+    handed to the executor by the runtime)."""
+
+    async def spawn(
+        self,
+        state: RunState,
+        job_type: Any,
+        items: Sequence[Any],
+        keys: Sequence[str],
+        options: dict[str, Any],
+    ) -> list[Job]: ...
+
+    async def wait_children(
+        self, state: RunState, children: Sequence[JobId] | None
+    ) -> list[JobResult]: ...
+
+    async def dependency_results(
+        self, state: RunState, after: uuid.UUID | None, limit: int
+    ) -> list[JobResult]: ...
 
 
 class Reporter(Protocol):
@@ -43,6 +67,7 @@ class Reporter(Protocol):
     (:class:`runtime.jobs.execution.Executor`), or a fake in tests."""
 
     clock: Clock
+    workflows: Workflows | None
 
     def progress_changed(self, state: RunState, now: float) -> None: ...
 
@@ -166,6 +191,88 @@ class JobContext:
         text = self._storable("ctx.warn", str(message))
         self._state.errors.append(text)
         self._executor.warned(self._state, text)
+
+    # -- workflows (runtime.workflows; docs/workflows.md) ----------------------
+
+    async def spawn(
+        self, job_type: Any, params: Any = None, *, key: str | None = None, **options: Any
+    ) -> Job:
+        """Start a child job linked to this one (its ``parent_id``); its snapshot.
+
+        Spawning is idempotent across runs of this job: a run after a restart
+        or after :meth:`wait_children` gets back the child an earlier run
+        spawned with the same ``key``, or, without one, at the same place in
+        the order of its spawns (``#0``, ``#1``, ...: keep that order the same
+        on every run). ``options`` as for ``Runtime.enqueue`` (``queue``,
+        ``priority``, ``delay``, ...); the child has this job's tenant."""
+        return (await self.spawn_many(job_type, [params], keys=[key], **options))[0]
+
+    async def spawn_many(
+        self,
+        job_type: Any,
+        params: Iterable[Any],
+        *,
+        keys: Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Job]:
+        """Start many children of one type in one write (as :meth:`spawn`)."""
+        items = list(params)
+        given = list(keys) if keys is not None else [None] * len(items)
+        if len(given) != len(items):
+            raise ValueError(f"{len(given)} keys for {len(items)} children")
+        state = self._state
+        spawn_keys = []
+        for key in given:
+            if key is None:
+                spawn_keys.append(f"#{state.spawned}")
+            elif isinstance(key, str) and key and not key.startswith("#"):
+                spawn_keys.append(key)
+            else:
+                raise ValueError(
+                    f"a spawn key is a non-empty string not starting with '#': {key!r}"
+                )
+            state.spawned += 1
+        return await self._workflows().spawn(state, job_type, items, spawn_keys, options)
+
+    async def wait_children(self, children: Iterable[JobId | Job] | None = None) -> list[JobResult]:
+        """The outcomes of this job's children (those given, or all it spawned),
+        once they have all ended, in the order given (or spawned).
+
+        While any runs, this job gives its queue slot back: its run ends
+        ``blocked`` here (the call does not return), and the job runs again,
+        from its last checkpoint, when the last of them ends. That run spawns
+        the same children again (getting the same ones back) and reaches this
+        call again, which then returns. Checkpoint what the run before the
+        wait did if redoing it costs. A failed child is a result with
+        ``ok`` false, not an exception."""
+        ids = None if children is None else [c.id if isinstance(c, Job) else c for c in children]
+        return await self._workflows().wait_children(self._state, ids)
+
+    async def dependency_results(
+        self, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> list[JobResult]:
+        """One page of the outcomes of the jobs this job depends on (a chord's
+        members, in the order given, or ``depends_on``), by id from just
+        after ``after``; an empty list past the last."""
+        return await self._workflows().dependency_results(self._state, after, limit)
+
+    async def iter_dependency_results(self, *, page: int = 1000) -> AsyncIterator[JobResult]:
+        """Every outcome :meth:`dependency_results` pages through, ``page`` at a
+        time: a 10,000-member chord's results never sit in memory at once."""
+        after: uuid.UUID | None = None
+        while True:
+            batch = await self.dependency_results(after=after, limit=page)
+            for item in batch:
+                yield item
+            if len(batch) < page:
+                return
+            after = batch[-1].id
+
+    def _workflows(self) -> Workflows:
+        workflows = self._executor.workflows
+        if workflows is None:
+            raise RuntimeError("this context cannot spawn or wait for jobs")
+        return workflows
 
     def _storable(self, call: str, message: str) -> str:
         text, count = escaped(message)

@@ -262,4 +262,7 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "peak_memory": None,
         "has_dependents": False,
         "steps": None,
+        "parent_id": None,
+        "spawn_key": None,
+        "dependencies_left": None,
     }

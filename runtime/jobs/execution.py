@@ -29,7 +29,7 @@ from runtime.domain.models import EventKind, event_from_row
 from runtime.domain.status import TERMINAL, JobStatus
 from runtime.domain.storable import describe, escaped, json_problem
 from runtime.jobs.checkpoints import upgraded_state
-from runtime.jobs.context import JobContext, RunState, call_maybe_async
+from runtime.jobs.context import JobContext, RunState, Workflows, call_maybe_async
 from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
 from runtime.jobs.logs import job_log_fields
@@ -76,6 +76,7 @@ class Executor:
         wakeups: Wakeups | None = None,
         on_slot_freed: Callable[[str, str], None] | None = None,
         steps: StepRunner | None = None,
+        workflows: Workflows | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -88,6 +89,7 @@ class Executor:
         self._notify = store.channel is not None and wakeups is not None
         self._on_slot_freed = on_slot_freed
         self._steps = steps
+        self.workflows = workflows  # ctx.spawn, ctx.wait_children (runtime.workflows)
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}

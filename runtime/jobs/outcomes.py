@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from actors import Ended, Outcome
-from runtime.domain.errors import Fail, Retry, Skip
+from runtime.domain.errors import Fail, Retry, Skip, WaitForChildren
 from runtime.domain.status import JobStatus
 from runtime.domain.storable import describe, escaped, json_problem
 from runtime.jobs.backoff import retry_delay
@@ -103,6 +103,9 @@ def _unstorable(why: str, now: float) -> Row:
 
 
 def _raised(error: BaseException | None, row: Row, now: float, rng: random.Random | None) -> Row:
+    if isinstance(error, WaitForChildren):
+        # Waiting is not a failure: the attempt does not count (as a shutdown's).
+        return {"status": JobStatus.BLOCKED.value, "attempt": max(0, row["attempt"] - 1)}
     if isinstance(error, Skip):
         values = _final(JobStatus.SKIPPED, now)
         values["error"] = str(error)

@@ -11,11 +11,12 @@ sent in the write's transaction:
 | enqueue of a delayed job | its due time, for the due timers |
 | end of a job of a limited type | wake its queue and its type's queue |
 | end of a job holding a lock key | wake the queues of the jobs let wait |
-| rescue of a lost job | wake its queue |
+| rescue of a lost job | wake its queue (its due time, for a released dependent due later) |
+| end of a job others wait for | the notices of the jobs it released (dependents, a parent) |
 | cancel or suspend of a running job | tell its job id to stop |
 
-Ends of jobs of unlimited types send nothing: only their own runtime had
-a slot to refill.
+Other ends of jobs of unlimited types send nothing: only their own runtime
+had a slot to refill.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from runtime.store.ops import FinishResult
 Row = Mapping[str, Any]
 _WAITING = JobStatus.WAITING.value
 _SCHEDULED = JobStatus.SCHEDULED.value
+_BLOCKED = JobStatus.BLOCKED.value
 _STOPS = {JobStatus.CANCELING.value: "cancel", JobStatus.SUSPENDING.value: "suspend"}
 
 
@@ -70,23 +72,31 @@ class Wakeups:
     def for_rescue(self, rescued: Iterable[Any]) -> list[str]:
         """For ``Rescue``'s list of ``Rescued`` (jobs to run again or let wait)."""
         queues = {r.queue for r in rescued if r.status is JobStatus.WAITING}
-        return [self.notices.wake(q) for q in sorted(queues)]
+        out = [self.notices.wake(q) for q in sorted(queues)]
+        due = [r.row["scheduled_at"] for r in rescued if r.status is JobStatus.SCHEDULED and r.row]
+        if due:  # dependents released by a rescued job's ending, due later
+            out.append(self.notices.due(min(due)))
+        return out
 
     def for_finish(
         self, queue: str, status: str, limited_queue: str | None, lock_key: str | None
-    ) -> Callable[[FinishResult | None], list[str]] | None:
-        """For the end of a run on ``queue`` that left the job ``status``; None if
-        it tells nobody anything (no limited type, no lock, no immediate retry)."""
+    ) -> Callable[[FinishResult | None], list[str]]:
+        """For the end of a run on ``queue`` that left the job ``status``: a freed
+        slot of a limited type, an immediate retry, the jobs its lock let wait,
+        and the jobs its ending released (dependents, a parent whose last child
+        it was, or the job itself when its children ended while it ran)."""
         static: list[str] = []
         if limited_queue is not None:  # a slot of its type is free
             static.extend(dict.fromkeys(self.notices.wake(q) for q in (queue, limited_queue)))
         elif status == _WAITING:
             static.append(self.notices.wake(queue))
-        if lock_key is None:
-            return (lambda _result: static) if static else None
 
         def notices(result: FinishResult | None) -> list[str]:
-            released = result.released if result is not None else []
-            return static + self.for_rows(released)
+            if result is None:
+                return static
+            out = static + self.for_rows([*result.released, *result.dependents])
+            if status == _BLOCKED and result.values.get("status") == _WAITING:
+                out.append(self.notices.wake(queue))
+            return out
 
         return notices

@@ -20,7 +20,7 @@ from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.domain.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
 from runtime.store.claim import holder_of, park_on_held_locks, release_lock
-from runtime.store.dependency_ops import settle_dependents
+from runtime.store.dependency_ops import release_if_ready, reopen_dependents, settle_dependents
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
 from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, job_dependencies, jobs, queue_states
 
@@ -28,6 +28,7 @@ Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
 _TERMINAL = tuple(s.value for s in TERMINAL)
 _UNFINISHED = tuple(s.value for s in JobStatus if s not in TERMINAL)
+_BLOCKED = JobStatus.BLOCKED.value
 
 
 def _insert_ignoring_conflicts(conn: Connection) -> Any:
@@ -237,17 +238,16 @@ class Finish:
     def apply_many(conn: Connection, finishes: list[Finish]) -> list[FinishResult]:
         append_bounded_logs(conn, [(f.job_id, f.logs, f.log_limit) for f in finishes if f.logs])
         if len(finishes) > 1 and _all_plain(finishes) and _record_all(conn, finishes):
-            flagged = _with_dependents(conn, [f.job_id for f in finishes])
-            return [
-                FinishResult(
-                    True,
-                    values=f.values,
-                    dependents=settle_dependents(conn, [f.job_id], f.values["updated_at"])
-                    if f.job_id in flagged
-                    else [],
-                )
-                for f in finishes
-            ]
+            results = [FinishResult(True, values=f.values) for f in finishes]
+            # Settled together (one read of their dependency rows, whether any
+            # has dependents or not): a chord's callback is counted down once
+            # per batch. Announced with the last of them.
+            now = max(f.values["updated_at"] for f in finishes)
+            settled = settle_dependents(conn, [f.job_id for f in finishes], now)
+            if settled:
+                last = finishes[-1]
+                results[-1] = FinishResult(True, values=last.values, dependents=settled)
+            return results
         return [f._apply(conn) for f in finishes]
 
     def _apply(self, conn: Connection) -> FinishResult:
@@ -275,6 +275,13 @@ class Finish:
         dependents: list[Row] = []
         if self._has_dependents and self.values["status"] in _TERMINAL:
             dependents = settle_dependents(conn, [self.job_id], now)
+        elif self.values["status"] == _BLOCKED:
+            # A parent gave its slot back to wait for its children: they may
+            # all have ended while it still ran.
+            ready = release_if_ready(conn, self.job_id, now)
+            if ready is not None:
+                self.values = {**self.values, "status": ready["status"]}
+                revision = ready["revision"]
         return FinishResult(True, released, self.values, revision, dependents)
 
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
@@ -287,17 +294,6 @@ class Finish:
             return False
         self._has_dependents = bool(found[0])
         return True
-
-
-def _with_dependents(conn: Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of ``ids`` some job depends on: one read for a batch of finishes."""
-    flagged: set[uuid.UUID] = set()
-    for start in range(0, len(ids), 500):  # within SQLite's bound parameters
-        query = select(jobs.c.id).where(
-            jobs.c.id.in_(ids[start : start + 500]), jobs.c.has_dependents.is_(True)
-        )
-        flagged.update(conn.execute(query).scalars())
-    return flagged
 
 
 def _all_plain(finishes: list[Finish]) -> bool:
@@ -419,6 +415,8 @@ class Transition:
         out = {**found._mapping, **values, "revision": revision, "previous_status": current.value}
         if found.has_dependents and new in _TERMINAL:
             out["dependents"] = settle_dependents(conn, [self.job_id], values["updated_at"])
+        elif found.has_dependents and current.is_terminal:  # a manual retry
+            reopen_dependents(conn, self.job_id)
         return out
 
 

@@ -72,6 +72,13 @@ class JobRow(SQLModel, table=True):
     )
     # A multi-step job's steps, each with its own record (runtime.workflows.steps).
     steps: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    # Child jobs and fan-in (runtime.workflows, migration 0008): the job that
+    # spawned this one, the key of that spawn (one child per parent and key),
+    # and how many of the jobs this one waits for have not ended yet (None:
+    # it waits for none).
+    parent_id: uuid.UUID | None = None
+    spawn_key: str | None = None
+    dependencies_left: int | None = None
 
 
 class JobDependencyRow(SQLModel, table=True):
@@ -183,6 +190,23 @@ Index(
     postgresql_where=_SCHEDULED,
 )
 Index("ix_callboard_jobs_created", jobs.c.created_at)
+# A parent's children, newest first, and one child per parent and spawn key.
+_CHILD = text("parent_id IS NOT NULL")
+Index(
+    "ix_callboard_jobs_parent",
+    jobs.c.parent_id,
+    jobs.c.created_at,
+    sqlite_where=_CHILD,
+    postgresql_where=_CHILD,
+)
+Index(
+    "ux_callboard_jobs_spawn",
+    jobs.c.parent_id,
+    jobs.c.spawn_key,
+    unique=True,
+    sqlite_where=_CHILD,
+    postgresql_where=_CHILD,
+)
 # Listing by status, newest first (GET /api/v1/jobs?status=...): read in order, no
 # sort; with the queue last, it also covers the counts by status and queue.
 Index("ix_callboard_jobs_by_status", jobs.c.status, jobs.c.created_at, jobs.c.queue)

@@ -46,9 +46,11 @@ def insert_dependent(
     if not isinstance(run_on_failure, bool):
         raise TypeError(f"run_on_failure must be a bool, got {run_on_failure!r}")
     for row in rows:
-        if row["idempotency_key"] is not None or row["unique_key"] is not None:
-            # Their conflicts would return another job, whose dependencies differ.
+        if row["unique_key"] is not None:
+            # A unique type's index covers the statuses a job may run from, not
+            # blocked: two equal blocked jobs would both be stored, and both run.
             raise ValueError(
-                "depends_on cannot be combined with an idempotency key or a unique type"
+                f"depends_on cannot be used with a unique job type ({row['type']}): "
+                "its uniqueness does not cover blocked jobs"
             )
     return InsertDependentJobs(rows, depends_on, run_on_failure, tenant_id)

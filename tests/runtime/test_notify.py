@@ -17,6 +17,7 @@ from runtime.jobs.wakeups import Wakeups
 from runtime.runtime import POSTGRES_POLL_INTERVAL_DEFAULT
 from runtime.store import Store, notifier
 from runtime.store.notifier import decode
+from runtime.store.ops import FinishResult
 from tests.runtime.control_jobs import Trace, register
 
 pytestmark = pytest.mark.trio
@@ -166,7 +167,15 @@ async def test_notices_name_what_to_wake_and_who_sent_them() -> None:
         ("me", "d", "10.0"),
     ]
     assert decode("not a notice") is None
-    assert wakeups.for_finish("q", "completed", None, None) is None  # unlimited: silent
+    # Unlimited, nothing released by it: silent.
+    silent = wakeups.for_finish("q", "completed", None, None)
+    assert silent(FinishResult(True)) == []
+    # What its ending released is told (a dependent, a parent it was the last child of).
+    released = FinishResult(True, dependents=[{"id": "j7", "status": "waiting", "queue": "r"}])
+    assert silent(released) == ["me|w|r"]
+    # A parent whose children ended while it ran is released as it ends its run.
+    parent = wakeups.for_finish("q", "blocked", None, None)
+    assert parent(FinishResult(True, values={"status": "waiting"})) == ["me|w|q"]
     freed = wakeups.for_finish("q", "completed", "limits", None)
     assert freed is not None and freed(None) == ["me|w|q", "me|w|limits"]
 

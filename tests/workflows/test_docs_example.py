@@ -1,5 +1,5 @@
-"""docs/workflows.md's examples run as written (the first Python block of
-its "Steps" and "Dependencies" sections)."""
+"""docs/workflows.md's examples run as written (the first Python block of its
+"Steps", "Dependencies", "Child jobs" and "Fan-in (chords)" sections)."""
 
 from __future__ import annotations
 
@@ -12,28 +12,34 @@ import pytest
 pytestmark = pytest.mark.trio
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
+EXPECTED = {
+    "Dependencies": "ended failed",
+    "Child jobs": "completed 18",
+    "Fan-in (chords)": "squares: 332833500",
+}
 
 
-def _example(heading: str = "## Dependencies") -> str:
-    section = DOC.read_text().split(heading + "\n", 1)[1]
+def _example(title: str) -> str:
+    section = DOC.read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
     found = re.search(r"```python\n(.*?)```", section, re.S)
-    assert found is not None, f"no python example under {heading}"
+    assert found is not None, f"no python example under ## {title}"
     return found.group(1)
 
 
-async def test_the_dependencies_example_runs(
-    store_url: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("title", list(EXPECTED))
+async def test_the_workflow_examples_run(
+    title: str, store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     namespace: dict[str, Any] = {"__name__": "workflows_example"}
-    exec(compile(_example(), str(DOC), "exec"), namespace)
+    exec(compile(_example(title), str(DOC), "exec"), namespace)
     await namespace["main"](store_url)
     out = capsys.readouterr().out
-    assert "ended failed" in out
+    assert EXPECTED[title] in out
 
 
 async def test_the_steps_example_runs(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     namespace: dict[str, Any] = {"__name__": "workflows_example"}
-    exec(compile(_example("## Steps"), str(DOC), "exec"), namespace)
+    exec(compile(_example("Steps"), str(DOC), "exec"), namespace)
     await namespace["main"](store_url)
     out = capsys.readouterr().out.splitlines()
     assert out == [
