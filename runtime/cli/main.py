@@ -148,6 +148,13 @@ def _runtime_options() -> argparse.ArgumentParser:
     )
     common.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     common.add_argument("--log-format", choices=("text", "json"), help="default text")
+    common.add_argument(
+        "--otel",
+        action="store_true",
+        default=None,
+        help="OpenTelemetry spans for enqueue and each attempt, through the global tracer "
+        "provider (the otel extra; docs/operations.md)",
+    )
     return common
 
 
@@ -348,7 +355,7 @@ SETTING_FLAGS = (
     *("db", "apps", "demo", "bind", "tokens_file", "insecure", "body_limit", "queues"),
     *("header_timeout", "body_timeout", "send_timeout", "streams_per_token"),
     *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format", "migrate"),
-    *("lease", "heartbeat_interval", "loop"),
+    *("lease", "heartbeat_interval", "loop", "otel"),
     *("retain", "max_finished", "max_finished_per_type", "sweep_interval"),
 )
 
@@ -380,6 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
             lease=settings.lease,
             heartbeat_interval=settings.heartbeat_interval,
             migrate=settings.migrate,
+            otel=settings.otel,
         )
         options.retention = settings.retention()
         options.sweep_interval = settings.sweep_interval

@@ -56,6 +56,7 @@ class ServeOptions:
     streams_per_token: int | None = None
     poll_interval: float | None = None
     migrate: bool = True
+    otel: bool = False  # OpenTelemetry spans through the global tracer provider
 
     def runtime_fields(self) -> dict[str, Any]:
         """The Runtime settings given (the others keep their defaults)."""
@@ -123,6 +124,7 @@ async def _run(
         registry=registry,
         queues=options.queues,
         migrate=options.migrate,
+        otel=options.otel,
         **runtime_fields,
     ) as rt:
         api_done = anyio.Event()

@@ -32,6 +32,7 @@ class RunState:
     ended: bool = False  # its outcome is written: the flusher has nothing more of it
     cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
     blocked: float | None = None  # how long the loop had been blocked as the handler returned
+    span: Any = None  # the attempt's OpenTelemetry span, when tracing is on
 
     @property
     def job_id(self) -> uuid.UUID:

@@ -70,6 +70,9 @@ class JobRow(SQLModel, table=True):
     has_dependents: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, default=False)
     )
+    # The W3C trace context of the enqueue that made it (traceparent, tracestate),
+    # when tracing is on (runtime.jobs.tracing): its attempts' spans are children.
+    trace_context: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class JobDependencyRow(SQLModel, table=True):
