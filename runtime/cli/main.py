@@ -228,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--loop",
             choices=LOOPS,
-            help="the event loop jobs run on: asyncio for handlers that need it "
-            "(asyncio drivers); serve runs on trio only, for now (default trio)",
+            help="the event loop the service runs on, API included: asyncio for handlers "
+            "that need it (asyncio drivers) (default trio)",
         )
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -405,12 +405,6 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             options.queues = worker_queues(registry, settings.queues)
         _check_runtime_settings(options.runtime_fields())
-        if args.command == "serve" and settings.loop != "trio":
-            # The API app is Quart-trio: see docs/cli.md for running workers on asyncio.
-            raise ValueError(
-                "callboard serve runs on trio only for now: run jobs that need asyncio "
-                "in `callboard worker --loop asyncio` on the same database"
-            )
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend=settings.loop)
     except (StoreUnusable, StorageUnavailable, MissingExtra, OSError, BaseExceptionGroup) as err:
