@@ -86,6 +86,12 @@ def test_the_base_install_runs_jobs_on_sqlite(tmp_path: Path) -> None:
             "pip install 'callboard[server]'",
         ),
         (
+            "client",
+            "import runtime.client",
+            "the HTTP client needs the callboard[client] extra (httpx is not installed): "
+            "pip install 'callboard[client]'",
+        ),
+        (
             "otel",
             "from runtime import Runtime\nRuntime('sqlite:///x.db', otel=True)",
             "tracing (otel=) needs the callboard[otel] extra (opentelemetry.trace is not "

@@ -3,7 +3,8 @@
 The base install embeds the runtime on SQLite. ``callboard[postgres]`` adds
 psycopg (PostgreSQL stores), ``callboard[server]`` the HTTP API, the CLI and
 what they use (Quart-trio, Hypercorn, httpx, prometheus-client,
-pydantic-settings), ``callboard[otel]`` OpenTelemetry's API (spans for
+pydantic-settings), ``callboard[client]`` httpx for the HTTP API's client
+(``runtime.client``), ``callboard[otel]`` OpenTelemetry's API (spans for
 enqueue and each attempt, ``otel=``).
 """
 
@@ -23,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "pydantic_settings",
     ),
     "otel": ("opentelemetry.trace",),
+    "client": ("httpx",),
 }
 
 
