@@ -137,10 +137,11 @@ def _json(value: Any) -> Any:
 
 
 def enqueue(job_type: str, params: Any, fields: EnqueueFields) -> Call[Job]:
+    given: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if "depends_on" in given:  # any iterable of ids, a generator too
+        given["depends_on"] = [str(job_id) for job_id in given["depends_on"]]
     body: dict[str, Any] = {"type": job_type, "params": _json(params or {})}
-    body.update(_json({k: v for k, v in fields.items() if v is not None}))
-    if "depends_on" in body:
-        body["depends_on"] = list(body["depends_on"])
+    body.update(_json(given))
     return Call("POST", "/jobs", _job, json=body)
 
 

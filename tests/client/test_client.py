@@ -80,6 +80,8 @@ async def test_enqueue_wait_get_and_list(server: Server) -> None:
         page = await client.list(type="echo", status=["completed", "failed"])
         assert (page.total, [j.id for j in page.jobs]) == (1, [job.id])
         assert (await client.list(type="numbers")).total == 0
+        after = await client.enqueue("numbers", {"count": 3}, depends_on=[job.id])
+        assert (await client.wait(after.id, timeout=30)).result == 3
 
 
 async def test_the_apis_errors_are_the_python_apis(server: Server) -> None:
@@ -92,7 +94,7 @@ async def test_the_apis_errors_are_the_python_apis(server: Server) -> None:
             (client.enqueue("numbers", {"count": -1}), rt.enqueue("numbers", {"count": -1})),
             (client.get_schedule("nope"), rt.get_schedule("nope")),
             (
-                client.enqueue("echo", depends_on=[unknown]),
+                client.enqueue("echo", depends_on=(i for i in [unknown])),
                 rt.enqueue("echo", depends_on=[unknown]),
             ),
         ]:
