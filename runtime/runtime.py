@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -70,6 +70,11 @@ from runtime.workflows.dependencies import dependency_ids, insert_dependent
 from runtime.workflows.step_methods import StepMethods
 from runtime.workflows.steps import StepRunner
 
+if TYPE_CHECKING:  # the otel extra's: imported only when tracing is on
+    from opentelemetry.trace import TracerProvider
+
+    from runtime.jobs.tracing import JobTracing
+
 log = logging.getLogger("callboard.runtime")
 
 DATABASE_URL_DEFAULT = "sqlite:///callboard.db"
@@ -108,6 +113,12 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
     ``workers=False`` the runtime only enqueues and reads (a client): it runs
     no jobs. The database's schema is created or upgraded on entry
     (``migrate=False``: refused with :class:`SchemaNotCurrent` unless current).
+
+    ``otel``: OpenTelemetry spans for each enqueue and each attempt, the
+    trace carried from one to the other through the job (the ``otel`` extra;
+    docs/operations.md, "Traces"). True uses OpenTelemetry's global tracer
+    provider; a ``TracerProvider``, that one. Off by default, and then
+    OpenTelemetry is never imported.
     """
 
     def __init__(
@@ -127,6 +138,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
         sweep_interval: float = SWEEP_INTERVAL_DEFAULT,
         migrate: bool = True,
         loop_watchdog: float | None = LOOP_WATCHDOG_DEFAULT,
+        otel: bool | TracerProvider = False,
     ) -> None:
         for name, capacity in (queues or {}).items():
             check_capacity(name, capacity)
@@ -156,6 +168,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
         self.retention = retention if retention is not None else JobRetention()
         self._sweep_interval = sweep_interval
         self._migrate = migrate
+        self._tracing = _tracing(otel)
         self._unserved_told: set[str] = set()  # queues already warned of
         self.watchdog = (
             LoopWatchdog(loop_watchdog, lease=lease) if loop_watchdog is not None else None
@@ -249,6 +262,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
                 on_stored=self._announce,
                 wakeups=self._wakeups,
             ),
+            tracing=self._tracing,
         )
         self._supervisor = Supervisor(
             self._capacities(),
@@ -605,10 +619,38 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
         by every job.
         """
         jt = self._job_type(job_type)
-        now = self.clock.now()
         items = params if isinstance(params, Sequence) else list(params)
+        if self._tracing is None:
+            return await self._enqueue_rows(
+                jt, items, idempotency_keys, depends_on, run_on_failure, None, options
+            )
+        store = partial(self._enqueue_rows, jt, items, idempotency_keys, depends_on, run_on_failure)
+        queue = options.get("queue") or jt.queue
+        traced = await self._tracing.enqueue(
+            jt.name, queue, options.get("tenant_id"), lambda context: store(context, options)
+        )
+        return list(traced)
+
+    async def _enqueue_rows(
+        self,
+        jt: JobType,
+        items: Sequence[Params],
+        idempotency_keys: Sequence[str | None] | None,
+        depends_on: Iterable[JobId] | None,
+        run_on_failure: bool,
+        trace_context: dict[str, str] | None,
+        options: EnqueueOptions,
+    ) -> list[Job]:
+        now = self.clock.now()
         with collector_paused(len(items)):
-            rows = build_rows(jt, items, now=now, idempotency_keys=idempotency_keys, **options)
+            rows = build_rows(
+                jt,
+                items,
+                now=now,
+                idempotency_keys=idempotency_keys,
+                trace_context=trace_context,
+                **options,
+            )
         if depends_on is not None:
             return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
         pending = self.store.submit(
@@ -874,6 +916,14 @@ def _transition_notices(wakeups: Wakeups, row: Any) -> list[str]:
     """A transition's notices: its job's, and those of the jobs it moved."""
     moved = [*row.get("dependents", ()), *row.get("children_changed", ())]
     return wakeups.for_rows([row, *moved])
+
+
+def _tracing(otel: object) -> JobTracing | None:
+    if otel is False:
+        return None  # and opentelemetry stays unimported
+    from runtime.jobs.tracing import make_tracing
+
+    return make_tracing(otel)
 
 
 def _notices_of_rows(wakeups: Wakeups, rows: list[dict[str, Any]], _result: Any) -> list[str]:

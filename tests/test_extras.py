@@ -85,6 +85,18 @@ def test_the_base_install_runs_jobs_on_sqlite(tmp_path: Path) -> None:
             "the HTTP API needs the callboard[server] extra (quart is not installed): "
             "pip install 'callboard[server]'",
         ),
+        (
+            "client",
+            "import runtime.client",
+            "the HTTP client needs the callboard[client] extra (httpx is not installed): "
+            "pip install 'callboard[client]'",
+        ),
+        (
+            "otel",
+            "from runtime import Runtime\nRuntime('sqlite:///x.db', otel=True)",
+            "tracing (otel=) needs the callboard[otel] extra (opentelemetry.trace is not "
+            "installed): pip install 'callboard[otel]'",
+        ),
     ],
 )
 def test_an_import_path_names_the_extra_it_misses(
@@ -109,6 +121,7 @@ def test_an_import_path_names_the_extra_it_misses(
             ["migrate", "--db", "postgresql://127.0.0.1/none"],
             "callboard: a PostgreSQL store needs the callboard[postgres] extra",
         ),
+        ("otel", ["worker", "--otel"], "callboard: tracing (otel=) needs the callboard[otel]"),
     ],
 )
 def test_the_command_says_which_extra_is_missing_in_one_line(

@@ -2,7 +2,7 @@
 
 Top to bottom::
 
-    interfaces   runtime.api, runtime.cli, runtime.dashboard
+    interfaces   runtime.api, runtime.client, runtime.cli, runtime.dashboard
     facade       runtime (the public names), runtime.runtime and the other
                  top-level modules of runtime/
     concepts     runtime.schedules, runtime.workflows (built on jobs)
@@ -37,6 +37,7 @@ ROOTS = (Path(runtime.__file__).parent, Path(actors.__file__).parent)
 # of its own rank or below. The top-level modules of runtime/ are the facade.
 RANKS = {
     "runtime.api": 6,
+    "runtime.client": 6,
     "runtime.cli": 6,
     "runtime.dashboard": 6,
     "runtime": 5,

@@ -1,4 +1,4 @@
-"""The HTTP API: a Quart-trio app over a running Runtime.
+"""The HTTP API: a Quart app (Quart-trio's on trio) over a running Runtime.
 
 ::
 

@@ -148,6 +148,13 @@ def _runtime_options() -> argparse.ArgumentParser:
     )
     common.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     common.add_argument("--log-format", choices=("text", "json"), help="default text")
+    common.add_argument(
+        "--otel",
+        action="store_true",
+        default=None,
+        help="OpenTelemetry spans for enqueue and each attempt, through the global tracer "
+        "provider (the otel extra; docs/operations.md)",
+    )
     return common
 
 
@@ -221,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--loop",
             choices=LOOPS,
-            help="the event loop jobs run on: asyncio for handlers that need it "
-            "(asyncio drivers); serve runs on trio only, for now (default trio)",
+            help="the event loop the service runs on, API included: asyncio for handlers "
+            "that need it (asyncio drivers) (default trio)",
         )
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -348,7 +355,7 @@ SETTING_FLAGS = (
     *("db", "apps", "demo", "bind", "tokens_file", "insecure", "body_limit", "queues"),
     *("header_timeout", "body_timeout", "send_timeout", "streams_per_token"),
     *("grace_period", "poll_interval", "hook_allow", "log_level", "log_format", "migrate"),
-    *("lease", "heartbeat_interval", "loop"),
+    *("lease", "heartbeat_interval", "loop", "otel"),
     *("retain", "max_finished", "max_finished_per_type", "sweep_interval"),
 )
 
@@ -380,6 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
             lease=settings.lease,
             heartbeat_interval=settings.heartbeat_interval,
             migrate=settings.migrate,
+            otel=settings.otel,
         )
         options.retention = settings.retention()
         options.sweep_interval = settings.sweep_interval
@@ -397,12 +405,6 @@ def _serve(args: argparse.Namespace) -> int:
         else:
             options.queues = worker_queues(registry, settings.queues)
         _check_runtime_settings(options.runtime_fields())
-        if args.command == "serve" and settings.loop != "trio":
-            # The API app is Quart-trio: see docs/cli.md for running workers on asyncio.
-            raise ValueError(
-                "callboard serve runs on trio only for now: run jobs that need asyncio "
-                "in `callboard worker --loop asyncio` on the same database"
-            )
         freeze_startup_objects()  # this process exists to run jobs (see runtime.gcpause)
         return anyio.run(run_service, registry, hooks, options, backend=settings.loop)
     except (StoreUnusable, StorageUnavailable, MissingExtra, OSError, BaseExceptionGroup) as err:

@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import trio
 
 from runtime.api.app import RouteAdder
 from runtime.api.auth import TokenEntry
@@ -32,7 +31,7 @@ from runtime.runtime import Runtime
 
 EXIT_STORE = 7  # the database cannot be opened or written at start-up
 DEMO_INTERVAL_DEFAULT = 10.0  # without schedules: how often the demo feeder enqueues
-LOOPS = ("trio", "asyncio")  # --loop: the event loop a worker runs on (trio by default)
+LOOPS = ("trio", "asyncio")  # --loop: the event loop the service runs on (trio by default)
 
 
 @dataclass(slots=True)
@@ -56,6 +55,7 @@ class ServeOptions:
     streams_per_token: int | None = None
     poll_interval: float | None = None
     migrate: bool = True
+    otel: bool = False  # OpenTelemetry spans through the global tracer provider
 
     def runtime_fields(self) -> dict[str, Any]:
         """The Runtime settings given (the others keep their defaults)."""
@@ -123,6 +123,7 @@ async def _run(
         registry=registry,
         queues=options.queues,
         migrate=options.migrate,
+        otel=options.otel,
         **runtime_fields,
     ) as rt:
         api_done = anyio.Event()
@@ -153,7 +154,7 @@ async def _api(
     hurry: anyio.Event,
     done: anyio.Event,
     *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,  # the API: trio only
+    task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     assert options.bind is not None
     try:

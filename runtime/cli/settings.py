@@ -79,6 +79,7 @@ class ServiceSettings(BaseSettings):
     # Logs
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
+    otel: bool = Field(False, description="OpenTelemetry spans (the otel extra)")
 
     @field_validator("apps", "hook_allow", "queues", "retain", mode="before")
     @classmethod

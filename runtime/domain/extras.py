@@ -3,7 +3,9 @@
 The base install embeds the runtime on SQLite. ``callboard[postgres]`` adds
 psycopg (PostgreSQL stores), ``callboard[server]`` the HTTP API, the CLI and
 what they use (Quart-trio, Hypercorn, httpx, prometheus-client,
-pydantic-settings).
+pydantic-settings), ``callboard[client]`` httpx for the HTTP API's client
+(``runtime.client``), ``callboard[otel]`` OpenTelemetry's API (spans for
+enqueue and each attempt, ``otel=``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "prometheus_client",
         "pydantic_settings",
     ),
+    "otel": ("opentelemetry.trace",),
+    "client": ("httpx",),
 }
 
 

@@ -34,6 +34,7 @@ class RunState:
     cpu_time: float = 0.0  # the handler's, this attempt (runtime.jobs.resources.metered)
     blocked: float | None = None  # how long the loop had been blocked as the handler returned
     spawned: int = 0  # ctx.spawn calls so far in this run: the key of the next one
+    span: Any = None  # the attempt's OpenTelemetry span, when tracing is on
 
     @property
     def job_id(self) -> uuid.UUID:

@@ -61,11 +61,13 @@ def build_rows(
     *,
     now: float,
     idempotency_keys: Sequence[str | None] | None = None,
+    trace_context: dict[str, str] | None = None,
     **options: Unpack[EnqueueOptions],
 ) -> list[Row]:
     """Validate every item first: one bad item stores nothing.
 
-    The rows differ only in :data:`PER_JOB_COLUMNS`.
+    The rows differ only in :data:`PER_JOB_COLUMNS`. ``trace_context``: the
+    enqueue span's, when tracing is on (runtime.jobs.tracing).
     """
     items = list(params)
     keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
@@ -75,6 +77,7 @@ def build_rows(
         check_text("idempotency_key", key)
     due = _due(now, options.get("delay"), options.get("at"))
     common = _common(job_type, now, due, options)
+    common["trace_context"] = trace_context
     lock_key = options.get("lock_key")
     tenant_id = options.get("tenant_id")
     rows = []
@@ -265,4 +268,5 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "parent_id": None,
         "spawn_key": None,
         "dependencies_left": None,
+        "trace_context": None,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -41,6 +41,9 @@ from runtime.jobs.wakeups import Wakeups
 from runtime.store import Notices, Store
 from runtime.store.claim import Claim, ClaimResult, TypeLimit
 from runtime.store.ops import CheckIn, Finish, FinishResult, SaveCheckpoint
+
+if TYPE_CHECKING:  # imported only when tracing is on (it imports opentelemetry)
+    from runtime.jobs.tracing import JobTracing
 
 log = logging.getLogger("callboard.executor")
 
@@ -77,6 +80,7 @@ class Executor:
         on_slot_freed: Callable[[str, str], None] | None = None,
         steps: StepRunner | None = None,
         workflows: Workflows | None = None,
+        tracing: JobTracing | None = None,
     ) -> None:
         self._store, self._registry, self._bus = store, registry, bus
         self.clock = clock
@@ -90,6 +94,7 @@ class Executor:
         self._on_slot_freed = on_slot_freed
         self._steps = steps
         self.workflows = workflows  # ctx.spawn, ctx.wait_children (runtime.workflows)
+        self._tracing = tracing
         # Jobs whose claim committed but has not reached its queue actor yet,
         # with the event a control request waits on, if one does.
         self._handing: dict[Any, anyio.Event | None] = {}
@@ -167,7 +172,10 @@ class Executor:
         state: RunState = job.payload
         row = state.row  # the loop watchdog reads it from this frame
         with job_log_fields(row):
-            return await self._run(state)
+            if self._tracing is None:
+                return await self._run(state)
+            with self._tracing.attempt(row) as state.span:
+                return await self._run(state)
 
     async def _run(self, state: RunState) -> Any:
         row = state.row
@@ -233,6 +241,10 @@ class Executor:
             values["worker_id"] = None
             self._log_start(state)
             state.logs.append(_ending(state.row, values, now))
+        if self._tracing is not None:
+            # A job told before it started never ran: its attempt's span is empty.
+            span = state.span if state.span is not None else self._tracing.start_attempt(state.row)
+            self._tracing.ended(span, values, outcome.error)
         logs = take_logs([state])
         row = state.row
         limited = self._limited_queue(row["type"])

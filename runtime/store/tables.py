@@ -79,6 +79,9 @@ class JobRow(SQLModel, table=True):
     parent_id: uuid.UUID | None = None
     spawn_key: str | None = None
     dependencies_left: int | None = None
+    # The W3C trace context of the enqueue that made it (traceparent, tracestate),
+    # when tracing is on (runtime.jobs.tracing): its attempts' spans are children.
+    trace_context: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class JobDependencyRow(SQLModel, table=True):

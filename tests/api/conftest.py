@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from quart import Quart
 from quart.typing import TestClientProtocol
 from quart.wrappers import Response
-from quart_trio import QuartTrio
 
 from runtime import Registry, Runtime
 from runtime.api import ApiConfig, TokenEntry, create_app
@@ -30,7 +30,7 @@ TOKEN_ENTRIES = (
 @dataclass
 class Harness:
     rt: Runtime
-    app: QuartTrio
+    app: Quart  # QuartTrio on trio
     client: TestClientProtocol
     gates: Gates
 

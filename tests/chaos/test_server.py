@@ -63,13 +63,17 @@ UNREAD_BODY = [
 ]
 
 
+LOOPS = pytest.mark.parametrize("loop", ["trio", "asyncio"])  # Hypercorn's worker for each
+
+
+@LOOPS
 def test_half_sent_bodies_never_stop_the_service(
-    tmp_path: Path, services: list[Service], long_run: bool
+    tmp_path: Path, services: list[Service], long_run: bool, loop: str
 ) -> None:
     """Issue item 1: connections that announce a body, send a byte and close
     raced Hypercorn's close against its error answer (BusyResourceError),
     which escaped into the service's nursery and ended the process."""
-    service = serve(tmp_path)
+    service = serve(tmp_path, "--loop", loop)
     services.append(service)
     rounds = 20 if long_run else 3
     for _ in range(rounds):
@@ -263,12 +267,14 @@ def _pipeline_without_reading(port: int) -> socket.socket:
     raise AssertionError("the server kept reading")
 
 
+@LOOPS
 def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
-    tmp_path: Path, services: list[Service], long_run: bool
+    tmp_path: Path, services: list[Service], long_run: bool, loop: str
 ) -> None:
-    """Hypercorn shields every write from cancellation, with no time limit: a
-    client that stops reading held its connection for ever."""
-    service = serve(tmp_path, "--send-timeout", "1", tokens=False)
+    """Hypercorn shields every write from cancellation (trio), or waits for the
+    buffer to drain (asyncio), with no time limit: a client that stops reading
+    held its connection for ever."""
+    service = serve(tmp_path, "--send-timeout", "1", "--loop", loop, tokens=False)
     services.append(service)
     for _ in range(5 if long_run else 1):
         with _pipeline_without_reading(service.port):
@@ -276,14 +282,15 @@ def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
         assert service.healthy()
 
 
+@LOOPS
 @pytest.mark.parametrize("signals", [1, 2])
 def test_a_client_that_stops_reading_does_not_hold_the_shutdown(
-    tmp_path: Path, services: list[Service], signals: int
+    tmp_path: Path, services: list[Service], signals: int, loop: str
 ) -> None:
     """With the default send timeout (30 s), a stopping server waits for a
     stuck write no longer than its graceful timeout (5 s), and a second signal
     not at all; before, the shutdown hung for ever, whatever the signals."""
-    service = serve(tmp_path, "--grace-period", "1", tokens=False)
+    service = serve(tmp_path, "--grace-period", "1", "--loop", loop, tokens=False)
     services.append(service)
     with _pipeline_without_reading(service.port):
         service.signal(signal.SIGTERM)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
-from runtime import JobStatus, Runtime, SyncClient
+from runtime import Job, JobStatus, Runtime, SyncClient
 
 RECIPES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "recipes"
 sys.path.insert(0, str(RECIPES))  # as the user's project folder would be
@@ -18,6 +19,7 @@ sys.path.insert(0, str(RECIPES))  # as the user's project folder would be
 import django_views  # noqa: E402
 import fastapi_app  # noqa: E402
 import flask_app  # noqa: E402
+import over_http  # noqa: E402
 import script  # noqa: E402
 from jobs import registry  # noqa: E402
 
@@ -40,7 +42,7 @@ def _run_all(url: str) -> list[str]:
 
 def test_docs_show_the_recipes_as_they_are_tested() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
-    for name in ("jobs", "script", "flask_app", "fastapi_app", "django_views"):
+    for name in ("jobs", "script", "flask_app", "fastapi_app", "django_views", "over_http"):
         body = (RECIPES / f"{name}.py").read_text()
         assert body.split('"""', 2)[2].strip() in text, name
 
@@ -113,3 +115,37 @@ def test_django_enqueues_on_commit_only(url: str, django_client: None) -> None:
         django_views.signup(RequestFactory().post("/signup", {"email": "no@example.com"}))
         1 / 0  # noqa: B018
     assert _run_all(url) == ["sent to d@example.com"]
+
+
+def test_over_http(url: str) -> None:
+    """A live server (runtime and API on trio, in a thread of its own); the
+    recipe calls it from sync code."""
+    from anyio.abc import TaskStatus
+    from anyio.from_thread import start_blocking_portal
+
+    from runtime.api import ApiConfig, TokenEntry
+    from runtime.api.server import serve_api
+
+    token = TokenEntry(token="shop-operator-token-0001", tenant="shop", role="operator")
+
+    async def serve(*, task_status: TaskStatus[list[str]]) -> None:
+        async with Runtime(url, registry=registry) as rt:
+            config = ApiConfig(tokens=(token,))
+            await serve_api(rt, bind="127.0.0.1:0", config=config, task_status=task_status)
+
+    with start_blocking_portal("trio") as portal:
+        running, urls = portal.start_task(serve)
+        try:
+            welcome = partial(over_http.welcome, urls[0], token.token)
+            assert welcome("h@example.com") == "sent to h@example.com"
+            assert welcome("h@example.com") == "sent to h@example.com"  # the same job
+            assert welcome(["x"]).startswith("refused: ")
+        finally:
+            running.cancel()
+
+    async def stored() -> list[Job]:
+        async with Runtime(url, registry=registry, workers=False) as rt:
+            return await rt.list()
+
+    [job] = anyio.run(stored)  # the idempotency key kept it to one
+    assert (job.tenant_id, job.idempotency_key) == ("shop", "welcome:h@example.com")
