@@ -6,7 +6,7 @@ dependencies as they stand, so a store upgraded with blocked jobs releases
 them as before.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations

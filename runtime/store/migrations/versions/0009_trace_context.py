@@ -4,7 +4,7 @@ whichever process runs them (runtime.jobs.tracing). Nullable: jobs enqueued
 without tracing, and every existing row, have none.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 """
 
 from __future__ import annotations
