@@ -225,15 +225,19 @@ class JobContext:
         spawn_keys = []
         for key in given:
             if key is None:
-                spawn_keys.append(f"#{state.spawned}")
+                spawn_keys.append(self._spawn_key(f"#{state.spawned}"))
             elif isinstance(key, str) and key and not key.startswith("#"):
-                spawn_keys.append(key)
+                spawn_keys.append(self._spawn_key(key))
             else:
                 raise ValueError(
                     f"a spawn key is a non-empty string not starting with '#': {key!r}"
                 )
             state.spawned += 1
         return await self._workflows().spawn(state, job_type, items, spawn_keys, options)
+
+    def _spawn_key(self, key: str) -> str:
+        """The key a spawn is stored under (a step's context makes it the step's own)."""
+        return key
 
     async def wait_children(self, children: Iterable[JobId | Job] | None = None) -> list[JobResult]:
         """The outcomes of this job's children (those given, or all it spawned),

@@ -16,6 +16,7 @@ the next claim goes on at that step.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,9 @@ from runtime.domain.errors import (
     Retry,
     Skip,
     UnknownJobType,
+    WaitForChildren,
 )
-from runtime.domain.models import event_from_row
+from runtime.domain.models import Job, JobId, JobResult, event_from_row
 from runtime.domain.status import TERMINAL, JobStatus
 from runtime.domain.steps import StepStatus
 from runtime.domain.storable import describe, escaped, json_problem
@@ -69,6 +71,7 @@ class StepContext(JobContext):
         self._records = records
         self._index = index
         self._version = version
+        self._spawned: list[uuid.UUID] = []  # this try's spawns, in order
 
     @property
     def step(self) -> int:
@@ -110,6 +113,28 @@ class StepContext(JobContext):
         state.details = report.details or state.details
         state.eta = estimate_eta(now, state.since, state.progress_from, state.progress)
         self._steps_executor.progress_changed(state, now)
+
+    async def spawn_many(
+        self,
+        job_type: Any,
+        params: Iterable[Any],
+        *,
+        keys: Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Job]:
+        spawned = await super().spawn_many(job_type, params, keys=keys, **options)
+        self._spawned.extend(job.id for job in spawned)
+        return spawned
+
+    async def wait_children(self, children: Iterable[JobId | Job] | None = None) -> list[JobResult]:
+        """As :meth:`JobContext.wait_children`, but with no ``children`` given,
+        the children this step spawned (not the earlier steps')."""
+        return await super().wait_children(self._spawned if children is None else children)
+
+    def _spawn_key(self, key: str) -> str:
+        # Each step's spawns are its own: the same key (or place in the order)
+        # in another step names another child.
+        return f"{key}@step{self._index}"
 
     async def checkpoint(self, state: Any) -> None:
         """As :meth:`JobContext.checkpoint`: this step's state, which a resumed
@@ -172,6 +197,9 @@ class StepRunner:
             "checkpoint": upgraded_state(step_type, row["checkpoint"], row["checkpoint_version"]),
         }
         while True:
+            state.spawned = (
+                0  # a try's spawns are keyed from 0 again: a rerun gets its children back
+            )
             ctx = StepContext(run.executor, state, run.records, index, step_type.version)
             if step_type.should_run is not None:
                 if run.unwritten is not None:  # its own code: after the last end is durable
@@ -189,8 +217,8 @@ class StepRunner:
             await self._save(run, index)
             try:
                 result = await self._call(run, step_type, ctx, params)
-            except JobLost:
-                raise
+            except (JobLost, WaitForChildren):
+                raise  # waiting for children: the job gives its slot back, the step goes on after
             except Skip as err:
                 await self._ended(run, index, StepStatus.SKIPPED, str(err))
                 return
@@ -318,8 +346,14 @@ class StepRunner:
             values.update(checkpoint=None, checkpoint_version=None)
         status = values["status"]
         under_way = {StepStatus.RUNNING.value, StepStatus.RETRYING.value}
+        waiting = isinstance(outcome.error, WaitForChildren)
         for record in records:
-            if record["status"] in under_way:
+            if waiting and record["status"] in under_way:
+                # The step waits for its children: still under way, and the
+                # try that spawned them is not one of its retries.
+                record["attempts"] = max(0, record["attempts"] - 1)
+                changed = True
+            elif record["status"] in under_way:
                 record["status"] = _stopped(outcome, status)
                 if status in TERMINAL:
                     record["finished_at"] = now

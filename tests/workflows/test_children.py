@@ -237,3 +237,29 @@ async def test_waiting_on_a_job_that_is_no_child_is_refused(
             job = await rt.enqueue("stranger", {"i": 0})
             done = await rt.wait(job.id)
     assert done.result == f"job {job.id} is not a child of job {job.id}"
+
+
+async def test_steps_of_a_multi_step_job_spawn_and_wait_for_their_own_children(
+    on_store: Callable[..., Runtime], book: Book
+) -> None:
+    """A step waiting on children gives the slot back (the job goes blocked)
+    and goes on at that step; each step's spawns are its own (the second step's
+    first spawn is not the first step's), and waiting spends no step retry."""
+    with trio.fail_after(30):
+        async with on_store() as rt:
+            job = await rt.enqueue_steps(
+                [
+                    {"type": "fan", "params": {"n": 2, "wait": True}},
+                    {"type": "fan", "params": {"n": 3}},
+                ]
+            )
+            await until(rt, job.id, S.BLOCKED)
+            book.gate.set()
+            done = await rt.wait(job.id)
+            assert done.status is S.COMPLETED, done.error
+            assert done.steps is not None
+            assert [s.result for s in done.steps] == [[0, 10], [0, 10, 20]]
+            assert [s.attempts for s in done.steps] == [1, 1]
+            assert done.attempt == 1
+            assert await rt.count_children(job.id) == 5
+    assert book.runs["item-2"] == 1  # only the second step spawned a third child
