@@ -169,6 +169,10 @@ async def test_notices_name_what_to_wake_and_who_sent_them() -> None:
     assert wakeups.for_finish("q", "completed", None, None) is None  # unlimited: silent
     freed = wakeups.for_finish("q", "completed", "limits", None)
     assert freed is not None and freed(None) == ["me|w|q", "me|w|limits"]
+    # A lock key's end wakes its queue: a concurrent claim may have left jobs of
+    # the key waiting rather than parked (Claim._park_on_locks).
+    keyed = wakeups.for_finish("q", "completed", None, "k")
+    assert keyed is not None and keyed(None) == ["me|w|q"]
 
 
 async def test_the_poll_is_a_safety_net_on_postgresql_only(registry: Registry) -> None:
