@@ -433,6 +433,18 @@ class StoreWriter:
             raw.autocommit = False
 
     @contextmanager
+    def _pipelined(self, conn: Connection, single: bool, batch: list[Pending]) -> Iterator[None]:
+        """PostgreSQL: a lone single-statement write with notices sends its
+        statement and its ``pg_notify`` in one pipeline: one round trip, one
+        implicit transaction (autocommit; ``_autocommit``), so the notices are
+        delivered as the write commits, and neither without the other."""
+        if not (single and self.channel is not None and batch[0].notices is not None):
+            yield
+            return
+        with fast.dbapi(conn).pipeline():
+            yield
+
+    @contextmanager
     def _transaction(self, conn: Connection, single: bool = False) -> Iterator[None]:
         """One transaction. On SQLite it is begun and ended on the DBAPI connection
         (SQLAlchemy's bookkeeping costs more than the commit); a Core statement
@@ -487,7 +499,7 @@ class StoreWriter:
     ) -> list[tuple[Any, BaseException | None]]:
         single = len(batch) == 1 and getattr(batch[0].op, "single_statement", False)
         try:
-            with self._transaction(conn, single):
+            with self._transaction(conn, single), self._pipelined(conn, single, batch):
                 results = _apply_all(conn, batch)
                 self._notify(conn, batch, results)
         except _Busy:
@@ -528,7 +540,8 @@ class StoreWriter:
         results: list[tuple[Any, BaseException | None]],
     ) -> None:
         """Send the batch's notices in its transaction. A lone single-statement
-        write ran in autocommit: its notices follow its commit, never precede it."""
+        write runs in autocommit, with its notices in the same pipeline
+        (``_pipelined``): they commit together."""
         if self.channel is None:
             return
         payloads: list[str] = []

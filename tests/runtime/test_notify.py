@@ -181,3 +181,26 @@ async def test_the_poll_is_a_safety_net_on_postgresql_only(registry: Registry) -
     assert postgres._poll == POSTGRES_POLL_INTERVAL_DEFAULT >= 30
     assert sqlite._poll == POLL_INTERVAL_DEFAULT == 1.0
     assert Runtime("postgresql://x@h/db", registry=registry, poll_interval=0.5)._poll == 0.5
+
+
+async def test_a_lone_enqueue_sends_its_insert_and_notice_in_one_pipeline(
+    postgres_url: str,
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One round trip and one implicit transaction: the notice is queued in the
+    # pipeline that holds the INSERT, in autocommit (before, a second round trip).
+    register(registry, Trace())
+    seen: list[tuple[bool, bool]] = []
+    send = notifier.send
+
+    def spy(conn: object, channel: str, payloads: object) -> None:
+        raw = conn.connection.driver_connection  # type: ignore[attr-defined]
+        seen.append((raw.autocommit, raw.pgconn.pipeline_status != 0))
+        send(conn, channel, payloads)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(notifier, "send", spy)
+    async with make_runtime(url=postgres_url, workers=False) as client:
+        await client.enqueue("work", {"name": "a", "steps": 0})
+    assert seen == [(True, True)]
