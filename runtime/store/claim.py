@@ -264,6 +264,12 @@ def _tenant_is(tenant_id: str | None) -> Any:
     return _TENANT == (tenant_id or "")  # noqa: SIM300 -- an SQL expression, not a constant
 
 
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(%s))"
+_TRY_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(hashtext(%s))"
+_ACTIVE_OF_TYPE_SQL = f"SELECT count(*) FROM {jobs.name} WHERE type = %s AND status IN {ACTIVE_SQL}"
+_STARTS_OF_TYPE_SQL = (
+    f"SELECT count(*), min(started_at) FROM {type_starts.name} WHERE type = %s AND started_at > %s"
+)
 _TRY_KEY_LOCKS_SQL = (
     "SELECT name, pg_try_advisory_xact_lock(%s, hashtext(name)) FROM unnest(%s::text[]) AS name"
 )
@@ -318,9 +324,8 @@ class _Room:
 
     def _measure(self, name: str, limit: TypeLimit) -> int:
         conn = self.conn
-        if self.postgres and not self._lock(name):
-            self.contended = True
-            return 0
+        if self.postgres:
+            return self._measure_locked(name, limit)
         free = self.claim.limit
         if limit.max_concurrency is not None:
             active = conn.execute(
@@ -342,15 +347,39 @@ class _Room:
             self.windows[name] = (started, self.claim.now if oldest is None else oldest)
         return max(0, free)
 
-    def _lock(self, name: str) -> bool:
-        """Hold ``name``'s advisory lock until the transaction ends; False if it
-        sorts before a lock held already and another claim holds it."""
-        key = func.hashtext(f"{LIMIT_LOCK_PREFIX}{name}")
-        if self.last_locked is None or name > self.last_locked:
-            self.conn.execute(select(func.pg_advisory_xact_lock(key)))
+    def _measure_locked(self, name: str, limit: TypeLimit) -> int:
+        """PostgreSQL: take ``name``'s advisory lock (wait for it only if its name
+        sorts after every type locked already, else try it) and count, in one
+        pipeline: one round trip. The server runs the counts after the lock is
+        held, each statement with a snapshot of its own, so they see every claim
+        committed before it; if the lock was only tried and refused, the type
+        counts as full for this claim (``contended``)."""
+        wait = self.last_locked is None or name > self.last_locked
+        raw = fast.dbapi(self.conn)
+        with raw.pipeline():
+            locked = raw.execute(_LOCK_SQL if wait else _TRY_LOCK_SQL, (LIMIT_LOCK_PREFIX + name,))
+            active = None
+            if limit.max_concurrency is not None:
+                active = raw.execute(_ACTIVE_OF_TYPE_SQL, (name,))
+            starts = None
+            if limit.rate is not None:
+                since = self.claim.now - limit.rate.period
+                starts = raw.execute(_STARTS_OF_TYPE_SQL, (name, since))
+        if wait:
             self.last_locked = name
-            return True
-        return bool(self.conn.execute(select(func.pg_try_advisory_xact_lock(key))).scalar_one())
+        elif not locked.fetchone()[0]:
+            self.contended = True
+            return 0
+        free = self.claim.limit
+        if active is not None:
+            assert limit.max_concurrency is not None
+            free = min(free, limit.max_concurrency - int(active.fetchone()[0]))
+        if starts is not None:
+            assert limit.rate is not None
+            started, oldest = starts.fetchone()
+            free = min(free, limit.rate.count - int(started))
+            self.windows[name] = (int(started), self.claim.now if oldest is None else oldest)
+        return max(0, free)
 
 
 @cache  # Core statements are immutable; building one costs
