@@ -539,16 +539,27 @@ class StoreWriter:
         batch: list[Pending],
         results: list[tuple[Any, BaseException | None]],
     ) -> None:
-        """Send the batch's notices in its transaction. A lone single-statement
-        write runs in autocommit, with its notices in the same pipeline
-        (``_pipelined``): they commit together."""
+        """Send the batch's notices in its transaction, last, in one pipeline
+        with its ``COMMIT``. A lone single-statement write runs in autocommit,
+        with its notices in the pipeline of its statement (``_pipelined``):
+        they commit together."""
         if self.channel is None:
             return
         payloads: list[str] = []
         for pending, (result, error) in zip(batch, results, strict=True):
             if pending.notices is not None and error is None:
                 payloads.extend(pending.notices(result))
-        notifier.send(conn, self.channel, payloads)
+        if not payloads:
+            return
+        raw = fast.dbapi(conn)
+        if raw.autocommit or raw.pgconn.pipeline_status:
+            notifier.send(conn, self.channel, payloads)
+            return
+        # The notices and the COMMIT in one pipeline: one round trip, not two.
+        # The transaction's own commit after this finds nothing left to do.
+        with raw.pipeline():
+            notifier.send(conn, self.channel, payloads)
+            raw.commit()
 
     def _reconnect(self, conn: Connection) -> None:
         """PostgreSQL: after a fault, the next batch takes a fresh connection
