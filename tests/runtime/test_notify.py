@@ -183,14 +183,15 @@ async def test_the_poll_is_a_safety_net_on_postgresql_only(registry: Registry) -
     assert Runtime("postgresql://x@h/db", registry=registry, poll_interval=0.5)._poll == 0.5
 
 
-async def test_a_lone_enqueue_sends_its_insert_and_notice_in_one_pipeline(
+async def test_notices_share_a_round_trip_with_their_write_or_its_commit(
     postgres_url: str,
     make_runtime: Callable[..., Runtime],
     registry: Registry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # One round trip and one implicit transaction: the notice is queued in the
-    # pipeline that holds the INSERT, in autocommit (before, a second round trip).
+    # A lone enqueue: one round trip and one implicit transaction, the notice
+    # queued in the pipeline that holds the INSERT, in autocommit (before, a
+    # second round trip).
     register(registry, Trace())
     seen: list[tuple[bool, bool]] = []
     send = notifier.send
@@ -203,4 +204,7 @@ async def test_a_lone_enqueue_sends_its_insert_and_notice_in_one_pipeline(
     monkeypatch.setattr(notifier, "send", spy)
     async with make_runtime(url=postgres_url, workers=False) as client:
         await client.enqueue("work", {"name": "a", "steps": 0})
-    assert seen == [(True, True)]
+        # In a transaction, the notices go in one pipeline with its COMMIT.
+        await client.enqueue_many("work", [{"name": "b", "steps": 0}, {"name": "c", "steps": 0}])
+        assert await client.count() == 3
+    assert seen == [(True, True), (False, True)]
