@@ -120,6 +120,7 @@ class Workers:
             assert proc.stdout is not None
             cpu += json.loads(proc.stdout.readline())["cpu_s"]
             proc.wait(30)
+            proc.stdout.close()
         return cpu
 
 
@@ -245,13 +246,17 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _cases(which: Sequence[str], drain_jobs: int) -> list[tuple[str, str, int, int]]:
-    """(key, workload, processes, jobs) of each figure asked for."""
+def _cases(
+    which: Sequence[str], drain_jobs: int, scale: float = 1.0
+) -> list[tuple[str, str, int, int]]:
+    """(key, workload, processes, jobs) of each figure asked for (``scale``: of
+    the pickup's 500 jobs and the limit-2 workload's 200)."""
+    pickups, limited = max(2, int(500 * scale)), max(2, int(200 * scale))
     cases: list[tuple[str, str, int, int]] = []
     if "pickup" in which:
-        cases.append(("pickup", "pickup", 1, 500))
+        cases.append(("pickup", "pickup", 1, pickups))
     if "limit2" in which:
-        cases += [(f"limit2_{n}p", "limit2", n, 200) for n in (1, 3)]
+        cases += [(f"limit2_{n}p", "limit2", n, limited) for n in (1, 3)]
     if "unrelated" in which:
         cases += [
             (f"unrelated_3p_{k}", f"unrelated_{k}", 3, drain_jobs) for k in ("plain", "limited")
@@ -277,11 +282,12 @@ async def main(
     drain_jobs: int = 20_000,
     systems: Sequence[str] = SYSTEMS_DEFAULT,
     rounds: int = 1,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
     """Every case for every system, interleaved: per round, per case, each system."""
     results: dict[str, Any] = {}
     for round_no in range(rounds):
-        for key, workload, processes, jobs in _cases(which, drain_jobs):
+        for key, workload, processes, jobs in _cases(which, drain_jobs, scale):
             for system in systems:
                 if system == "callboard":
                     figures = await _callboard(base, workload, processes, jobs)

@@ -333,6 +333,7 @@ class Workers:
             cpu += report["cpu_s"]
             starts.update(report["starts"])
             proc.wait(30)
+            proc.stdout.close()
         return cpu, starts
 
 
