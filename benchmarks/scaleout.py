@@ -316,6 +316,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--drain-jobs", type=int, default=20_000, help="jobs per drain")
     run.add_argument("--systems", default=",".join(SYSTEMS_DEFAULT))
     run.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
+    run.add_argument("--scale", type=float, default=1.0, help="of pickup's and limit2's jobs")
     args = parser.parse_args(argv)
     if args.command == "worker":
         trio.run(_worker, args.url, args.concurrency, args.limited)
@@ -324,8 +325,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     which = getattr(args, "workloads", "pickup,limit2,unrelated,drain").split(",")
     drain_jobs = getattr(args, "drain_jobs", 20_000)
     systems = getattr(args, "systems", ",".join(SYSTEMS_DEFAULT)).split(",")
-    rounds = getattr(args, "rounds", 1)
-    print(json.dumps(trio.run(main, store, which, drain_jobs, systems, rounds), indent=2))
+    rounds, scale = getattr(args, "rounds", 1), getattr(args, "scale", 1.0)
+    results = trio.run(main, store, which, drain_jobs, systems, rounds, scale)
+    print(json.dumps(results, indent=2))
     return 0
 
 
