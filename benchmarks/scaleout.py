@@ -15,8 +15,13 @@ store. Every figure counts completed jobs in the store. Workloads:
 - ``drain``: 20,000 no-op jobs with 1, 2 and 4 worker processes (concurrency
   10 each): jobs/s, and worker CPU (user + system) per 1,000 jobs.
 
-Peers (pgqueuer, procrastinate, raw psycopg) are not run here yet: see
-docs/benchmarks.md for the figures measured for them in the issue.
+The same workloads run for pgqueuer, procrastinate and a raw psycopg floor
+(``benchmarks/scaleout_peers.py``, under each peer's own virtualenv, on a
+fresh database each), interleaved with Callboard's in one run: each workload
+runs every system once per round (``--rounds``), and each figure carries the
+machine's one-minute load average as it ended (``load``), since the machine
+may be shared. ``--systems`` picks among callboard, pgqueuer, procrastinate
+and raw_psycopg.
 """
 
 from __future__ import annotations
@@ -33,11 +38,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import trio
 from pydantic import BaseModel
 
+from benchmarks.environments import Environment
+from benchmarks.systems import PGQUEUER_ENVIRONMENT, PROCRASTINATE_ENVIRONMENT
 from runtime import JobContext, JobStatus, Registry, Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +120,7 @@ class Workers:
             assert proc.stdout is not None
             cpu += json.loads(proc.stdout.readline())["cpu_s"]
             proc.wait(30)
+            proc.stdout.close()
         return cpu
 
 
@@ -125,6 +134,19 @@ def fresh_schema(base: str) -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def fresh_database(base: str) -> Iterator[str]:
+    """A new database on ``base``'s server (for a peer), dropped afterwards."""
+    name = f"cb_scaleout_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -197,20 +219,87 @@ async def drain(
     return figures
 
 
-async def main(base: str, which: Sequence[str], drain_jobs: int = 20_000) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+PEERS: dict[str, Environment | None] = {
+    "pgqueuer": PGQUEUER_ENVIRONMENT,
+    "procrastinate": PROCRASTINATE_ENVIRONMENT,
+    "raw_psycopg": None,  # psycopg alone: this interpreter has it
+}
+SYSTEMS_DEFAULT = ("callboard", "pgqueuer", "procrastinate", "raw_psycopg")
+PEERS_SCRIPT = ROOT / "benchmarks" / "scaleout_peers.py"
+
+
+def peer(base: str, system: str, workload: str, processes: int, jobs: int) -> dict[str, Any]:
+    """One workload of a peer, in its own interpreter on a fresh database."""
+    environment = PEERS[system]
+    python = sys.executable if environment is None else str(environment.ensure(_log))
+    with fresh_database(base) as url:
+        args = [python, str(PEERS_SCRIPT), "run", system, workload, url]
+        args += ["--processes", str(processes), "--jobs", str(jobs)]
+        done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:]}
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _cases(
+    which: Sequence[str], drain_jobs: int, scale: float = 1.0
+) -> list[tuple[str, str, int, int]]:
+    """(key, workload, processes, jobs) of each figure asked for (``scale``: of
+    the pickup's 500 jobs and the limit-2 workload's 200)."""
+    pickups, limited = max(2, int(500 * scale)), max(2, int(200 * scale))
+    cases: list[tuple[str, str, int, int]] = []
     if "pickup" in which:
-        results["pickup"] = await pickup(base)
+        cases.append(("pickup", "pickup", 1, pickups))
     if "limit2" in which:
-        for n in (1, 3):
-            results[f"limit2_{n}p"] = await drain(base, n, 200, kind=LIMITED)
+        cases += [(f"limit2_{n}p", "limit2", n, limited) for n in (1, 3)]
     if "unrelated" in which:
-        for limited in (False, True):
-            key = f"unrelated_3p_{'limited' if limited else 'plain'}"
-            results[key] = await drain(base, 3, drain_jobs, limited=limited)
+        cases += [
+            (f"unrelated_3p_{k}", f"unrelated_{k}", 3, drain_jobs) for k in ("plain", "limited")
+        ]
     if "drain" in which:
-        for n in (1, 2, 4):
-            results[f"drain_{n}p"] = await drain(base, n, drain_jobs)
+        cases += [(f"drain_{n}p", "drain", n, drain_jobs) for n in (1, 2, 4)]
+    return cases
+
+
+async def _callboard(base: str, workload: str, processes: int, jobs: int) -> dict[str, Any]:
+    if workload == "pickup":
+        return await pickup(base, jobs)
+    if workload == "limit2":
+        return await drain(base, processes, jobs, kind=LIMITED)
+    if workload.startswith("unrelated_"):
+        return await drain(base, processes, jobs, limited=workload.endswith("limited"))
+    return await drain(base, processes, jobs)
+
+
+async def main(
+    base: str,
+    which: Sequence[str],
+    drain_jobs: int = 20_000,
+    systems: Sequence[str] = SYSTEMS_DEFAULT,
+    rounds: int = 1,
+    scale: float = 1.0,
+) -> dict[str, Any]:
+    """Every case for every system, interleaved: per round, per case, each system."""
+    results: dict[str, Any] = {}
+    for round_no in range(rounds):
+        for key, workload, processes, jobs in _cases(which, drain_jobs, scale):
+            for system in systems:
+                if system == "callboard":
+                    figures = await _callboard(base, workload, processes, jobs)
+                elif workload.startswith("unrelated_"):
+                    continue  # Callboard's own question: what a registered limit costs
+                else:
+                    figures = await trio.to_thread.run_sync(
+                        peer, base, system, workload, processes, jobs
+                    )
+                figures = {**figures, "load": round(os.getloadavg()[0], 2)}
+                _log(f"round {round_no + 1} {key} {system}: {json.dumps(figures)}")
+                results.setdefault(key, {}).setdefault(system, []).append(figures)
     return results
 
 
@@ -225,6 +314,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--store", default=os.environ.get("CALLBOARD_TEST_POSTGRES_URL", ""))
     run.add_argument("--workloads", default="pickup,limit2,unrelated,drain")
     run.add_argument("--drain-jobs", type=int, default=20_000, help="jobs per drain")
+    run.add_argument("--systems", default=",".join(SYSTEMS_DEFAULT))
+    run.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
+    run.add_argument("--scale", type=float, default=1.0, help="of pickup's and limit2's jobs")
     args = parser.parse_args(argv)
     if args.command == "worker":
         trio.run(_worker, args.url, args.concurrency, args.limited)
@@ -232,7 +324,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
     store = getattr(args, "store", "") or POSTGRES_URL_DEFAULT
     which = getattr(args, "workloads", "pickup,limit2,unrelated,drain").split(",")
     drain_jobs = getattr(args, "drain_jobs", 20_000)
-    print(json.dumps(trio.run(main, store, which, drain_jobs), indent=2))
+    systems = getattr(args, "systems", ",".join(SYSTEMS_DEFAULT)).split(",")
+    rounds, scale = getattr(args, "rounds", 1), getattr(args, "scale", 1.0)
+    results = trio.run(main, store, which, drain_jobs, systems, rounds, scale)
+    print(json.dumps(results, indent=2))
     return 0
 
 

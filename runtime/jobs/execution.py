@@ -312,6 +312,10 @@ class Executor:
             )
         for released in result.released:
             self._publish_status(released)
+        if row["lock_key"] is not None and self._on_slot_freed is not None:
+            # Jobs of its key that another runtime's claim left waiting rather
+            # than parked (runtime.store.claim, Claim._park_on_locks) may start.
+            self._on_slot_freed(row["queue"], row["queue"])
         for dependent in result.dependents:  # released or skipped by this ending
             self._publish_status(dependent)
 

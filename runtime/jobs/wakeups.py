@@ -10,7 +10,7 @@ sent in the write's transaction:
 | enqueue of due jobs; retry, resume, promotion to ``waiting`` | wake the job's queue |
 | enqueue of a delayed job | its due time, for the due timers |
 | end of a job of a limited type | wake its queue and its type's queue |
-| end of a job holding a lock key | wake the queues of the jobs let wait |
+| end of a job holding a lock key | wake its queue and the queues of the jobs let wait |
 | rescue of a lost job | wake its queue (its due time, for a released dependent due later) |
 | end of a job others wait for | the notices of the jobs it released (dependents, a parent) |
 | cancel or suspend of a running job | tell its job id to stop |
@@ -90,6 +90,10 @@ class Wakeups:
             static.extend(dict.fromkeys(self.notices.wake(q) for q in (queue, limited_queue)))
         elif status == _WAITING:
             static.append(self.notices.wake(queue))
+        if lock_key is not None:
+            # Jobs of its key that a concurrent claim left waiting rather than parked
+            # (runtime.store.claim, Claim._park_on_locks) are in its queue, as a rule.
+            static = list(dict.fromkeys([*static, self.notices.wake(queue)]))
 
         def notices(result: FinishResult | None) -> list[str]:
             if result is None:

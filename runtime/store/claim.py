@@ -7,6 +7,14 @@ on the picked keys as ``locked``.
 
 A lock key is the tenant's own: jobs of different tenants (a job without
 one is of the tenant ``""``) never hold, wait on or name each other's keys.
+
+On PostgreSQL several runtimes claim at once, each in its own READ COMMITTED
+transaction, and none may wait for another in a cycle (see ``_Room`` and
+``Claim._lock_keys``): a claim's reads lock candidate rows with ``SKIP
+LOCKED`` (never waiting), a limited type's count and a lock key's pick are
+guarded by transaction-level advisory locks, taken only for the limited types
+and keys among the claim's candidates, and parking skips rows another claim
+holds.
 """
 
 from __future__ import annotations
@@ -35,13 +43,20 @@ from sqlalchemy.engine import Connection
 from runtime.domain.limits import RateLimit
 from runtime.domain.status import ACTIVE, JobStatus
 from runtime.store import fast
-from runtime.store.tables import HOLDING_SQL, jobs, queue_states, type_starts
+from runtime.store.tables import ACTIVE_SQL, HOLDING_SQL, jobs, queue_states, type_starts
 
 Row = dict[str, Any]
 _ACTIVE = tuple(s.value for s in ACTIVE)
 # A lock's namespace, spelled as the holder index is (a literal, so SQLite matches it).
 _TENANT = func.coalesce(jobs.c.tenant_id, literal_column("''"))
 CLAIM_LOOKAHEAD_DEFAULT = 3  # candidates read per slot, for picks lost to locks and limits
+CONTENDED_RETRY_DEFAULT = 0.05
+"""Seconds after which a claim that met a type or key another claim was taking
+looks again (that claim's commit wakes the queue too; this covers a claim that
+then found nothing to take)."""
+LIMIT_LOCK_PREFIX = "callboard:type-limit:"
+KEY_LOCK_CLASS = 727276
+"""The first half of a lock key's advisory lock (the leader's class is 727275)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,45 +85,45 @@ class Claim:
         return self.limit
 
     def apply(self, conn: Connection) -> ClaimResult:
-        room, windows = self._room(conn)
+        postgres = conn.dialect.name == "postgresql"
+        room = _Room(self, conn, postgres)
         picks = self._pick(conn, room)
-        retry_at = self._rate_retry(windows, picks)
+        if postgres and picks:
+            picks = self._lock_keys(conn, picks, room)
+        retry_at = self._rate_retry(room.windows, picks)
+        if room.contended:  # another claim was taking a type or key we met: look again soon
+            soon = self.now + CONTENDED_RETRY_DEFAULT
+            retry_at = soon if retry_at is None else min(retry_at, soon)
         if not picks:
             return ClaimResult([], retry_at)
-        rows = self._start(conn, [p["id"] for p in picks])
-        if windows:
+        rows = self._start(conn, [p["id"] for p in picks], postgres)
+        if room.windows:
             self._record_starts(conn, rows)
-        return ClaimResult(rows, retry_at, self._park_on_locks(conn, rows))
+        return ClaimResult(rows, retry_at, self._park_on_locks(conn, rows, postgres))
 
-    def _room(self, conn: Connection) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
-        """How many more jobs each limited type may start now, and for rate-limited
-        types the starts in the current window and the oldest of them."""
-        room: dict[str, int] = {}
-        windows: dict[str, tuple[int, float]] = {}
-        if self.limits and conn.dialect.name == "postgresql":
-            _serialize_limited_claims(conn, self.limits)
-        for name, limit in self.limits.items():
-            free = self.limit
-            if limit.max_concurrency is not None:
-                active = conn.execute(
-                    select(func.count())
-                    .select_from(jobs)
-                    .where(jobs.c.type == name, jobs.c.status.in_(_ACTIVE))
-                ).scalar_one()
-                free = min(free, limit.max_concurrency - active)
-            if limit.rate is not None:
-                since = self.now - limit.rate.period
-                # Every start counts, a retried job's earlier ones too: its own
-                # started_at keeps only the latest (see _record_starts).
-                started, oldest = conn.execute(
-                    select(func.count(), func.min(type_starts.c.started_at)).where(
-                        type_starts.c.type == name, type_starts.c.started_at > since
-                    )
-                ).one()
-                free = min(free, limit.rate.count - started)
-                windows[name] = (started, self.now if oldest is None else oldest)
-            room[name] = max(0, free)
-        return room, windows
+    def _lock_keys(self, conn: Connection, picks: list[Row], room: _Room) -> list[Row]:
+        """PostgreSQL: hold the advisory lock of each picked lock key until the
+        transaction ends, or drop the pick if another claim holds it (it is
+        taking that key now; ``contended``). Never waits, so it cannot deadlock.
+
+        Another claim's pick of a key commits before that claim lets its key
+        lock go, so once this claim holds the lock, a statement that starts
+        afterwards sees every committed holder: ``_start`` checks that none
+        holds the key (this claim's read of candidates may predate the commit)."""
+        keyed = [p for p in picks if p["lock_key"] is not None]
+        if not keyed:
+            return picks
+        names = [f"{p['tenant']}\x1f{p['lock_key']}" for p in keyed]
+        got = fast.dbapi(conn).execute(_TRY_KEY_LOCKS_SQL, (KEY_LOCK_CLASS, names)).fetchall()
+        refused = {name for name, ok in got if not ok}
+        if not refused:
+            return picks
+        room.contended = True
+        lost = {id(p) for p, name in zip(keyed, names, strict=True) if name in refused}
+        for p in keyed:
+            if id(p) in lost:
+                room.give_back(p["type"])
+        return [p for p in picks if id(p) not in lost]
 
     def _rate_retry(self, windows: dict[str, tuple[int, float]], picks: list[Row]) -> float | None:
         """When the earliest rate-limited type that is now full may start again."""
@@ -121,24 +136,19 @@ class Claim:
                 retry_at = due if retry_at is None else min(retry_at, due)
         return retry_at
 
-    def _pick(self, conn: Connection, room: dict[str, int]) -> list[Row]:
-        blocked = [name for name, free in room.items() if free <= 0]
+    def _pick(self, conn: Connection, room: _Room) -> list[Row]:
         window = self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10
         values: Row = {"q": self.queue, "n": window}
-        postgres = conn.dialect.name == "postgresql"
+        postgres = room.postgres
         picks: list[Row] = []
-        if not blocked:
-            # Read lazily: candidates past the last pick are never fetched (on
-            # SQLite, never even looked up). Ids stay as stored, not UUID objects.
-            build = partial(_candidates, not postgres, postgres)
-            cursor = fast.prepared(conn, "pick", build).execute(conn, values)
-            try:
-                read = self._first_free(cursor, room, picks)
-            finally:
-                cursor.close()
-        else:
-            query = _candidates(not postgres, postgres).where(jobs.c.type.not_in(blocked))
-            read = self._first_free(conn.execute(query, values), room, picks)
+        # Read lazily: candidates past the last pick are never fetched (on
+        # SQLite, never even looked up). Ids stay as stored, not UUID objects.
+        build = partial(_candidates, not postgres, postgres)
+        cursor = fast.prepared(conn, "pick", build).execute(conn, values)
+        try:
+            read = self._first_free(cursor, room, picks)
+        finally:
+            cursor.close()
         # A full window that locks and limits left short of picks may hide due jobs
         # further down: read on past them. Every candidate a window skipped was
         # skipped for one of its own picks (a type it filled, a key it took), so
@@ -148,13 +158,13 @@ class Claim:
         # fills the picks or runs out, never gets here.
         while read == window and len(picks) < self.limit:
             query = _candidates(not postgres, postgres).where(
-                *_unseen(picks, room, raw_ids=not postgres)
+                *_unseen(picks, room.free, raw_ids=not postgres)
             )
             read = self._first_free(conn.execute(query, values), room, picks)
         return picks
 
     def _first_free(
-        self, candidates: Iterable[Sequence[Any]], room: dict[str, int], picks: list[Row]
+        self, candidates: Iterable[Sequence[Any]], room: _Room, picks: list[Row]
     ) -> int:
         """Add to ``picks`` the best candidates (id, type, lock key, tenant) that
         neither share a tenant's lock key nor exceed their type's room, up to
@@ -165,10 +175,8 @@ class Claim:
             read += 1
             if key is not None and (tenant, key) in keys:
                 continue
-            if job_type in room:
-                if room[job_type] <= 0:
-                    continue
-                room[job_type] -= 1
+            if not room.take(job_type):
+                continue
             if key is not None:
                 keys.add((tenant, key))
             picks.append({"id": job_id, "type": job_type, "lock_key": key, "tenant": tenant})
@@ -176,14 +184,15 @@ class Claim:
                 break
         return read
 
-    def _start(self, conn: Connection, ids: list[Any]) -> list[Row]:
+    def _start(self, conn: Connection, ids: list[Any], postgres: bool) -> list[Row]:
         # Padded to a power of two with repeats (harmless in IN), so claims of any
         # size share a few statement shapes instead of compiling one per size.
         count = 1 << (len(ids) - 1).bit_length()
         values: Row = {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(count)}
         values.update(now=self.now, worker=self.worker)
-        raw_ids = conn.dialect.name != "postgresql"  # as the pick returned them
-        build = partial(_start_update, count, raw_ids)
+        # As the pick returned them; on PostgreSQL, only jobs whose key is free
+        # as the statement starts (see _lock_keys).
+        build = partial(_start_update, count, not postgres, postgres)
         rows = fast.prepared(conn, ("start", count), build).all(conn, values)
         rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"], str(r["id"])))
         return rows
@@ -209,25 +218,35 @@ class Claim:
         )
         conn.execute(insert(type_starts), started)
 
-    def _park_on_locks(self, conn: Connection, rows: list[Row]) -> list[Row]:
+    def _park_on_locks(self, conn: Connection, rows: list[Row], postgres: bool) -> list[Row]:
         """Lock the waiting jobs that share a pick's key behind it; return them.
 
         A status change like any: it bumps their revision, and the claimer
-        announces them. A claim of jobs without lock keys does nothing here."""
+        announces them. A claim of jobs without lock keys does nothing here.
+
+        On PostgreSQL it leaves alone the rows another claim has locked among
+        its candidates (waiting for them could deadlock: that claim may be
+        parking rows of ours). They stay waiting: no claim starts them while
+        the key is held (the candidates leave out held keys), and the end of
+        the job holding it wakes its queue."""
         parked: list[Row] = []
         for r in rows:
             if r["lock_key"] is None:
                 continue
+            waiting = [
+                jobs.c.lock_key == r["lock_key"],
+                _tenant_is(r["tenant_id"]),
+                jobs.c.status == "waiting",
+            ]
+            if postgres:
+                free = select(jobs.c.id).where(*waiting).with_for_update(skip_locked=True)
+                waiting = [jobs.c.id.in_(free.scalar_subquery())]
             # One statement per held key (RETURNING does not go with executemany).
             parked.extend(
                 dict(found._mapping)
                 for found in conn.execute(
                     update(jobs)
-                    .where(
-                        jobs.c.lock_key == r["lock_key"],
-                        _tenant_is(r["tenant_id"]),
-                        jobs.c.status == "waiting",
-                    )
+                    .where(*waiting)
                     .values(
                         status="locked",
                         locked_by=str(r["id"]),
@@ -245,24 +264,122 @@ def _tenant_is(tenant_id: str | None) -> Any:
     return _TENANT == (tenant_id or "")  # noqa: SIM300 -- an SQL expression, not a constant
 
 
-def _serialize_limited_claims(conn: Connection, limits: Mapping[str, TypeLimit]) -> None:
-    """PostgreSQL: one claim at a time, across every runtime on the database, for
-    each limited type, until this transaction ends.
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(%s))"
+_TRY_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(hashtext(%s))"
+_ACTIVE_OF_TYPE_SQL = f"SELECT count(*) FROM {jobs.name} WHERE type = %s AND status IN {ACTIVE_SQL}"
+_STARTS_OF_TYPE_SQL = (
+    f"SELECT count(*), min(started_at) FROM {type_starts.name} WHERE type = %s AND started_at > %s"
+)
+_TRY_KEY_LOCKS_SQL = (
+    "SELECT name, pg_try_advisory_xact_lock(%s, hashtext(name)) FROM unnest(%s::text[]) AS name"
+)
 
-    Under READ COMMITTED a claim's counts of active jobs and recent starts do
-    not see another runtime's claim that has not committed yet, so two claims
-    could each start the last free job of a type. A transaction-level advisory
-    lock per type, taken before counting, makes the second count wait for the
-    first claim's commit. Every claim takes the locks of all limited types in
-    name order, so two claims never wait on each other in a cycle.
+
+@dataclass(slots=True)
+class _Room:
+    """How many more jobs each limited type among a claim's candidates may start,
+    measured when the claim first meets a job of that type: a claim of jobs of
+    unlimited types reads no count and takes no lock, whatever else is
+    registered.
+
+    On PostgreSQL, under READ COMMITTED, a claim's counts of active jobs and
+    recent starts do not see another runtime's claim that has not committed
+    yet, so two claims could each start the last free job of a type. A
+    transaction-level advisory lock per type, taken before counting, makes the
+    second count wait for the first claim's commit. Types are met in the
+    candidates' order, not by name: a claim waits for a type's lock only if its
+    name sorts after every type it holds, so waits between claims for type
+    locks never form a cycle; for an earlier name it only tries, and a type it
+    cannot lock counts as full for this claim (``contended``). Nothing else in
+    a claim waits for another claim (its reads skip locked rows, its key locks
+    and its parking only try), so a claim holding a type's lock always ends.
     """
-    for name in sorted(limits):
-        conn.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(f"{LIMIT_LOCK_PREFIX}{name}")))
-        )
 
+    claim: Claim
+    conn: Connection
+    postgres: bool
+    free: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, tuple[int, float]] = field(default_factory=dict)
+    last_locked: str | None = None
+    contended: bool = False
 
-LIMIT_LOCK_PREFIX = "callboard:type-limit:"
+    def take(self, job_type: str) -> bool:
+        """Whether one more job of ``job_type`` may start now (counting it if so)."""
+        limit = self.claim.limits.get(job_type)
+        if limit is None:
+            return True
+        free = self.free.get(job_type)
+        if free is None:
+            free = self._measure(job_type, limit)
+        if free <= 0:
+            self.free[job_type] = 0
+            return False
+        self.free[job_type] = free - 1
+        return True
+
+    def give_back(self, job_type: str) -> None:
+        """A pick of ``job_type`` taken back: its room is free again."""
+        if job_type in self.free:
+            self.free[job_type] += 1
+
+    def _measure(self, name: str, limit: TypeLimit) -> int:
+        conn = self.conn
+        if self.postgres:
+            return self._measure_locked(name, limit)
+        free = self.claim.limit
+        if limit.max_concurrency is not None:
+            active = conn.execute(
+                select(func.count())
+                .select_from(jobs)
+                .where(jobs.c.type == name, jobs.c.status.in_(_ACTIVE))
+            ).scalar_one()
+            free = min(free, limit.max_concurrency - active)
+        if limit.rate is not None:
+            since = self.claim.now - limit.rate.period
+            # Every start counts, a retried job's earlier ones too: its own
+            # started_at keeps only the latest (see Claim._record_starts).
+            started, oldest = conn.execute(
+                select(func.count(), func.min(type_starts.c.started_at)).where(
+                    type_starts.c.type == name, type_starts.c.started_at > since
+                )
+            ).one()
+            free = min(free, limit.rate.count - started)
+            self.windows[name] = (started, self.claim.now if oldest is None else oldest)
+        return max(0, free)
+
+    def _measure_locked(self, name: str, limit: TypeLimit) -> int:
+        """PostgreSQL: take ``name``'s advisory lock (wait for it only if its name
+        sorts after every type locked already, else try it) and count, in one
+        pipeline: one round trip. The server runs the counts after the lock is
+        held, each statement with a snapshot of its own, so they see every claim
+        committed before it; if the lock was only tried and refused, the type
+        counts as full for this claim (``contended``)."""
+        wait = self.last_locked is None or name > self.last_locked
+        raw = fast.dbapi(self.conn)
+        with raw.pipeline():
+            locked = raw.execute(_LOCK_SQL if wait else _TRY_LOCK_SQL, (LIMIT_LOCK_PREFIX + name,))
+            active = None
+            if limit.max_concurrency is not None:
+                active = raw.execute(_ACTIVE_OF_TYPE_SQL, (name,))
+            starts = None
+            if limit.rate is not None:
+                since = self.claim.now - limit.rate.period
+                starts = raw.execute(_STARTS_OF_TYPE_SQL, (name, since))
+        if wait:
+            self.last_locked = name
+        elif not locked.fetchone()[0]:
+            self.contended = True
+            return 0
+        free = self.claim.limit
+        if active is not None:
+            assert limit.max_concurrency is not None
+            free = min(free, limit.max_concurrency - int(active.fetchone()[0]))
+        if starts is not None:
+            assert limit.rate is not None
+            started, oldest = starts.fetchone()
+            free = min(free, limit.rate.count - int(started))
+            self.windows[name] = (int(started), self.claim.now if oldest is None else oldest)
+        return max(0, free)
 
 
 @cache  # Core statements are immutable; building one costs
@@ -304,14 +421,27 @@ def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[An
 
 
 @lru_cache(maxsize=128)  # Core statements are immutable; building one costs
-def _start_update(count: int, raw_ids: bool = False) -> Any:
+def _start_update(count: int, raw_ids: bool = False, key_free: bool = False) -> Any:
     """Mark ``count`` picked jobs (binds ``id0``...; ``raw_ids``: as stored) running
-    for ``worker`` at ``now``."""
+    for ``worker`` at ``now`` (``key_free``: only those whose lock key no job
+    holds as the statement starts)."""
     now = bindparam("now", type_=jobs.c.started_at.type)
     id_type = String() if raw_ids else jobs.c.id.type
+    picked = jobs.c.id.in_([bindparam(f"id{i}", type_=id_type) for i in range(count)])
+    if key_free:
+        holder = jobs.alias("holder")
+        held = (
+            select(holder.c.id)
+            .where(text(f"holder.lock_key IS NOT NULL AND holder.status IN {ACTIVE_SQL}"))
+            .where(
+                func.coalesce(holder.c.tenant_id, literal_column("''")) == _TENANT,
+                holder.c.lock_key == jobs.c.lock_key,
+            )
+        )
+        picked = picked & (jobs.c.lock_key.is_(None) | ~held.exists())
     return (
         update(jobs)
-        .where(jobs.c.id.in_([bindparam(f"id{i}", type_=id_type) for i in range(count)]))
+        .where(picked)
         .values(
             status=JobStatus.RUNNING.value,
             attempt=jobs.c.attempt + 1,

@@ -433,6 +433,18 @@ class StoreWriter:
             raw.autocommit = False
 
     @contextmanager
+    def _pipelined(self, conn: Connection, single: bool, batch: list[Pending]) -> Iterator[None]:
+        """PostgreSQL: a lone single-statement write with notices sends its
+        statement and its ``pg_notify`` in one pipeline: one round trip, one
+        implicit transaction (autocommit; ``_autocommit``), so the notices are
+        delivered as the write commits, and neither without the other."""
+        if not (single and self.channel is not None and batch[0].notices is not None):
+            yield
+            return
+        with fast.dbapi(conn).pipeline():
+            yield
+
+    @contextmanager
     def _transaction(self, conn: Connection, single: bool = False) -> Iterator[None]:
         """One transaction. On SQLite it is begun and ended on the DBAPI connection
         (SQLAlchemy's bookkeeping costs more than the commit); a Core statement
@@ -487,7 +499,7 @@ class StoreWriter:
     ) -> list[tuple[Any, BaseException | None]]:
         single = len(batch) == 1 and getattr(batch[0].op, "single_statement", False)
         try:
-            with self._transaction(conn, single):
+            with self._transaction(conn, single), self._pipelined(conn, single, batch):
                 results = _apply_all(conn, batch)
                 self._notify(conn, batch, results)
         except _Busy:
@@ -527,15 +539,27 @@ class StoreWriter:
         batch: list[Pending],
         results: list[tuple[Any, BaseException | None]],
     ) -> None:
-        """Send the batch's notices in its transaction. A lone single-statement
-        write ran in autocommit: its notices follow its commit, never precede it."""
+        """Send the batch's notices in its transaction, last, in one pipeline
+        with its ``COMMIT``. A lone single-statement write runs in autocommit,
+        with its notices in the pipeline of its statement (``_pipelined``):
+        they commit together."""
         if self.channel is None:
             return
         payloads: list[str] = []
         for pending, (result, error) in zip(batch, results, strict=True):
             if pending.notices is not None and error is None:
                 payloads.extend(pending.notices(result))
-        notifier.send(conn, self.channel, payloads)
+        if not payloads:
+            return
+        raw = fast.dbapi(conn)
+        if raw.autocommit or raw.pgconn.pipeline_status:
+            notifier.send(conn, self.channel, payloads)
+            return
+        # The notices and the COMMIT in one pipeline: one round trip, not two.
+        # The transaction's own commit after this finds nothing left to do.
+        with raw.pipeline():
+            notifier.send(conn, self.channel, payloads)
+            raw.commit()
 
     def _reconnect(self, conn: Connection) -> None:
         """PostgreSQL: after a fault, the next batch takes a fresh connection

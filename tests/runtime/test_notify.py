@@ -178,6 +178,10 @@ async def test_notices_name_what_to_wake_and_who_sent_them() -> None:
     assert parent(FinishResult(True, values={"status": "waiting"})) == ["me|w|q"]
     freed = wakeups.for_finish("q", "completed", "limits", None)
     assert freed is not None and freed(None) == ["me|w|q", "me|w|limits"]
+    # A lock key's end wakes its queue: a concurrent claim may have left jobs of
+    # the key waiting rather than parked (Claim._park_on_locks).
+    keyed = wakeups.for_finish("q", "completed", None, "k")
+    assert keyed is not None and keyed(None) == ["me|w|q"]
 
 
 async def test_the_poll_is_a_safety_net_on_postgresql_only(registry: Registry) -> None:
@@ -186,3 +190,30 @@ async def test_the_poll_is_a_safety_net_on_postgresql_only(registry: Registry) -
     assert postgres._poll == POSTGRES_POLL_INTERVAL_DEFAULT >= 30
     assert sqlite._poll == POLL_INTERVAL_DEFAULT == 1.0
     assert Runtime("postgresql://x@h/db", registry=registry, poll_interval=0.5)._poll == 0.5
+
+
+async def test_notices_share_a_round_trip_with_their_write_or_its_commit(
+    postgres_url: str,
+    make_runtime: Callable[..., Runtime],
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A lone enqueue: one round trip and one implicit transaction, the notice
+    # queued in the pipeline that holds the INSERT, in autocommit (before, a
+    # second round trip).
+    register(registry, Trace())
+    seen: list[tuple[bool, bool]] = []
+    send = notifier.send
+
+    def spy(conn: object, channel: str, payloads: object) -> None:
+        raw = conn.connection.driver_connection  # type: ignore[attr-defined]
+        seen.append((raw.autocommit, raw.pgconn.pipeline_status != 0))
+        send(conn, channel, payloads)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(notifier, "send", spy)
+    async with make_runtime(url=postgres_url, workers=False) as client:
+        await client.enqueue("work", {"name": "a", "steps": 0})
+        # In a transaction, the notices go in one pipeline with its COMMIT.
+        await client.enqueue_many("work", [{"name": "b", "steps": 0}, {"name": "c", "steps": 0}])
+        assert await client.count() == 3
+    assert seen == [(True, True), (False, True)]

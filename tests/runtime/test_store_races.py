@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.engine import Connection
 
 from runtime import JobContext, JobStatus, Registry
@@ -25,7 +25,13 @@ from runtime.domain.errors import IllegalTransition
 from runtime.jobs.enqueue import build_rows
 from runtime.jobs.sweeper import PruneBeyond, PruneOlder
 from runtime.schedules.model import TRIGGER_RULES, IntervalTrigger, dump_trigger
-from runtime.store.claim import Claim, TypeLimit
+from runtime.store.claim import (
+    CONTENDED_RETRY_DEFAULT,
+    KEY_LOCK_CLASS,
+    LIMIT_LOCK_PREFIX,
+    Claim,
+    TypeLimit,
+)
 from runtime.store.engine import open_engine
 from runtime.store.ops import DeleteJob, InsertJobs, Transition
 from runtime.store.schedule_ops import SaveSchedule
@@ -105,6 +111,112 @@ def test_a_limited_type_never_runs_over_its_concurrency_across_runtimes(engine: 
         thread.join()
     assert len(claimed_a.rows) == 1 and second[0].rows == []
     assert [worker for _, worker in _running(engine)] == ["worker-a"]
+
+
+def _hold_limit_lock(conn: Connection, type_name: str) -> None:
+    """Take the advisory lock a claim takes for ``type_name``, as another claim would."""
+    key = func.hashtext(f"{LIMIT_LOCK_PREFIX}{type_name}")
+    conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _hold_key_lock(conn: Connection, lock_key: str, tenant: str = "") -> None:
+    """Take the advisory lock a claim takes for a picked lock key."""
+    name = f"{tenant}\x1f{lock_key}"
+    conn.execute(select(func.pg_advisory_xact_lock(KEY_LOCK_CLASS, func.hashtext(name))))
+
+
+def _store_keyed(engine: Engine, registry: Registry, key: str, count: int) -> list[Any]:
+    rows = build_rows(
+        registry.get("t"), [{"n": i} for i in range(count)], now=time.time() - 1, lock_key=key
+    )
+    with engine.begin() as conn:
+        InsertJobs(rows).apply(conn)
+    return [row["id"] for row in rows]
+
+
+def test_a_claim_of_unlimited_jobs_takes_no_limit_lock(engine: Engine) -> None:
+    # A limited type merely registered: another claim holding its lock must not
+    # make a claim of other types' jobs wait (before, every claim took them all).
+    _store(engine, _registry(), 3)
+    limits = {"capped": TypeLimit(max_concurrency=1)}
+    with engine.connect() as holder, engine.connect() as other, holder.begin():
+        _hold_limit_lock(holder, "capped")
+        with other.begin():
+            other.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            claimed = Claim("default", 3, "worker-b", time.time(), limits).apply(other)
+    assert len(claimed.rows) == 3 and claimed.retry_at is None
+
+
+def test_a_claim_meeting_a_locked_type_out_of_order_skips_it_and_retries_soon(
+    engine: Engine,
+) -> None:
+    # The claim locks "t" first (its candidates come first), then meets "a_late",
+    # which sorts before "t": it only tries that lock, and another claim holds it.
+    registry = _registry(max_concurrency=5, priority=10)
+
+    @registry.job(name="a_late", max_concurrency=5)
+    async def a_late(ctx: JobContext, params: Numbered) -> None: ...
+
+    _store(engine, registry, 1)
+    late = build_rows(registry.get("a_late"), [{"n": 1}], now=time.time())
+    with engine.begin() as conn:
+        InsertJobs(late).apply(conn)
+    limits = {"t": TypeLimit(max_concurrency=5), "a_late": TypeLimit(max_concurrency=5)}
+    now = time.time()
+    with engine.connect() as holder, engine.connect() as other, holder.begin():
+        _hold_limit_lock(holder, "a_late")
+        with other.begin():
+            other.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            claimed = Claim("default", 5, "worker-b", now, limits).apply(other)
+    assert [r["type"] for r in claimed.rows] == ["t"]
+    assert claimed.retry_at == pytest.approx(now + CONTENDED_RETRY_DEFAULT)
+
+
+def test_a_claim_leaves_a_lock_key_another_claim_is_taking_and_retries_soon(
+    engine: Engine,
+) -> None:
+    registry = _registry()
+    _store_keyed(engine, registry, "k", 2)
+    _store(engine, registry, 1)
+    now = time.time()
+    with engine.connect() as holder, engine.connect() as other, holder.begin():
+        _hold_key_lock(holder, "k")  # another claim picked a job of "k", not committed yet
+        with other.begin():
+            other.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            claimed = Claim("default", 5, "worker-b", now, {}).apply(other)
+    assert [r["lock_key"] for r in claimed.rows] == [None]
+    assert claimed.retry_at == pytest.approx(now + CONTENDED_RETRY_DEFAULT)
+
+
+def test_a_pick_read_before_another_claim_took_its_key_does_not_start(engine: Engine) -> None:
+    # The claim's read of candidates saw "k" free; another claim's start of a job
+    # of "k" committed since. The start checks the key afresh and leaves it.
+    registry = _registry()
+    first, second = _store_keyed(engine, registry, "k", 2)
+    with engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == first).values(status="running"))
+    with engine.begin() as conn:
+        claim = Claim("default", 1, "worker-b", time.time(), {})
+        assert claim._start(conn, [second], postgres=True) == []
+    with engine.connect() as conn:
+        status = conn.execute(select(jobs.c.status).where(jobs.c.id == second)).scalar_one()
+    assert status == "waiting"
+
+
+def test_parking_leaves_rows_another_claim_holds_and_never_waits(engine: Engine) -> None:
+    registry = _registry()
+    ids = _store_keyed(engine, registry, "k", 3)
+    with engine.connect() as holder, engine.connect() as other, holder.begin():
+        # Another claim's read of candidates locked the last job of "k".
+        holder.execute(select(jobs.c.id).where(jobs.c.id == ids[2]).with_for_update())
+        with other.begin():
+            other.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+            claimed = Claim("default", 1, "worker-b", time.time(), {}).apply(other)
+    assert [r["id"] for r in claimed.rows] == [ids[0]]
+    assert [r["id"] for r in claimed.parked] == [ids[1]]  # the held one is left waiting
+    with engine.connect() as conn:
+        status = conn.execute(select(jobs.c.status).where(jobs.c.id == ids[2])).scalar_one()
+    assert status == "waiting"
 
 
 def test_a_rescue_leaves_alone_a_job_another_runtime_rescued_and_claimed_meanwhile(
