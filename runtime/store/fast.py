@@ -125,6 +125,10 @@ class Prepared:
                 append(proc(value))
         return dict(zip(self._names, out, strict=True)) if self._named else out
 
+    def bound(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL and parameters that :meth:`execute` runs for ``values``."""
+        return self._statement(self.params(values))
+
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
         sql, params = self._statement(self.params(values))
