@@ -484,6 +484,14 @@ class Runtime(ControlMethods, ScheduleMethods):
                 if job.row is not None:
                     self._publish(job.row)
 
+    def _serves(self, queue: str) -> bool:
+        """Whether this runtime runs jobs of ``queue``. An enqueue to a queue it
+        does not serve commits in the caller's task when the writer is idle
+        (``StoreWriter.submit``'s ``lead``); one to a queue it serves goes through
+        the writer, whose commit the queue's claim joins."""
+        supervisor = self._supervisor
+        return supervisor is not None and queue in supervisor.queues
+
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""
         status = row["status"]
@@ -596,6 +604,7 @@ class Runtime(ControlMethods, ScheduleMethods):
         pending = self.store.submit(
             InsertJobs(rows, varying=PER_JOB_COLUMNS),
             partial(_notices_of_rows, self._wakeups, rows) if self.store.channel else None,
+            lead=not self._serves(rows[0]["queue"]) if rows else False,
         )
         pending.on_settled(partial(self._publish_stored, rows))
         # Wake this runtime's queues now, not once the insert is durable: a claim

@@ -126,19 +126,41 @@ class Prepared:
         return dict(zip(self._names, out, strict=True)) if self._named else out
 
     def bound(self, values: Mapping[str, Any]) -> tuple[str, Any]:
-        """The SQL and parameters that :meth:`execute` runs for ``values``."""
-        return self._statement(self.params(values))
+        """The SQL and parameters that :meth:`execute` runs for ``values``: those of
+        :meth:`params`, with every None written as NULL in the SQL (see
+        :meth:`_statement`), in one pass over them."""
+        if self._pieces is None:
+            return self.sql, self.params(values)
+        out: list[Any] = []
+        append = out.append
+        get = values.get
+        nulls: list[int] = []
+        for index, (name, default, proc, none) in enumerate(self._binds):
+            value = get(name, default)
+            if value is None:
+                value = none
+                if value is None:
+                    nulls.append(index)
+                    continue
+            elif proc is not None:
+                value = proc(value)
+            append(value)
+        if not nulls:
+            return self.sql, out
+        key = tuple(nulls)
+        sql = self._variants.get(key)
+        return (self._spell_nulls(key) if sql is None else sql), out
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
-        sql, params = self._statement(self.params(values))
+        sql, params = self.bound(values)
         return dbapi(conn).execute(sql, params)
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Executed:
         """Run for each of ``rows``; returns how many rows the runs changed."""
         groups: dict[str, list[Any]] = {}
         for row in rows:
-            sql, params = self._statement(self.params(row))
+            sql, params = self.bound(row)
             groups.setdefault(sql, []).append(params)
         raw = dbapi(conn)
         changed = 0
