@@ -610,7 +610,8 @@ class Runtime(ControlMethods, ScheduleMethods):
         # Wake this runtime's queues now, not once the insert is durable: a claim
         # they ask for joins the insert's commit (the writer applies it after the
         # insert, in the same transaction), one commit from enqueue to start.
-        for row in rows:
+        # The rows of one call share their status, queue and due time: one will do.
+        for row in rows[:1]:
             self._status_changed(row)
         replaced = await pending.wait()
         with collector_paused(len(rows)):
@@ -643,7 +644,7 @@ class Runtime(ControlMethods, ScheduleMethods):
     ) -> None:
         """Publish the jobs an insert stored, in the writer as its commit settles
         (so even if the caller was cancelled meanwhile)."""
-        if error is not None:
+        if error is not None or self.bus.is_idle():
             return
         for row in rows:
             if row["id"] not in replaced:

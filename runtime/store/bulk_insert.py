@@ -65,8 +65,9 @@ def statement(
 ) -> tuple[str, list[Any]] | None:
     """The statement :func:`insert_rows` runs and its parameters, or None when a
     varying value is one the document cannot carry (NaN, an infinity)."""
-    moving = tuple(c for c in columns if c in varying)
-    shared = tuple(c for c in columns if c not in varying)
+    # A varying column that is NULL in every row (no keys, no lock) is shared.
+    moving = tuple(c for c in columns if c in varying and any(row[c] is not None for row in rows))
+    shared = tuple(c for c in columns if c not in moving)
     first = rows[0]
     params = [_processed(table, c, dialect, first[c]) for c in shared]
     # JSON columns go in as they are (``->`` gives their JSON text), others processed.
