@@ -188,6 +188,7 @@ class StoreWriter:
         self._ready: LoopEvent | None = None  # while the writer waits for writes
         self._leading = False  # a caller's task commits the queue (``submit(lead=True)``)
         self._led = 0
+        self._last_batch = 0  # writes in the last batch committed
         self._lead_done: LoopEvent | None = None  # set as a caller's lead ends, if awaited
         self._conn: Connection | None = None
         self._tg: TaskGroup | None = None
@@ -246,10 +247,15 @@ class StoreWriter:
         if_cancelled, one_pass = self._checkpoints
         try:
             await if_cancelled()  # cancelled here, the writer commits it
-            # Writes that were runnable join; while they keep coming, a batch is forming.
-            seen = 0
-            while seen < len(self._queue) < self._batch_max:
-                seen = len(self._queue)
+            # Writes that were runnable join; while they keep coming, a batch is
+            # forming. A pass may run the leader before the writers woken with
+            # it (trio runs a batch of tasks in either order): after a shared
+            # commit, when more are likely to come, it waits two passes.
+            queue, passes, seen = self._queue, 0, 0
+            least = 2 if self._last_batch > 1 else 1
+            while (passes < least or seen < len(queue)) and len(queue) < self._batch_max:
+                seen = len(queue)
+                passes += 1
                 await one_pass()
             self._led += 1
             await self._commit_queued(self._conn, self._tg)
@@ -350,6 +356,7 @@ class StoreWriter:
     async def _commit_queued(self, conn: Connection, tg: TaskGroup) -> None:
         """Commit a batch of the queued writes and answer them."""
         batch = self._light_first(self._take())
+        self._last_batch = len(batch)
         light = self._inline_prefix(batch)
         done = self._commit_inline(conn, batch[:light]) if light else []
         self._settle(batch, done)
