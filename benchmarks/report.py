@@ -2,9 +2,11 @@
 
 One table per store (SQLite, PostgreSQL) with that store's limit (raw_sqlite,
 raw_psycopg), the engine's limit (raw_trio, which has no store, so both
-tables show the same figures), the peers on that store and Callboard on it.
-Every figure is a median; ratios divide Callboard's figure by the other's.
-Only the SQLite table has a bar column: issue 3 sets no bars on PostgreSQL.
+tables show the same figures), the store's floor if it has one (Callboard's
+own statements alone: ``floor`` on SQLite), the peers on that store and
+Callboard on it. Every figure is a median; ratios divide Callboard's figure
+by the other's. Only the SQLite table has a bar column: the bars of issues 3
+and 22 are set on SQLite.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from benchmarks.metrics import METRICS, Bar, Metric
 
 BAR_STORE = "sqlite"
-"""Issue 3 sets its bars for Callboard on SQLite."""
+"""Issues 3 and 22 set their bars for Callboard on SQLite."""
 
 _STORE_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
@@ -84,6 +86,7 @@ class _Table:
     store: str
     store_limit: str | None
     engine_limit: str | None
+    floors: tuple[str, ...]
     peers: tuple[str, ...]
     subjects: tuple[str, ...]
 
@@ -99,6 +102,7 @@ class _Table:
             store=store,
             store_limit=store_limits[0] if store_limits else None,
             engine_limit=engine_limits[0] if engine_limits else None,
+            floors=named("floor", (store,)),
             peers=named("peer", (store, "none")),
             subjects=named("subject", (store, "none")),
         )
@@ -110,14 +114,15 @@ class _Table:
     @property
     def systems(self) -> tuple[str, ...]:
         limits = (self.store_limit, self.engine_limit)
-        return (*(name for name in limits if name), *self.peers, *self.subjects)
+        return (*(name for name in limits if name), *self.floors, *self.peers, *self.subjects)
 
     def lines(self) -> list[str]:
         header = ["workload", "metric", *self.systems, "limit"]
         for subject in self.subjects:
-            header += [f"{subject} / {peer}" for peer in self.peers] + [f"{subject} / limit"]
+            header += [f"{subject} / {other}" for other in (*self.floors, *self.peers)]
+            header.append(f"{subject} / limit")
         if self.shows_bars:
-            header.append("bar (issue 3)")
+            header.append("bar (issues 3, 22)")
         rows = [header, ["---"] * len(header)]
         rows += [self.row(m) for m in METRICS if m.workload in self.document["workloads"]]
         return ["| " + " | ".join(row) + " |" for row in rows]
@@ -129,7 +134,8 @@ class _Table:
         row.append("n/a" if limit is None else f"{_figure(limit[0])} ({limit[1]})")
         for subject in self.subjects:
             mine = self.value(subject, metric)
-            row += [_ratio(mine, self.value(peer, metric)) for peer in self.peers]
+            others = (*self.floors, *self.peers)
+            row += [_ratio(mine, self.value(other, metric)) for other in others]
             row.append(_ratio(mine, None if limit is None else limit[0]))
         if self.shows_bars:
             row.append(self.bars(metric, limit))
@@ -178,6 +184,8 @@ class _Table:
             measured = mine
         else:
             other = self.value(bar.peer, metric) if bar.against == "peer" else None
+            if bar.against == "floor" and self.floors:
+                other = self.value(self.floors[0], metric)
             if bar.against == "limit":
                 other = None if limit is None else limit[0]
             measured = None if mine is None or not other else mine / other

@@ -7,7 +7,9 @@ cannot do are declared here with the reason, and reported as "n/a".
 Adding a peer: write ``benchmarks/drivers/<name>.py`` with its ``STEPS`` and
 give it an ``Environment`` with its pinned requirements. A store's limit has
 ``role="limit"``: the report uses it as the limit of that store's table
-(raw_sqlite for SQLite, raw_psycopg for PostgreSQL).
+(raw_sqlite for SQLite, raw_psycopg for PostgreSQL). A ``role="floor"`` system
+runs Callboard's own schema and statements with nothing else around them: the
+report shows Callboard's figures against it too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Literal
 from benchmarks.environments import Environment
 from benchmarks.stores import StoreKind
 
-Role = Literal["limit", "peer", "subject"]
+Role = Literal["limit", "floor", "peer", "subject"]
 
 HUEY_ENVIRONMENT = Environment(name="huey", requirements=("huey==3.5.4",))
 # psycopg's C build, as Callboard has: procrastinate alone pulls in the pure-Python one.
@@ -32,6 +34,7 @@ PGQUEUER_ENVIRONMENT = Environment(
 
 _NO_STORE = "no store: the limit of trio alone"
 _NO_EXECUTOR = "no executor: the limit of the store alone"
+_SQLITE_ONLY = "measured on SQLite only so far (issue 22)"
 _STORE_LIMIT_NOT_APPLICABLE = {
     "latency": _NO_EXECUTOR,
     "sleepy": _NO_EXECUTOR,
@@ -69,7 +72,23 @@ SYSTEMS: tuple[System, ...] = (
         driver="raw_sqlite",
         summary="sqlite3 alone: a jobs table, WAL, synchronous=NORMAL, "
         "claim and complete 100 jobs per transaction",
-        not_applicable=_STORE_LIMIT_NOT_APPLICABLE,
+        not_applicable={
+            **_STORE_LIMIT_NOT_APPLICABLE,
+            "enqueue_concurrent": "one connection: the same as enqueue_single",
+        },
+    ),
+    System(
+        name="floor",
+        role="floor",
+        store="sqlite",
+        driver="floor_sqlite",
+        summary="sqlite3 alone on Callboard's own schema and compiled statements, "
+        "same pragmas, parameters built before the clock",
+        not_applicable={
+            "enqueue_concurrent": "one connection: the same as enqueue_single",
+            **_STORE_LIMIT_NOT_APPLICABLE,
+            "memory": _NO_EXECUTOR,
+        },
     ),
     System(
         name="raw_trio",
@@ -79,6 +98,7 @@ SYSTEMS: tuple[System, ...] = (
         summary="trio alone: spawn no-op tasks through a CapacityLimiter",
         not_applicable={
             "enqueue_single": _NO_STORE,
+            "enqueue_concurrent": _NO_STORE,
             "enqueue_bulk": _NO_STORE,
             "progress": _NO_STORE,
             "memory.idle": _NO_STORE,
@@ -107,7 +127,7 @@ SYSTEMS: tuple[System, ...] = (
         driver="raw_psycopg",
         summary="psycopg 3 alone: a jobs table, enqueue by autocommit INSERT or COPY, "
         "claim 100 jobs per transaction with FOR UPDATE SKIP LOCKED, complete them in another",
-        not_applicable=_STORE_LIMIT_NOT_APPLICABLE,
+        not_applicable={**_STORE_LIMIT_NOT_APPLICABLE, "enqueue_concurrent": _SQLITE_ONLY},
     ),
     System(
         name="procrastinate",
@@ -117,7 +137,10 @@ SYSTEMS: tuple[System, ...] = (
         summary="procrastinate's App on its PsycopgConnector, an async worker "
         "with the workload's concurrency",
         environment=PROCRASTINATE_ENVIRONMENT,
-        not_applicable={"progress": "procrastinate has no progress API"},
+        not_applicable={
+            "progress": "procrastinate has no progress API",
+            "enqueue_concurrent": _SQLITE_ONLY,
+        },
     ),
     System(
         name="pgqueuer",
@@ -127,7 +150,10 @@ SYSTEMS: tuple[System, ...] = (
         summary="pgqueuer's PgQueuer on asyncpg, batch size and concurrency limit "
         "set to the workload's concurrency",
         environment=PGQUEUER_ENVIRONMENT,
-        not_applicable={"progress": "pgqueuer has no progress API"},
+        not_applicable={
+            "progress": "pgqueuer has no progress API",
+            "enqueue_concurrent": _SQLITE_ONLY,
+        },
     ),
     System(
         name="callboard_pg",

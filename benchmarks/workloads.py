@@ -41,6 +41,14 @@ WORKLOADS: tuple[Workload, ...] = (
         settings={},
     ),
     Workload(
+        name="enqueue_concurrent",
+        summary="10,000 jobs from 50 producers in one process (tasks, or threads), each "
+        "enqueuing its 200 one at a time, each durable before its next",
+        steps=("enqueue",),
+        sizes={"jobs": 10_000},
+        settings={"producers": 50},
+    ),
+    Workload(
         name="enqueue_bulk",
         summary="20,000 jobs in one batch call",
         steps=("enqueue",),

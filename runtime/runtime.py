@@ -516,6 +516,14 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
                 if job.row is not None:
                     self._publish(job.row)
 
+    def _serves(self, queue: str) -> bool:
+        """Whether this runtime runs jobs of ``queue``. An enqueue to a queue it
+        does not serve commits in the caller's task when the writer is idle
+        (``StoreWriter.submit``'s ``lead``); one to a queue it serves goes through
+        the writer, whose commit the queue's claim joins."""
+        supervisor = self._supervisor
+        return supervisor is not None and queue in supervisor.queues
+
     def _status_changed(self, row: Mapping[str, Any]) -> None:
         """Wake whoever a committed status change concerns."""
         status = row["status"]
@@ -656,12 +664,14 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
         pending = self.store.submit(
             InsertJobs(rows, varying=PER_JOB_COLUMNS),
             partial(_notices_of_rows, self._wakeups, rows) if self.store.channel else None,
+            lead=not self._serves(rows[0]["queue"]) if rows else False,
         )
         pending.on_settled(partial(self._publish_stored, rows))
         # Wake this runtime's queues now, not once the insert is durable: a claim
         # they ask for joins the insert's commit (the writer applies it after the
         # insert, in the same transaction), one commit from enqueue to start.
-        for row in rows:
+        # The rows of one call share their status, queue and due time: one will do.
+        for row in rows[:1]:
             self._status_changed(row)
         replaced = await pending.wait()
         with collector_paused(len(rows)):
@@ -702,7 +712,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
     ) -> None:
         """Publish the jobs an insert stored, in the writer as its commit settles
         (so even if the caller was cancelled meanwhile)."""
-        if error is not None:
+        if error is not None or self.bus.is_idle():
             return
         for row in rows:
             if row["id"] not in replaced:

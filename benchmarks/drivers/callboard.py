@@ -168,17 +168,49 @@ async def _enqueue_in_batches(
         await rt.enqueue_many(job_type, [params] * min(batch, jobs - first), **options)
 
 
+def _throughput_metrics(jobs: int, verified: int, elapsed: float, cpu: float) -> Metrics:
+    return {
+        JOBS: jobs,
+        VERIFIED: verified,
+        "elapsed_s": elapsed,
+        "jobs_per_s": jobs / elapsed,
+        "cpu_us_per_job": cpu / jobs * 1e6,
+    }
+
+
 def _enqueue_single(step: Step) -> Metrics:
     jobs = step.size("jobs")
 
     async def main() -> Metrics:
         async with _client(step) as rt:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(jobs):
                 await rt.enqueue("noop", {})
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             verified = await rt.count()
-        return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
+        return _throughput_metrics(jobs, verified, elapsed, cpu)
+
+    return _run(step, main)
+
+
+def _enqueue_concurrent(step: Step) -> Metrics:
+    """Producer tasks, each enqueuing its share one job at a time."""
+    producers = step.size("producers")
+    each = max(1, step.size("jobs") // producers)
+
+    async def produce(rt: Runtime) -> None:
+        for _ in range(each):
+            await rt.enqueue("noop", {})
+
+    async def main() -> Metrics:
+        async with _client(step) as rt:
+            started, cpu = time.perf_counter(), time.process_time()
+            async with trio.open_nursery() as nursery:
+                for _ in range(producers):
+                    nursery.start_soon(produce, rt)
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            verified = await rt.count()
+        return _throughput_metrics(each * producers, verified, elapsed, cpu)
 
     return _run(step, main)
 
@@ -188,11 +220,11 @@ def _enqueue_bulk(step: Step) -> Metrics:
 
     async def main() -> Metrics:
         async with _client(step) as rt:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await rt.enqueue_many("noop", [{}] * jobs)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             verified = await rt.count()
-        return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
+        return _throughput_metrics(jobs, verified, elapsed, cpu)
 
     return _run(step, main)
 
@@ -231,8 +263,9 @@ def _drain(step: Step) -> Metrics:
     jobs = step.size("jobs")
 
     async def main() -> Metrics:
+        cpu = time.process_time()
         verified, elapsed, _ = await _work_through(step)
-        return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
+        return _throughput_metrics(jobs, verified, elapsed, time.process_time() - cpu)
 
     return _run(step, main, target=jobs, worker=True)
 
@@ -334,6 +367,7 @@ def _running(step: Step) -> Metrics:
 STEPS: dict[str, StepFunction] = {
     "enqueue_single.enqueue": _enqueue_single,
     "enqueue_bulk.enqueue": _enqueue_bulk,
+    "enqueue_concurrent.enqueue": _enqueue_concurrent,
     "drain.prepare": _prepare("noop", lambda step: {}),
     "drain.drain": _drain,
     "latency.latency": _latency,

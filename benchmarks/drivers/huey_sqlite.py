@@ -115,14 +115,22 @@ class _Tasks:
             consumer.stop(graceful=True)
 
 
-def _timed_enqueue(step: Step, enqueue: Callable[[_Tasks, int], object]) -> Metrics:
-    jobs = step.size("jobs")
+def _timed_enqueue(
+    step: Step, enqueue: Callable[[_Tasks, int], object], jobs: int | None = None
+) -> Metrics:
+    jobs = step.size("jobs") if jobs is None else jobs
     tasks = _Tasks(step)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     enqueue(tasks, jobs)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     verified = int(tasks.huey.pending_count())
-    return {JOBS: jobs, VERIFIED: verified, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
+    return {
+        JOBS: jobs,
+        VERIFIED: verified,
+        "elapsed_s": elapsed,
+        "jobs_per_s": jobs / elapsed,
+        "cpu_us_per_job": cpu / jobs * 1e6,
+    }
 
 
 def _enqueue_each(tasks: _Tasks, jobs: int) -> None:
@@ -141,6 +149,23 @@ def _enqueue_single(step: Step) -> Metrics:
 
 def _enqueue_bulk(step: Step) -> Metrics:
     return _timed_enqueue(step, _enqueue_map)
+
+
+def _enqueue_concurrent(step: Step) -> Metrics:
+    """Producer threads, each enqueuing its share one task at a time."""
+    producers = step.size("producers")
+    each = max(1, step.size("jobs") // producers)
+
+    def enqueue(tasks: _Tasks, jobs: int) -> None:
+        threads = [
+            threading.Thread(target=_enqueue_each, args=(tasks, each)) for _ in range(producers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    return _timed_enqueue(step, enqueue, each * producers)
 
 
 def _prepare_noops(step: Step) -> Metrics:
@@ -236,6 +261,7 @@ def _running(step: Step) -> Metrics:
 STEPS: dict[str, StepFunction] = {
     "enqueue_single.enqueue": _enqueue_single,
     "enqueue_bulk.enqueue": _enqueue_bulk,
+    "enqueue_concurrent.enqueue": _enqueue_concurrent,
     "drain.prepare": _prepare_noops,
     "drain.drain": _drain,
     "latency.latency": _latency,

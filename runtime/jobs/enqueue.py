@@ -191,6 +191,31 @@ def _due(now: float, delay: float | timedelta | None, at: datetime | None) -> fl
 
 
 def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) -> Row:
+    """The values every row of one enqueue call shares."""
+    if any(value is not None for value in options.values()):
+        row = _shared(job_type, options)
+    else:  # the usual call: nothing but the type's defaults, checked once per type
+        cached = _DEFAULTS.get(id(job_type))
+        if cached is None or cached[0] is not job_type:
+            if len(_DEFAULTS) >= _DEFAULTS_MAX:  # registries made and dropped (tests)
+                _DEFAULTS.clear()
+            cached = _DEFAULTS[id(job_type)] = (job_type, _shared(job_type, options))
+        row = cached[1].copy()
+    row["status"] = (JobStatus.SCHEDULED if due > now else JobStatus.WAITING).value
+    row["scheduled_at"] = due
+    row["created_at"] = row["updated_at"] = now
+    return row
+
+
+_DEFAULTS_MAX = 1024
+_DEFAULTS: dict[int, tuple[JobType, Row]] = {}
+"""Per job type (by identity; the type is kept to tell a reused id): its shared
+values when an enqueue sets no option."""
+
+
+def _shared(job_type: JobType, options: EnqueueOptions) -> Row:
+    """The shared values the options and the type's defaults give; the times and
+    the status are left to :func:`_common`."""
     timeout, max_retries = options.get("timeout"), options.get("max_retries")
     retry_delay, description = options.get("retry_delay"), options.get("description")
     queue, priority = options.get("queue"), options.get("priority")
@@ -219,12 +244,11 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         check_text(name, value)
     check_text("queue", queue)
     check_text("description", description)
-    status = JobStatus.SCHEDULED if due > now else JobStatus.WAITING
     return {
         "type": job_type.name,
         "group": job_type.group,
         "queue": queue or job_type.queue,
-        "status": status.value,
+        "status": None,
         "priority": job_type.priority if priority is None else priority,
         "result": None,
         "error": None,
@@ -237,11 +261,11 @@ def _common(job_type: JobType, now: float, due: float, options: EnqueueOptions) 
         "max_retries": job_type.max_retries if max_retries is None else max_retries,
         "retry_delay": job_type.retry_delay if retry_delay is None else float(retry_delay),
         "timeout": job_type.timeout if timeout is None else timeout,
-        "scheduled_at": due,
-        "created_at": now,
+        "scheduled_at": None,
+        "created_at": None,
         "started_at": None,
         "finished_at": None,
-        "updated_at": now,
+        "updated_at": None,
         "worker_id": None,
         "tenant_id": options.get("tenant_id"),
         "user_id": options.get("user_id"),

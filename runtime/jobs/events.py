@@ -192,6 +192,10 @@ class Fanout(Generic[T]):
             self._event_factory = event_factory()
         return self._event_factory()
 
+    def is_idle(self) -> bool:
+        """Whether nobody subscribes at all (then no event needs building)."""
+        return not (self._all or self._by_job or self._by_tenant)
+
     def wants(self, job_id: uuid.UUID, tenant_id: str | None = None) -> bool:
         """Whether anyone would receive an event about ``job_id`` of ``tenant_id``."""
         return bool(self._all) or bool(self._by_job.get(job_id) or self._by_tenant.get(tenant_id))

@@ -40,8 +40,8 @@ class Store:
                 self.channel = channel_for(current_schema(conn))
             self.writer.channel = self.channel
 
-    def submit(self, op: Op, notices: Notices | None = None) -> Pending:
-        return self.writer.submit(op, notices)
+    def submit(self, op: Op, notices: Notices | None = None, *, lead: bool = False) -> Pending:
+        return self.writer.submit(op, notices, lead=lead)
 
     async def write(self, op: Op, notices: Notices | None = None) -> Any:
         return await self.writer.write(op, notices)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 Row = dict[str, Any]
 Processor = Callable[[Any], Any] | None
@@ -46,9 +46,28 @@ def insert_rows(
     JSON cannot spell; a lone surrogate, which UTF-8 cannot): the caller then
     stores the rows another way.
     """
-    dialect = conn.dialect
-    moving = tuple(c for c in columns if c in varying)
-    shared = tuple(c for c in columns if c not in varying)
+    found = statement(conn.dialect, table, columns, rows, varying)
+    if found is None:
+        return False
+    sql, params = found
+    try:
+        conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+    except UnicodeEncodeError:
+        # A lone surrogate (ensure_ascii=False leaves it raw) has no UTF-8: sqlite3
+        # refuses to bind the document before running anything; the row-by-row
+        # path's JSON processor escapes it. Caught here, it costs the fast path nothing.
+        return False
+    return True
+
+
+def statement(
+    dialect: Dialect, table: Table, columns: Sequence[str], rows: list[Row], varying: Sequence[str]
+) -> tuple[str, list[Any]] | None:
+    """The statement :func:`insert_rows` runs and its parameters, or None when a
+    varying value is one the document cannot carry (NaN, an infinity)."""
+    # A varying column that is NULL in every row (no keys, no lock) is shared.
+    moving = tuple(c for c in columns if c in varying and any(row[c] is not None for row in rows))
+    shared = tuple(c for c in columns if c not in moving)
     first = rows[0]
     params = [_processed(table, c, dialect, first[c]) for c in shared]
     # JSON columns go in as they are (``->`` gives their JSON text), others processed.
@@ -60,25 +79,17 @@ def insert_rows(
             allow_nan=False,
         )
     except ValueError:  # NaN or an infinity: SQLite's JSON has no spelling for them
-        return False
-    sql = _statement(conn, table, shared, moving)
-    try:
-        conn.connection.driver_connection.execute(sql, [*params, document])  # type: ignore[union-attr]
-    except UnicodeEncodeError:
-        # A lone surrogate (ensure_ascii=False leaves it raw) has no UTF-8: sqlite3
-        # refuses to bind the document before running anything; the row-by-row
-        # path's JSON processor escapes it. Caught here, it costs the fast path nothing.
-        return False
-    return True
+        return None
+    return _statement(dialect, table, shared, moving), [*params, document]
 
 
 def _statement(
-    conn: Connection, table: Table, shared: tuple[str, ...], moving: tuple[str, ...]
+    dialect: Dialect, table: Table, shared: tuple[str, ...], moving: tuple[str, ...]
 ) -> str:
     key = (table.name, shared, moving)
     sql = _SQL_CACHE.get(key)
     if sql is None:
-        quote = conn.dialect.identifier_preparer.quote
+        quote = dialect.identifier_preparer.quote
         names = ", ".join(quote(c) for c in (*shared, *moving))
         reads = [f"value {'->' if _is_json(table, c) else '->>'} {i}" for i, c in enumerate(moving)]
         values = ", ".join(["?"] * len(shared) + reads)

@@ -17,6 +17,7 @@ processing).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
@@ -69,7 +70,17 @@ class Executed:
 class Prepared:
     """One compiled statement: SQL text, parameter order and type processors."""
 
-    __slots__ = ("_binds", "_named", "_names", "_pieces", "_results", "_variants", "sql")
+    __slots__ = (
+        "_binds",
+        "_getter",
+        "_named",
+        "_names",
+        "_pieces",
+        "_processed",
+        "_results",
+        "_variants",
+        "sql",
+    )
 
     def __init__(
         self, stmt: ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
@@ -99,6 +110,15 @@ class Prepared:
         # (see ``_statement``); None when a '?' could be something else.
         pieces = self.sql.split("?")
         self._pieces = pieces if not self._named and len(pieces) == len(names) + 1 else None
+        # Every value read in one call when the statement has no values of its own:
+        # the positions that need processing, and what each makes of None.
+        no_defaults = all(default is None for _, default, _, _ in self._binds)
+        self._getter = itemgetter(*names) if no_defaults and len(names) > 1 else None
+        self._processed = tuple(
+            (index, proc, none)
+            for index, (_, _, proc, none) in enumerate(self._binds)
+            if proc is not None
+        )
         self._variants: dict[tuple[int, ...], str] = {}
         self._results: dict[str, Callable[[Any], Any]] = {}
         if dialect.name == "postgresql":
@@ -125,16 +145,62 @@ class Prepared:
                 append(proc(value))
         return dict(zip(self._names, out, strict=True)) if self._named else out
 
+    def bound(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL and parameters that :meth:`execute` runs for ``values``: those of
+        :meth:`params`, with every None written as NULL in the SQL (see
+        :meth:`_statement`), in one pass over them."""
+        if self._pieces is None:
+            return self.sql, self.params(values)
+        if self._getter is not None:
+            try:
+                return self._bound_at_once(values)
+            except KeyError:  # a name missing from ``values``: read one by one
+                pass
+        out: list[Any] = []
+        append = out.append
+        get = values.get
+        nulls: list[int] = []
+        for index, (name, default, proc, none) in enumerate(self._binds):
+            value = get(name, default)
+            if value is None:
+                value = none
+                if value is None:
+                    nulls.append(index)
+                    continue
+            elif proc is not None:
+                value = proc(value)
+            append(value)
+        if not nulls:
+            return self.sql, out
+        key = tuple(nulls)
+        sql = self._variants.get(key)
+        return (self._spell_nulls(key) if sql is None else sql), out
+
+    def _bound_at_once(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        """:meth:`bound` for ``values`` holding every name, read in one call."""
+        assert self._getter is not None
+        out = list(self._getter(values))
+        for index, proc, none in self._processed:
+            value = out[index]
+            out[index] = none if value is None else proc(value)
+        if None not in out:
+            return self.sql, out
+        key = tuple([index for index, value in enumerate(out) if value is None])
+        sql = self._variants.get(key)
+        return (self._spell_nulls(key) if sql is None else sql), [
+            value for value in out if value is not None
+        ]
+
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
-        sql, params = self._statement(self.params(values))
+        sql, params = self.bound(values)
         return dbapi(conn).execute(sql, params)
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Executed:
         """Run for each of ``rows``; returns how many rows the runs changed."""
         groups: dict[str, list[Any]] = {}
         for row in rows:
-            sql, params = self._statement(self.params(row))
+            sql, params = self.bound(row)
             groups.setdefault(sql, []).append(params)
         raw = dbapi(conn)
         changed = 0

@@ -87,7 +87,17 @@ class _Busy(Exception):
 class Pending:
     """The answer to one submitted write."""
 
-    __slots__ = ("_done", "_event", "_on_settled", "_settled", "error", "notices", "op", "result")
+    __slots__ = (
+        "_done",
+        "_event",
+        "_leader",
+        "_on_settled",
+        "_settled",
+        "error",
+        "notices",
+        "op",
+        "result",
+    )
 
     def __init__(
         self,
@@ -103,6 +113,7 @@ class Pending:
         self._event = event
         self._done: LoopEvent | None = None  # made only if someone waits before the commit
         self._on_settled: Callable[[Any, BaseException | None], None] | None = None
+        self._leader: StoreWriter | None = None  # commits it in the waiter's task (``lead``)
 
     @property
     def is_settled(self) -> bool:
@@ -127,6 +138,9 @@ class Pending:
 
     async def settled(self) -> None:
         """Wait until the write is settled, without raising its error."""
+        leader, self._leader = self._leader, None
+        if leader is not None:
+            await leader._lead()
         if not self._settled:
             if self._done is None:
                 self._done = self._event()
@@ -150,6 +164,7 @@ class WriterStatistics:
     queued: int
     faults: int = 0  # batches a storage fault failed
     held: int = 0  # writes kept through the current fault, to try again
+    led: int = 0  # batches committed in a caller's task (``submit(lead=True)``)
 
 
 class StoreWriter:
@@ -171,6 +186,13 @@ class StoreWriter:
         self._closed = False
         self._event: Callable[[], LoopEvent] = anyio.Event  # the running loop's own, once run
         self._ready: LoopEvent | None = None  # while the writer waits for writes
+        self._leading = False  # a caller's task commits the queue (``submit(lead=True)``)
+        self._led = 0
+        self._last_batch = 0  # writes in the last batch committed
+        self._lead_done: LoopEvent | None = None  # set as a caller's lead ends, if awaited
+        self._conn: Connection | None = None
+        self._tg: TaskGroup | None = None
+        self._checkpoints: tuple[Callable[[], Any], Callable[[], Any]] | None = None
         self._transactions = 0
         self._operations = 0
         self.progress_rows = 0
@@ -183,18 +205,66 @@ class StoreWriter:
         self._retry_in = FAULT_RETRY_MIN_DEFAULT
         self._retry_at: float | None = None  # when the kept writes are tried next
 
-    def submit(self, op: Op, notices: Notices | None = None) -> Pending:
+    def submit(self, op: Op, notices: Notices | None = None, *, lead: bool = False) -> Pending:
         """Queue a write now; await the returned object for its result.
 
         ``notices(result)``: what to tell the runtimes listening on the store's
         channel, sent in the write's transaction (so only if it commits).
+
+        ``lead``: the caller awaits the result at once (it must). If the writer
+        is idle, that await commits the write in the caller's own task instead
+        of a round trip through the writer's: one pass of the event loop first,
+        repeated while other writes keep joining, so writes submitted meanwhile
+        share the commit as they would the writer's (group commit). SQLite only,
+        for writes that may commit on the event loop (``inline_weight``).
         """
         if self._closed:
             raise anyio.ClosedResourceError("the store writer is closed")
         pending = Pending(op, self._event, notices)
         self._queue.append(pending)
-        self._wake()
+        if lead and self._may_lead(op):
+            self._leading = True
+            pending._leader = self
+        else:
+            self._wake()
         return pending
+
+    def _may_lead(self, op: Op) -> bool:
+        """Whether a caller may commit ``op`` itself: the writer waits for writes
+        (none queued before it, none kept through a fault) on SQLite."""
+        return (
+            self._ready is not None
+            and not self._leading
+            and len(self._queue) == 1
+            and not self._held
+            and self._inline_max >= 0
+            and getattr(op, "inline_weight", None) is not None
+        )
+
+    async def _lead(self) -> None:
+        """Commit the queued writes in the calling task, as the writer would."""
+        assert self._conn is not None and self._tg is not None and self._checkpoints is not None
+        if_cancelled, one_pass = self._checkpoints
+        try:
+            await if_cancelled()  # cancelled here, the writer commits it
+            # Writes that were runnable join; while they keep coming, a batch is
+            # forming. A pass may run the leader before the writers woken with
+            # it (trio runs a batch of tasks in either order): after a shared
+            # commit, when more are likely to come, it waits two passes.
+            queue, passes, seen = self._queue, 0, 0
+            least = 2 if self._last_batch > 1 else 1
+            while (passes < least or seen < len(queue)) and len(queue) < self._batch_max:
+                seen = len(queue)
+                passes += 1
+                await one_pass()
+            self._led += 1
+            await self._commit_queued(self._conn, self._tg)
+        finally:
+            self._leading = False
+            if self._lead_done is not None:
+                self._lead_done.set()
+            if self._queue or self._closed:
+                self._wake()
 
     async def write(self, op: Op, notices: Notices | None = None) -> Any:
         return await self.submit(op, notices).wait()
@@ -205,8 +275,9 @@ class StoreWriter:
         self._wake()
 
     def _wake(self) -> None:
-        """Wake the writer if it waits for writes."""
-        if self._ready is not None:
+        """Wake the writer if it waits for writes (not while a caller leads: it
+        wakes the writer when it is done)."""
+        if self._ready is not None and not self._leading:
             self._ready.set()
             self._ready = None
 
@@ -218,6 +289,7 @@ class StoreWriter:
             queued=len(self._queue),
             faults=self._faults,
             held=len(self._held),
+            led=self._led,
         )
 
     @property
@@ -236,10 +308,16 @@ class StoreWriter:
                     f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES_DEFAULT}"
                 )
             async with anyio.create_task_group() as tg:
+                self._conn, self._tg = conn, tg
+                self._checkpoints = checkpoints()
                 task_status.started()
                 await self._serve(conn, tg)
         finally:
             with anyio.CancelScope(shield=True):
+                if self._leading:  # a caller's commit on this connection ends first
+                    self._lead_done = done = self._event()
+                    await done.wait()
+                self._conn = None
                 await threads.run_sync(conn.close)
 
     async def _serve(self, conn: Connection, tg: TaskGroup) -> None:
@@ -271,17 +349,24 @@ class StoreWriter:
             # finished in the same tick, a claim about to be asked) add their
             # writes to this commit instead of each starting the next one.
             await one_pass()
-            batch = self._light_first(self._take())
-            light = self._inline_prefix(batch)
-            done = self._commit_inline(conn, batch[:light]) if light else []
-            self._settle(batch, done)
-            if len(done) < len(batch):
-                rest = batch[len(done) :]
-                # Shielded: a batch once started always commits and answers.
-                with anyio.CancelScope(shield=True):
-                    outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
-                self._settle(rest, outcomes)
-            self._maybe_checkpoint(tg)
+            if self._leading:  # a caller took the queue meanwhile; it wakes us after
+                continue
+            await self._commit_queued(conn, tg)
+
+    async def _commit_queued(self, conn: Connection, tg: TaskGroup) -> None:
+        """Commit a batch of the queued writes and answer them."""
+        batch = self._light_first(self._take())
+        self._last_batch = len(batch)
+        light = self._inline_prefix(batch)
+        done = self._commit_inline(conn, batch[:light]) if light else []
+        self._settle(batch, done)
+        if len(done) < len(batch):
+            rest = batch[len(done) :]
+            # Shielded: a batch once started always commits and answers.
+            with anyio.CancelScope(shield=True):
+                outcomes = await threads.run_sync(self._commit_in_thread, conn, rest)
+            self._settle(rest, outcomes)
+        self._maybe_checkpoint(tg)
 
     def _take_held(self) -> list[Pending]:
         held, self._held = self._held, []

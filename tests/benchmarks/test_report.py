@@ -54,7 +54,7 @@ def _cells(line: str) -> list[str]:
 
 
 def test_sqlite_table_keeps_its_columns_and_bars() -> None:
-    header, _, row = _table(report.render(_document()), "SQLite")
+    header, _, row, *_ = _table(report.render(_document()), "SQLite")
     assert _cells(header) == [
         "workload",
         "metric",
@@ -65,13 +65,13 @@ def test_sqlite_table_keeps_its_columns_and_bars() -> None:
         "limit",
         "callboard / huey",
         "callboard / limit",
-        "bar (issue 3)",
+        "bar (issues 3, 22)",
     ]
-    assert _cells(row)[-1] == ">= 1x huey: FAIL (0.50x)"
+    assert _cells(row)[-1] == ">= 0.7x huey: FAIL (0.50x)"
 
 
 def test_postgresql_table_has_its_limit_its_peers_and_no_bars() -> None:
-    header, _, row = _table(report.render(_document()), "PostgreSQL")
+    header, _, row, *_ = _table(report.render(_document()), "PostgreSQL")
     assert _cells(header) == [
         "workload",
         "metric",
@@ -102,3 +102,19 @@ def test_drain_limit_is_named_per_store() -> None:
     text = report.render(_document())
     assert "1 / (1/raw_sqlite + 1/raw_trio) on SQLite" in text
     assert "1 / (1/raw_psycopg + 1/raw_trio) on PostgreSQL" in text
+
+
+def test_floor_gets_a_column_a_ratio_and_its_bar() -> None:
+    document = _document()
+    floor = {"role": "floor", "store": "sqlite", "summary": "", "versions": {}}
+    document["systems"]["floor"] = floor
+    cpu = {"floor": 40.0, "callboard": 80.0, "huey": 30.0}
+    document["results"]["floor"] = {"enqueue_single": {"status": "ok", "median": {}}}
+    for name, value in cpu.items():
+        median = document["results"][name]["enqueue_single"].setdefault("median", {})
+        median["enqueue.cpu_us_per_job"] = value
+    header, _, _, cpu_row = _table(report.render(document), "SQLite")
+    cells = dict(zip(_cells(header), _cells(cpu_row), strict=True))
+    assert cells["floor"] == "40"
+    assert cells["callboard / floor"] == "2.00x"
+    assert cells["bar (issues 3, 22)"] == "<= 1.6x floor: FAIL (2.00x)"

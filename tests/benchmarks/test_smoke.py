@@ -23,6 +23,10 @@ from benchmarks import cli, page, stores
 from benchmarks.systems import SYSTEMS, SYSTEMS_BY_NAME
 from benchmarks.workloads import WORKLOADS
 
+# The module's fixture runs every (system, workload) step in a process of its
+# own, some 50 of them: more than the suite's default per-test timeout allows.
+pytestmark = pytest.mark.timeout(600)
+
 SCALE = 0.005
 POSTGRES_ENV = "CALLBOARD_TEST_POSTGRES_URL"
 PROSE = "# Benchmarks\n\nHand-written prose that a run must keep.\n"

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from runtime import Fail, JobContext, JobNotFound, JobRetention, JobStatus, Registry, Runtime
+from runtime.store.claim import Claim
+from runtime.store.ops import Finish
 from runtime.store.tables import job_dependencies, jobs
 from tests.conftest import QUIET
 
@@ -234,3 +236,22 @@ async def test_pruning_a_finished_dependent_takes_its_dependency_rows(
                 ).scalar_one()
             )
     assert left == 0
+
+
+async def test_finishes_recorded_together_settle_the_dependents_of_each(
+    on_store: Callable[..., Runtime], gates: Gates
+) -> None:
+    async with on_store(workers=False) as rt:
+        a = await rt.enqueue("step", {"key": "a"})
+        b = await rt.enqueue("step", {"key": "b"})
+        c = await rt.enqueue("step", {"key": "c"}, depends_on=[b.id])
+        claimed = (await rt.store.write(Claim("default", 2, "w", now=rt.clock.now()))).rows
+        assert {row["id"] for row in claimed} == {a.id, b.id}
+        now = rt.clock.now()
+        done = {"status": "completed", "finished_at": now, "updated_at": now, "result": None}
+        # Submitted together: the writer records them in one statement run for each.
+        pendings = [rt.store.submit(Finish(row["id"], "w", dict(done))) for row in claimed]
+        results = {row["id"]: await p.wait() for row, p in zip(claimed, pendings, strict=True)}
+        assert results[a.id].dependents == []
+        assert [d["id"] for d in results[b.id].dependents] == [c.id]
+        assert (await rt.get(c.id)).status is S.WAITING

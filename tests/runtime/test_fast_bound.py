@@ -1,0 +1,38 @@
+"""``fast.Prepared.bound``: one pass over the values gives what ``params`` then
+``_statement`` give, whichever way the values are read."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy.dialects import sqlite
+
+from runtime import Registry
+from runtime.jobs.enqueue import build_rows
+from runtime.store import fast, ops
+from runtime.store.tables import JOB_COLUMNS, jobs
+from tests.runtime.jobs import Journal, register
+
+
+def _row() -> dict[str, object]:
+    registry = Registry()
+    register(registry, Journal())
+    return build_rows(registry.get("echo"), [{"value": "x"}], now=time.time())[0]
+
+
+def test_a_complete_row_binds_as_the_two_steps_do() -> None:
+    insert = fast.Prepared(fast.table_insert(jobs, JOB_COLUMNS)(), sqlite.dialect())
+    row = _row()
+    sql, params = insert.bound(row)
+    assert (sql, params) == insert._statement(insert.params(row))
+    assert "NULL" in sql and None not in params  # a new job's row has NULLs to spell
+    assert params[JOB_COLUMNS.index("id")] == row["id"].hex  # type: ignore[attr-defined]
+
+
+def test_values_missing_a_name_bind_it_as_none() -> None:
+    finish = fast.Prepared(ops._finish_update(), sqlite.dialect(), ("status", "result"))
+    values = {"status": "completed", "w_id": uuid.uuid4(), "w_status": "running"}
+    sql, params = finish.bound(values)  # no "result" and no "w_worker"
+    assert (sql, params) == finish._statement(finish.params(values))
+    assert sql.count("NULL") >= 1
