@@ -18,6 +18,7 @@ from runtime.runtime import POSTGRES_POLL_INTERVAL_DEFAULT
 from runtime.store import Store, notifier
 from runtime.store.notifier import decode
 from runtime.store.ops import FinishResult
+from tests.conftest import _postgres_schema
 from tests.runtime.control_jobs import Trace, register
 
 pytestmark = pytest.mark.trio
@@ -139,15 +140,20 @@ def _terminate(conn: object, pid: int) -> None:
 
 
 async def test_each_schema_has_its_own_channel(postgres_url: str) -> None:
-    other = postgres_url.rsplit("%3D", 1)[0] + "%3Dpublic"
+    # A second fresh schema (not the server's shared public one, whose state
+    # is whatever an earlier run left).
+    schemas = _postgres_schema()
+    other = next(schemas)
     first, second = Store(postgres_url), Store(other)
     try:
         assert first.channel is not None and second.channel is not None
         assert first.channel != second.channel
         assert first.channel.startswith("callboard_cb_test_")
+        assert second.channel.startswith("callboard_cb_test_")
     finally:
         first.dispose()
         second.dispose()
+        schemas.close()
 
 
 async def test_notices_name_what_to_wake_and_who_sent_them() -> None:
