@@ -26,6 +26,9 @@ from runtime.schedules.model import Schedule
 T = TypeVar("T")
 JobId = uuid.UUID | str
 WAIT_STEP_MAX = 300.0
+URL_DEFAULT = "http://127.0.0.1:8000"
+TIMEOUT_DEFAULT = 30.0  # seconds a request may take
+Schedules = list[Schedule]
 """The longest one ``GET /jobs/{id}/wait`` may wait (the server's limit):
 ``wait`` asks again until its own timeout."""
 

@@ -10,6 +10,8 @@ import httpx
 
 from runtime.client import calls
 from runtime.client.calls import (
+    TIMEOUT_DEFAULT,
+    URL_DEFAULT,
     WAIT_STEP_MAX,
     Call,
     EnqueueFields,
@@ -17,14 +19,12 @@ from runtime.client.calls import (
     JobId,
     JobPage,
     ScheduleFields,
+    Schedules,
 )
 from runtime.domain.models import Job
 from runtime.schedules.model import Schedule
 
 T = TypeVar("T")
-URL_DEFAULT = "http://127.0.0.1:8000"
-TIMEOUT_DEFAULT = 30.0
-Schedules = list[Schedule]
 
 
 class Client:

@@ -10,14 +10,8 @@ every held-back job starts because a finish elsewhere woke its queue.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
+from contextlib import AsyncExitStack
 
 import pytest
 import trio
@@ -25,10 +19,10 @@ import trio
 from runtime import JobStatus, Registry, Runtime
 from tests.conftest import QUIET
 from tests.runtime.limits_support import LIMIT, TYPE, register
+from tests.runtime.processes import worker_process
 
 pytestmark = pytest.mark.trio
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = 3
 JOBS = 40
 
@@ -51,30 +45,6 @@ WORKER = textwrap.dedent(
 )
 
 
-@asynccontextmanager
-async def _worker(url: str) -> AsyncIterator[None]:
-    child = await trio.lowlevel.open_process(
-        [sys.executable, "-c", WORKER, url],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert child.stdout is not None
-        line = b""
-        with trio.fail_after(60):
-            while not line.endswith(b"\n"):
-                chunk = await child.stdout.receive_some()
-                assert chunk, "the worker exited before it was ready"
-                line += chunk
-        yield
-    finally:
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
-        if child.stdout is not None:
-            await child.stdout.aclose()
-
-
 async def test_a_limited_type_never_runs_over_its_limit_across_processes(
     postgres_url: str,
 ) -> None:
@@ -83,7 +53,9 @@ async def test_a_limited_type_never_runs_over_its_limit_across_processes(
     async with Runtime(postgres_url, registry=registry, workers=False, **QUIET) as client:
         async with AsyncExitStack() as stack:
             for _ in range(PROCESSES):
-                await stack.enter_async_context(_worker(postgres_url))
+                await stack.enter_async_context(
+                    worker_process(WORKER, postgres_url, ready_within=60)
+                )
             handles = await client.enqueue_many(TYPE, [{}] * JOBS)
             sampled: list[int] = []
             with trio.fail_after(120):

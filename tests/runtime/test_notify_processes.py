@@ -6,24 +6,18 @@ client. The bounds are generous: the tight figures are the benchmark's."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import trio
 
 from runtime import JobStatus, Registry, Runtime
 from tests.runtime.control_jobs import Trace, register
+from tests.runtime.processes import worker_process
 
 pytestmark = pytest.mark.trio
 
-ROOT = Path(__file__).resolve().parents[2]
 BOUND = 2.0  # seconds from the request to its effect in the other process
 
 WORKER = textwrap.dedent(
@@ -45,30 +39,6 @@ WORKER = textwrap.dedent(
 )
 
 
-@asynccontextmanager
-async def worker_process(url: str) -> AsyncIterator[None]:
-    child = await trio.lowlevel.open_process(
-        [sys.executable, "-c", WORKER, url],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert child.stdout is not None
-        line = b""
-        with trio.fail_after(30):
-            while not line.endswith(b"\n"):
-                chunk = await child.stdout.receive_some()
-                assert chunk, "the worker exited before it was ready"
-                line += chunk
-        yield
-    finally:
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
-        if child.stdout is not None:
-            await child.stdout.aclose()
-
-
 async def _until(rt: Runtime, job_id: object, status: JobStatus) -> float:
     """Wait (reading the store: the job runs elsewhere) until the job has
     ``status``; return the time it took."""
@@ -84,7 +54,7 @@ async def test_a_worker_process_picks_up_and_obeys_controls_at_once(
 ) -> None:
     register(registry, Trace(), suspendable=True)
     client = make_runtime(url=postgres_url, workers=False)
-    async with client, worker_process(postgres_url):
+    async with client, worker_process(WORKER, postgres_url, ready_within=30):
         quick = await client.enqueue("work", {"name": "quick", "steps": 0})
         picked = await _until(client, quick.id, JobStatus.COMPLETED)
         long = await client.enqueue("work", {"name": "long", "steps": 1000})
