@@ -245,6 +245,20 @@ class Claim:
         return read
 
     def _start(self, conn: Connection, ids: list[Any], postgres: bool) -> list[Row]:
+        stmt, values = self._start_statement(conn, ids, postgres)
+        rows = stmt.all(conn, values)
+        rows.sort(key=_start_order)
+        return rows
+
+    def _start_cursor(self, conn: Connection, picks: list[Row]) -> tuple[fast.Prepared, Any]:
+        """PostgreSQL: send the start of ``picks`` (:meth:`_start`); its statement
+        and the cursor to read its rows from once the pipeline is through."""
+        stmt, values = self._start_statement(conn, [p["id"] for p in picks], True)
+        return stmt, stmt.execute(conn, values)
+
+    def _start_statement(
+        self, conn: Connection, ids: list[Any], postgres: bool
+    ) -> tuple[fast.Prepared, Row]:
         # Padded to a power of two with repeats (harmless in IN), so claims of any
         # size share a few statement shapes instead of compiling one per size.
         count = 1 << (len(ids) - 1).bit_length()
@@ -253,19 +267,7 @@ class Claim:
         # As the pick returned them; on PostgreSQL, only jobs whose key is free
         # as the statement starts (see _lock_keys).
         build = partial(_start_update, count, not postgres, postgres)
-        rows = fast.prepared(conn, ("start", count), build).all(conn, values)
-        rows.sort(key=_start_order)
-        return rows
-
-    def _start_cursor(self, conn: Connection, picks: list[Row]) -> tuple[fast.Prepared, Any]:
-        """PostgreSQL: send the start of ``picks`` (:meth:`_start`); its statement
-        and the cursor to read its rows from once the pipeline is through."""
-        ids = [p["id"] for p in picks]
-        count = 1 << (len(ids) - 1).bit_length()
-        values: Row = {f"id{i}": ids[min(i, len(ids) - 1)] for i in range(count)}
-        values.update(now=self.now, worker=self.worker)
-        stmt = fast.prepared(conn, ("start", count), partial(_start_update, count, False, True))
-        return stmt, stmt.execute(conn, values)
+        return fast.prepared(conn, ("start", count), build), values
 
     def _record_starts(self, conn: Connection, rows: list[Row]) -> None:
         """Store the starts of rate-limited types, which the rate limit counts, and
