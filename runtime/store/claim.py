@@ -38,6 +38,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from runtime.domain.limits import RateLimit
@@ -87,16 +88,19 @@ class Claim:
     def apply(self, conn: Connection) -> ClaimResult:
         postgres = conn.dialect.name == "postgresql"
         room = _Room(self, conn, postgres)
-        picks = self._pick(conn, room)
+        picks, short = self._pick(conn, room)
         if postgres and picks:
             picks = self._lock_keys(conn, picks, room)
+        if short:  # PostgreSQL: start these and read on, in one pipeline
+            rows, picks = self._start_reading_on(conn, picks, room)
         retry_at = self._rate_retry(room.windows, picks)
         if room.contended:  # another claim was taking a type or key we met: look again soon
             soon = self.now + CONTENDED_RETRY_DEFAULT
             retry_at = soon if retry_at is None else min(retry_at, soon)
         if not picks:
             return ClaimResult([], retry_at)
-        rows = self._start(conn, [p["id"] for p in picks], postgres)
+        if not short:
+            rows = self._start(conn, [p["id"] for p in picks], postgres)
         if room.windows:
             self._record_starts(conn, rows)
         return ClaimResult(rows, retry_at, self._park_on_locks(conn, rows, postgres))
@@ -136,8 +140,11 @@ class Claim:
                 retry_at = due if retry_at is None else min(retry_at, due)
         return retry_at
 
-    def _pick(self, conn: Connection, room: _Room) -> list[Row]:
-        window = self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10
+    def _pick(self, conn: Connection, room: _Room) -> tuple[list[Row], bool]:
+        """The picks of the first window of candidates, and on PostgreSQL whether
+        that window was full and left them short of ``limit`` (the caller reads
+        on: :meth:`_start_reading_on`)."""
+        window = self._window
         values: Row = {"q": self.queue, "n": window}
         postgres = room.postgres
         picks: list[Row] = []
@@ -149,6 +156,8 @@ class Claim:
             read = self._first_free(cursor, room, picks)
         finally:
             cursor.close()
+        if postgres:
+            return picks, read == window and len(picks) < self.limit
         # A full window that locks and limits left short of picks may hide due jobs
         # further down: read on past them. Every candidate a window skipped was
         # skipped for one of its own picks (a type it filled, a key it took), so
@@ -161,14 +170,65 @@ class Claim:
                 *_unseen(picks, room.free, raw_ids=not postgres)
             )
             read = self._first_free(conn.execute(query, values), room, picks)
-        return picks
+        return picks, False
+
+    @property
+    def _window(self) -> int:
+        return self.limit * CLAIM_LOOKAHEAD_DEFAULT + 10
+
+    def _start_reading_on(
+        self, conn: Connection, picks: list[Row], room: _Room
+    ) -> tuple[list[Row], list[Row]]:
+        """PostgreSQL, after a full window of candidates that locks and limits left
+        short of picks: start the picks and read the next window in one pipeline
+        (one round trip; in the common case, a queue of one full type, the
+        window comes back empty), and go on while windows come back full. The
+        next window needs no list of what was seen: it runs after the start in
+        the same transaction, so the picks are running and their keys held
+        (which the candidates leave out); it leaves out the types now full.
+        Returns the started rows and every pick."""
+        raw = fast.dbapi(conn)
+        window = self._window
+        values: Row = {"q": self.queue, "n": window, "worker": self.worker, "now": self.now}
+        rows: list[Row] = []
+        taken: list[Row] = []
+        batch = picks
+        while True:
+            full = [name for name, free in room.free.items() if free <= 0]
+            reading = fast.prepared(conn, "pick_on", _candidates_on)
+            with raw.pipeline():
+                started = self._start_cursor(conn, batch) if batch else None
+                cursor = reading.execute(conn, {**values, "full": full})
+            if started is not None:
+                rows.extend(started[0].rows(started[1]))
+                taken.extend(batch)
+            batch = []
+            # Keys of earlier picks are held now: the window has none of them.
+            read = self._first_free(cursor, room, batch, self.limit - len(taken))
+            if batch:
+                batch = self._lock_keys(conn, batch, room)
+            if read < window or len(taken) + len(batch) >= self.limit:
+                break
+        if batch:
+            rows.extend(self._start(conn, [p["id"] for p in batch], True))
+            taken.extend(batch)
+        rows.sort(key=_start_order)
+        return rows, taken
 
     def _first_free(
-        self, candidates: Iterable[Sequence[Any]], room: _Room, picks: list[Row]
+        self,
+        candidates: Iterable[Sequence[Any]],
+        room: _Room,
+        picks: list[Row],
+        limit: int | None = None,
     ) -> int:
         """Add to ``picks`` the best candidates (id, type, lock key, tenant) that
         neither share a tenant's lock key nor exceed their type's room, up to
-        ``limit`` picks; return how many candidates were read."""
+        ``limit`` picks (default: the claim's); return how many candidates
+        were read."""
+        limit = self.limit if limit is None else limit
+        if limit <= 0:
+            return 0
         keys = {(p["tenant"], p["lock_key"]) for p in picks if p["lock_key"] is not None}
         read = 0
         for job_id, job_type, key, tenant in candidates:
@@ -180,11 +240,25 @@ class Claim:
             if key is not None:
                 keys.add((tenant, key))
             picks.append({"id": job_id, "type": job_type, "lock_key": key, "tenant": tenant})
-            if len(picks) == self.limit:
+            if len(picks) == limit:
                 break
         return read
 
     def _start(self, conn: Connection, ids: list[Any], postgres: bool) -> list[Row]:
+        stmt, values = self._start_statement(conn, ids, postgres)
+        rows = stmt.all(conn, values)
+        rows.sort(key=_start_order)
+        return rows
+
+    def _start_cursor(self, conn: Connection, picks: list[Row]) -> tuple[fast.Prepared, Any]:
+        """PostgreSQL: send the start of ``picks`` (:meth:`_start`); its statement
+        and the cursor to read its rows from once the pipeline is through."""
+        stmt, values = self._start_statement(conn, [p["id"] for p in picks], True)
+        return stmt, stmt.execute(conn, values)
+
+    def _start_statement(
+        self, conn: Connection, ids: list[Any], postgres: bool
+    ) -> tuple[fast.Prepared, Row]:
         # Padded to a power of two with repeats (harmless in IN), so claims of any
         # size share a few statement shapes instead of compiling one per size.
         count = 1 << (len(ids) - 1).bit_length()
@@ -193,9 +267,7 @@ class Claim:
         # As the pick returned them; on PostgreSQL, only jobs whose key is free
         # as the statement starts (see _lock_keys).
         build = partial(_start_update, count, not postgres, postgres)
-        rows = fast.prepared(conn, ("start", count), build).all(conn, values)
-        rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["created_at"], str(r["id"])))
-        return rows
+        return fast.prepared(conn, ("start", count), build), values
 
     def _record_starts(self, conn: Connection, rows: list[Row]) -> None:
         """Store the starts of rate-limited types, which the rate limit counts, and
@@ -402,6 +474,17 @@ def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
         .limit(bindparam("n", type_=Integer))
     )
     return query.with_for_update(skip_locked=True) if skip_locked else query
+
+
+def _candidates_on() -> Any:
+    """PostgreSQL: the candidates after a claim's start, leaving out the types
+    in ``full`` (its picks are running by then and their keys held)."""
+    full = bindparam("full", type_=postgresql.ARRAY(String))
+    return _candidates(False, True).where(jobs.c.type != func.all(full))
+
+
+def _start_order(row: Row) -> tuple[Any, ...]:
+    return (-row["priority"], row["scheduled_at"], row["created_at"], str(row["id"]))
 
 
 def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[Any]:

@@ -239,11 +239,12 @@ class Finish:
         append_bounded_logs(conn, [(f.job_id, f.logs, f.log_limit) for f in finishes if f.logs])
         if len(finishes) > 1 and _all_plain(finishes) and _record_all(conn, finishes):
             results = [FinishResult(True, values=f.values) for f in finishes]
-            # Settled together (one read of their dependency rows, whether any
-            # has dependents or not): a chord's callback is counted down once
-            # per batch. Announced with the last of them.
+            # Settled together (one read of their dependency rows): a chord's
+            # callback is counted down once per batch. Announced with the last
+            # of them. On PostgreSQL the update told which have dependents.
             now = max(f.values["updated_at"] for f in finishes)
-            settled = settle_dependents(conn, [f.job_id for f in finishes], now)
+            ended = [f.job_id for f in finishes if f._has_dependents]
+            settled = settle_dependents(conn, ended, now) if ended else []
             if settled:
                 last = finishes[-1]
                 results[-1] = FinishResult(True, values=last.values, dependents=settled)
@@ -311,13 +312,17 @@ def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
 
     All or nothing: if any job moved on meanwhile (a cancel request, another
     worker), the lot is rolled back to a savepoint and each is recorded on
-    its own, as :meth:`Finish._apply` does.
+    its own, as :meth:`Finish._apply` does. Each recorded finish learns
+    whether its job has dependents (on SQLite, which does not say, each
+    counts as having some: their settling reads tell).
     """
     keys = tuple(finishes[0].values)
     running = JobStatus.RUNNING.value
     params = [
         {**f.values, "w_id": f.job_id, "w_status": running, "w_worker": f.worker} for f in finishes
     ]
+    if conn.dialect.name == "postgresql":
+        return _record_all_pipelined(conn, finishes, keys, params)
     stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
     raw = fast.dbapi(conn)
     raw.execute("SAVEPOINT finish_many")
@@ -325,7 +330,42 @@ def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
     if not recorded:
         raw.execute("ROLLBACK TO finish_many")
     raw.execute("RELEASE finish_many")
-    return bool(recorded)
+    for finish in finishes:
+        finish._has_dependents = recorded
+    return recorded
+
+
+def _record_all_pipelined(
+    conn: Connection, finishes: list[Finish], keys: tuple[str, ...], params: list[Row]
+) -> bool:
+    """PostgreSQL: the savepoint and every update, each returning whether its
+    job has dependents, in one pipeline (one round trip). Once all are
+    recorded the savepoint is left to the transaction's ``COMMIT`` (releasing
+    it would cost a round trip and change nothing: nothing else in a writer's
+    transaction rolls back to it)."""
+    stmt = fast.prepared(conn, ("finish_returning", keys), _finish_returning, keys)
+    raw = fast.dbapi(conn)
+    cursor = raw.cursor()
+    try:
+        with raw.pipeline():
+            raw.execute("SAVEPOINT finish_many")
+            cursor.executemany(stmt.sql, [stmt.params(p) for p in params], returning=True)
+        found: list[bool] = []
+        while True:
+            row = cursor.fetchone()
+            if row is not None:
+                found.append(bool(row[0]))
+            if not cursor.nextset():
+                break
+    finally:
+        cursor.close()
+    if len(found) != len(finishes):
+        raw.execute("ROLLBACK TO finish_many")
+        raw.execute("RELEASE finish_many")
+        return False
+    for finish, has_dependents in zip(finishes, found, strict=True):
+        finish._has_dependents = has_dependents
+    return True
 
 
 def _finish_update() -> Any:

@@ -1,0 +1,90 @@
+"""A writer's batch of finishes (``Finish.apply_many``) on both stores.
+
+On PostgreSQL the batch's updates return whether each job has dependents,
+and only those jobs' dependency rows are read: a dependent of any finish of
+the batch, not only the last, is settled, and a batch without dependents
+settles nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from runtime import JobContext, JobStatus, Registry, Runtime
+from runtime.store.claim import Claim
+from runtime.store.engine import open_engine, writer_connection
+from runtime.store.ops import Finish, FinishResult
+from runtime.store.tables import jobs
+
+pytestmark = pytest.mark.trio
+
+
+class Empty(BaseModel):
+    pass
+
+
+def _finish_together(url: str, count: int) -> tuple[list[uuid.UUID], list[FinishResult]]:
+    """Claim ``count`` jobs and record their ends in one batch; the claimed ids
+    (in claim order) and the batch's results."""
+    engine = open_engine(url)
+    try:
+        with writer_connection(engine) as conn:
+            with conn.begin():
+                claimed = Claim("default", count, "w", time.time()).apply(conn).rows
+            ids = [row["id"] for row in claimed]
+            now = time.time()
+            values = {"status": "completed", "finished_at": now, "updated_at": now}
+            with conn.begin():
+                results = Finish.apply_many(conn, [Finish(i, "w", dict(values)) for i in ids])
+        return ids, results
+    finally:
+        engine.dispose()
+
+
+def _status(url: str, job_id: uuid.UUID) -> str:
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+async def test_a_batch_settles_the_dependents_of_its_first_finish(
+    make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
+) -> None:
+    @registry.job(name="t", max_retries=0)
+    async def t(ctx: JobContext, params: Empty) -> None: ...
+
+    async with make_runtime(url=store_url, workers=False) as rt:
+        first = await rt.enqueue("t", {}, priority=2)
+        second = await rt.enqueue("t", {}, priority=1)
+        dependent = await rt.enqueue("t", {}, depends_on=[first.id])
+    ids, results = _finish_together(store_url, 2)
+    assert ids == [first.id, second.id]
+    assert all(r.done for r in results)
+    # Announced with the last of the batch, though the first had the dependent.
+    assert [d["id"] for d in results[-1].dependents] == [dependent.id]
+    assert _status(store_url, dependent.id) == JobStatus.WAITING.value
+
+
+async def test_a_batch_without_dependents_settles_nothing(
+    make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
+) -> None:
+    @registry.job(name="t", max_retries=0)
+    async def t(ctx: JobContext, params: Empty) -> None: ...
+
+    async with make_runtime(url=store_url, workers=False) as rt:
+        for _ in range(3):
+            await rt.enqueue("t", {})
+    ids, results = _finish_together(store_url, 3)
+    assert len(ids) == 3
+    assert [r.done for r in results] == [True, True, True]
+    assert all(r.dependents == [] for r in results)
+    assert all(_status(store_url, i) == JobStatus.COMPLETED.value for i in ids)
