@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 from runtime.domain.errors import JobLost, JobNotFound
 from runtime.domain.logs import status_entry
 from runtime.domain.status import TERMINAL, JobStatus
-from runtime.store.claim import park_on_held_locks
 from runtime.store.dependency_ops import settle_dependents
+from runtime.store.lock_keys import park_on_held_locks
 from runtime.store.log_ops import append_logs
 from runtime.store.tables import job_dependencies, jobs
 

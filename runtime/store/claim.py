@@ -42,14 +42,12 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from runtime.domain.limits import RateLimit
-from runtime.domain.status import ACTIVE, JobStatus
+from runtime.domain.status import JobStatus
 from runtime.store import fast
+from runtime.store.lock_keys import ACTIVE_VALUES, TENANT, tenant_is
 from runtime.store.tables import ACTIVE_SQL, HOLDING_SQL, jobs, queue_states, type_starts
 
 Row = dict[str, Any]
-_ACTIVE = tuple(s.value for s in ACTIVE)
-# A lock's namespace, spelled as the holder index is (a literal, so SQLite matches it).
-_TENANT = func.coalesce(jobs.c.tenant_id, literal_column("''"))
 CLAIM_LOOKAHEAD_DEFAULT = 3  # candidates read per slot, for picks lost to locks and limits
 CONTENDED_RETRY_DEFAULT = 0.05
 """Seconds after which a claim that met a type or key another claim was taking
@@ -307,7 +305,7 @@ class Claim:
                 continue
             waiting = [
                 jobs.c.lock_key == r["lock_key"],
-                _tenant_is(r["tenant_id"]),
+                tenant_is(r["tenant_id"]),
                 jobs.c.status == "waiting",
             ]
             if postgres:
@@ -329,11 +327,6 @@ class Claim:
                 )
             )
         return parked
-
-
-def _tenant_is(tenant_id: str | None) -> Any:
-    """Jobs of ``tenant_id`` (None: of no tenant), whose lock keys are theirs alone."""
-    return _TENANT == (tenant_id or "")  # noqa: SIM300 -- an SQL expression, not a constant
 
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext(%s))"
@@ -403,7 +396,7 @@ class _Room:
             active = conn.execute(
                 select(func.count())
                 .select_from(jobs)
-                .where(jobs.c.type == name, jobs.c.status.in_(_ACTIVE))
+                .where(jobs.c.type == name, jobs.c.status.in_(ACTIVE_VALUES))
             ).scalar_one()
             free = min(free, limit.max_concurrency - active)
         if limit.rate is not None:
@@ -460,15 +453,15 @@ def _candidates(raw_ids: bool = False, skip_locked: bool = False) -> Any:
     queue is paused (``raw_ids``: their ids as stored, unconverted;
     ``skip_locked``: PostgreSQL's ``FOR UPDATE SKIP LOCKED``)."""
     # Spelled as the partial index ux_callboard_jobs_tenant_lock is, so SQLite reads it.
-    held = select(_TENANT, jobs.c.lock_key).where(text(HOLDING_SQL))
+    held = select(TENANT, jobs.c.lock_key).where(text(HOLDING_SQL))
     paused = select(queue_states.c.name).where(
         queue_states.c.name == bindparam("q"), queue_states.c.paused
     )
     job_id = type_coerce(jobs.c.id, String).label("id") if raw_ids else jobs.c.id
     query = (
-        select(job_id, jobs.c.type, jobs.c.lock_key, _TENANT)
+        select(job_id, jobs.c.type, jobs.c.lock_key, TENANT)
         .where(jobs.c.queue == bindparam("q"), text("status = 'waiting'"))  # the index's words
-        .where(jobs.c.lock_key.is_(None) | tuple_(_TENANT, jobs.c.lock_key).not_in(held))
+        .where(jobs.c.lock_key.is_(None) | tuple_(TENANT, jobs.c.lock_key).not_in(held))
         .where(~paused.exists())
         .order_by(jobs.c.priority.desc(), jobs.c.scheduled_at, jobs.c.created_at, jobs.c.id)
         .limit(bindparam("n", type_=Integer))
@@ -498,7 +491,7 @@ def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[An
         conditions.append(jobs.c.type.not_in(full))
     keys = sorted({(p["tenant"], p["lock_key"]) for p in picks if p["lock_key"] is not None})
     if keys:
-        taken = tuple_(_TENANT, jobs.c.lock_key).not_in(keys)
+        taken = tuple_(TENANT, jobs.c.lock_key).not_in(keys)
         conditions.append(jobs.c.lock_key.is_(None) | taken)
     return conditions
 
@@ -517,7 +510,7 @@ def _start_update(count: int, raw_ids: bool = False, key_free: bool = False) -> 
             select(holder.c.id)
             .where(text(f"holder.lock_key IS NOT NULL AND holder.status IN {ACTIVE_SQL}"))
             .where(
-                func.coalesce(holder.c.tenant_id, literal_column("''")) == _TENANT,
+                func.coalesce(holder.c.tenant_id, literal_column("''")) == TENANT,
                 holder.c.lock_key == jobs.c.lock_key,
             )
         )
@@ -536,83 +529,3 @@ def _start_update(count: int, raw_ids: bool = False, key_free: bool = False) -> 
         )
         .returning(*jobs.columns)
     )
-
-
-def release_lock(
-    conn: Connection, lock_key: str | None, tenant_id: str | None, now: float
-) -> list[Row]:
-    """Let jobs parked on the tenant's ``lock_key`` wait again; return them, as
-    stored (the caller wakes their queues and announces their new status)."""
-    if lock_key is None:
-        return []
-    released = conn.execute(
-        update(jobs)
-        .where(
-            jobs.c.lock_key == lock_key,
-            _tenant_is(tenant_id),
-            jobs.c.status == JobStatus.LOCKED.value,
-        )
-        .values(
-            status=JobStatus.WAITING.value,
-            locked_by=None,
-            updated_at=now,
-            revision=jobs.c.revision + 1,
-        )
-        .returning(*jobs.columns)
-    )
-    return [dict(r._mapping) for r in released]
-
-
-def park_on_held_locks(conn: Connection, rows: list[Row]) -> None:
-    """Store the waiting jobs among ``rows`` whose lock key is held as ``locked``
-    behind its holder, and change their rows to say so.
-
-    For jobs that just became waiting (by promotion): only a locked job is let
-    wait again, and its queue woken, when its key is released (``release_lock``);
-    a waiting one would start only at the next poll.
-    """
-    waiting = JobStatus.WAITING.value
-    keys = sorted({r["lock_key"] for r in rows if r["lock_key"] is not None})
-    holders: dict[tuple[str, str], str] = {}
-    for start in range(0, len(keys), 500):  # within SQLite's bound parameters
-        held = select(_TENANT, jobs.c.lock_key, jobs.c.id).where(
-            jobs.c.lock_key.in_(keys[start : start + 500]), jobs.c.status.in_(_ACTIVE)
-        )
-        holders.update(((tenant, key), str(holder)) for tenant, key, holder in conn.execute(held))
-    held_by = {
-        r["id"]: holder
-        for r in rows
-        if r["status"] == waiting
-        and (holder := holders.get((r["tenant_id"] or "", r["lock_key"]))) is not None
-    }
-    if not held_by:
-        return
-    conn.execute(
-        update(jobs)
-        .where(jobs.c.id == bindparam("p_id"), jobs.c.status == waiting)
-        .values(
-            status=JobStatus.LOCKED.value,
-            locked_by=bindparam("p_holder"),
-            revision=jobs.c.revision + 1,
-        ),
-        [{"p_id": job_id, "p_holder": holder} for job_id, holder in held_by.items()],
-    )
-    for r in rows:  # the caller announces these rows: as stored
-        if r["id"] in held_by:
-            r.update(
-                status=JobStatus.LOCKED.value,
-                locked_by=held_by[r["id"]],
-                revision=r["revision"] + 1,
-            )
-
-
-def holder_of(conn: Connection, lock_key: str, tenant_id: str | None) -> str | None:
-    """The job of the tenant that holds ``lock_key`` now, if one does."""
-    found = conn.execute(
-        select(jobs.c.id).where(
-            jobs.c.lock_key == lock_key,
-            _tenant_is(tenant_id),
-            jobs.c.status.in_(_ACTIVE),
-        )
-    ).scalar()
-    return None if found is None else str(found)

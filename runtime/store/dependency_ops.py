@@ -21,7 +21,7 @@ from runtime.domain.errors import JobNotFound
 from runtime.domain.logs import status_entry
 from runtime.domain.status import TERMINAL, JobStatus
 from runtime.store import fast
-from runtime.store.claim import park_on_held_locks
+from runtime.store.lock_keys import park_on_held_locks
 from runtime.store.log_ops import append_logs
 from runtime.store.tables import job_dependencies, jobs
 

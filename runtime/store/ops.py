@@ -19,8 +19,8 @@ from runtime.domain.errors import IllegalTransition, JobNotFound
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.domain.status import ACTIVE, TERMINAL, JobStatus, can_transition
 from runtime.store import bulk_insert, fast
-from runtime.store.claim import holder_of, park_on_held_locks, release_lock
 from runtime.store.dependency_ops import release_if_ready, reopen_dependents, settle_dependents
+from runtime.store.lock_keys import holder_of, park_on_held_locks, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
 from runtime.store.tables import ACTIVE_SQL, JOB_COLUMNS, job_dependencies, jobs, queue_states
 

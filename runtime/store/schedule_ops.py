@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from runtime.domain.errors import AmbiguousSchedule, ScheduleNotFound
 from runtime.domain.status import TERMINAL, JobStatus
-from runtime.store.claim import holder_of
+from runtime.store.lock_keys import holder_of
 from runtime.store.tables import jobs, schedules
 
 Row = dict[str, Any]

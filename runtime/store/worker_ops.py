@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection
 
 from runtime.domain.logs import status_entry
 from runtime.domain.status import ACTIVE, JobStatus
-from runtime.store.claim import release_lock
 from runtime.store.dependency_ops import settle_dependents
+from runtime.store.lock_keys import release_lock
 from runtime.store.log_ops import append_logs, store_status_records
 from runtime.store.tables import jobs, workers
 
