@@ -31,10 +31,10 @@ from actors import (
     check_capacity,
 )
 from runtime.domain.clock import Clock
-from runtime.domain.errors import JobNotFound, RuntimeNotRunning, StorageUnavailable, UnknownJobType
+from runtime.domain.errors import RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
 from runtime.domain.models import Job, JobId, event_from_row
-from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus, filter_statuses
+from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.domain.storable import check_text
 from runtime.gcpause import collector_paused
 from runtime.jobs.control import ControlMethods
@@ -50,13 +50,14 @@ from runtime.jobs.events import (
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
 from runtime.jobs.outages import through_outages
+from runtime.jobs.reading import ReadMethods, job_uuid
 from runtime.jobs.registry import JobType, Registry, default_registry
 from runtime.jobs.subscriptions import JobEvents
 from runtime.jobs.sweeper import SWEEP_INTERVAL_DEFAULT, JobRetention
 from runtime.jobs.wakeups import Wakeups
 from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
-from runtime.store import Store, WriterStatistics, notifier, reads, threads
+from runtime.store import Store, WriterStatistics, notifier, threads
 from runtime.store.child_ops import CancelTree
 from runtime.store.dependency_ops import dependencies_of
 from runtime.store.leader import LEADER_CHECK_DEFAULT, Leadership
@@ -85,9 +86,6 @@ HEARTBEAT_INTERVAL_DEFAULT = 2.0
 POSTGRES_POLL_INTERVAL_DEFAULT = 30.0
 """The safety poll on PostgreSQL, where LISTEN/NOTIFY wakes runtimes at once
 (``POLL_INTERVAL_DEFAULT``, 1 s, on SQLite: other processes wake us only so)."""
-WAIT_POLL_MAX = 1.0
-"""``wait`` re-reads a job run elsewhere at least this often."""
-
 JobTypeRef = str | Callable[..., Any] | JobType
 _WAITING = JobStatus.WAITING.value
 _SCHEDULED = JobStatus.SCHEDULED.value
@@ -99,7 +97,9 @@ backoff): its type's concurrency slot is free again."""
 Params = Mapping[str, Any] | Any
 
 
-class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordMethods):
+class Runtime(
+    ReadMethods, ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordMethods
+):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
     ``loop_watchdog``: seconds the event loop may go without running (a
@@ -726,99 +726,9 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
             raise RuntimeNotRunning()
         return self._store
 
-    async def get(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Job:
-        """The job's current snapshot; :class:`JobNotFound` if there is none (for this tenant)."""
-        key = _as_uuid(job_id)
-        check_text("tenant_id", tenant_id)
-        row = await self.store.read(reads.get_job, key, tenant_id)
-        if row is None:
-            raise JobNotFound(job_id)
-        return Job.from_row(row)
-
-    async def get_by_idempotency_key(self, key: str, *, tenant_id: str | None = None) -> Job | None:
-        check_text("idempotency_key", key)
-        check_text("tenant_id", tenant_id)
-        row = await self.store.read(reads.get_by_key, key, tenant_id)
-        return None if row is None else Job.from_row(row)
-
-    async def list(
-        self,
-        *,
-        status: Iterable[JobStatus | str] | JobStatus | str | None = None,
-        type: str | None = None,
-        queue: str | None = None,
-        group: str | None = None,
-        tenant_id: str | None = None,
-        schedule_id: str | None = None,
-        idempotency_key: str | None = None,
-        search: str | None = None,
-        parent_id: JobId | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[Job]:
-        """Jobs matching every given filter, newest first. ``search`` matches an id (or
-        its first or last hex digits) or the start of an idempotency key;
-        ``parent_id``: the children of that job (``ctx.spawn``)."""
-        if not 0 < limit <= reads.LIST_LIMIT_MAX:
-            raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
-        if not 0 <= offset <= reads.LIST_OFFSET_MAX:
-            raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
-        filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
-        _check_filters(filters)
-        filters["parent_id"] = None if parent_id is None else _as_uuid(parent_id)
-        rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
-        return [Job.from_row(r) for r in rows]
-
-    async def count(
-        self,
-        *,
-        status: Iterable[JobStatus | str] | JobStatus | str | None = None,
-        type: str | None = None,
-        queue: str | None = None,
-        group: str | None = None,
-        tenant_id: str | None = None,
-        schedule_id: str | None = None,
-        idempotency_key: str | None = None,
-        search: str | None = None,
-        parent_id: JobId | None = None,
-    ) -> int:
-        filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
-        _check_filters(filters)
-        filters["parent_id"] = None if parent_id is None else _as_uuid(parent_id)
-        return await self.store.read(reads.count_jobs, filters)
-
-    async def wait(
-        self,
-        job_id: uuid.UUID | str,
-        *,
-        timeout: float | None = None,
-        tenant_id: str | None = None,
-    ) -> Job:
-        """Wait until the job is finished and return it; ``TimeoutError`` after ``timeout``."""
-        key = _as_uuid(job_id)
-        with self.bus.subscribe(key, lambda e: e.is_final) as sub:
-            job = await self.get(key, tenant_id=tenant_id)
-            if job.is_finished:
-                return job
-            with anyio.fail_after(timeout):
-                return await self._wait_finished(key, sub, tenant_id)
-
-    async def _wait_finished(
-        self, key: uuid.UUID, sub: JobSubscription, tenant_id: str | None
-    ) -> Job:
-        while True:
-            # Events cover this process; the poll covers jobs run by others.
-            with anyio.move_on_after(min(self._poll, WAIT_POLL_MAX)):
-                await sub.receive()
-            job = await self.get(key, tenant_id=tenant_id)
-            if job.is_finished:
-                return job
-
     def events(self, job_id: uuid.UUID | str) -> JobEvents:
         """An async iterator of the job's events (status, progress) until it finishes."""
-        return JobEvents(self, _as_uuid(job_id))
+        return JobEvents(self, job_uuid(job_id))
 
     def subscribe(
         self,
@@ -833,7 +743,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
         ``accept`` filters further. Past ``buffer`` unread events, progress is
         coalesced per job and then the subscription is closed
         (:class:`~runtime.jobs.events.SubscriberTooSlow`)."""
-        key = None if job_id is None else _as_uuid(job_id)
+        key = None if job_id is None else job_uuid(job_id)
         return self.bus.subscribe(key, accept, tenant_id=tenant_id, buffer=buffer)
 
     def writer_statistics(self) -> WriterStatistics:
@@ -851,7 +761,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
         its events and status hooks. Raises :class:`IllegalTransition` for a
         finished job and changes nothing.
         """
-        key = _as_uuid(job_id)
+        key = job_uuid(job_id)
         check_text("tenant_id", tenant_id)
         check_cancel_reason(reason)
         now = self.clock.now()
@@ -909,7 +819,7 @@ class Runtime(ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordM
     async def delete(self, job_id: uuid.UUID | str, *, tenant_id: str | None = None) -> None:
         """Delete a finished job; :class:`IllegalTransition` if it is not finished."""
         check_text("tenant_id", tenant_id)
-        await self.store.write(DeleteJob(_as_uuid(job_id), tenant_id))
+        await self.store.write(DeleteJob(job_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:
         if self.bus.wants(row["id"], row.get("tenant_id")):
@@ -940,41 +850,4 @@ def _notices_of_rows(wakeups: Wakeups, rows: list[dict[str, Any]], _result: Any)
     return wakeups.for_rows(rows)
 
 
-def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(job_id, uuid.UUID):
-        return job_id
-    try:
-        return uuid.UUID(str(job_id))
-    except ValueError:
-        raise JobNotFound(job_id) from None
-
-
 _RUNNING_HERE = frozenset(s.value for s in ACTIVE)
-
-
-def _filters(
-    status: Iterable[JobStatus | str] | JobStatus | str | None,
-    type: str | None,
-    queue: str | None,
-    group: str | None,
-    tenant_id: str | None,
-) -> dict[str, Any]:
-    statuses: list[str] | None = None
-    if isinstance(status, str):
-        statuses = filter_statuses([status])
-    elif status is not None:
-        statuses = filter_statuses([str(s) for s in status])
-    return {
-        "status": statuses,
-        "type": type,
-        "queue": queue,
-        "group": group,
-        "tenant_id": tenant_id,
-    }
-
-
-def _check_filters(filters: Mapping[str, Any]) -> None:
-    """A ``ValueError`` naming a filter no job can match (a NUL character, an
-    unpaired surrogate): PostgreSQL would refuse even to look it up."""
-    for name, value in filters.items():
-        check_text(name, value)
