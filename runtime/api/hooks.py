@@ -319,8 +319,9 @@ class Hooks:
         child = event.kind == "child"
         revision = max(event.revision or 0, (previous[1] + (not child)) if previous else 0)
         key = f"hook:{event.job_id}:{revision}:{event.status.value}:{event.kind}"
-        if child:
-            key += f":{event.child_id}"
+        if child:  # one delivery per change of each child (a retried child changes again)
+            at = event.at.timestamp() if event.at is not None else 0.0
+            key += f":{event.child_id}:{event.child_status}:{at}"
         payload = HookPayload(
             job_id=event.job_id,
             status=event.status.value,
