@@ -822,7 +822,7 @@ class Runtime(
         await self.store.write(DeleteJob(job_uuid(job_id), tenant_id))
 
     def _publish(self, row: Mapping[str, Any]) -> None:
-        if self.bus.wants(row["id"], row.get("tenant_id")):
+        if self.bus.wants_status(row["id"], row.get("tenant_id"), row.get("parent_id")):
             if row["status"] in _RUNNING_HERE and self._executor is not None:
                 # A stored row lags the live progress by up to a flush interval.
                 live = self._executor.flusher.unsaved(row["id"])

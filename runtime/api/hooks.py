@@ -58,6 +58,7 @@ import httpx
 from anyio.abc import TaskStatus
 from pydantic import BaseModel
 
+from runtime.api.hook_children import ParentHooks
 from runtime.api.hook_policy import HOOK_ALLOW_ENV, HookPolicy, HookRefused, IPAddress
 from runtime.api.schemas import check_hook_url
 from runtime.domain.errors import Fail, JobNotFound, Retry
@@ -253,6 +254,7 @@ class Hooks:
         self._lanes: dict[str, _Lane] = {}  # URLs that failed lately
         self._flights: dict[str, _Flight] = {}  # deliveries under way here, by key
         self._arrivals: dict[str, anyio.Event] = {}  # set when that delivery starts here
+        self._parents = ParentHooks()  # which parents a child event is delivered to
         registry.add_queue(Queue(HOOK_QUEUE, capacity=settings.concurrency))
         registry.job(
             name=HOOK_TYPE,
@@ -304,12 +306,22 @@ class Hooks:
                     log.error("status hooks missed events: %s; following on", slow.reason)
 
     async def dispatch(self, rt: Runtime, event: JobEvent) -> None:
+        if event.kind == "child":  # a child's change, for its parent's hook if it has one
+            found = await self._parents.hooked(rt, event)
+            if found is None:
+                return
+            event = found
         assert event.status_hook is not None
         previous = self._last.get(event.job_id)
         # Revisions in events may lag the store by one after an outside change
-        # (cancel, suspend); within this process they only ever go up.
-        revision = max(event.revision or 0, previous[1] + 1 if previous else 0)
+        # (cancel, suspend); within this process they only ever go up. A child's
+        # change carries its parent's revision as read and does not move it on.
+        child = event.kind == "child"
+        revision = max(event.revision or 0, (previous[1] + (not child)) if previous else 0)
         key = f"hook:{event.job_id}:{revision}:{event.status.value}:{event.kind}"
+        if child:  # one delivery per change of each child (a retried child changes again)
+            at = event.at.timestamp() if event.at is not None else 0.0
+            key += f":{event.child_id}:{event.child_status}:{at}"
         payload = HookPayload(
             job_id=event.job_id,
             status=event.status.value,
@@ -570,6 +582,8 @@ class Hooks:
 
 
 def _hooked(event: JobEvent) -> bool:
+    if event.kind == "child":
+        return True  # whether the parent has a hook is looked up (ParentHooks)
     return bool(event.status_hook) and event.kind in ("status", "check_in", "step")
 
 
@@ -604,4 +618,7 @@ def _metadata(event: JobEvent) -> dict[str, Any]:
         # A multi-step job's step that started or ended (``step`` events).
         "step": event.step,
         "step_status": event.step_status,
+        # A child of this job that changed status (``child`` events).
+        "child_id": str(event.child_id) if event.child_id is not None else None,
+        "child_status": event.child_status,
     }

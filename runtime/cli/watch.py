@@ -21,6 +21,8 @@ def merge(job: dict[str, Any], event: SseEvent) -> dict[str, Any]:
     data = event.data if isinstance(event.data, dict) else {}
     if event.kind == "snapshot":
         return dict(data)
+    if event.kind == "child":  # a child's change: its status is the child's, not this job's
+        return {**job, "message": data.get("message", job.get("message"))}
     job = {
         **job,
         "id": data.get("job_id", job.get("id")),

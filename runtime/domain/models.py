@@ -173,7 +173,7 @@ JobId = uuid.UUID | str  # a job id, or its text
 
 _CANCELING = frozenset({JobStatus.CANCELING.value, JobStatus.CANCELED.value})
 
-EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in", "step"]
+EventKind = Literal["status", "progress", "checkpoint", "warning", "check_in", "step", "child"]
 
 
 class JobEvent(BaseModel):
@@ -218,6 +218,10 @@ class JobEvent(BaseModel):
     # A child's events name its parent (ctx.spawn): a watcher of a workflow
     # follows its children by it (GET /api/v1/events?parent_id=).
     parent_id: uuid.UUID | None = None
+    # A ``child`` event: a child's status event addressed to its parent
+    # (``job_id``), so a watcher of the parent sees its children move.
+    child_id: uuid.UUID | None = None
+    child_status: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -263,6 +267,36 @@ def event_from_row(
         peak_memory=row.get("peak_memory"),
         parent_id=row.get("parent_id"),
     )
+
+
+def child_event(event: JobEvent) -> JobEvent:
+    """A child's status ``event`` addressed to its parent: a ``child`` event whose
+    ``job_id`` is the parent and ``child_id`` / ``child_status`` the child. The
+    rest (status, type, queue, message) describes the child; the parent's own
+    revision, progress and status hook are not known here, so they are left out
+    (a stream's resume ids and a hook's ordering follow the parent's own events)."""
+    assert event.parent_id is not None
+    return event.model_copy(
+        update={
+            "job_id": event.parent_id,
+            "kind": "child",
+            "child_id": event.job_id,
+            "child_status": event.status.value,
+            "parent_id": None,
+            "revision": None,
+            "progress": None,
+            "progress_details": None,
+            "eta": None,
+            "status_hook": None,
+            "ended_attempt": False,
+            "message": _child_message(event),
+        }
+    )
+
+
+def _child_message(event: JobEvent) -> str:
+    text = f"child {event.job_id} {event.type}: {event.status.value}"
+    return text if event.message is None else f"{text}: {event.message}"
 
 
 def event_from_job(job: Job) -> JobEvent:

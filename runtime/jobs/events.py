@@ -26,7 +26,7 @@ from typing import Generic, Literal, TypeVar
 import anyio
 
 from actors import LoopEvent, event_factory
-from runtime.domain.models import JobEvent
+from runtime.domain.models import JobEvent, child_event
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -267,7 +267,28 @@ JobSubscription = Subscription[JobEvent]
 
 
 class EventBus(Fanout[JobEvent]):
-    """The runtime's bus: job events as they are published."""
+    """The runtime's bus: job events as they are published.
+
+    A child's status change is published twice: as the child's own ``status``
+    event and, if anyone would receive it, as a ``child`` event of its parent
+    (:func:`~runtime.domain.models.child_event`), so a watcher of a workflow
+    sees its children move. Nobody listening: one lookup, nothing built.
+    """
 
     def __init__(self) -> None:
         super().__init__(_same)
+
+    def wants_status(
+        self, job_id: uuid.UUID, tenant_id: str | None, parent_id: uuid.UUID | None
+    ) -> bool:
+        """Whether anyone would receive a status event of ``job_id``, or the
+        ``child`` event of it for its parent ``parent_id``."""
+        if self.wants(job_id, tenant_id):
+            return True
+        return parent_id is not None and bool(self._by_job.get(parent_id))
+
+    def publish(self, item: JobEvent) -> None:
+        super().publish(item)
+        parent = item.parent_id
+        if parent is not None and item.kind == "status" and self.wants(parent, item.tenant_id):
+            super().publish(child_event(item))

@@ -291,7 +291,7 @@ class Executor:
             return
         revision = result.revision or state.row["revision"] + 1
         row = state.row
-        if self._bus.wants(state.job_id, state.row.get("tenant_id")):
+        if self._bus.wants_status(state.job_id, row.get("tenant_id"), row.get("parent_id")):
             self._publish_status(
                 {**row, **result.values, "revision": revision, "ended_attempt": True}
             )
@@ -423,7 +423,7 @@ class Executor:
 
     def _publish_status(self, row: dict[str, Any]) -> None:
         self._on_status(row)
-        if self._bus.wants(row["id"], row.get("tenant_id")):
+        if self._bus.wants_status(row["id"], row.get("tenant_id"), row.get("parent_id")):
             self._bus.publish(event_from_row(row, self.clock.now()))
 
     def _publish(self, row: dict[str, Any], kind: EventKind, message: str | None = None) -> None:

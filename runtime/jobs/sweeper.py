@@ -1,6 +1,10 @@
 """Retention of finished jobs: the policy, and the batched prune behind the sweeper.
 
-Only finished jobs are ever deleted. Deletes run in batches of
+Only finished jobs are ever deleted, and of those not the ones a workflow
+still reads: a child whose parent has not ended (its next run finds the
+children it spawned before, by spawn key: a pruned one would be spawned and
+run again), nor a job an unended job depends on (a chord's callback reads its
+members' results). They go once that job has ended. Deletes run in batches of
 ``PRUNE_BATCH_DEFAULT`` through the writer, each its own transaction, so
 claims and completions interleave with a long sweep instead of waiting
 behind it.
@@ -13,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
 from runtime.domain.status import TERMINAL, JobStatus
@@ -77,7 +81,8 @@ class PruneOlder:
 
     def apply(self, conn: Connection) -> int:
         old = (jobs.c.status == self.status.value, jobs.c.finished_at < self.before)
-        ids = conn.execute(select(jobs.c.id).where(*old).limit(self.batch)).scalars().all()
+        query = select(jobs.c.id).where(*old, _UNNEEDED).limit(self.batch)
+        ids = conn.execute(query).scalars().all()
         return len(_delete(conn, list(ids), *old))
 
 
@@ -94,7 +99,7 @@ class PruneBeyond:
         ids = (
             conn.execute(
                 select(jobs.c.id)
-                .where(_FINISHED)
+                .where(_FINISHED, _UNNEEDED)
                 .order_by(jobs.c.finished_at.desc(), jobs.c.id.desc())
                 .offset(self.keep)
                 .limit(self.batch)
@@ -130,7 +135,7 @@ class PruneBeyondPerType:
             )
             .label("rank")
         )
-        ranked = select(jobs.c.id, rank).where(_FINISHED).subquery()
+        ranked = select(jobs.c.id, rank).where(_FINISHED, _UNNEEDED).subquery()
         query = select(ranked.c.id).where(ranked.c.rank > self.keep).limit(self.batch)
         ids = conn.execute(query).scalars().all()
         counts: dict[str, int] = {}
@@ -139,7 +144,26 @@ class PruneBeyondPerType:
         return counts
 
 
-_FINISHED = jobs.c.status.in_([s.value for s in TERMINAL]) & jobs.c.finished_at.is_not(None)
+_ENDED = [s.value for s in TERMINAL]
+_FINISHED = jobs.c.status.in_(_ENDED) & jobs.c.finished_at.is_not(None)
+
+# What a workflow still reads (see the module's docstring): a child of an
+# unended parent, a job an unended job depends on. Both are index lookups
+# (the parent by its id, dependents by depends_on_id). Needed jobs are not
+# counted among the ``keep`` of the ``max_finished`` limits.
+_parent = jobs.alias("callboard_parent")
+_dependent = jobs.alias("callboard_dependent")
+_UNNEEDED = and_(
+    or_(
+        jobs.c.parent_id.is_(None),
+        ~exists().where(_parent.c.id == jobs.c.parent_id, _parent.c.status.not_in(_ENDED)),
+    ),
+    ~exists().where(
+        job_dependencies.c.depends_on_id == jobs.c.id,
+        _dependent.c.id == job_dependencies.c.job_id,
+        _dependent.c.status.not_in(_ENDED),
+    ),
+)
 
 
 def _delete(conn: Connection, ids: list[object], *still: Any) -> dict[object, str]:
@@ -153,7 +177,7 @@ def _delete(conn: Connection, ids: list[object], *still: Any) -> dict[object, st
         return {}
     deleted = conn.execute(
         delete(jobs)
-        .where(jobs.c.id.in_(ids), _FINISHED, *still)
+        .where(jobs.c.id.in_(ids), _FINISHED, _UNNEEDED, *still)
         .returning(jobs.c.id, jobs.c.status)
     ).all()
     gone = {row.id: row.status for row in deleted}

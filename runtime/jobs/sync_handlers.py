@@ -3,7 +3,9 @@
 A sync handler runs in a thread of its queue's own limiter (as many threads
 as the queue runs jobs, so sync jobs never starve the store's threads of
 anyio's default limiter). Its ``ctx`` is a :class:`SyncJobContext`: the same
-calls as :class:`JobContext`, without ``await``, each run on the event loop.
+calls as :class:`JobContext`, without ``await``, each run on the event loop
+(child jobs too: ``spawn``, ``spawn_many``, ``wait_children``, whose wait
+gives the slot and the thread back like an ``async`` handler's).
 
 A thread cannot be interrupted: cancel, timeout, suspend and shutdown reach
 it cooperatively, as ``ctx.check_cancelled()`` (and every ``progress``,
@@ -18,14 +20,15 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from runtime.domain.models import Job
+from runtime.domain.models import Job, JobId, JobResult
 from runtime.jobs.context import JobContext
 from runtime.jobs.logs import JobLogger
 
@@ -131,6 +134,56 @@ class SyncJobContext:
     def warn(self, message: str) -> None:
         """As :meth:`JobContext.warn`."""
         anyio.from_thread.run_sync(self._ctx.warn, message)
+
+    # -- workflows (runtime.workflows.children) ---------------------------------
+
+    def spawn(
+        self, job_type: Any, params: Any = None, *, key: str | None = None, **options: Any
+    ) -> Job:
+        """As :meth:`JobContext.spawn`; raises if the job was told to stop."""
+        self.check_cancelled()
+        return anyio.from_thread.run(partial(self._ctx.spawn, job_type, params, key=key, **options))
+
+    def spawn_many(
+        self,
+        job_type: Any,
+        params: Iterable[Any],
+        *,
+        keys: Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Job]:
+        """As :meth:`JobContext.spawn_many`; raises if the job was told to stop."""
+        self.check_cancelled()
+        items = list(params)  # iterated here, in the handler's thread
+        return anyio.from_thread.run(
+            partial(self._ctx.spawn_many, job_type, items, keys=keys, **options)
+        )
+
+    def wait_children(self, children: Iterable[JobId | Job] | None = None) -> list[JobResult]:
+        """As :meth:`JobContext.wait_children`: while a child runs, this raises
+        :class:`~runtime.domain.errors.WaitForChildren` (let it through: the
+        job gives its slot and thread back and runs again when they end)."""
+        self.check_cancelled()
+        chosen = None if children is None else list(children)
+        return anyio.from_thread.run(self._ctx.wait_children, chosen)
+
+    def dependency_results(
+        self, *, after: uuid.UUID | None = None, limit: int = 1000
+    ) -> list[JobResult]:
+        """As :meth:`JobContext.dependency_results`."""
+        return anyio.from_thread.run(
+            partial(self._ctx.dependency_results, after=after, limit=limit)
+        )
+
+    def iter_dependency_results(self, *, page: int = 1000) -> Iterator[JobResult]:
+        """As :meth:`JobContext.iter_dependency_results`, one page at a time."""
+        after: uuid.UUID | None = None
+        while True:
+            batch = self.dependency_results(after=after, limit=page)
+            yield from batch
+            if len(batch) < page:
+                return
+            after = batch[-1].id
 
 
 class ThreadLimiters:

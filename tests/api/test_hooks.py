@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from pydantic import BaseModel
 
-from runtime import Job, LogEntry, Registry, Runtime, UnknownJobType
+from runtime import Job, JobContext, LogEntry, Registry, Runtime, UnknownJobType
 from runtime.api import ApiConfig
 from runtime.api.hook_policy import HookPolicy, HookRefused
 from runtime.api.hooks import (
@@ -637,3 +638,44 @@ async def test_hooks_carry_a_cancels_reason_and_when_a_check_in_happened(
     for status in ("canceling", "canceled"):
         metadata = by_event[(status, "status")]["metadata"]
         assert metadata["cancel_reason"] == metadata["message"] == "maintenance window"
+
+
+class _Nothing(BaseModel):
+    pass
+
+
+@pytest.mark.trio
+async def test_a_parents_hook_hears_its_children_move_and_a_hookless_parent_sends_none(
+    make_runtime: Callable[..., Runtime], hooks: Hooks, registry: Registry
+) -> None:
+    @registry.job(name="spawner", max_retries=0)
+    async def spawner(ctx: JobContext, params: _Nothing) -> list[Any]:
+        await ctx.spawn_many("echo", [{"value": i} for i in range(2)])
+        return [r.result for r in await ctx.wait_children()]
+
+    with trio.fail_after(30):
+        async with receiving() as receiver, running(make_runtime, hooks) as rt:
+            quiet = await rt.enqueue("spawner", {})  # no hook: its children send nothing
+            await rt.wait(quiet.id)
+            job = await rt.enqueue("spawner", {}, status_hook=receiver.url)
+            await rt.wait(job.id)
+            await receiver.wait_for(
+                lambda rs: (
+                    any(r.body["status"] == "completed" for r in rs)
+                    and sum(r.body["metadata"]["event"] == "child" for r in rs) == 6
+                )
+            )
+            for delivery in await rt.list(type=HOOK_TYPE, limit=100):
+                await rt.wait(delivery.id, timeout=10)
+    bodies = [r.body for r in receiver.requests]
+    assert {b["job_id"] for b in bodies} == {str(job.id)}
+    child = [b for b in bodies if b["metadata"]["event"] == "child"]
+    assert len(child) == 6
+    kids = {b["metadata"]["child_id"] for b in child}
+    assert len(kids) == 2
+    for kid in kids:
+        seen = [b["metadata"]["child_status"] for b in child if b["metadata"]["child_id"] == kid]
+        assert seen == ["waiting", "running", "completed"]
+    # The payload's status is the parent's own: never a child's "waiting" (the
+    # parent was running or further on by the time its first child was stored).
+    assert "waiting" not in {b["status"] for b in child}

@@ -134,3 +134,30 @@ async def test_the_global_stream_follows_a_parents_children(harness: Harness) ->
                 if frame.event == "status" and frame.data["status"] == "completed":
                     done.add(frame.data["job_id"])
         assert (await harness.rt.wait(parent["id"], timeout=10)).result == [0, 1]
+
+
+async def test_a_parents_stream_shows_its_children_and_ends_with_the_parent(
+    harness: Harness,
+) -> None:
+    with trio.fail_after(20):
+        await harness.body("POST", "/api/v1/queues/default/pause", who="admin")
+        _, parent = await harness.body(
+            "POST", "/api/v1/jobs", who="acme", json={"type": "spawner", "params": {"n": 2}}
+        )
+        path = f"/api/v1/jobs/{parent['id']}/events"
+        async with open_stream(harness, path, who="acme") as stream:
+            first = await stream.next()
+            assert first.event == "snapshot"
+            await harness.body("POST", "/api/v1/queues/default/resume", who="admin")
+            frames = await stream.until("status", status="completed")
+            with pytest.raises(trio.EndOfChannel):
+                await stream.next()  # ended by the parent's end, not a child's
+    child = [f.data for f in frames if f.event == "child"]
+    assert {c["job_id"] for c in child} == {parent["id"]}
+    ends = [c["child_id"] for c in child if c["child_status"] == "completed"]
+    assert len(set(ends)) == 2
+    assert {c["child_id"] for c in child if c["child_status"] == "running"} == set(ends)
+    assert frames[-1].data["job_id"] == parent["id"]
+    # Resume ids only go up, children's frames included.
+    ids = [tuple(int(p) for p in f.id.split(".")) for f in [first, *frames] if f.id]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)

@@ -16,9 +16,10 @@ from runtime.cli.client import (
     RECONNECTS_DEFAULT,
     ApiClient,
     ClientError,
+    SseEvent,
 )
 from runtime.cli.main import main
-from runtime.cli.watch import watch_job
+from runtime.cli.watch import merge, watch_job
 
 JOB_ID = str(uuid.uuid4())
 
@@ -74,3 +75,17 @@ def test_an_unusable_url_is_a_usage_error_with_a_message(
     assert main(["jobs", "list", "--url", url], out=io.StringIO()) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "invalid --url" in err and "Traceback" not in err
+
+
+def test_watch_keeps_a_parents_status_through_its_childrens_events() -> None:
+    job = {"id": JOB_ID, "type": "fan", "status": "blocked"}
+    child = {
+        "job_id": JOB_ID,
+        "kind": "child",
+        "type": "item",
+        "status": "completed",
+        "child_status": "completed",
+        "message": "child 1 item: completed",
+    }
+    merged = merge(job, SseEvent("child", child, "3.1"))
+    assert merged == {**job, "message": "child 1 item: completed"}

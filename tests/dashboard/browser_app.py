@@ -21,6 +21,13 @@ class Empty(BaseModel):
     pass
 
 
+class ParentParams(BaseModel):
+    """Children of ``slow.count``: one of ``short`` steps, one of ``long``."""
+
+    short: int = Field(default=1, ge=1, le=100)
+    long: int = Field(default=20, ge=1, le=1000)
+
+
 def register(registry: Registry) -> None:
     registry.add_queue(Queue(MANY_QUEUE, capacity=1000))
 
@@ -42,6 +49,13 @@ def register(registry: Registry) -> None:
             await anyio.sleep(params.step_seconds)
             await ctx.progress(current=i + 1, total=params.steps)
         return params.steps
+
+    @registry.job(name="slow.parent", max_retries=0, timeout=600)
+    async def parent(ctx: JobContext, params: ParentParams) -> list[object]:
+        """Spawns a short and a long ``slow.count`` child and waits for both."""
+        steps = [params.short, params.long]
+        await ctx.spawn_many("slow.count", [{"steps": n, "step_seconds": 0.2} for n in steps])
+        return [r.result for r in await ctx.wait_children()]
 
     @registry.job(name="always.fails", max_retries=0)
     async def fails(ctx: JobContext, params: Empty) -> None:

@@ -416,3 +416,25 @@ def test_every_control_has_a_label_and_the_dialog_works_from_the_keyboard(
     page.keyboard.press("Enter")
     expect(page.locator("#notice")).to_contain_text("cancel: 1 changed")
     assert server.wait(job["id"])["status"] == "canceled"
+
+
+def test_a_parents_view_lists_its_children_and_follows_them_as_they_end(
+    page: Any, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    login(page, server, ADMIN, "admin")
+    job = server.enqueue(server.admin, "slow.parent", short=15, long=300)
+    page.goto(server.url + f"/#/jobs/{job['id']}")
+    status = page.locator("#job-status")
+    expect(status).to_have_text("blocked")  # waiting for its children, its slot given back
+    children = page.locator("section[aria-label=Workflow] .child")
+    expect(children).to_have_count(2)
+    expect(children.locator(".badge.s-running")).to_have_count(2)
+    # The short child ends while the parent still waits: only its child event
+    # tells the view (the parent's own status does not change meanwhile).
+    expect(children.locator(".badge.s-completed")).to_have_count(1, timeout=20_000)
+    expect(status).to_have_text("blocked")
+    link = children.first.locator("a")
+    expect(link).to_have_attribute("href", re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    server.admin.post(f"/api/v1/jobs/{job['id']}/cancel")  # and its long child with it

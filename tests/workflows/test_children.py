@@ -11,7 +11,7 @@ import pytest
 import trio
 from pydantic import BaseModel
 
-from runtime import Fail, JobContext, JobStatus, Registry, Runtime
+from runtime import Fail, JobContext, JobRetention, JobStatus, Registry, Runtime
 from tests.conftest import QUIET
 
 pytestmark = pytest.mark.trio
@@ -263,3 +263,39 @@ async def test_steps_of_a_multi_step_job_spawn_and_wait_for_their_own_children(
             assert done.attempt == 1
             assert await rt.count_children(job.id) == 5
     assert book.runs["item-2"] == 1  # only the second step spawned a third child
+
+
+async def test_retention_keeps_what_an_unended_workflow_still_reads(
+    on_store: Callable[..., Runtime], book: Book, registry: Registry
+) -> None:
+    """A finished child of a waiting parent, and a finished job a blocked job
+    depends on, outlive a prune that takes everything else; once the workflow
+    has ended they go too."""
+
+    @registry.job(name="half", max_retries=0)
+    async def half(ctx: JobContext, params: Fan) -> list[object]:
+        await ctx.spawn_many("item", [{"i": 0}, {"i": 1, "wait": True}])
+        return [r.result for r in await ctx.wait_children()]
+
+    everything = JobRetention(completed=0, max_finished=0, max_finished_per_type=0)
+    with trio.fail_after(30):
+        async with on_store() as rt:
+            loner = await rt.enqueue("item", {"i": 7})
+            parent = await rt.enqueue("half", {})
+            await until(rt, parent.id, S.BLOCKED)
+            first, _held_child = await rt.children(parent.id)
+            assert (await rt.wait(first.id)).status is S.COMPLETED
+            done = await rt.enqueue("item", {"i": 8})
+            held = await rt.enqueue("item", {"i": 9, "wait": True})
+            after = await rt.enqueue("item", {"i": 10}, depends_on=[done.id, held.id])
+            await rt.wait(done.id)
+            await rt.wait(loner.id)
+            await rt.prune(everything)
+            left = {j.id for j in await rt.list(limit=100)}
+            assert loner.id not in left
+            assert {first.id, done.id} <= left  # read later by their parent, dependent
+            book.gate.set()
+            assert (await rt.wait(parent.id)).result == [0, 10]
+            assert (await rt.wait(after.id)).status is S.COMPLETED
+            await rt.prune(everything)
+            assert await rt.count() == 0

@@ -1,5 +1,6 @@
 """docs/workflows.md's examples run as written (the first Python block of its
-"Steps", "Dependencies", "Child jobs" and "Fan-in (chords)" sections)."""
+"Steps", "Dependencies", "Child jobs", "Fan-in (chords)" and "Watching a
+workflow" sections)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ EXPECTED = {
     "Dependencies": "ended failed",
     "Child jobs": "completed 18",
     "Fan-in (chords)": "squares: 332833500",
+    "Watching a workflow": "children ended: 3",
 }
 
 

@@ -30,9 +30,11 @@ function pre(value) {
 
 function jobLink(value) {
   const id = typeof value === "object" && value ? value.id || value.job_id : value;
-  return typeof id === "string" && /^[0-9a-f-]{36}$/i.test(id)
-    ? h("a.mono", { href: `#/jobs/${id}` }, shortId(id))
-    : h("code", json(value));
+  if (typeof id !== "string" || !/^[0-9a-f-]{36}$/i.test(id)) return h("code", json(value));
+  const link = h("a.mono", { href: `#/jobs/${id}` }, shortId(id));
+  // A child listed with its status (GET /jobs/{id} gives children as {id, status}).
+  const status = typeof value === "object" && value ? value.status : null;
+  return status ? h("span.child", link, " ", h(`span.badge.s-${status}`, status)) : link;
 }
 
 // A multi-step job's steps, one row each: what it runs, how it went.
@@ -281,6 +283,10 @@ export function render(main, ctx, id) {
         const data = frame.data;
         if (frame.event === "snapshot") {
           job = data;
+        } else if (frame.event === "child") {
+          // A child moved: its status is the child's; read the job (and its children) again.
+          refresh();
+          return;
         } else {
           const next = { ...job };
           for (const key of ["status", "progress", "progress_details", "eta", "check_in", "attempt"]) {
