@@ -158,9 +158,10 @@ class QueueActor:
                 self._give_back(len(self._ready))
                 return
             self._start_ready()
-            ahead = self._ahead()
-            self._give_back(len(self._ready) - ahead)  # a lower capacity, longer runs
-            room = self.capacity - self._running + ahead - len(self._ready)
+            # A lower capacity gives back what it cannot hold; runs grown longer
+            # only stop further claims ahead (the jobs held start as slots free).
+            self._give_back(len(self._ready) - min(self.capacity, CLAIM_AHEAD_MAX))
+            room = self.capacity - self._running + self._ahead() - len(self._ready)
             if room > 0 and self._more:
                 self._more = False
                 want = min(room, self._claim_batch) if self._small_claims() else room
