@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import deque
 from collections.abc import Callable, Hashable, MutableMapping
 
 import anyio
@@ -38,6 +39,21 @@ them small claims only cost transactions and leave slots empty, so the queue
 claims every free slot."""
 CLAIM_RUN_RATIO = 5.0
 """Small claims while the mean run takes at least this many mean claims."""
+CLAIM_AHEAD_MAX = 50
+"""Most jobs a queue holds claimed ahead of its free slots (fewer if its capacity is lower).
+
+A queue of short jobs refills a slot the moment it frees from the jobs it
+claimed ahead, instead of waiting for a claim's commit: claims then overlap
+the running jobs instead of standing between them. A job claimed ahead is
+claimed in the store (``running``, its ``started_at`` the claim's time, on
+this worker's lease) while it waits for a slot; a cancel or suspend request
+reaches it at once, a shutdown or a lower capacity gives it back (``waiting``,
+its attempt not counted), and a crash leaves it to the rescue of the
+worker's running jobs."""
+CLAIM_AHEAD_RUN_MAX = 0.05
+"""Claim ahead only while the queue's mean run takes at most this many seconds:
+a job claimed ahead then waits about a mean run at most, and a queue of long
+jobs leaves its waiting jobs to other workers."""
 CONTROL_BUFFER = 64
 """Control requests a queue's channel holds before a sender waits (they are rare)."""
 _SMOOTHING = 0.1  # weight of the newest sample in a running mean
@@ -70,6 +86,8 @@ class QueueActor:
         self._mean_run: float | None = None  # seconds; None until a job has run
         self._mean_claim: float | None = None  # seconds a claim takes (loop's clock)
         self._running = 0
+        self._ready: deque[JobHandle] = deque()  # claimed ahead, waiting for a slot
+        self._tg: native.TaskGroup | None = None
         self._more = True  # the store may hold due jobs we have not claimed
         self._claiming = True
         self._wake: native.LoopEvent = anyio.Event()
@@ -133,27 +151,30 @@ class QueueActor:
             self.finished.set()
 
     async def _produce(self, tg: native.TaskGroup) -> None:
+        self._tg = tg
         while True:
             self._wake = self._event()  # before the checks: a wake after them is not lost
             if not self._claiming:
+                self._give_back(len(self._ready))
                 return
-            free = self.capacity - self._running
-            if free > 0 and self._more:
+            self._start_ready()
+            # A lower capacity gives back what it cannot hold; runs grown longer
+            # only stop further claims ahead (the jobs held start as slots free).
+            self._give_back(len(self._ready) - min(self.capacity, CLAIM_AHEAD_MAX))
+            room = self.capacity - self._running + self._ahead() - len(self._ready)
+            if room > 0 and self._more:
                 self._more = False
-                want = min(free, self._claim_batch) if self._small_claims() else free
+                want = min(room, self._claim_batch) if self._small_claims() else room
                 asked = self._now()
                 jobs = await self._source.claim(self.name, want)
                 self._mean_claim = _mean(self._mean_claim, self._now() - asked)
                 if len(jobs) >= want:
                     self._more = True
                 for job in jobs:
-                    self._running += 1
                     # Its handle first: a cancel or suspend committed after the
                     # claim reaches the job even before its task has started.
-                    handle = self._handles[job.id] = JobHandle(job)
-                    # Unnamed: a name per job (its id as text) costs as much as
-                    # a tenth of the spawn; ``handles`` maps ids to running jobs.
-                    tg.start_soon(self._run_one, handle)
+                    self._ready.append(JobHandle(job))
+                    self._handles[job.id] = self._ready[-1]
                 continue
             assert self._cancel_scope is not None
             with self._cancel_scope(self._now() + self._poll_interval) as timer:
@@ -162,13 +183,45 @@ class QueueActor:
                 self._more = True
 
     async def _obey(self, requests: native.Receiver[tuple[Hashable, Control]]) -> None:
-        """Cancel the scope of each job a control request names, if it still runs."""
+        """Cancel the scope of each job a control request names, if it still runs;
+        a job claimed ahead starts at once, to end as its request says."""
         with requests:
             while True:
                 job_id, _control = await requests.receive()
                 handle = self._handles.get(job_id)
-                if handle is not None:
-                    handle.cancel()
+                if handle is None:
+                    continue
+                if handle in self._ready:
+                    self._ready.remove(handle)
+                    self._spawn(handle)
+                handle.cancel()
+
+    def _ahead(self) -> int:
+        """How many jobs to hold claimed ahead of the free slots (see CLAIM_AHEAD_MAX)."""
+        if self._mean_run is None or self._mean_run > CLAIM_AHEAD_RUN_MAX:
+            return 0
+        return min(self.capacity, CLAIM_AHEAD_MAX)
+
+    def _start_ready(self) -> None:
+        """Start jobs claimed ahead in the free slots."""
+        while self._ready and self._running < self.capacity:
+            self._spawn(self._ready.popleft())
+
+    def _give_back(self, count: int) -> None:
+        """Give the last ``count`` jobs claimed ahead back to the store: each
+        starts told to stop (its handler never runs), which records it waiting
+        with its attempt not counted, as a shutdown does for a running job."""
+        for _ in range(max(0, count)):
+            handle = self._ready.pop()
+            handle.take(Control.INTERRUPT)  # or the request it was already told
+            self._spawn(handle)
+
+    def _spawn(self, handle: JobHandle) -> None:
+        assert self._tg is not None
+        self._running += 1
+        # Unnamed: a name per job (its id as text) costs as much as a tenth of
+        # the spawn; ``handles`` maps ids to running jobs.
+        self._tg.start_soon(self._run_one, handle)
 
     def _small_claims(self) -> bool:
         """Whether runs are long enough next to claims for small claims to pay."""
@@ -204,6 +257,8 @@ class QueueActor:
         self._mean_run = _mean(self._mean_run, outcome.duration)
         durable = self._sink.finish(outcome)
         self._running -= 1  # free the slot first: the next claim can share the commit
+        if self._claiming:  # else the jobs claimed ahead are being given back
+            self._start_ready()
         self._wake.set()
         if durable is not None:
             await durable

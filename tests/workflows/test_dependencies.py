@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
+from sqlalchemy.engine import Connection
 
 from runtime import Fail, JobContext, JobNotFound, JobRetention, JobStatus, Registry, Runtime
 from runtime.store.claim import Claim
+from runtime.store.dependency_ops import settle_dependents
 from runtime.store.ops import Finish
 from runtime.store.tables import job_dependencies, jobs
 from tests.conftest import QUIET
@@ -255,3 +258,42 @@ async def test_finishes_recorded_together_settle_the_dependents_of_each(
         assert results[a.id].dependents == []
         assert [d["id"] for d in results[b.id].dependents] == [c.id]
         assert (await rt.get(c.id)).status is S.WAITING
+
+
+class _EndAndSettle:
+    """End ``ended`` jobs (the last of them failed) and settle their dependents
+    as one batch, the way finishes recorded together do."""
+
+    def __init__(self, ended: list[uuid.UUID], now: float) -> None:
+        self.ended, self.now = ended, now
+
+    def apply(self, conn: Connection) -> list[dict[str, Any]]:
+        failed = self.ended[-1]
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id.in_(self.ended))
+            .values(status=case((jobs.c.id == failed, "failed"), else_="completed"))
+        )
+        return settle_dependents(conn, self.ended, self.now)
+
+
+async def test_a_batch_of_endings_larger_than_one_read_settles_each_dependent(
+    on_store: Callable[..., Runtime], gates: Gates
+) -> None:
+    # 600 endings take two reads of the dependency rows (512 ids each at most,
+    # padded with repeats): a dependent counted down once in each, and a
+    # dependency that failed in the second.
+    async with on_store(workers=False) as rt:
+        ended = [j.id for j in await rt.enqueue_many("step", [{"key": "x"}] * 600)]
+        both = await rt.enqueue("step", {"key": "both"}, depends_on=[ended[0], ended[520]])
+        failing = await rt.enqueue("step", {"key": "fails"}, depends_on=[ended[-1]])
+        untouched = await rt.enqueue("step", {"key": "later"}, depends_on=[both.id])
+        settled = await rt.store.write(_EndAndSettle(ended, rt.clock.now()))
+        assert {row["id"] for row in settled} == {both.id, failing.id}
+        assert (await rt.get(both.id)).status is S.WAITING
+        skipped = await rt.get(failing.id)
+        assert (skipped.status, skipped.error) == (
+            S.SKIPPED,
+            f"dependency {ended[-1]} ended failed",
+        )
+        assert (await rt.get(untouched.id)).status is S.BLOCKED
