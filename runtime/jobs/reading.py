@@ -67,10 +67,9 @@ class ReadMethods:
             raise ValueError(f"limit must be within 1..{reads.LIST_LIMIT_MAX}, got {limit}")
         if not 0 <= offset <= reads.LIST_OFFSET_MAX:
             raise ValueError(f"offset must be within 0..{reads.LIST_OFFSET_MAX}, got {offset}")
-        filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
-        _check_filters(filters)
-        filters["parent_id"] = None if parent_id is None else job_uuid(parent_id)
+        filters = _filters(
+            status, type, queue, group, tenant_id, schedule_id, idempotency_key, search, parent_id
+        )
         rows = await self.store.read(reads.list_jobs, filters, limit=limit, offset=offset)
         return [Job.from_row(r) for r in rows]
 
@@ -87,10 +86,9 @@ class ReadMethods:
         search: str | None = None,
         parent_id: JobId | None = None,
     ) -> int:
-        filters = _filters(status, type, queue, group, tenant_id)
-        filters.update(schedule_id=schedule_id, idempotency_key=idempotency_key, search=search)
-        _check_filters(filters)
-        filters["parent_id"] = None if parent_id is None else job_uuid(parent_id)
+        filters = _filters(
+            status, type, queue, group, tenant_id, schedule_id, idempotency_key, search, parent_id
+        )
         return await self.store.read(reads.count_jobs, filters)
 
     async def wait(
@@ -137,19 +135,30 @@ def _filters(
     queue: str | None,
     group: str | None,
     tenant_id: str | None,
+    schedule_id: str | None,
+    idempotency_key: str | None,
+    search: str | None,
+    parent_id: JobId | None,
 ) -> dict[str, Any]:
+    """The store's filters of ``list`` and ``count``, checked."""
     statuses: list[str] | None = None
     if isinstance(status, str):
         statuses = filter_statuses([status])
     elif status is not None:
         statuses = filter_statuses([str(s) for s in status])
-    return {
+    filters: dict[str, Any] = {
         "status": statuses,
         "type": type,
         "queue": queue,
         "group": group,
         "tenant_id": tenant_id,
+        "schedule_id": schedule_id,
+        "idempotency_key": idempotency_key,
+        "search": search,
     }
+    _check_filters(filters)
+    filters["parent_id"] = None if parent_id is None else job_uuid(parent_id)
+    return filters
 
 
 def _check_filters(filters: Mapping[str, Any]) -> None:
