@@ -13,10 +13,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -33,12 +33,12 @@ from actors import (
 from runtime.domain.clock import Clock
 from runtime.domain.errors import RuntimeNotRunning, StorageUnavailable, UnknownJobType
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT
-from runtime.domain.models import Job, JobId, event_from_row
+from runtime.domain.models import Job, event_from_row
 from runtime.domain.status import ACTIVE, PENDING, TERMINAL, JobStatus
 from runtime.domain.storable import check_text
-from runtime.gcpause import collector_paused
+from runtime.enqueueing import EnqueueMethods
 from runtime.jobs.control import ControlMethods
-from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows, check_cancel_reason
+from runtime.jobs.enqueue import check_cancel_reason
 from runtime.jobs.events import (
     EVERY_TENANT,
     SUBSCRIBER_BUFFER_DEFAULT,
@@ -59,15 +59,12 @@ from runtime.schedules.methods import ScheduleMethods
 from runtime.settings import check_settings
 from runtime.store import Store, WriterStatistics, notifier, threads
 from runtime.store.child_ops import CancelTree
-from runtime.store.dependency_ops import dependencies_of
-from runtime.store.leader import LEADER_CHECK_DEFAULT, Leadership
-from runtime.store.ops import PARKED_COLUMNS, DeleteJob, InsertJobs, Promote, Transition
-from runtime.store.worker_ops import Heartbeat, Rescue, Unregister
-from runtime.store.worker_reads import unserved_queues
+from runtime.store.ops import DeleteJob, Promote, Transition
+from runtime.store.worker_ops import Unregister
+from runtime.upkeep import UpkeepMethods
 from runtime.watchdog import LOOP_WATCHDOG_DEFAULT, LoopWatchdog
 from runtime.workflows.children import ChildMethods, Children
 from runtime.workflows.chords import ChordMethods
-from runtime.workflows.dependencies import dependency_ids, insert_dependent
 from runtime.workflows.step_methods import StepMethods
 from runtime.workflows.steps import StepRunner
 
@@ -86,7 +83,6 @@ HEARTBEAT_INTERVAL_DEFAULT = 2.0
 POSTGRES_POLL_INTERVAL_DEFAULT = 30.0
 """The safety poll on PostgreSQL, where LISTEN/NOTIFY wakes runtimes at once
 (``POLL_INTERVAL_DEFAULT``, 1 s, on SQLite: other processes wake us only so)."""
-JobTypeRef = str | Callable[..., Any] | JobType
 _WAITING = JobStatus.WAITING.value
 _SCHEDULED = JobStatus.SCHEDULED.value
 _LEFT_A_RUN = frozenset(
@@ -94,11 +90,17 @@ _LEFT_A_RUN = frozenset(
 )
 """What a job may be once an attempt ends (a retry waits, at once or after a
 backoff): its type's concurrency slot is free again."""
-Params = Mapping[str, Any] | Any
 
 
 class Runtime(
-    ReadMethods, ControlMethods, ScheduleMethods, StepMethods, ChildMethods, ChordMethods
+    EnqueueMethods,
+    UpkeepMethods,
+    ReadMethods,
+    ControlMethods,
+    ScheduleMethods,
+    StepMethods,
+    ChildMethods,
+    ChordMethods,
 ):
     """A job runtime on one database. Use it as ``async with Runtime(...) as rt``.
 
@@ -337,58 +339,6 @@ class Runtime(
         finally:
             self._services_done.set()
 
-    async def _lead(self, *, task_status: TaskStatus[None]) -> None:
-        """Fire schedules and sweep while this runtime leads its store; try for
-        the lead every ``LEADER_CHECK_DEFAULT`` seconds while another does.
-
-        Started once the first try is decided, so a runtime that may lead
-        leads as ``async with`` returns (on SQLite, always: no more checks).
-        """
-        leadership = Leadership(self.store.engine)
-        started = False
-
-        def start() -> None:
-            nonlocal started
-            if not started:
-                started = True
-                task_status.started()
-
-        try:
-            while True:
-                if await threads.run_sync(leadership.try_lead):
-                    await self._run_as_leader(leadership, start)
-                start()
-                await anyio.sleep(LEADER_CHECK_DEFAULT)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await threads.run_sync(leadership.resign)
-
-    async def _run_as_leader(self, leadership: Leadership, started: Callable[[], None]) -> None:
-        log.info("runtime %s leads: it fires schedules and sweeps", self.worker_id)
-        self.leading = True
-        try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(Ticker(self._sweep, self._sweep_interval).run)
-                await tg.start(self._run_scheduler)
-                started()
-                if leadership.permanent:
-                    await anyio.sleep_forever()
-                while True:  # the lock lives in the server: asking is the only way
-                    await anyio.sleep(LEADER_CHECK_DEFAULT)
-                    if not await threads.run_sync(leadership.still_leading):
-                        break
-                tg.cancel_scope.cancel()
-        except Exception:
-            if leadership.permanent:
-                raise
-            # The server went away under a read (a restart, say): step down and
-            # try again, rather than take the workers down with the scheduler.
-            log.exception("leading failed: stepping down, trying again in a while")
-            await threads.run_sync(leadership.resign)
-        finally:
-            self.leading = False
-            self._scheduler = None
-
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -447,75 +397,6 @@ class Runtime(
             for row in result[0]:
                 self._publish(row)
 
-    async def _sweep(self) -> None:
-        counts = await through_outages("pruning finished jobs", self.prune)
-        if counts:
-            log.info("pruned finished jobs: %s", counts)
-
-    async def _tick(self) -> None:
-        await through_outages("renewing the worker lease", self._renew_lease)
-        await through_outages("rescuing the jobs of lost workers", self._rescue)
-        await through_outages("looking for queues no worker serves", self._warn_unserved)
-
-    async def _renew_lease(self) -> None:
-        stopping = await self.store.write(
-            Heartbeat(
-                self.worker_id,
-                socket.gethostname(),
-                os.getpid(),
-                self.clock.now(),
-                self._started_at,
-                self._served_queues(),
-            )
-        )
-        for job_id, status in stopping:
-            control = Control.CANCEL if status == JobStatus.CANCELING.value else Control.SUSPEND
-            if self._supervisor is not None:
-                await self._supervisor.tell(job_id, control)
-
-    def _served_queues(self) -> list[str]:
-        """The queues this runtime runs jobs of now (capacity > 0, changes included)."""
-        if self._supervisor is not None:
-            actors = self._supervisor.queues
-            return sorted(name for name, actor in actors.items() if actor.capacity > 0)
-        return sorted(name for name, capacity in self._capacities().items() if capacity > 0)
-
-    async def unserved_queues(self) -> dict[str, int]:
-        """Queues whose waiting jobs no live worker serves, with how many wait:
-        they wait until a worker that serves the queue starts."""
-        since = self.clock.now() - self._lease
-        return await self.store.read(unserved_queues, since)
-
-    async def _warn_unserved(self) -> None:
-        found = await self.unserved_queues()
-        for queue in sorted(found.keys() - self._unserved_told):
-            log.warning(
-                "%d jobs wait on queue %r, which no live worker serves: start a worker "
-                "that serves it (callboard worker --queues %s)",
-                found[queue],
-                queue,
-                queue,
-            )
-        self._unserved_told = set(found)
-
-    async def _rescue(self) -> None:
-        pending = self.store.submit(
-            Rescue(self.worker_id, socket.gethostname(), self.clock.now(), self._lease),
-            self._wakeups.for_rescue,
-        )
-        pending.on_settled(self._publish_rescued)
-        for job in await pending.wait():
-            if job.status is JobStatus.WAITING and self._supervisor is not None:
-                self._supervisor.wake(job.queue)
-            elif job.status is JobStatus.SCHEDULED and job.row is not None:
-                self._status_changed(job.row)  # a dependent released, due later
-
-    def _publish_rescued(self, rescued: Any, error: BaseException | None) -> None:
-        if error is None:
-            for job in rescued:
-                if job.row is not None:
-                    self._publish(job.row)
-
     def _serves(self, queue: str) -> bool:
         """Whether this runtime runs jobs of ``queue``. An enqueue to a queue it
         does not serve commits in the caller's task when the writer is idle
@@ -568,155 +449,6 @@ class Runtime(
             self._supervisor.wake(queue)
 
     # -- enqueue ----------------------------------------------------------------
-
-    async def enqueue(
-        self,
-        job_type: JobTypeRef,
-        params: Params = None,
-        *,
-        idempotency_key: str | None = None,
-        depends_on: Iterable[JobId] | None = None,
-        run_on_failure: bool = False,
-        **options: Unpack[EnqueueOptions],
-    ) -> Job:
-        """Validate and store one job; it is durable when this returns.
-
-        ``options``: ``queue``, ``priority``, ``delay`` (seconds or a
-        timedelta) or ``at`` (an aware datetime), ``tenant_id``,
-        ``user_id``, ``timeout``, ``max_retries``, ``retry_delay`` (overrides
-        the type's), ``status_hook`` (a URL), ``lock_key`` (overrides the
-        type's lock template), ``description`` (free text). With an
-        ``idempotency_key`` already used by the same tenant, or for a unique
-        type with an equal unfinished job, the existing job is returned and
-        nothing new is stored.
-
-        ``depends_on`` (job ids): the job waits ``blocked`` until all of them
-        completed, and ends ``skipped`` if one fails, is canceled, times out
-        or is skipped, unless ``run_on_failure`` (then it runs once they all
-        ended). :class:`JobNotFound` for an id of no job (of this tenant),
-        and nothing is stored. See docs/workflows.md.
-        """
-        jobs = await self.enqueue_many(
-            job_type,
-            [params],
-            idempotency_keys=[idempotency_key],
-            depends_on=depends_on,
-            run_on_failure=run_on_failure,
-            **options,
-        )
-        return jobs[0]
-
-    async def enqueue_many(
-        self,
-        job_type: JobTypeRef,
-        params: Iterable[Params],
-        *,
-        idempotency_keys: Sequence[str | None] | None = None,
-        depends_on: Iterable[JobId] | None = None,
-        run_on_failure: bool = False,
-        **options: Unpack[EnqueueOptions],
-    ) -> list[Job]:
-        """Validate and store many jobs of one type in one transaction.
-
-        Takes the options of :meth:`enqueue`, applied to every job. If any
-        params fail validation, :class:`InvalidParams` names the first bad
-        item (``errors`` carry its index) and nothing is stored. For 1,000
-        jobs or more, Python's cyclic garbage collector is paused while the
-        rows and the returned snapshots are built (see ``runtime.gcpause``).
-        ``depends_on`` and ``run_on_failure`` as for :meth:`enqueue`, shared
-        by every job.
-        """
-        jt = self._job_type(job_type)
-        items = params if isinstance(params, Sequence) else list(params)
-        if self._tracing is None:
-            return await self._enqueue_rows(
-                jt, items, idempotency_keys, depends_on, run_on_failure, None, options
-            )
-        store = partial(self._enqueue_rows, jt, items, idempotency_keys, depends_on, run_on_failure)
-        queue = options.get("queue") or jt.queue
-        traced = await self._tracing.enqueue(
-            jt.name, queue, options.get("tenant_id"), lambda context: store(context, options)
-        )
-        return list(traced)
-
-    async def _enqueue_rows(
-        self,
-        jt: JobType,
-        items: Sequence[Params],
-        idempotency_keys: Sequence[str | None] | None,
-        depends_on: Iterable[JobId] | None,
-        run_on_failure: bool,
-        trace_context: dict[str, str] | None,
-        options: EnqueueOptions,
-    ) -> list[Job]:
-        now = self.clock.now()
-        with collector_paused(len(items)):
-            rows = build_rows(
-                jt,
-                items,
-                now=now,
-                idempotency_keys=idempotency_keys,
-                trace_context=trace_context,
-                **options,
-            )
-        if depends_on is not None:
-            return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
-        pending = self.store.submit(
-            InsertJobs(rows, varying=PER_JOB_COLUMNS),
-            partial(_notices_of_rows, self._wakeups, rows) if self.store.channel else None,
-            lead=not self._serves(rows[0]["queue"]) if rows else False,
-        )
-        pending.on_settled(partial(self._publish_stored, rows))
-        # Wake this runtime's queues now, not once the insert is durable: a claim
-        # they ask for joins the insert's commit (the writer applies it after the
-        # insert, in the same transaction), one commit from enqueue to start.
-        # The rows of one call share their status, queue and due time: one will do.
-        for row in rows[:1]:
-            self._status_changed(row)
-        replaced = await pending.wait()
-        with collector_paused(len(rows)):
-            if replaced:  # some keys had jobs already: those are returned instead
-                return [Job.from_row(replaced.get(row["id"], row)) for row in rows]
-            return Job.from_similar_rows(rows, (*PER_JOB_COLUMNS, *PARKED_COLUMNS))
-
-    def _job_type(self, job_type: JobTypeRef) -> JobType:
-        return job_type if isinstance(job_type, JobType) else self.registry.get(job_type)
-
-    def _announce(self, row: Mapping[str, Any]) -> None:
-        """A job stored by a committed write: wake its queue or timer, publish it."""
-        self._status_changed(row)
-        self._publish(row)
-
-    async def _enqueue_dependent(
-        self,
-        rows: list[dict[str, Any]],
-        depends_on: Iterable[JobId],
-        run_on_failure: bool,
-        options: EnqueueOptions,
-    ) -> list[Job]:
-        ids = dependency_ids(depends_on)
-        op = insert_dependent(rows, ids, run_on_failure, options.get("tenant_id"))
-        stored = await self.store.write(op)
-        for row in stored:
-            self._status_changed(row)
-            self._publish(row)
-        return [Job.from_row(row) for row in stored]
-
-    async def dependencies(self, job_id: JobId, *, tenant_id: str | None = None) -> list[uuid.UUID]:
-        """The ids of the jobs this job depends on (``depends_on``), sorted."""
-        job = await self.get(job_id, tenant_id=tenant_id)
-        return await self.store.read(dependencies_of, job.id)
-
-    def _publish_stored(
-        self, rows: list[dict[str, Any]], replaced: Any, error: BaseException | None
-    ) -> None:
-        """Publish the jobs an insert stored, in the writer as its commit settles
-        (so even if the caller was cancelled meanwhile)."""
-        if error is not None or self.bus.is_idle():
-            return
-        for row in rows:
-            if row["id"] not in replaced:
-                self._publish(row)
 
     # -- reading ------------------------------------------------------------------
 
@@ -844,10 +576,6 @@ def _tracing(otel: object) -> JobTracing | None:
     from runtime.jobs.tracing import make_tracing
 
     return make_tracing(otel)
-
-
-def _notices_of_rows(wakeups: Wakeups, rows: list[dict[str, Any]], _result: Any) -> list[str]:
-    return wakeups.for_rows(rows)
 
 
 _RUNNING_HERE = frozenset(s.value for s in ACTIVE)

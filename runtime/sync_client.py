@@ -18,9 +18,10 @@ from typing import Any, Self, Unpack
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from runtime.domain.models import Job
+from runtime.enqueueing import JobTypeRef, Params
 from runtime.jobs.enqueue import EnqueueOptions
 from runtime.jobs.registry import Registry
-from runtime.runtime import JobTypeRef, Params, Runtime
+from runtime.runtime import Runtime
 from runtime.workflows.step_specs import Step
 
 
