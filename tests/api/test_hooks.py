@@ -676,6 +676,7 @@ async def test_a_parents_hook_hears_its_children_move_and_a_hookless_parent_send
     for kid in kids:
         seen = [b["metadata"]["child_status"] for b in child if b["metadata"]["child_id"] == kid]
         assert seen == ["waiting", "running", "completed"]
-    # The payload's status is the parent's own: never a child's "waiting" (the
-    # parent was running or further on by the time its first child was stored).
-    assert "waiting" not in {b["status"] for b in child}
+    # The payload's status is the parent's own, read as the delivery is made:
+    # one the parent passes through (running, blocked while it waits, waiting
+    # once the last child's ending releases it, completed).
+    assert {b["status"] for b in child} <= {"running", "blocked", "waiting", "completed"}
