@@ -20,7 +20,8 @@ from runtime.store import threads
 from runtime.store.engine import open_engine
 from runtime.store.faults import is_storage_fault, unavailable
 from runtime.store.notifier import channel_for, current_schema
-from runtime.store.writer import Notices, Op, Pending, StoreWriter, WriterStatistics
+from runtime.store.pending import Notices, Op, Pending, WriterStatistics
+from runtime.store.writer import StoreWriter
 
 T = TypeVar("T")
 
