@@ -14,9 +14,11 @@ from runtime.domain.models import Job, JobId
 from runtime.gcpause import collector_paused
 from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
 from runtime.jobs.events import EventBus
+from runtime.jobs.lone_enqueue import LoneEnqueue, LonePlans, lone_plan_fits
 from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.wakeups import Wakeups
 from runtime.store import Store
+from runtime.store.bound_insert import InsertBoundJob
 from runtime.store.dependency_ops import dependencies_of
 from runtime.store.ops import PARKED_COLUMNS, InsertJobs
 from runtime.workflows.dependencies import dependency_ids, insert_dependent
@@ -37,6 +39,7 @@ class EnqueueMethods:
         bus: EventBus
         _wakeups: Wakeups
         _tracing: JobTracing | None
+        _lone_plans: LonePlans | None  # SQLite without a channel: see _enqueue_lone
 
         @property
         def store(self) -> Store: ...
@@ -129,6 +132,18 @@ class EnqueueMethods:
         trace_context: dict[str, str] | None,
         options: EnqueueOptions,
     ) -> list[Job]:
+        plans = self._lone_plans
+        lone = (
+            trace_context is None
+            and depends_on is None
+            and plans is not None
+            and lone_plan_fits(jt, items, idempotency_keys, options)
+            and not self._serves(jt.queue)
+        )
+        if lone and plans is not None:
+            plan = plans.get(jt)
+            if plan is not None:
+                return await self._enqueue_lone(plan, items[0])
         now = self.clock.now()
         with collector_paused(len(items)):
             rows = build_rows(
@@ -141,8 +156,29 @@ class EnqueueMethods:
             )
         if depends_on is not None:
             return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
+        if lone and plans is not None:  # the type's first lone enqueue: its plan
+            plans.learn(jt, rows[0])
+        return await self._insert_rows(InsertJobs(rows, varying=PER_JOB_COLUMNS), rows)
+
+    async def _enqueue_lone(self, lone: LoneEnqueue, params: Params) -> list[Job]:
+        """One job with no option for a queue this runtime does not run (a web
+        process, a client): committed at once when no batch is forming
+        (``StoreWriter.write_alone``), else as any other enqueue."""
+        row, op = lone.job(params, self.clock.now())
+        taken, _ = await self.store.writer.write_alone(op)
+        if not taken:
+            return await self._insert_rows(op, [row])
+        self._status_changed(row)
+        if not self.bus.is_idle():
+            self._publish(row)
+        return [lone.snapshot(row)]
+
+    async def _insert_rows(
+        self, op: InsertJobs | InsertBoundJob, rows: list[dict[str, Any]]
+    ) -> list[Job]:
+        """Store new jobs' ``rows`` with ``op`` through the writer; their snapshots."""
         pending = self.store.submit(
-            InsertJobs(rows, varying=PER_JOB_COLUMNS),
+            op,
             partial(_notices_of_rows, self._wakeups, rows) if self.store.channel else None,
             lead=not self._serves(rows[0]["queue"]) if rows else False,
         )

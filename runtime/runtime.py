@@ -49,6 +49,7 @@ from runtime.jobs.events import (
 )
 from runtime.jobs.execution import Executor
 from runtime.jobs.flusher import PROGRESS_FLUSH_INTERVAL_DEFAULT, Flusher
+from runtime.jobs.lone_enqueue import LonePlans
 from runtime.jobs.outages import through_outages
 from runtime.jobs.reading import ReadMethods, job_uuid
 from runtime.jobs.registry import JobType, Registry, default_registry
@@ -185,6 +186,7 @@ class Runtime(
         self.clock = Clock()
         self.bus = EventBus()
         self._store: Store | None = None
+        self._lone_plans: LonePlans | None = None
         self._tg: TaskGroup | None = None
         self._supervisor: Supervisor | None = None
         self._due: DueTimer | None = None
@@ -201,6 +203,9 @@ class Runtime(
         self.clock.anchor()
         self._started_at = self.clock.now()
         self._store = await threads.run_sync(partial(Store, self.url, migrate=self._migrate))
+        dialect = self._store.engine.dialect
+        # Lone enqueues commit at once only on SQLite (StoreWriter.write_alone).
+        self._lone_plans = LonePlans(dialect) if dialect.name == "sqlite" else None
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         try:

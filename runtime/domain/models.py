@@ -103,27 +103,41 @@ class Job(BaseModel):
         if len(rows) < 2:
             return [cls.from_row(row) for row in rows]
         first = cls.from_row(rows[0])
-        base = first.__dict__
-        fields = first.__pydantic_fields_set__
+        like = SimilarSnapshots(first, varying)
+        return [first, *map(like, rows[1:])]
+
+
+class SimilarSnapshots:
+    """Snapshots of rows that hold ``first``'s values but in the ``varying`` columns,
+    made by changing a copy of its values (see ``Job.from_similar_rows``)."""
+
+    __slots__ = ("_base", "_cls", "_containers", "_converted", "_fields", "_plain")
+
+    def __init__(self, first: Job, varying: Iterable[str]) -> None:
+        self._cls = type(first)
+        self._base = base = first.__dict__
+        # One fields set for all: a frozen snapshot never changes its own, and
+        # ``model_copy`` copies it.
+        self._fields = first.__pydantic_fields_set__
         names = [n for n in varying if n in _FIELD_SET]
-        plain = [n for n in names if n not in _CONVERTED]
-        converted = [n for n in names if n in _CONVERTED]
+        self._plain = [n for n in names if n not in _CONVERTED]
+        self._converted = [n for n in names if n in _CONVERTED]
         # Shared containers are copied: no two snapshots share a mutable value.
-        containers = [n for n, v in base.items() if isinstance(v, list | dict) and n not in names]
-        out = [first]
-        for row in rows[1:]:
-            values = base.copy()
-            for name in plain:
-                values[name] = row[name]
-            for name in converted:
-                values[name] = _converted(name, row[name])
-            for name in containers:
-                shared = base[name]
-                values[name] = deepcopy(shared) if shared else type(shared)()
-            # One fields set for all: a frozen snapshot never changes its own, and
-            # ``model_copy`` copies it.
-            out.append(_snapshot(cls, values, fields))
-        return out
+        self._containers = [
+            n for n, v in base.items() if isinstance(v, list | dict) and n not in names
+        ]
+
+    def __call__(self, row: Mapping[str, Any]) -> Job:
+        base = self._base
+        values = base.copy()
+        for name in self._plain:
+            values[name] = row[name]
+        for name in self._converted:
+            values[name] = _converted(name, row[name])
+        for name in self._containers:
+            shared = base[name]
+            values[name] = deepcopy(shared) if shared else type(shared)()
+        return _snapshot(self._cls, values, self._fields)
 
 
 def _snapshot(cls: type[Job], values: dict[str, Any], fields: set[str]) -> Job:

@@ -46,7 +46,16 @@ def prepared(
     ``column_keys`` names the columns an INSERT or UPDATE sets from the
     parameters (as Core does for ``conn.execute(stmt, {...})``).
     """
-    dialect = conn.dialect
+    return prepared_for(conn.dialect, key, build, column_keys)
+
+
+def prepared_for(
+    dialect: Dialect,
+    key: Hashable,
+    build: Callable[[], ClauseElement],
+    column_keys: Sequence[str] | None = None,
+) -> Prepared:
+    """:func:`prepared` for a dialect, outside any connection."""
     found = _CACHE.get((dialect.name, key))
     if found is None:
         found = Prepared(build(), dialect, column_keys)
@@ -191,6 +200,26 @@ class Prepared:
             value for value in out if value is not None
         ]
 
+    def template(self, values: Mapping[str, Any], varying: Sequence[str]) -> Template:
+        """The statement bound for ``values`` (see :meth:`bound`), ready to bind
+        again for values that differ only in ``varying``, none of them None
+        (positional parameters only)."""
+        if self._named or self._getter is None:
+            raise ValueError("templates are for positional statements reading every value")
+        sql, params = self.bound(values)
+        full = list(self._getter(values))
+        for index, _, none in self._processed:
+            if full[index] is None:
+                full[index] = none
+        kept = [index for index, value in enumerate(full) if value is not None]
+        slots = []
+        for name in varying:
+            index = self._names.index(name)
+            if full[index] is None:
+                raise ValueError(f"a varying parameter may not be None: {name}")
+            slots.append((kept.index(index), self._binds[index][2]))
+        return Template(sql, params, tuple(slots))
+
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
         sql, params = self.bound(values)
@@ -258,6 +287,28 @@ class Prepared:
 
     def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Row]:
         return self.rows(self.execute(conn, values))
+
+
+class Template:
+    """A statement bound once, whose parameters at ``slots`` (position and type
+    processor) are set anew for each run: what :meth:`Prepared.bound` would give,
+    without reading and spelling every value again."""
+
+    __slots__ = ("_params", "_slots", "sql")
+
+    def __init__(
+        self, sql: str, params: list[Any], slots: tuple[tuple[int, Processor], ...]
+    ) -> None:
+        self.sql = sql
+        self._params = params
+        self._slots = slots
+
+    def params(self, values: Sequence[Any]) -> list[Any]:
+        """The parameters with ``values`` (in the template's ``varying`` order) set."""
+        out = self._params.copy()
+        for (position, proc), value in zip(self._slots, values, strict=True):
+            out[position] = value if proc is None else proc(value)
+        return out
 
 
 def table_insert(table: Table, columns: Sequence[str]) -> Callable[[], ClauseElement]:

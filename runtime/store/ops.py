@@ -87,9 +87,9 @@ class InsertJobs:
                 return
         if complete and len(self.rows) == 1:
             # A one-row executemany costs psycopg a pipeline of its own.
-            fast.prepared(conn, "insert_jobs", _insert_jobs).execute(conn, self.rows[0])
+            fast.prepared(conn, "insert_jobs", insert_jobs_builder).execute(conn, self.rows[0])
         elif complete:
-            fast.prepared(conn, "insert_jobs", _insert_jobs).executemany(conn, self.rows)
+            fast.prepared(conn, "insert_jobs", insert_jobs_builder).executemany(conn, self.rows)
         else:
             conn.execute(insert(jobs), self.rows)
 
@@ -112,7 +112,7 @@ class InsertJobs:
 
 
 _JOB_COLUMN_SET = frozenset(JOB_COLUMNS)
-_insert_jobs = fast.table_insert(jobs, JOB_COLUMNS)
+insert_jobs_builder = fast.table_insert(jobs, JOB_COLUMNS)
 BULK_MIN_ROWS = 64
 """From this many new jobs on, PostgreSQL stores them with ``COPY``, and SQLite
 with one statement reading them from a JSON document (``bulk_insert``)."""

@@ -123,3 +123,4 @@ class WriterStatistics:
     faults: int = 0  # batches a storage fault failed
     held: int = 0  # writes kept through the current fault, to try again
     led: int = 0  # batches committed in a caller's task (``submit(lead=True)``)
+    alone: int = 0  # lone writes committed at once in a caller's task (``write_alone``)

@@ -85,6 +85,8 @@ class StoreWriter:
         self._ready: LoopEvent | None = None  # while the writer waits for writes
         self._leading = False  # a caller's task commits the queue (``submit(lead=True)``)
         self._led = 0
+        self._alone_writes = 0  # writes committed at once by ``write_alone``
+        self._alone_passing = 0  # callers of ``write_alone`` in their pass after the commit
         self._last_batch = 0  # writes in the last batch committed
         self._lead_done: LoopEvent | None = None  # set as a caller's lead ends, if awaited
         self._conn: Connection | None = None
@@ -119,20 +121,20 @@ class StoreWriter:
             raise anyio.ClosedResourceError("the store writer is closed")
         pending = Pending(op, self._event, notices)
         self._queue.append(pending)
-        if lead and self._may_lead(op):
+        if lead and self._may_lead(op, queued=1):
             self._leading = True
             pending._leader = self
         else:
             self._wake()
         return pending
 
-    def _may_lead(self, op: Op) -> bool:
+    def _may_lead(self, op: Op, *, queued: int) -> bool:
         """Whether a caller may commit ``op`` itself: the writer waits for writes
-        (none queued before it, none kept through a fault) on SQLite."""
+        (none queued but ``queued``, none kept through a fault) on SQLite."""
         return (
             self._ready is not None
             and not self._leading
-            and len(self._queue) == 1
+            and len(self._queue) == queued
             and not self._held
             and self._inline_max >= 0
             and getattr(op, "inline_weight", None) is not None
@@ -163,6 +165,51 @@ class StoreWriter:
             if self._queue or self._closed:
                 self._wake()
 
+    async def write_alone(self, op: Op) -> tuple[bool, Any]:
+        """Commit a lone write at once in the caller's task: ``(True, result)``,
+        or ``(False, None)`` when it is not taken (then nothing was stored and
+        the caller submits it as usual; the writer's path handles faults).
+
+        Taken on SQLite for a single-statement write when the writer is idle and
+        nothing shows a batch forming: the last batch was a lone write and no
+        other caller of this method is in its pass of the loop after its commit
+        (its writes were alone; a write that comes meanwhile is a neighbour, and
+        leads a batch instead: ``submit(lead=True)``). The pass of the loop after
+        the commit is the checkpoint every async call owes; a lone producer pays
+        one pass per write and no wait before it.
+        """
+        if not (
+            self._alone_passing == 0
+            and self._last_batch <= 1
+            and getattr(op, "single_statement", False)
+            and self._may_lead(op, queued=0)
+        ):
+            return False, None
+        assert self._conn is not None and self._tg is not None and self._checkpoints is not None
+        if_cancelled, one_pass = self._checkpoints
+        await if_cancelled()  # no pass of the loop unless cancelled: still idle after it
+        conn = self._conn
+        if not self._inline:
+            self._busy_timeout(conn, 0)
+            self._inline = True
+        try:
+            with self._sqlite_autocommit(conn):
+                result = op.apply(conn)
+        except Exception:  # busy, a fault, a bad row: the writer's path decides
+            return False, None
+        self._alone_writes += 1
+        self._last_batch = 1
+        self._count(1, 1)
+        if self._fault_since is not None:
+            self._recovered()
+        self._maybe_checkpoint(self._tg)
+        self._alone_passing += 1
+        try:
+            await one_pass()
+        finally:
+            self._alone_passing -= 1
+        return True, result
+
     async def write(self, op: Op, notices: Notices | None = None) -> Any:
         return await self.submit(op, notices).wait()
 
@@ -187,6 +234,7 @@ class StoreWriter:
             faults=self._faults,
             held=len(self._held),
             led=self._led,
+            alone=self._alone_writes,
         )
 
     @property
