@@ -115,7 +115,7 @@ def new_job_ids(count: int) -> list[uuid.UUID]:
     and the claim breaks that tie by id, so they run in the order given.
     """
     base = (time.time_ns() // 1_000_000) << 80 | _UUID7_BITS
-    noise = os.urandom(10 * count)
+    noise = _random_bytes(10 * count)
     from_bytes = int.from_bytes
     ints = sorted(
         base | from_bytes(noise[at : at + 10], "big") & _UUID_RANDOM
@@ -123,6 +123,30 @@ def new_job_ids(count: int) -> list[uuid.UUID]:
     )
     return [uuid.UUID(int=value) for value in ints]
 
+
+_NOISE_CHUNK = 4096
+_noise = bytearray()
+
+
+def _random_bytes(count: int) -> bytes:
+    """``count`` bytes from ``os.urandom``, drawn a page at a time: a system call
+    costs a lone enqueue as much as the rest of its id. The buffer is emptied in
+    a forked child, which must never repeat its parent's bits."""
+    global _noise
+    if count > len(_noise):
+        if count >= _NOISE_CHUNK:
+            return os.urandom(count)
+        _noise = bytearray(os.urandom(_NOISE_CHUNK))
+    taken = bytes(_noise[-count:])
+    del _noise[-count:]
+    return taken
+
+
+def _forget_noise() -> None:
+    _noise.clear()
+
+
+os.register_at_fork(after_in_child=_forget_noise)
 
 _UUID7_BITS = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant
 _UUID_RANDOM = ((1 << 80) - 1) & ~((0xF << 76) | (0x3 << 62))  # the 74 random bits

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,8 +52,14 @@ INLINE_WEIGHT_MAX_DEFAULT = 1000
 """Rows a batch may touch and still commit on the event-loop thread."""
 CHECKPOINT_EVERY_DEFAULT = 50
 """Transactions between two WAL checkpoints on a worker thread (SQLite)."""
+CHECKPOINT_INTERVAL_MIN = 0.05
+"""Seconds between two of them at least: a checkpoint (its copy and its fsync)
+costs a lone enqueue's worth of CPU or more, and thousands of lone enqueues
+commit in a second; the WAL holds at most this long's commits beyond it."""
 WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
 """The writer's own checkpoint, inline, only if the WAL grows this many pages anyway."""
+ALONE_PASS_EVERY = 0.001
+"""Seconds a producer of lone writes may hold the event loop (``write_alone``)."""
 FAULT_RETRY_MIN_DEFAULT = 0.1
 FAULT_RETRY_MAX_DEFAULT = 5.0
 """Seconds between two tries of the writes kept through a storage fault (doubling)."""
@@ -79,6 +86,7 @@ class StoreWriter:
         self._inline = False  # whether the connection is set up for the loop thread now
         self._checkpointing = False
         self._checkpointed = 0  # transactions counted at the last checkpoint
+        self._checkpointed_at = -math.inf  # when it began (time.monotonic)
         self._queue: deque[Pending] = deque()
         self._closed = False
         self._event: Callable[[], LoopEvent] = anyio.Event  # the running loop's own, once run
@@ -87,6 +95,7 @@ class StoreWriter:
         self._led = 0
         self._alone_writes = 0  # writes committed at once by ``write_alone``
         self._alone_passing = 0  # callers of ``write_alone`` in their pass after the commit
+        self._alone_passed_at = -math.inf  # when the last of those passes ended (monotonic)
         self._last_batch = 0  # writes in the last batch committed
         self._lead_done: LoopEvent | None = None  # set as a caller's lead ends, if awaited
         self._conn: Connection | None = None
@@ -175,8 +184,10 @@ class StoreWriter:
         other caller of this method is in its pass of the loop after its commit
         (its writes were alone; a write that comes meanwhile is a neighbour, and
         leads a batch instead: ``submit(lead=True)``). The pass of the loop after
-        the commit is the checkpoint every async call owes; a lone producer pays
-        one pass per write and no wait before it.
+        the commit lets other tasks run; a producer that writes alone again and
+        again takes it once per :data:`ALONE_PASS_EVERY` (each pass costs an
+        ``epoll_wait``, as much as a fifth of the write here), so it holds the
+        loop that long at most. Every call is a cancellation point.
         """
         if not (
             self._alone_passing == 0
@@ -203,11 +214,14 @@ class StoreWriter:
         if self._fault_since is not None:
             self._recovered()
         self._maybe_checkpoint(self._tg)
+        if time.monotonic() - self._alone_passed_at < ALONE_PASS_EVERY:
+            return True, result
         self._alone_passing += 1
         try:
             await one_pass()
         finally:
             self._alone_passing -= 1
+            self._alone_passed_at = time.monotonic()
         return True, result
 
     async def write(self, op: Op, notices: Notices | None = None) -> Any:
@@ -320,8 +334,12 @@ class StoreWriter:
     def _maybe_checkpoint(self, tg: TaskGroup) -> None:
         due = self._transactions - self._checkpointed >= CHECKPOINT_EVERY_DEFAULT
         if due and not self._checkpointing and self._inline_max >= 0:
+            now = time.monotonic()
+            if now - self._checkpointed_at < CHECKPOINT_INTERVAL_MIN:
+                return
             self._checkpointing = True
             self._checkpointed = self._transactions
+            self._checkpointed_at = now
             tg.start_soon(self._checkpoint)
 
     async def _checkpoint(self) -> None:

@@ -63,6 +63,7 @@ async def test_a_failing_wal_checkpoint_is_logged_not_fatal(
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(writer, "_checkpoint", full)
+    monkeypatch.setattr(writer, "CHECKPOINT_INTERVAL_MIN", 0.0)
     register(registry, Journal())
     async with make_runtime() as rt:
         for n in range(2 * writer.CHECKPOINT_EVERY_DEFAULT + 1):
