@@ -79,6 +79,18 @@ class EnqueueMethods:
         ended). :class:`JobNotFound` for an id of no job (of this tenant),
         and nothing is stored. See docs/workflows.md.
         """
+        plans = self._lone_plans
+        if (
+            plans is not None
+            and not options
+            and idempotency_key is None
+            and depends_on is None
+            and self._tracing is None
+        ):
+            # The usual call: straight to the type's lone plan, if it has one.
+            plan = plans.get(self._job_type(job_type))
+            if plan is not None and not self._serves(plan.job_type.queue):
+                return await self._enqueue_lone(plan, params)
         jobs = await self.enqueue_many(
             job_type,
             [params],
@@ -143,7 +155,7 @@ class EnqueueMethods:
         if lone and plans is not None:
             plan = plans.get(jt)
             if plan is not None:
-                return await self._enqueue_lone(plan, items[0])
+                return [await self._enqueue_lone(plan, items[0])]
         now = self.clock.now()
         with collector_paused(len(items)):
             rows = build_rows(
@@ -160,18 +172,18 @@ class EnqueueMethods:
             plans.learn(jt, rows[0])
         return await self._insert_rows(InsertJobs(rows, varying=PER_JOB_COLUMNS), rows)
 
-    async def _enqueue_lone(self, lone: LoneEnqueue, params: Params) -> list[Job]:
+    async def _enqueue_lone(self, lone: LoneEnqueue, params: Params) -> Job:
         """One job with no option for a queue this runtime does not run (a web
         process, a client): committed at once when no batch is forming
         (``StoreWriter.write_alone``), else as any other enqueue."""
         row, op = lone.job(params, self.clock.now())
         taken, _ = await self.store.writer.write_alone(op)
         if not taken:
-            return await self._insert_rows(op, [row])
+            return (await self._insert_rows(op, [row]))[0]
         self._status_changed(row)
         if not self.bus.is_idle():
             self._publish(row)
-        return [lone.snapshot(row)]
+        return lone.snapshot(row)
 
     async def _insert_rows(
         self, op: InsertJobs | InsertBoundJob, rows: list[dict[str, Any]]

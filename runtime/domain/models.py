@@ -128,16 +128,21 @@ class SimilarSnapshots:
         ]
 
     def __call__(self, row: Mapping[str, Any]) -> Job:
-        base = self._base
-        values = base.copy()
-        for name in self._plain:
-            values[name] = row[name]
+        values = {name: row[name] for name in self._plain}
         for name in self._converted:
             values[name] = _converted(name, row[name])
+        return self.changed(values)
+
+    def changed(self, values: Mapping[str, Any]) -> Job:
+        """A snapshot holding ``values`` (as fields hold them: converted) in the
+        varying fields and ``first``'s in the rest."""
+        base = self._base
+        out = base.copy()
+        out.update(values)
         for name in self._containers:
             shared = base[name]
-            values[name] = deepcopy(shared) if shared else type(shared)()
-        return _snapshot(self._cls, values, self._fields)
+            out[name] = deepcopy(shared) if shared else type(shared)()
+        return _snapshot(self._cls, out, self._fields)
 
 
 def _snapshot(cls: type[Job], values: dict[str, Any], fields: set[str]) -> Job:

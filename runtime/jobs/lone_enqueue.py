@@ -11,13 +11,14 @@ parameters, and the ``INSERT``: about a third of the general path's Python.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 
 from runtime.domain.models import Job, SimilarSnapshots
 from runtime.domain.status import JobStatus
-from runtime.jobs.enqueue import new_job_ids, storable_params
+from runtime.jobs.enqueue import new_job_id, storable_params
 from runtime.jobs.registry import JobType
 from runtime.store.bound_insert import InsertBoundJob, insert_jobs_statement
 
@@ -44,7 +45,7 @@ class LoneEnqueue:
         """A new job's row and its insert: ``params`` validated (``InvalidParams``),
         due now."""
         values = storable_params(self.job_type, params)
-        job_id = new_job_ids(1)[0]
+        job_id = new_job_id()
         row = self._row.copy()
         row["id"], row["params"] = job_id, values
         row["scheduled_at"] = row["created_at"] = row["updated_at"] = now
@@ -54,7 +55,16 @@ class LoneEnqueue:
 
     def snapshot(self, row: Row) -> Job:
         """The stored job's snapshot, as ``Job.from_row(row)`` makes it."""
-        return self._snapshots(row)
+        at = datetime.fromtimestamp(row["created_at"], UTC)  # as its other times
+        return self._snapshots.changed(
+            {
+                "id": row["id"],
+                "params": row["params"],
+                "scheduled_at": at,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
 
 
 def lone_plan_fits(

@@ -16,6 +16,7 @@ processing).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -81,6 +82,7 @@ class Prepared:
 
     __slots__ = (
         "_binds",
+        "_dollar",
         "_getter",
         "_named",
         "_names",
@@ -115,6 +117,11 @@ class Prepared:
             for n in names
             for proc in (binds[n].type._cached_bind_processor(dialect),)
         )
+        # psycopg converts a statement of more than 50 parameters (a job row's
+        # INSERT has 51) from its own placeholders anew on every run: about 160 us.
+        # Such a one is converted here once, to PostgreSQL's, for a raw cursor.
+        wide = self._named and len(names) > PSYCOPG_CACHED_PARAMS_MAX
+        self._dollar = _dollar_placeholders(self.sql, self._names) if wide else None
         # The SQL split at its placeholders, to spell a None parameter as NULL
         # (see ``_statement``); None when a '?' could be something else.
         pieces = self.sql.split("?")
@@ -158,6 +165,8 @@ class Prepared:
         """The SQL and parameters that :meth:`execute` runs for ``values``: those of
         :meth:`params`, with every None written as NULL in the SQL (see
         :meth:`_statement`), in one pass over them."""
+        if self._dollar is not None:  # run on a raw cursor (see ``execute``)
+            return self._dollar, list(self.params(values).values())
         if self._pieces is None:
             return self.sql, self.params(values)
         if self._getter is not None:
@@ -223,6 +232,10 @@ class Prepared:
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
         """Run once; returns the DBAPI cursor (``rowcount``, rows)."""
         sql, params = self.bound(values)
+        if self._dollar is not None:
+            cursor = _raw_cursor(dbapi(conn))
+            cursor.execute(sql, params)
+            return cursor
         return dbapi(conn).execute(sql, params)
 
     def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> Executed:
@@ -234,7 +247,8 @@ class Prepared:
         raw = dbapi(conn)
         changed = 0
         for sql, group in groups.items():
-            cursor = raw.cursor()  # psycopg's connection has no executemany
+            # psycopg's connection has no executemany
+            cursor = _raw_cursor(raw) if self._dollar is not None else raw.cursor()
             try:
                 cursor.executemany(sql, group)  # psycopg pipelines it
                 changed += cursor.rowcount
@@ -287,6 +301,29 @@ class Prepared:
 
     def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Row]:
         return self.rows(self.execute(conn, values))
+
+
+PSYCOPG_CACHED_PARAMS_MAX = 50
+"""psycopg caches the conversion of statements of at most this many parameters."""
+
+
+def _dollar_placeholders(sql: str, names: Sequence[str]) -> str:
+    """``sql`` with psycopg's ``%(name)s`` written as PostgreSQL's ``$n`` (n: the
+    name's place in ``names``, from 1) and ``%%`` as ``%``."""
+    places = {name: index for index, name in enumerate(names, start=1)}
+
+    def placeholder(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return "%" if name is None else f"${places[name]}"
+
+    return re.sub(r"%\((\w+)\)s|%%", placeholder, sql)
+
+
+def _raw_cursor(raw: Any) -> Any:
+    """A psycopg cursor that takes ``$n`` placeholders as they are."""
+    import psycopg  # PostgreSQL only: the postgres extra
+
+    return psycopg.RawCursor(raw)
 
 
 class Template:

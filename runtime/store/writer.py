@@ -203,10 +203,12 @@ class StoreWriter:
         if not self._inline:
             self._busy_timeout(conn, 0)
             self._inline = True
-        try:
-            with self._sqlite_autocommit(conn):
-                result = op.apply(conn)
+        try:  # in SQLite's own autocommit transaction, as _sqlite_autocommit
+            result = op.apply(conn)
+            if conn.in_transaction():  # a Core statement began one
+                conn.commit()
         except Exception:  # busy, a fault, a bad row: the writer's path decides
+            _rollback(conn)
             return False, None
         self._alone_writes += 1
         self._last_batch = 1

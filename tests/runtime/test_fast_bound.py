@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runtime import Registry
 from runtime.jobs.enqueue import build_rows
@@ -36,3 +36,23 @@ def test_values_missing_a_name_bind_it_as_none() -> None:
     sql, params = finish.bound(values)  # no "result" and no "w_worker"
     assert (sql, params) == finish._statement(finish.params(values))
     assert sql.count("NULL") >= 1
+
+
+def test_a_wide_postgres_statement_is_converted_once_to_dollar_placeholders() -> None:
+    assert (
+        fast._dollar_placeholders("SELECT %(a)s, %(b)s, '100%%', %(a)s", ("a", "b"))
+        == "SELECT $1, $2, '100%', $1"
+    )
+    insert = fast.Prepared(fast.table_insert(jobs, JOB_COLUMNS)(), postgresql.psycopg.dialect())
+    assert len(JOB_COLUMNS) > fast.PSYCOPG_CACHED_PARAMS_MAX  # else psycopg caches it
+    row = _row()
+    sql, params = insert.bound(row)
+    assert "%(" not in sql and f"${len(JOB_COLUMNS)}" in sql
+    # In the names' order (psycopg's Json wrappers compare by identity: their reprs).
+    assert list(map(repr, params)) == list(map(repr, insert.params(row).values()))
+
+
+def test_a_narrow_postgres_statement_keeps_psycopgs_placeholders() -> None:
+    finish = fast.Prepared(ops._finish_update(), postgresql.psycopg.dialect(), ("status",))
+    sql, params = finish.bound({"status": "completed", "w_id": uuid.uuid4()})
+    assert "%(status)s" in sql and isinstance(params, dict)
