@@ -40,8 +40,6 @@ so run it beside every runtime that runs jobs (``callboard serve`` and
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import logging
 import secrets
@@ -60,6 +58,8 @@ from pydantic import BaseModel
 
 from runtime.api.hook_children import ParentHooks
 from runtime.api.hook_policy import HOOK_ALLOW_ENV, HookPolicy, HookRefused, IPAddress
+from runtime.api.hook_signing import SIGNATURE_HEADER, sign
+from runtime.api.hook_signing import verify as verify  # receivers import it from here
 from runtime.api.schemas import check_hook_url
 from runtime.domain.errors import Fail, JobNotFound, Retry
 from runtime.domain.logs import status_entry
@@ -92,9 +92,7 @@ HOOK_PROBE_WATCHERS = 4
 HOOK_PARK_STEP = 0.001  # a parked delivery comes due just after the one it follows
 HOOK_BUFFER_DEFAULT = 100_000  # status changes the dispatcher may leave unread
 HOOK_RETRY_CEILING = 10_000  # the runtime's retries; the handler decides when to stop
-SIGNATURE_HEADER = "Callboard-Signature"
 SECRET_ENV = "CALLBOARD_HOOK_SECRET"
-SIGNATURE_TOLERANCE_DEFAULT = 300.0
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -118,32 +116,6 @@ class Delivery(BaseModel):
     url: str
     payload: HookPayload
     after: str | None = None  # the idempotency key of the job's previous delivery
-
-
-def sign(secret: bytes, body: bytes, timestamp: int | None = None) -> str:
-    """The value of the ``Callboard-Signature`` header for ``body``."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={ts},v1={digest}"
-
-
-def verify(
-    secret: bytes,
-    body: bytes,
-    header: str,
-    *,
-    tolerance: float = SIGNATURE_TOLERANCE_DEFAULT,
-    now: float | None = None,
-) -> bool:
-    """For receivers: whether ``header`` signs ``body`` with ``secret``, recently."""
-    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    stamp, given = fields.get("t", ""), fields.get("v1", "")
-    if not stamp.isdigit() or not given:
-        return False
-    if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
-        return False
-    expected = sign(secret, body, int(stamp)).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, given)
 
 
 async def resolve(host: str, port: int) -> list[str]:
