@@ -106,6 +106,17 @@ class Job(BaseModel):
         like = SimilarSnapshots(first, varying)
         return [first, *map(like, rows[1:])]
 
+    @classmethod
+    def from_columns(cls, shared: Mapping[str, Any], per_row: Mapping[str, list[Any]]) -> list[Job]:
+        """Snapshots of rows that hold ``shared``'s values but in ``per_row``'s
+        columns (row ``i`` holds each column's value ``i``), as ``from_row`` makes
+        them; no row is built."""
+        count = len(next(iter(per_row.values())))
+        if not count:
+            return []
+        first = cls.from_row({**shared, **{name: column[0] for name, column in per_row.items()}})
+        return [first, *SimilarSnapshots(first, per_row).from_columns(per_row, 1, count)]
+
 
 class SimilarSnapshots:
     """Snapshots of rows that hold ``first``'s values but in the ``varying`` columns,
@@ -138,6 +149,25 @@ class SimilarSnapshots:
             shared = base[name]
             values[name] = deepcopy(shared) if shared else type(shared)()
         return _snapshot(self._cls, values, self._fields)
+
+    def from_columns(self, per_row: Mapping[str, list[Any]], start: int, stop: int) -> list[Job]:
+        """The snapshots of rows ``start`` to ``stop`` (excluded) of ``per_row``'s
+        columns, which hold the varying values (see ``Job.from_columns``)."""
+        base, cls, fields, containers = self._base, self._cls, self._fields, self._containers
+        plain = [(name, per_row[name]) for name in self._plain]
+        converted = [(name, per_row[name]) for name in self._converted]
+        out = []
+        for index in range(start, stop):
+            values = base.copy()
+            for name, column in plain:
+                values[name] = column[index]
+            for name, column in converted:
+                values[name] = _converted(name, column[index])
+            for name in containers:
+                shared = base[name]
+                values[name] = deepcopy(shared) if shared else type(shared)()
+            out.append(_snapshot(cls, values, fields))
+        return out
 
 
 def _snapshot(cls: type[Job], values: dict[str, Any], fields: set[str]) -> Job:
