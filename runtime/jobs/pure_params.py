@@ -10,6 +10,7 @@ a bulk enqueue validates such an item once (``runtime.jobs.enqueue``).
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,10 +44,20 @@ def _schema_is_pure(schema: Any) -> bool:
                 return False
             if kind in ("call", "generator") or any(node.get(key) for key in _USER_CODE_KEYS):
                 return False
+            if kind == "enum" and _own_missing(node.get("cls")):  # called for an unknown value
+                return False
             stack.extend(node.values())
         elif isinstance(node, list | tuple):
             stack.extend(node)
     return True
+
+
+def _own_missing(cls: Any) -> bool:
+    missing = getattr(cls, "_missing_", None)
+    return getattr(missing, "__func__", None) is not _ENUM_MISSING
+
+
+_ENUM_MISSING = enum.Enum._missing_.__func__  # type: ignore[attr-defined]  # a classmethod's function
 
 
 def plain_copy(value: Any) -> Any:
