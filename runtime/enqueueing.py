@@ -155,17 +155,17 @@ class EnqueueMethods:
                 trace_context=trace_context,
                 **options,
             )
-            op = None if depends_on is not None else insert_new_jobs(new)
-            rows = new.rows() if op is None else None if isinstance(op, InsertNewJobs) else op.rows
+            if depends_on is not None:
+                rows = new.rows()
+            else:
+                op = insert_new_jobs(new)
+        if depends_on is not None:
+            return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
         if isinstance(op, InsertNewJobs):
             return await self._insert_new(op)
-        assert rows is not None
-        if op is None:
-            assert depends_on is not None
-            return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
         if lone and plans is not None:  # the type's first lone enqueue: its plan
-            plans.learn(jt, rows[0])
-        return await self._insert_rows(op, rows)
+            plans.learn(jt, op.rows[0])
+        return await self._insert_rows(op, op.rows)
 
     async def _enqueue_lone(self, lone: LoneEnqueue, params: Params) -> list[Job]:
         """One job with no option for a queue this runtime does not run (a web
