@@ -93,11 +93,12 @@ def build_new_jobs(
     when tracing is on (runtime.jobs.tracing).
     """
     items = list(params)
-    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
-    if len(keys) != len(items):
-        raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
-    for key in keys:
-        check_text("idempotency_key", key)
+    keys = None if idempotency_keys is None else list(idempotency_keys)
+    if keys is not None:
+        if len(keys) != len(items):
+            raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
+        for key in keys:
+            check_text("idempotency_key", key)
     due = _due(now, options.get("delay"), options.get("at"))
     common = _common(job_type, now, due, options)
     common["trace_context"] = trace_context
@@ -117,7 +118,7 @@ def build_new_jobs(
         if unique:
             unique_keys.append(job_type.unique_key_for(value, tenant_id))
     per_job: dict[str, list[Any]] = {"id": new_job_ids(len(items)), "params": values}
-    if any(key is not None for key in keys):
+    if keys is not None and any(key is not None for key in keys):
         per_job["idempotency_key"] = keys
     if lock_key is not None:
         per_job["lock_key"] = [lock_key] * len(items)
@@ -188,7 +189,7 @@ class ParamsValidation:
             return self._validated(item, index)
         earlier = seen.get(id(item))  # the items outlive the call: ids stay theirs
         if earlier is not None:
-            copied: dict[str, Any] = plain_copy(earlier)
+            copied: dict[str, Any] = plain_copy(earlier) if earlier else {}
             return copied
         values = self._validated(item, index)
         if json_problem(item) is None:  # plain JSON only (no value the model converts)
