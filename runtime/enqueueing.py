@@ -163,6 +163,8 @@ class EnqueueMethods:
             return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
         if isinstance(op, InsertNewJobs):
             return await self._insert_new(op)
+        if not op.rows:  # nothing to store (the options were checked all the same)
+            return []
         if lone and plans is not None:  # the type's first lone enqueue: its plan
             plans.learn(jt, op.rows[0])
         return await self._insert_rows(op, op.rows)

@@ -60,6 +60,17 @@ async def test_a_keyless_bulk_enqueue_returns_stores_and_announces_every_job(
     assert len({id(j.params) for j in jobs}) == len({id(j.errors) for j in jobs}) == COUNT
 
 
+@pytest.mark.trio
+async def test_an_enqueue_of_no_jobs_stores_nothing_and_still_checks_its_options(
+    on_store: Callable[..., Runtime],
+) -> None:
+    async with on_store() as rt:
+        assert await rt.enqueue_many("item", []) == []
+        with pytest.raises(ValueError, match="priority"):
+            await rt.enqueue_many("item", [], priority=10**9)
+        assert await rt.count() == 0
+
+
 def test_only_keyless_batches_of_bulk_size_skip_the_rows(registry: Registry) -> None:
     @registry.job(name="plain")
     async def plain(ctx: JobContext, params: Item) -> None:
