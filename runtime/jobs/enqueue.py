@@ -126,7 +126,7 @@ def build_new_jobs(
         per_job["lock_key"] = lock_keys
     if unique:
         per_job["unique_key"] = unique_keys
-    return NewJobs(common, per_job)
+    return NewJobs(common, per_job, same_params=validated.one_value)
 
 
 def new_job_id() -> uuid.UUID:
@@ -176,10 +176,11 @@ class ParamsValidation:
     validating it again would give equal values. Each job gets its own copy.
     """
 
-    __slots__ = ("_job_type", "_seen", "_total")
+    __slots__ = ("_job_type", "_seen", "_total", "_validations")
 
     def __init__(self, job_type: JobType, total: int) -> None:
         self._job_type, self._total = job_type, total
+        self._validations = 0
         pure = total > 1 and validation_is_pure(job_type.params_model)
         self._seen: dict[int, dict[str, Any]] | None = {} if pure else None
 
@@ -196,8 +197,14 @@ class ParamsValidation:
             seen[id(item)] = values
         return values
 
+    @property
+    def one_value(self) -> bool:
+        """Whether every job's values are copies of one item's (validated once)."""
+        return self._validations == 1 and self._total > 1
+
     def _validated(self, item: Any, index: int) -> dict[str, Any]:
         job_type = self._job_type
+        self._validations += 1
         try:
             return storable_params(job_type, item)
         except InvalidParams as err:

@@ -30,6 +30,8 @@ class NewJobs:
 
     shared: Row
     per_job: dict[str, list[Any]]
+    same_params: bool = False
+    """Every job's params are equal, of the same types (copies of one item's)."""
 
     def __len__(self) -> int:
         return len(self.per_job["id"])
@@ -67,9 +69,11 @@ class InsertNewJobs:
         if conn.dialect.name == "postgresql":
             copy_job_values(conn, _values_of(new))
             return {}
-        found = bulk_insert.columns_statement(
-            conn.dialect, jobs, JOB_COLUMNS, new.shared, new.per_job
-        )
+        shared, per_job = new.shared, new.per_job
+        if new.same_params:  # bound once, as a shared value, not in every job's document
+            shared = {**shared, "params": per_job["params"][0]}
+            per_job = {name: per_job[name] for name in per_job if name != "params"}
+        found = bulk_insert.columns_statement(conn.dialect, jobs, JOB_COLUMNS, shared, per_job)
         if not bulk_insert.execute(conn, found):  # a value the document cannot carry
             InsertJobs(new.rows()).apply(conn)
         return {}

@@ -7,6 +7,7 @@ What it returns, stores and announces must be what a row per job gives.
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from runtime import JobContext, Registry, Runtime
 from runtime.jobs import enqueue
 from runtime.jobs.enqueue import build_new_jobs, build_rows
+from runtime.store import bulk_insert
 from runtime.store.new_jobs import InsertNewJobs, NewJobs, insert_new_jobs
 from runtime.store.ops import BULK_MIN_ROWS, InsertJobs
 from tests.conftest import QUIET
@@ -164,3 +166,29 @@ def test_an_item_given_again_is_validated_again_when_its_model_runs_code(
     rows = build_rows(registry.get("stamped"), [item] * 3, now=1.0)
     assert len(validations) == 3
     assert len({r["params"]["stamp"] for r in rows}) == 3
+
+
+@pytest.mark.trio
+async def test_params_of_one_item_given_for_every_job_are_bound_once(
+    make_runtime: Callable[..., Runtime], registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @registry.job(name="plain")
+    async def plain(ctx: JobContext, params: Item) -> None:
+        return None
+
+    documented: list[tuple[str, ...]] = []
+    columns_statement = bulk_insert.columns_statement
+
+    def spy(dialect: Any, table: Any, columns: Any, shared: Any, per_job: Any) -> Any:
+        documented.append(tuple(per_job))
+        return columns_statement(dialect, table, columns, shared, per_job)
+
+    monkeypatch.setattr(bulk_insert, "columns_statement", spy)
+    item = {"n": 7, "tags": ["a", "é"]}
+    async with make_runtime(workers=False) as rt:
+        same = await rt.enqueue_many("plain", [item] * COUNT)
+        equal = await rt.enqueue_many("plain", [dict(item) for _ in range(COUNT)])
+        stored = [await rt.get(job.id) for job in [*same, *equal]]
+    assert documented == [("id",), ("id", "params")]
+    assert {json.dumps(job.params) for job in stored} == {json.dumps(item)}
+    assert [job.params for job in same] == [item] * COUNT
