@@ -3,9 +3,11 @@
 pydantic's own validators and serializers for plain types always turn
 equal input into equal output; only code a model brings along may not (a
 default factory such as ``uuid4``, a validator, a serializer, a computed
-field, ``model_post_init``, an enum's ``_missing_``). A model with none of
-these in its core schema validates an item given twice to equal values, so
-a bulk enqueue validates such an item once (``runtime.jobs.enqueue``).
+field, ``model_post_init``, an enum's ``_missing_``, a callable
+discriminator, an ``isinstance`` check), or the clock (``FutureDate`` and
+the like). A model with none of these in its core schema validates an item
+given twice to equal values, so a bulk enqueue validates such an item once
+(``runtime.jobs.enqueue``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-_USER_CODE_KEYS = ("default_factory", "computed_fields", "post_init", "custom_init", "missing")
-"""Core schema keys that, when set, run a model's own code while validating or dumping."""
+_USER_CODE_KEYS: tuple[str, ...] = ("default_factory", "computed_fields", "post_init")
+_USER_CODE_KEYS += ("custom_init", "missing", "now_op")
+"""Core schema keys that, when set, run a model's own code (or read the clock)
+while validating or dumping."""
+_USER_CODE_TYPES = ("call", "generator", "is-instance", "is-subclass")
 _PURE_MAX = 1024
 _PURE: dict[type[BaseModel], bool] = {}
 
@@ -42,7 +47,9 @@ def _schema_is_pure(schema: Any) -> bool:
             # function-before/after/wrap/plain: validators and serializers alike
             if isinstance(kind, str) and kind.startswith("function"):
                 return False
-            if kind in ("call", "generator") or any(node.get(key) for key in _USER_CODE_KEYS):
+            if kind in _USER_CODE_TYPES or any(node.get(key) for key in _USER_CODE_KEYS):
+                return False
+            if callable(node.get("discriminator")):
                 return False
             if kind == "enum" and _own_missing(node.get("cls")):  # called for an unknown value
                 return False

@@ -5,14 +5,20 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
+    Discriminator,
     Field,
+    FutureDatetime,
+    InstanceOf,
+    PastDate,
     PlainSerializer,
+    Tag,
     computed_field,
     field_serializer,
     field_validator,
@@ -100,6 +106,42 @@ class PostInit(BaseModel):
         return None
 
 
+class Future(BaseModel):
+    at: FutureDatetime
+
+
+class Past(BaseModel):
+    on: list[PastDate] = []
+
+
+class A(BaseModel):
+    kind: Literal["a"] = "a"
+
+
+class B(BaseModel):
+    kind: Literal["b"] = "b"
+
+
+class CallableDiscriminator(BaseModel):
+    item: Annotated[
+        Annotated[A, Tag("a")] | Annotated[B, Tag("b")],
+        Discriminator(lambda v: v.get("kind") if isinstance(v, dict) else v.kind),
+    ]
+
+
+class StringDiscriminator(BaseModel):
+    item: A | B = Field(discriminator="kind")
+
+
+class Thing:
+    pass
+
+
+class Instance(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    thing: InstanceOf[Thing] | None = None
+
+
 class Nested(BaseModel):
     inner: FieldValidated
 
@@ -112,7 +154,7 @@ class WithMissing(BaseModel):
     color: Missing
 
 
-@pytest.mark.parametrize("model", [Empty, Plain, WithEnum])
+@pytest.mark.parametrize("model", [Empty, Plain, WithEnum, StringDiscriminator])
 def test_a_model_of_plain_fields_is_pure(model: type[BaseModel]) -> None:
     assert validation_is_pure(model)
 
@@ -130,6 +172,10 @@ def test_a_model_of_plain_fields_is_pure(model: type[BaseModel]) -> None:
         PostInit,
         Nested,
         WithMissing,
+        Future,
+        Past,
+        CallableDiscriminator,
+        Instance,
     ],
 )
 def test_a_model_that_brings_code_is_not(model: type[BaseModel]) -> None:
