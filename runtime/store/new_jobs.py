@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from runtime.store import bulk_insert
 from runtime.store.ops import BULK_MIN_ROWS, InsertJobs, copy_job_values
@@ -69,14 +69,18 @@ class InsertNewJobs:
         if conn.dialect.name == "postgresql":
             copy_job_values(conn, _values_of(new))
             return {}
-        shared, per_job = new.shared, new.per_job
-        if new.same_params:  # bound once, as a shared value, not in every job's document
+        if not bulk_insert.execute(conn, self.sqlite_statement(conn.dialect)):
+            InsertJobs(new.rows()).apply(conn)  # a value the document cannot carry
+        return {}
+
+    def sqlite_statement(self, dialect: Dialect) -> tuple[str, list[Any]] | None:
+        """SQLite's statement storing the jobs and its parameters (``bulk_insert``),
+        or None when a value is one its document cannot carry."""
+        shared, per_job = self.jobs.shared, self.jobs.per_job
+        if self.jobs.same_params:  # bound once, as a shared value, not in every job's entry
             shared = {**shared, "params": per_job["params"][0]}
             per_job = {name: per_job[name] for name in per_job if name != "params"}
-        found = bulk_insert.columns_statement(conn.dialect, jobs, JOB_COLUMNS, shared, per_job)
-        if not bulk_insert.execute(conn, found):  # a value the document cannot carry
-            InsertJobs(new.rows()).apply(conn)
-        return {}
+        return bulk_insert.columns_statement(dialect, jobs, JOB_COLUMNS, shared, per_job)
 
 
 def insert_new_jobs(new: NewJobs) -> InsertNewJobs | InsertJobs:
