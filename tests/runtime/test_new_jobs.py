@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from runtime import JobContext, Registry, Runtime
+from runtime import Job, JobContext, Registry, Runtime
 from runtime.jobs import enqueue
 from runtime.jobs.enqueue import build_new_jobs, build_rows
 from runtime.store import bulk_insert
@@ -192,3 +192,21 @@ async def test_params_of_one_item_given_for_every_job_are_bound_once(
     assert documented == [("id",), ("id", "params")]
     assert {json.dumps(job.params) for job in stored} == {json.dumps(item)}
     assert [job.params for job in same] == [item] * COUNT
+
+
+def test_snapshots_from_columns_are_those_from_row_makes(registry: Registry) -> None:
+    @registry.job(name="plain")
+    async def plain(ctx: JobContext, params: Item) -> None:
+        return None
+
+    items = [{"n": i} for i in range(4)]
+    keyed = build_new_jobs(
+        registry.get("plain"), items, now=1.5, idempotency_keys=["a", None, "c", "d"]
+    )
+    keyless = build_new_jobs(registry.get("plain"), items, now=1.5)
+    for new in (keyed, keyless):
+        made = Job.from_columns(new.shared, new.per_job)
+        one_by_one = [Job.from_row(row) for row in new.rows()]
+        assert [repr(job) for job in made] == [repr(job) for job in one_by_one]
+        assert len({id(job.errors) for job in made}) == len({id(job.params) for job in made}) == 4
+    assert Job.from_columns(keyless.shared, {"id": [], "params": []}) == []
