@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 from runtime.domain.clock import Clock
 from runtime.domain.models import Job, JobId
 from runtime.gcpause import collector_paused
-from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_rows
+from runtime.jobs.enqueue import PER_JOB_COLUMNS, EnqueueOptions, build_new_jobs
 from runtime.jobs.events import EventBus
 from runtime.jobs.lone_enqueue import LoneEnqueue, LonePlans, lone_plan_fits
 from runtime.jobs.registry import JobType, Registry
@@ -20,6 +20,7 @@ from runtime.jobs.wakeups import Wakeups
 from runtime.store import Store
 from runtime.store.bound_insert import InsertBoundJob
 from runtime.store.dependency_ops import dependencies_of
+from runtime.store.new_jobs import InsertNewJobs, NewJobs, insert_new_jobs
 from runtime.store.ops import PARKED_COLUMNS, InsertJobs
 from runtime.workflows.dependencies import dependency_ids, insert_dependent
 
@@ -158,7 +159,7 @@ class EnqueueMethods:
                 return [await self._enqueue_lone(plan, items[0])]
         now = self.clock.now()
         with collector_paused(len(items)):
-            rows = build_rows(
+            new = build_new_jobs(
                 jt,
                 items,
                 now=now,
@@ -166,11 +167,19 @@ class EnqueueMethods:
                 trace_context=trace_context,
                 **options,
             )
+            if depends_on is not None:
+                rows = new.rows()
+            else:
+                op = insert_new_jobs(new)
         if depends_on is not None:
             return await self._enqueue_dependent(rows, depends_on, run_on_failure, options)
+        if isinstance(op, InsertNewJobs):
+            return await self._insert_new(op)
+        if not op.rows:  # nothing to store (the options were checked all the same)
+            return []
         if lone and plans is not None:  # the type's first lone enqueue: its plan
-            plans.learn(jt, rows[0])
-        return await self._insert_rows(InsertJobs(rows, varying=PER_JOB_COLUMNS), rows)
+            plans.learn(jt, op.rows[0])
+        return await self._insert_rows(op, op.rows)
 
     async def _enqueue_lone(self, lone: LoneEnqueue, params: Params) -> Job:
         """One job with no option for a queue this runtime does not run (a web
@@ -206,6 +215,29 @@ class EnqueueMethods:
             if replaced:  # some keys had jobs already: those are returned instead
                 return [Job.from_row(replaced.get(row["id"], row)) for row in rows]
             return Job.from_similar_rows(rows, (*PER_JOB_COLUMNS, *PARKED_COLUMNS))
+
+    async def _insert_new(self, op: InsertNewJobs) -> list[Job]:
+        """As :meth:`_insert_rows`, for new jobs that carry no key: every job
+        keeps the status, queue and due time they share, so the shared row
+        stands for them all in notices and wake-ups; their rows are made only
+        for subscribers."""
+        new = op.jobs
+        shared = new.shared
+        pending = self.store.submit(
+            op,
+            partial(_notices_of_rows, self._wakeups, [shared]) if self.store.channel else None,
+            lead=not self._serves(shared["queue"]),
+        )
+        pending.on_settled(partial(self._publish_new, new))
+        self._status_changed(shared)  # now, as in _insert_rows: a claim joins the commit
+        await pending.wait()
+        with collector_paused(len(new)):
+            return Job.from_columns(shared, new.per_job)
+
+    def _publish_new(self, new: NewJobs, _result: Any, error: BaseException | None) -> None:
+        if error is None and not self.bus.is_idle():
+            for row in new.rows():
+                self._publish(row)
 
     def _job_type(self, job_type: JobTypeRef) -> JobType:
         return job_type if isinstance(job_type, JobType) else self.registry.get(job_type)

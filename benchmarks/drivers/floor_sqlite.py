@@ -27,9 +27,10 @@ from sqlalchemy import Engine
 from benchmarks.drivers import callboard
 from benchmarks.probe import JOBS, VERIFIED, Metrics, Step, StepFunction
 from runtime.domain.status import JobStatus
-from runtime.jobs.enqueue import PER_JOB_COLUMNS, build_rows
-from runtime.store import bulk_insert, claim, fast, ops
+from runtime.jobs.enqueue import build_new_jobs, build_rows
+from runtime.store import claim, fast, ops
 from runtime.store.engine import open_engine
+from runtime.store.new_jobs import InsertNewJobs
 from runtime.store.tables import JOB_COLUMNS, jobs
 
 WORKER = "floor"
@@ -115,7 +116,9 @@ def _enqueue_single(step: Step) -> Metrics:
 def _enqueue_bulk(step: Step) -> Metrics:
     count = step.size("jobs")
     engine = _schema(step)
-    found = bulk_insert.statement(engine.dialect, jobs, JOB_COLUMNS, _rows(count), PER_JOB_COLUMNS)
+    job_type = callboard.registry.get("noop")
+    new = build_new_jobs(job_type, [{}] * count, now=time.time())
+    found = InsertNewJobs(new).sqlite_statement(engine.dialect)
     if found is None:
         raise RuntimeError("the bulk statement refused its rows")
     sql, params = found

@@ -14,7 +14,9 @@ from runtime.domain.clock import to_epoch
 from runtime.domain.errors import InvalidParams
 from runtime.domain.status import JobStatus
 from runtime.domain.storable import check_text, json_problem
+from runtime.jobs.pure_params import plain_copy, validation_is_pure
 from runtime.jobs.registry import JobType
+from runtime.store.new_jobs import NewJobs
 
 Row = dict[str, Any]
 
@@ -64,37 +66,67 @@ def build_rows(
     trace_context: dict[str, str] | None = None,
     **options: Unpack[EnqueueOptions],
 ) -> list[Row]:
+    """The rows of :func:`build_new_jobs`, one dict per job."""
+    return build_new_jobs(
+        job_type,
+        params,
+        now=now,
+        idempotency_keys=idempotency_keys,
+        trace_context=trace_context,
+        **options,
+    ).rows()
+
+
+def build_new_jobs(
+    job_type: JobType,
+    params: Iterable[Any],
+    *,
+    now: float,
+    idempotency_keys: Sequence[str | None] | None = None,
+    trace_context: dict[str, str] | None = None,
+    **options: Unpack[EnqueueOptions],
+) -> NewJobs:
     """Validate every item first: one bad item stores nothing.
 
-    The rows differ only in :data:`PER_JOB_COLUMNS`. ``trace_context``: the
-    enqueue span's, when tracing is on (runtime.jobs.tracing).
+    The jobs differ only in :data:`PER_JOB_COLUMNS`, of which only those that
+    some job sets are kept per job. ``trace_context``: the enqueue span's,
+    when tracing is on (runtime.jobs.tracing).
     """
     items = list(params)
-    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
-    if len(keys) != len(items):
-        raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
-    for key in keys:
-        check_text("idempotency_key", key)
+    keys = None if idempotency_keys is None else list(idempotency_keys)
+    if keys is not None:
+        if len(keys) != len(items):
+            raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs")
+        for key in keys:
+            check_text("idempotency_key", key)
     due = _due(now, options.get("delay"), options.get("at"))
     common = _common(job_type, now, due, options)
     common["trace_context"] = trace_context
+    common["id"] = common["params"] = common["idempotency_key"] = None
     lock_key = options.get("lock_key")
-    tenant_id = options.get("tenant_id")
-    rows = []
-    ids = new_job_ids(len(items))
-    for index, (item, key) in enumerate(zip(items, keys, strict=True)):
-        values = _validated(job_type, item, index, len(items))
-        rows.append(
-            {
-                **common,
-                "id": ids[index],
-                "params": values,
-                "idempotency_key": key,
-                "lock_key": lock_key if lock_key is not None else job_type.lock_key_for(values),
-                "unique_key": job_type.unique_key_for(values, tenant_id),
-            }
-        )
-    return rows
+    templated = lock_key is None and job_type.lock is not None
+    unique, tenant_id = job_type.unique, options.get("tenant_id")
+    lock_keys: list[str | None] = []
+    unique_keys: list[str | None] = []
+    validated = ParamsValidation(job_type, len(items))
+    values = []
+    for index, item in enumerate(items):
+        value = validated(item, index)
+        values.append(value)
+        if templated:  # in the item's turn: its errors come before the next item's
+            lock_keys.append(job_type.lock_key_for(value))
+        if unique:
+            unique_keys.append(job_type.unique_key_for(value, tenant_id))
+    per_job: dict[str, list[Any]] = {"id": new_job_ids(len(items)), "params": values}
+    if keys is not None and any(key is not None for key in keys):
+        per_job["idempotency_key"] = keys
+    if lock_key is not None:
+        per_job["lock_key"] = [lock_key] * len(items)
+    elif templated:
+        per_job["lock_key"] = lock_keys
+    if unique:
+        per_job["unique_key"] = unique_keys
+    return NewJobs(common, per_job, same_params=validated.one_value)
 
 
 def new_job_id() -> uuid.UUID:
@@ -122,7 +154,14 @@ def new_job_ids(count: int) -> list[uuid.UUID]:
         base | from_bytes(noise[at : at + 10], "big") & _UUID_RANDOM
         for at in range(0, 10 * count, 10)
     )
-    return [uuid.UUID(int=value) for value in ints]
+    new, set_slot, unknown = object.__new__, object.__setattr__, uuid.SafeUUID.unknown
+    ids = []
+    for value in ints:  # what uuid.UUID(int=value) makes, without its checks (a third of it)
+        job_id = new(uuid.UUID)
+        set_slot(job_id, "int", value)
+        set_slot(job_id, "is_safe", unknown)
+        ids.append(job_id)
+    return ids
 
 
 _NOISE_CHUNK = 4096
@@ -153,14 +192,51 @@ _UUID7_BITS = (0x7 << 76) | (0x2 << 62)  # version 7, RFC 9562 variant
 _UUID_RANDOM = ((1 << 80) - 1) & ~((0xF << 76) | (0x3 << 62))  # the 74 random bits
 
 
-def _validated(job_type: JobType, item: Any, index: int, total: int) -> dict[str, Any]:
-    try:
-        return storable_params(job_type, item)
-    except InvalidParams as err:
-        if total == 1:
-            raise
-        errors = [{**e, "index": index} for e in err.errors]
-        raise InvalidParams(job_type.name, errors, f"item {index}: {err}") from err
+class ParamsValidation:
+    """Validates the params of one call's items in turn (:func:`storable_params`),
+    an error naming its item's index.
+
+    An item given again (the very same dict, of plain JSON) is validated once
+    when its type's model runs no code of its own (``pure_params``): then
+    validating it again would give equal values. Each job gets its own copy.
+    """
+
+    __slots__ = ("_job_type", "_seen", "_total", "_validations")
+
+    def __init__(self, job_type: JobType, total: int) -> None:
+        self._job_type, self._total = job_type, total
+        self._validations = 0
+        pure = total > 1 and validation_is_pure(job_type.params_model)
+        self._seen: dict[int, dict[str, Any]] | None = {} if pure else None
+
+    def __call__(self, item: Any, index: int) -> dict[str, Any]:
+        seen = self._seen
+        if seen is None or type(item) is not dict:
+            return self._validated(item, index)
+        earlier = seen.get(id(item))  # the items outlive the call: ids stay theirs
+        if earlier is not None:
+            copied: dict[str, Any] = plain_copy(earlier) if earlier else {}
+            return copied
+        values = self._validated(item, index)
+        if json_problem(item) is None:  # plain JSON only (no value the model converts)
+            seen[id(item)] = values
+        return values
+
+    @property
+    def one_value(self) -> bool:
+        """Whether every job's values are copies of one item's (validated once)."""
+        return self._validations == 1 and self._total > 1
+
+    def _validated(self, item: Any, index: int) -> dict[str, Any]:
+        job_type = self._job_type
+        self._validations += 1
+        try:
+            return storable_params(job_type, item)
+        except InvalidParams as err:
+            if self._total == 1:
+                raise
+            errors = [{**e, "index": index} for e in err.errors]
+            raise InvalidParams(job_type.name, errors, f"item {index}: {err}") from err
 
 
 def storable_params(job_type: JobType, params: Any) -> dict[str, Any]:

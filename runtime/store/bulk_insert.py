@@ -19,7 +19,7 @@ the tests).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -46,7 +46,12 @@ def insert_rows(
     JSON cannot spell; a lone surrogate, which UTF-8 cannot): the caller then
     stores the rows another way.
     """
-    found = statement(conn.dialect, table, columns, rows, varying)
+    return execute(conn, statement(conn.dialect, table, columns, rows, varying))
+
+
+def execute(conn: Connection, found: tuple[str, list[Any]] | None) -> bool:
+    """Run a statement of :func:`statement` or :func:`columns_statement`; False,
+    having stored nothing, when there is none or its document cannot be bound."""
     if found is None:
         return False
     sql, params = found
@@ -66,21 +71,37 @@ def statement(
     """The statement :func:`insert_rows` runs and its parameters, or None when a
     varying value is one the document cannot carry (NaN, an infinity)."""
     # A varying column that is NULL in every row (no keys, no lock) is shared.
-    moving = tuple(c for c in columns if c in varying and any(row[c] is not None for row in rows))
-    shared = tuple(c for c in columns if c not in moving)
-    first = rows[0]
-    params = [_processed(table, c, dialect, first[c]) for c in shared]
+    moving = [c for c in columns if c in varying and any(row[c] is not None for row in rows)]
+    per_job = {c: [row[c] for row in rows] for c in moving}
+    return columns_statement(dialect, table, columns, rows[0], per_job)
+
+
+def columns_statement(
+    dialect: Dialect,
+    table: Table,
+    columns: Sequence[str],
+    shared: Row,
+    per_job: Mapping[str, Sequence[Any]],
+) -> tuple[str, list[Any]] | None:
+    """As :func:`statement`, for rows given as the values they share (``shared``,
+    every name in ``columns``) and the columns set per row (``per_job``, in the
+    order of ``columns``, each as long as the others): no row is built."""
+    moving = tuple(per_job)
+    shared_names = tuple(c for c in columns if c not in per_job)
+    params = [_processed(table, c, dialect, shared[c]) for c in shared_names]
     # JSON columns go in as they are (``->`` gives their JSON text), others processed.
-    pairs = [(c, None if _is_json(table, c) else _processor(table, c, dialect)) for c in moving]
+    documented = []
+    for name, values in per_job.items():
+        proc = None if _is_json(table, name) else _processor(table, name, dialect)
+        documented.append(values if proc is None else list(map(proc, values)))
     try:
+        # json encodes the tuples zip makes as arrays: one per row.
         document = json.dumps(
-            [[row[c] if proc is None else proc(row[c]) for c, proc in pairs] for row in rows],
-            ensure_ascii=False,
-            allow_nan=False,
+            list(zip(*documented, strict=True)), ensure_ascii=False, allow_nan=False
         )
     except ValueError:  # NaN or an infinity: SQLite's JSON has no spelling for them
         return None
-    return _statement(dialect, table, shared, moving), [*params, document]
+    return _statement(dialect, table, shared_names, moving), [*params, document]
 
 
 def _statement(

@@ -122,10 +122,15 @@ _JSON_COLUMNS = frozenset(c.name for c in jobs.columns if isinstance(c.type, JSO
 
 
 def _copy_jobs(conn: Connection, rows: list[Row]) -> None:
-    """Store ``rows`` on PostgreSQL with one ``COPY`` stream, inside the writer's
-    transaction: one round trip for the lot, and no statement to bind per row
-    (a pipelined ``executemany`` spent most of its time building parameters).
-    A JSON column's None is stored as SQL NULL, which reads back as None."""
+    copy_job_values(conn, [[row[name] for name in JOB_COLUMNS] for row in rows])
+
+
+def copy_job_values(conn: Connection, rows: list[list[Any]]) -> None:
+    """Store jobs (each its values in ``JOB_COLUMNS`` order) on PostgreSQL with one
+    ``COPY`` stream, inside the writer's transaction: one round trip for the lot,
+    and no statement to bind per row (a pipelined ``executemany`` spent most of
+    its time building parameters). A JSON column's None is stored as SQL NULL,
+    which reads back as None."""
     from psycopg.types.json import Json  # PostgreSQL only: the postgres extra
 
     quote = conn.dialect.identifier_preparer.quote
@@ -134,13 +139,11 @@ def _copy_jobs(conn: Connection, rows: list[Row]) -> None:
     cursor = fast.dbapi(conn).cursor()
     try:
         with cursor.copy(f"COPY {quote(jobs.name)} ({columns}) FROM STDIN") as copy:
-            for row in rows:
+            for values in rows:
                 copy.write_row(
                     [
                         Json(value) if json and value is not None else value
-                        for value, json in zip(
-                            [row[name] for name in JOB_COLUMNS], wrap, strict=True
-                        )
+                        for value, json in zip(values, wrap, strict=True)
                     ]
                 )
     finally:

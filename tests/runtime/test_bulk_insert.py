@@ -63,12 +63,13 @@ async def test_bulk_rows_are_the_rows_one_at_a_time_stores(
 ) -> None:
     register(registry, Journal())
     calls: list[int] = []
-    insert_rows = bulk_insert.insert_rows
+    columns_statement = bulk_insert.columns_statement
     monkeypatch.setattr(
         bulk_insert,
-        "insert_rows",
-        lambda conn, table, columns, rows, varying: (
-            calls.append(len(rows)) or insert_rows(conn, table, columns, rows, varying)
+        "columns_statement",
+        lambda dialect, table, columns, shared, per_job: (
+            calls.append(len(per_job["id"]))
+            or columns_statement(dialect, table, columns, shared, per_job)
         ),
     )
     params = _params()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.jobs.enqueue import build_rows
-from runtime.store import Store, ops
+from runtime.store import Store, bulk_insert, new_jobs
 from runtime.store.ops import InsertJobs
 from runtime.store.tables import jobs
 from tests.conftest import QUIET
@@ -206,15 +206,17 @@ async def test_a_bulk_enqueue_stores_every_job_exactly_and_they_run(
 ) -> None:
     register(registry, Journal())
     copies: list[int] = []
-    copy_jobs = ops._copy_jobs
+    copy_job_values = new_jobs.copy_job_values
     monkeypatch.setattr(
-        ops, "_copy_jobs", lambda conn, rows: copies.append(len(rows)) or copy_jobs(conn, rows)
+        new_jobs,
+        "copy_job_values",
+        lambda conn, rows: copies.append(len(rows)) or copy_job_values(conn, rows),
     )
-    insert_rows = ops.bulk_insert.insert_rows
+    columns_statement = bulk_insert.columns_statement
     monkeypatch.setattr(
-        ops.bulk_insert,
-        "insert_rows",
-        lambda *args: copies.append(-len(args[3])) or insert_rows(*args),
+        bulk_insert,
+        "columns_statement",
+        lambda *args: copies.append(-len(args[4]["id"])) or columns_statement(*args),
     )
     # Enough jobs for PostgreSQL's COPY path (SQLite's JSON document, negative
     # here), with values their formats escape.
