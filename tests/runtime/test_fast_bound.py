@@ -31,8 +31,17 @@ def test_a_complete_row_binds_as_the_two_steps_do() -> None:
 
 
 def test_values_missing_a_name_bind_it_as_none() -> None:
-    finish = fast.Prepared(ops._finish_update(), sqlite.dialect(), ("status", "result"))
+    finish = fast.Prepared(ops._finish_update(("status", "result")), sqlite.dialect())
     values = {"status": "completed", "w_id": uuid.uuid4(), "w_status": "running"}
     sql, params = finish.bound(values)  # no "result" and no "w_worker"
     assert (sql, params) == finish._statement(finish.params(values))
     assert sql.count("NULL") >= 1
+
+
+def test_a_finish_with_every_value_reads_them_at_once() -> None:
+    finish = fast.Prepared(ops._finish_update(("status", "result")), sqlite.dialect())
+    values = {"status": "completed", "result": {"n": 1}, "w_id": uuid.uuid4()}
+    values.update(w_status="running", w_worker="w")
+    assert finish._getter is not None  # the statement binds no value of its own
+    assert finish.bound(values) == finish._statement(finish.params(values))
+    assert '{"n": 1}' in finish.bound(values)[1]  # the JSON column's processor ran
