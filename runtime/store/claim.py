@@ -477,7 +477,8 @@ def _candidates_on() -> Any:
 
 
 def _start_order(row: Row) -> tuple[Any, ...]:
-    return (-row["priority"], row["scheduled_at"], row["created_at"], str(row["id"]))
+    # UUIDs order as their text does (both by the 128-bit value), without making it.
+    return (-row["priority"], row["scheduled_at"], row["created_at"], row["id"])
 
 
 def _unseen(picks: list[Row], room: Mapping[str, int], raw_ids: bool) -> list[Any]:
