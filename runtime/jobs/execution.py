@@ -32,7 +32,7 @@ from runtime.jobs.checkpoints import upgraded_state
 from runtime.jobs.context import JobContext, RunState, Workflows, call_maybe_async
 from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
-from runtime.jobs.logs import job_log_fields
+from runtime.jobs.logs import enter_job, leave_job
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.resources import metered, peak_memory
@@ -171,11 +171,14 @@ class Executor:
     async def run(self, job: Claimed) -> Any:
         state: RunState = job.payload
         row = state.row  # the loop watchdog reads it from this frame
-        with job_log_fields(row):
+        token = enter_job(row)  # not a context manager: this runs for every job
+        try:
             if self._tracing is None:
                 return await self._run(state)
             with self._tracing.attempt(row) as state.span:
                 return await self._run(state)
+        finally:
+            leave_job(token)
 
     async def _run(self, state: RunState) -> Any:
         row = state.row
