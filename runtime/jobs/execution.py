@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -208,7 +209,9 @@ class Executor:
             limiter = self._threads(row["queue"])
             return await run_sync_handler(handler, ctx, params, limiter=limiter)
         work = handler(ctx, params)
-        if isinstance(work, Coroutine):  # an async def's is: others go unmetered
+        # An async def's is a coroutine (the type test first: an ABC's is slow);
+        # other awaitables go unmetered.
+        if type(work) is CoroutineType or isinstance(work, Coroutine):
             result = await metered(work, state)
         else:
             result = await work
@@ -270,8 +273,9 @@ class Executor:
             self._on_slot_freed(row["queue"], limited)
             woken = True
         # The job's task need not wait: the writer commits everything queued
-        # before the runtime stops, and announces the outcome as it settles.
-        pending.on_settled(partial(self._finished, state, slot_woken=woken))
+        # before the runtime stops, and announces the outcome as it settles
+        # (telling nobody of a freed slot if its type has none to free).
+        pending.on_settled(partial(self._finished, state, slot_woken=woken or limited is None))
         return None
 
     def _finished(
