@@ -12,17 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
-from sqlalchemy import (
-    JSON,
-    bindparam,
-    delete,
-    func,
-    insert,
-    literal_column,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -391,7 +381,7 @@ def _finish_update(keys: tuple[str, ...]) -> Any:
             jobs.c.worker_id == bindparam("w_worker"),
         )
         .values({key: bindparam(key) for key in keys})
-        .values(revision=jobs.c.revision + literal_column("1"))
+        .values(revision=jobs.c.revision + text("1"))
     )
 
 
