@@ -162,7 +162,7 @@ def _drain(step: Step) -> Metrics:
     pick = fast.Prepared(claim._candidates(True, False), dialect)
     start = fast.Prepared(claim._start_update(_START_SHAPE, True), dialect)
     values = _finish_values(time.time())
-    finish = fast.Prepared(ops._finish_update(), dialect, tuple(values))
+    finish = fast.Prepared(ops._finish_update(tuple(values)), dialect)
     pick_sql, pick_params = pick.bound({"q": callboard.QUEUE, "n": batch * 3 + 10})
     where = {"w_status": JobStatus.RUNNING.value, "w_worker": WORKER}
     with _connect(step) as connection:

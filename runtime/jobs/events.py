@@ -198,7 +198,11 @@ class Fanout(Generic[T]):
 
     def wants(self, job_id: uuid.UUID, tenant_id: str | None = None) -> bool:
         """Whether anyone would receive an event about ``job_id`` of ``tenant_id``."""
-        return bool(self._all) or bool(self._by_job.get(job_id) or self._by_tenant.get(tenant_id))
+        if self._all:
+            return True
+        # Emptiness first: hashing a UUID is a Python call, and usually nobody listens.
+        by_job, by_tenant = self._by_job, self._by_tenant
+        return bool(by_job and by_job.get(job_id)) or bool(by_tenant and by_tenant.get(tenant_id))
 
     def publish(self, item: T) -> None:
         event = self.event_of(item)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -32,7 +33,7 @@ from runtime.jobs.checkpoints import upgraded_state
 from runtime.jobs.context import JobContext, RunState, Workflows, call_maybe_async
 from runtime.jobs.events import EventBus
 from runtime.jobs.flusher import Flusher, take_logs
-from runtime.jobs.logs import job_log_fields
+from runtime.jobs.logs import enter_job, leave_job
 from runtime.jobs.outcomes import decide
 from runtime.jobs.registry import JobType, Registry
 from runtime.jobs.resources import metered, peak_memory
@@ -171,11 +172,14 @@ class Executor:
     async def run(self, job: Claimed) -> Any:
         state: RunState = job.payload
         row = state.row  # the loop watchdog reads it from this frame
-        with job_log_fields(row):
+        token = enter_job(row)  # not a context manager: this runs for every job
+        try:
             if self._tracing is None:
                 return await self._run(state)
             with self._tracing.attempt(row) as state.span:
                 return await self._run(state)
+        finally:
+            leave_job(token)
 
     async def _run(self, state: RunState) -> Any:
         row = state.row
@@ -205,7 +209,9 @@ class Executor:
             limiter = self._threads(row["queue"])
             return await run_sync_handler(handler, ctx, params, limiter=limiter)
         work = handler(ctx, params)
-        if isinstance(work, Coroutine):  # an async def's is: others go unmetered
+        # An async def's is a coroutine (the type test first: an ABC's is slow);
+        # other awaitables go unmetered.
+        if type(work) is CoroutineType or isinstance(work, Coroutine):
             result = await metered(work, state)
         else:
             result = await work
@@ -267,8 +273,9 @@ class Executor:
             self._on_slot_freed(row["queue"], limited)
             woken = True
         # The job's task need not wait: the writer commits everything queued
-        # before the runtime stops, and announces the outcome as it settles.
-        pending.on_settled(partial(self._finished, state, slot_woken=woken))
+        # before the runtime stops, and announces the outcome as it settles
+        # (telling nobody of a freed slot if its type has none to free).
+        pending.on_settled(partial(self._finished, state, slot_woken=woken or limited is None))
         return None
 
     def _finished(

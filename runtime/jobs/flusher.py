@@ -72,8 +72,10 @@ class Flusher:
     def forget(self, state: RunState) -> None:
         """The job finished: its final write carries everything."""
         state.ended = state.queued = True
-        self._sent.pop(state.job_id, None)
-        self._dirty.pop(state.job_id, None)
+        if self._sent:  # usually empty: hashing a UUID is a Python call
+            self._sent.pop(state.job_id, None)
+        if self._dirty:
+            self._dirty.pop(state.job_id, None)
 
     def close(self) -> None:
         """Close the channel (after the last flush): nothing reports any more."""

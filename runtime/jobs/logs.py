@@ -6,35 +6,37 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, MutableMapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 from runtime.domain.storable import escaped
 
 JOB_LOGGER = "callboard.job"
 
-# The attempt running in this task: every log record made in it carries these.
+# The row of the attempt running in this task: every log record made in it
+# carries its fields (see :class:`JobFields`), built only when a record is.
 _CURRENT_JOB: ContextVar[dict[str, Any] | None] = ContextVar("callboard_job", default=None)
 JOB_FIELDS = ("job_id", "job_type", "attempt", "tenant")
 
 
-@contextmanager
-def job_log_fields(row: dict[str, Any]) -> Iterator[None]:
-    """Within: log records of this task name the job of ``row`` (see :class:`JobFields`)."""
-    token = _CURRENT_JOB.set(
-        {
-            "job_id": str(row["id"]),
-            "job_type": row["type"],
-            "attempt": row["attempt"],
-            "tenant": row.get("tenant_id"),
-        }
-    )
-    try:
-        yield
-    finally:
-        _CURRENT_JOB.reset(token)
+def enter_job(row: dict[str, Any]) -> Token[dict[str, Any] | None]:
+    """From now on, log records of this task name the job of ``row``, until
+    :func:`leave_job` with the token returned."""
+    return _CURRENT_JOB.set(row)
+
+
+def leave_job(token: Token[dict[str, Any] | None]) -> None:
+    _CURRENT_JOB.reset(token)
+
+
+def _fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": str(row["id"]),
+        "job_type": row["type"],
+        "attempt": row["attempt"],
+        "tenant": row.get("tenant_id"),
+    }
 
 
 class JobFields(logging.Filter):
@@ -42,9 +44,9 @@ class JobFields(logging.Filter):
     while it runs (any logger, not only ``ctx.log``), for handlers to show."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _CURRENT_JOB.get()
-        if fields is not None:
-            for name, value in fields.items():
+        row = _CURRENT_JOB.get()
+        if row is not None:
+            for name, value in _fields(row).items():
                 if not hasattr(record, name):
                     setattr(record, name, value)
         return True

@@ -82,6 +82,7 @@ class Prepared:
 
     __slots__ = (
         "_binds",
+        "_decode",
         "_dollar",
         "_getter",
         "_named",
@@ -137,6 +138,7 @@ class Prepared:
         )
         self._variants: dict[tuple[int, ...], str] = {}
         self._results: dict[str, Callable[[Any], Any]] = {}
+        self._decode: tuple[tuple[str, ...], tuple[tuple[int, str, Any], ...]] | None = None
         if dialect.name == "postgresql":
             return  # psycopg returns every column type of ours decoded
         for column in getattr(stmt, "_returning", ()) or getattr(stmt, "selected_columns", ()):
@@ -285,19 +287,31 @@ class Prepared:
     def rows(self, cursor: Any) -> list[Row]:
         """The cursor's rows as dicts, with result processing (UUIDs, JSON, booleans);
         NULL and JSON 'null' (most JSON columns of a job hold it) stay None."""
-        names = [d[0] for d in cursor.description]
-        procs = [(i, n, p) for i, n in enumerate(names) if (p := self._results.get(n)) is not None]
+        fetched = cursor.fetchall()
+        if not fetched:
+            return []
+        names, procs = self._columns(cursor)
         out = []
-        for raw in cursor.fetchall():
+        for raw in fetched:
             row = dict(zip(names, raw, strict=True))
             for index, name, proc in procs:
                 value = raw[index]
-                if value is not None and value != "null":
-                    row[name] = proc(value)
-                elif value is not None:
-                    row[name] = None
+                if value is None:
+                    continue
+                row[name] = proc(value) if value != "null" else None
             out.append(row)
         return out
+
+    def _columns(self, cursor: Any) -> tuple[tuple[str, ...], tuple[tuple[int, str, Any], ...]]:
+        """The result's column names and, for those that need it, their position
+        and processor: read from the first result, the same for every run."""
+        if self._decode is None:
+            names = tuple(d[0] for d in cursor.description)
+            procs = tuple(
+                (i, n, p) for i, n in enumerate(names) if (p := self._results.get(n)) is not None
+            )
+            self._decode = (names, procs)
+        return self._decode
 
     def all(self, conn: Connection, values: Mapping[str, Any]) -> list[Row]:
         return self.rows(self.execute(conn, values))

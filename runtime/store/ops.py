@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from sqlalchemy import JSON, bindparam, delete, func, insert, select, text, update
@@ -291,7 +292,7 @@ class Finish:
     def _record(self, conn: Connection, current: JobStatus, values: Row) -> bool:
         keys = tuple(values)
         # Returns has_dependents: a job without dependents costs no other statement.
-        stmt = fast.prepared(conn, ("finish_returning", keys), _finish_returning, keys)
+        stmt = fast.prepared(conn, ("finish_returning", keys), partial(_finish_returning, keys))
         where = {"w_id": self.job_id, "w_status": current.value, "w_worker": self.worker}
         found = stmt.execute(conn, {**values, **where}).fetchone()
         if found is None:
@@ -326,7 +327,7 @@ def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
     ]
     if conn.dialect.name == "postgresql":
         return _record_all_pipelined(conn, finishes, keys, params)
-    stmt = fast.prepared(conn, ("finish", keys), _finish_update, keys)
+    stmt = fast.prepared(conn, ("finish", keys), partial(_finish_update, keys))
     raw = fast.dbapi(conn)
     raw.execute("SAVEPOINT finish_many")
     recorded = stmt.executemany(conn, params).rowcount == len(finishes)
@@ -346,7 +347,7 @@ def _record_all_pipelined(
     recorded the savepoint is left to the transaction's ``COMMIT`` (releasing
     it would cost a round trip and change nothing: nothing else in a writer's
     transaction rolls back to it)."""
-    stmt = fast.prepared(conn, ("finish_returning", keys), _finish_returning, keys)
+    stmt = fast.prepared(conn, ("finish_returning", keys), partial(_finish_returning, keys))
     raw = fast.dbapi(conn)
     cursor = raw.cursor()
     try:
@@ -371,8 +372,10 @@ def _record_all_pipelined(
     return True
 
 
-def _finish_update() -> Any:
-    """Finish's compare-and-set; the values it sets come as the statement's column keys."""
+def _finish_update(keys: tuple[str, ...]) -> Any:
+    """Finish's compare-and-set of the columns ``keys``. Every value it sets is a
+    named parameter, none of its own (its 1 is spelled in the SQL): then a
+    finish's parameters are read in one call (``fast.Prepared.bound``)."""
     return (
         update(jobs)
         .where(
@@ -380,12 +383,13 @@ def _finish_update() -> Any:
             jobs.c.status == bindparam("w_status"),
             jobs.c.worker_id == bindparam("w_worker"),
         )
-        .values(revision=jobs.c.revision + 1)
+        .values({key: bindparam(key) for key in keys})
+        .values(revision=jobs.c.revision + text("1"))
     )
 
 
-def _finish_returning() -> Any:
-    return _finish_update().returning(jobs.c.has_dependents)
+def _finish_returning(keys: tuple[str, ...]) -> Any:
+    return _finish_update(keys).returning(jobs.c.has_dependents)
 
 
 def _honour_request(current: JobStatus, values: Row) -> Row:

@@ -31,7 +31,7 @@ def test_a_complete_row_binds_as_the_two_steps_do() -> None:
 
 
 def test_values_missing_a_name_bind_it_as_none() -> None:
-    finish = fast.Prepared(ops._finish_update(), sqlite.dialect(), ("status", "result"))
+    finish = fast.Prepared(ops._finish_update(("status", "result")), sqlite.dialect())
     values = {"status": "completed", "w_id": uuid.uuid4(), "w_status": "running"}
     sql, params = finish.bound(values)  # no "result" and no "w_worker"
     assert (sql, params) == finish._statement(finish.params(values))
@@ -53,6 +53,15 @@ def test_a_wide_postgres_statement_is_converted_once_to_dollar_placeholders() ->
 
 
 def test_a_narrow_postgres_statement_keeps_psycopgs_placeholders() -> None:
-    finish = fast.Prepared(ops._finish_update(), postgresql.psycopg.dialect(), ("status",))
+    finish = fast.Prepared(ops._finish_update(("status",)), postgresql.psycopg.dialect())
     sql, params = finish.bound({"status": "completed", "w_id": uuid.uuid4()})
     assert "%(status)s" in sql and isinstance(params, dict)
+
+
+def test_a_finish_with_every_value_reads_them_at_once() -> None:
+    finish = fast.Prepared(ops._finish_update(("status", "result")), sqlite.dialect())
+    values = {"status": "completed", "result": {"n": 1}, "w_id": uuid.uuid4()}
+    values.update(w_status="running", w_worker="w")
+    assert finish._getter is not None  # the statement binds no value of its own
+    assert finish.bound(values) == finish._statement(finish.params(values))
+    assert '{"n": 1}' in finish.bound(values)[1]  # the JSON column's processor ran
