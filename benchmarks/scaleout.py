@@ -185,7 +185,7 @@ async def pickup(base: str, jobs: int = 500, interval: float = 0.020) -> dict[st
     lags = [
         (j.started_at - j.created_at).total_seconds() * 1000
         for j in done
-        if j.started_at is not None
+        if j.started_at is not None and j.created_at is not None
     ]
     assert len(lags) == jobs and all(j.status is JobStatus.COMPLETED for j in done)
     return {"p50_ms": _percentile(lags, 0.50), "p99_ms": _percentile(lags, 0.99)}

@@ -37,7 +37,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 CONCURRENCY = 10
@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("url")
     worker.add_argument("--kind", default="noop")
     args = parser.parse_args(argv)
-    runner: Callable[[Awaitable[Any]], Any] = asyncio.run
+    runner: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
     if args.system == "pgqueuer":  # as its ``pgq run`` command runs it
         import uvloop  # type: ignore[import-not-found]
 
