@@ -10,12 +10,17 @@ deadlocks) and constraint violations are not faults: they concern the write.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import sys
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
 
 from runtime.domain.errors import StorageUnavailable
+from runtime.store import fast
+
+log = logging.getLogger("callboard.store")
 
 _SQLITE_FAULTS = (
     *("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN"),
@@ -71,3 +76,18 @@ def unavailable(err: BaseException) -> StorageUnavailable:
     fault = StorageUnavailable(describe(err))
     fault.__cause__ = err
     return fault
+
+
+def rollback(conn: Connection) -> None:
+    """End the failed transaction on ``conn``, in SQLAlchemy and in the driver.
+    A rollback that fails too (the connection is gone) leaves nothing to end."""
+    try:
+        # Not ``in_transaction()``: a transaction whose COMMIT failed is no longer
+        # active, yet SQLAlchemy refuses every statement until it is rolled back.
+        if conn.get_transaction() is not None:
+            conn.rollback()
+        raw = fast.dbapi(conn)
+        if getattr(raw, "in_transaction", False) and raw.in_transaction:
+            raw.rollback()
+    except Exception as err:
+        log.warning("rollback after a failed write failed too: %s", describe(err))

@@ -42,8 +42,9 @@ from sqlalchemy.engine import Connection
 from actors import LoopEvent, checkpoints, event_factory
 from runtime.store import fast, notifier, threads
 from runtime.store.engine import SQLITE_BUSY_TIMEOUT_MS_DEFAULT, writer_connection
-from runtime.store.faults import describe, is_storage_fault, unavailable
+from runtime.store.faults import describe, is_storage_fault, rollback, unavailable
 from runtime.store.pending import Notices, Op, Pending, WriterStatistics
+from runtime.store.writer_lead import CallerCommits
 
 log = logging.getLogger("callboard.store")
 
@@ -58,8 +59,6 @@ costs a lone enqueue's worth of CPU or more, and thousands of lone enqueues
 commit in a second; the WAL holds at most this long's commits beyond it."""
 WAL_AUTOCHECKPOINT_PAGES_DEFAULT = 20_000
 """The writer's own checkpoint, inline, only if the WAL grows this many pages anyway."""
-ALONE_PASS_EVERY = 0.001
-"""Seconds a producer of lone writes may hold the event loop (``write_alone``)."""
 FAULT_RETRY_MIN_DEFAULT = 0.1
 FAULT_RETRY_MAX_DEFAULT = 5.0
 """Seconds between two tries of the writes kept through a storage fault (doubling)."""
@@ -71,7 +70,7 @@ class _Busy(Exception):
     """Another connection holds the write lock (inline only: we do not wait for it)."""
 
 
-class StoreWriter:
+class StoreWriter(CallerCommits):
     def __init__(
         self,
         engine: Engine,
@@ -136,95 +135,6 @@ class StoreWriter:
         else:
             self._wake()
         return pending
-
-    def _may_lead(self, op: Op, *, queued: int) -> bool:
-        """Whether a caller may commit ``op`` itself: the writer waits for writes
-        (none queued but ``queued``, none kept through a fault) on SQLite."""
-        return (
-            self._ready is not None
-            and not self._leading
-            and len(self._queue) == queued
-            and not self._held
-            and self._inline_max >= 0
-            and getattr(op, "inline_weight", None) is not None
-        )
-
-    async def _lead(self) -> None:
-        """Commit the queued writes in the calling task, as the writer would."""
-        assert self._conn is not None and self._tg is not None and self._checkpoints is not None
-        if_cancelled, one_pass = self._checkpoints
-        try:
-            await if_cancelled()  # cancelled here, the writer commits it
-            # Writes that were runnable join; while they keep coming, a batch is
-            # forming. A pass may run the leader before the writers woken with
-            # it (trio runs a batch of tasks in either order): after a shared
-            # commit, when more are likely to come, it waits two passes.
-            queue, passes, seen = self._queue, 0, 0
-            least = 2 if self._last_batch > 1 else 1
-            while (passes < least or seen < len(queue)) and len(queue) < self._batch_max:
-                seen = len(queue)
-                passes += 1
-                await one_pass()
-            self._led += 1
-            await self._commit_queued(self._conn, self._tg)
-        finally:
-            self._leading = False
-            if self._lead_done is not None:
-                self._lead_done.set()
-            if self._queue or self._closed:
-                self._wake()
-
-    async def write_alone(self, op: Op) -> tuple[bool, Any]:
-        """Commit a lone write at once in the caller's task: ``(True, result)``,
-        or ``(False, None)`` when it is not taken (then nothing was stored and
-        the caller submits it as usual; the writer's path handles faults).
-
-        Taken on SQLite for a single-statement write when the writer is idle and
-        nothing shows a batch forming: the last batch was a lone write and no
-        other caller of this method is in its pass of the loop after its commit
-        (its writes were alone; a write that comes meanwhile is a neighbour, and
-        leads a batch instead: ``submit(lead=True)``). The pass of the loop after
-        the commit lets other tasks run; a producer that writes alone again and
-        again takes it once per :data:`ALONE_PASS_EVERY` (each pass costs an
-        ``epoll_wait``, as much as a fifth of the write here), so it holds the
-        loop that long at most. Every call is a cancellation point.
-        """
-        if not (
-            self._alone_passing == 0
-            and self._last_batch <= 1
-            and getattr(op, "single_statement", False)
-            and self._may_lead(op, queued=0)
-        ):
-            return False, None
-        assert self._conn is not None and self._tg is not None and self._checkpoints is not None
-        if_cancelled, one_pass = self._checkpoints
-        await if_cancelled()  # no pass of the loop unless cancelled: still idle after it
-        conn = self._conn
-        if not self._inline:
-            self._busy_timeout(conn, 0)
-            self._inline = True
-        try:  # in SQLite's own autocommit transaction, as _sqlite_autocommit
-            result = op.apply(conn)
-            if conn.in_transaction():  # a Core statement began one
-                conn.commit()
-        except Exception:  # busy, a fault, a bad row: the writer's path decides
-            _rollback(conn)
-            return False, None
-        self._alone_writes += 1
-        self._last_batch = 1
-        self._count(1, 1)
-        if self._fault_since is not None:
-            self._recovered()
-        self._maybe_checkpoint(self._tg)
-        if time.monotonic() - self._alone_passed_at < ALONE_PASS_EVERY:
-            return True, result
-        self._alone_passing += 1
-        try:
-            await one_pass()
-        finally:
-            self._alone_passing -= 1
-            self._alone_passed_at = time.monotonic()
-        return True, result
 
     async def write(self, op: Op, notices: Notices | None = None) -> Any:
         return await self.submit(op, notices).wait()
@@ -524,7 +434,7 @@ class StoreWriter:
             else:
                 raw.commit()
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
 
     @contextmanager
@@ -536,12 +446,12 @@ class StoreWriter:
             if conn.in_transaction():  # a Core statement began one (see engine._tune_sqlite)
                 conn.commit()
         except sqlite3.OperationalError as err:
-            _rollback(conn)
+            rollback(conn)
             if self._inline and _is_busy(err):
                 raise _Busy from err
             raise
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
 
     def _commit(
@@ -615,7 +525,7 @@ class StoreWriter:
         """PostgreSQL: after a fault, the next batch takes a fresh connection
         (this one may be closed under us). SQLite's stays: it was rolled back."""
         if self._inline_max < 0:
-            _rollback(conn)
+            rollback(conn)
             try:
                 conn.invalidate()
             except Exception as err:  # already closed: the next use reconnects anyway
@@ -646,21 +556,6 @@ def _apply_all(conn: Connection, batch: list[Pending]) -> list[tuple[Any, BaseEx
             results.append((op.apply(conn), None))
         index = end
     return results
-
-
-def _rollback(conn: Connection) -> None:
-    """End the failed transaction on ``conn``, in SQLAlchemy and in the driver.
-    A rollback that fails too (the connection is gone) leaves nothing to end."""
-    try:
-        # Not ``in_transaction()``: a transaction whose COMMIT failed is no longer
-        # active, yet SQLAlchemy refuses every statement until it is rolled back.
-        if conn.get_transaction() is not None:
-            conn.rollback()
-        raw = fast.dbapi(conn)
-        if getattr(raw, "in_transaction", False) and raw.in_transaction:
-            raw.rollback()
-    except Exception as err:
-        log.warning("rollback after a failed write failed too: %s", describe(err))
 
 
 def _is_busy(err: Exception) -> bool:

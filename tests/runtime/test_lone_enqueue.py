@@ -20,7 +20,7 @@ from runtime.domain.models import Job
 from runtime.jobs import enqueue as enqueue_module
 from runtime.jobs.enqueue import build_rows
 from runtime.jobs.lone_enqueue import LoneEnqueue
-from runtime.store import writer
+from runtime.store import writer, writer_lead
 from runtime.store.bound_insert import insert_jobs_statement
 from tests.runtime.jobs import Journal, register
 
@@ -142,7 +142,7 @@ async def test_a_cancelled_lone_enqueue_stores_nothing(sqlite_url: str) -> None:
 async def test_lone_enqueues_let_other_tasks_run_once_per_slice(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, every: float, yields: bool
 ) -> None:
-    monkeypatch.setattr(writer, "ALONE_PASS_EVERY", every)
+    monkeypatch.setattr(writer_lead, "ALONE_PASS_EVERY", every)
     async with Runtime(sqlite_url, registry=_registry(), workers=False) as rt:
         await rt.enqueue("echo", {"value": "first"})  # the plan
         await rt.enqueue("echo", {"value": "second"})  # the first pass
