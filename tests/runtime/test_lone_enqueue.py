@@ -7,14 +7,13 @@ import math
 import os
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 import trio
 import trio.testing
 from sqlalchemy import Engine, create_engine
 
-from runtime import Registry, Runtime
+from runtime import Runtime
 from runtime.domain.errors import InvalidParams
 from runtime.domain.models import Job
 from runtime.jobs import enqueue as enqueue_module
@@ -22,18 +21,9 @@ from runtime.jobs.enqueue import build_rows
 from runtime.jobs.lone_enqueue import LoneEnqueue
 from runtime.store import writer, writer_lead
 from runtime.store.bound_insert import insert_jobs_statement
-from tests.runtime.jobs import Journal, register
+from tests.runtime.test_writer_lead import _registry, sqlite_url
 
-
-def _registry() -> Registry:
-    registry = Registry()
-    register(registry, Journal())
-    return registry
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'lone.db'}"
+__all__ = ["sqlite_url"]  # the fixture, shared with the lead's tests
 
 
 def _stored(url: str, job_id: str) -> dict[str, object]:
