@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not install missing peer virtualenvs; report those peers as n/a",
     )
+    parser.add_argument(
+        "--parallel",
+        type=_positive_int,
+        default=1,
+        help="steps run at once; above 1 their timings disturb each other, so only"
+        " for checking that everything runs (default %(default)s)",
+    )
     return parser
 
 
@@ -115,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale=args.scale,
         step_timeout_s=args.step_timeout,
         install=not args.no_install,
+        parallel=args.parallel,
     )
     document = run(plan, _log)
     write_json(document, args.out / RESULTS_FILE)

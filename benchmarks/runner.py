@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class Plan:
     step_timeout_s: float = STEP_TIMEOUT_S_DEFAULT
     install: bool = True
     """Install missing peer virtualenvs; otherwise their systems are reported n/a."""
+    parallel: int = 1
+    """Steps run at once: above 1 they disturb each other's timings (smoke runs only)."""
 
 
 class StepFailed(Exception):
@@ -64,24 +67,37 @@ def run(plan: Plan, log: Log) -> dict[str, Any]:
         for workload in plan.workloads
     }
     versions: dict[str, dict[str, str]] = {system.name: {} for system in plan.systems}
-    for repetition in range(plan.repeat):
-        for workload in plan.workloads:
+
+    def run_cell(repetition: int, cell: _Cell) -> None:
+        system, workload = cell.system, cell.workload
+        outcome = outcomes[system.name, workload.name]
+        python = interpreters[system.name]
+        if outcome.not_applicable is not None or not isinstance(python, Path):
+            return
+        label = f"[{repetition + 1}/{plan.repeat}] {workload.name} on {system.name}"
+        started = time.monotonic()
+        try:
             params = workload.params(plan.scale)
-            for system in _rotated(plan.systems, repetition):
-                outcome = outcomes[system.name, workload.name]
-                python = interpreters[system.name]
-                if outcome.not_applicable is not None or not isinstance(python, Path):
-                    continue
-                label = f"[{repetition + 1}/{plan.repeat}] {workload.name} on {system.name}"
-                started = time.monotonic()
-                try:
-                    measured = _run_once(_Cell(system, workload), params, python, plan, versions)
-                except (StepFailed, StoreUnavailable) as error:
-                    log(f"{label}: FAILED: {error}")
-                    outcome.errors.append(f"repetition {repetition + 1}: {error}")
-                    continue
-                log(f"{label}: {time.monotonic() - started:.1f} s")
-                outcome.repetitions.append(measured)
+            measured = _run_once(cell, params, python, plan, versions)
+        except (StepFailed, StoreUnavailable) as error:
+            log(f"{label}: FAILED: {error}")
+            outcome.errors.append(f"repetition {repetition + 1}: {error}")
+            return
+        log(f"{label}: {time.monotonic() - started:.1f} s")
+        outcome.repetitions.append(measured)
+
+    cells = [
+        (repetition, _Cell(system, workload))
+        for repetition in range(plan.repeat)
+        for workload in plan.workloads
+        for system in _rotated(plan.systems, repetition)
+    ]
+    if plan.parallel <= 1:
+        for repetition, cell in cells:
+            run_cell(repetition, cell)
+    else:  # each step is a process of its own: threads only wait for them
+        with ThreadPoolExecutor(max_workers=plan.parallel) as pool:
+            list(pool.map(lambda item: run_cell(*item), cells))
     return _document(plan, outcomes, versions)
 
 

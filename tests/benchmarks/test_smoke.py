@@ -70,6 +70,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 *("--systems", ",".join(RUNNABLE)),
                 *("--scale", str(SCALE), "--repeat", "1", "--no-install"),
                 *("--out", str(out), "--docs", str(docs), "--step-timeout", "120"),
+                *("--parallel", "2"),  # nothing is timed: both cores
             ]
         )
     document = json.loads((out / cli.RESULTS_FILE).read_text())
