@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from runtime.domain.errors import IllegalTransition, JobNotFound
 from runtime.domain.logs import JOB_LOG_LIMIT_DEFAULT, status_entry
 from runtime.domain.status import ACTIVE, TERMINAL, JobStatus, can_transition
-from runtime.store import bulk_insert, fast
+from runtime.store import bulk_insert, fast, finish_arrays
 from runtime.store.dependency_ops import release_if_ready, reopen_dependents, settle_dependents
 from runtime.store.lock_keys import holder_of, park_on_held_locks, release_lock
 from runtime.store.log_ops import append_bounded_logs, append_logs, store_status_records
@@ -342,33 +342,28 @@ def _record_all(conn: Connection, finishes: list[Finish]) -> bool:
 def _record_all_pipelined(
     conn: Connection, finishes: list[Finish], keys: tuple[str, ...], params: list[Row]
 ) -> bool:
-    """PostgreSQL: the savepoint and every update, each returning whether its
-    job has dependents, in one pipeline (one round trip). Once all are
-    recorded the savepoint is left to the transaction's ``COMMIT`` (releasing
-    it would cost a round trip and change nothing: nothing else in a writer's
-    transaction rolls back to it)."""
+    """PostgreSQL: the savepoint and one statement that records every finish
+    from arrays (``finish_arrays``), returning which jobs have dependents, in
+    one pipeline (one round trip). Once all are recorded the savepoint is left
+    to the transaction's ``COMMIT`` (releasing it would cost a round trip and
+    change nothing: nothing else in a writer's transaction rolls back to it)."""
     stmt = fast.prepared(conn, ("finish_returning", keys), partial(_finish_returning, keys))
+    bound = finish_arrays.parameters(keys, [stmt.params(p) for p in params])
     raw = fast.dbapi(conn)
     cursor = raw.cursor()
     try:
         with raw.pipeline():
             raw.execute("SAVEPOINT finish_many")
-            cursor.executemany(stmt.sql, [stmt.params(p) for p in params], returning=True)
-        found: list[bool] = []
-        while True:
-            row = cursor.fetchone()
-            if row is not None:
-                found.append(bool(row[0]))
-            if not cursor.nextset():
-                break
+            cursor.execute(finish_arrays.statement(keys), bound)
+        found = dict(cursor.fetchall())
     finally:
         cursor.close()
-    if len(found) != len(finishes):
+    if len(found) != len(finishes) or any(f.job_id not in found for f in finishes):
         raw.execute("ROLLBACK TO finish_many")
         raw.execute("RELEASE finish_many")
         return False
-    for finish, has_dependents in zip(finishes, found, strict=True):
-        finish._has_dependents = has_dependents
+    for finish in finishes:
+        finish._has_dependents = bool(found[finish.job_id])
     return True
 
 

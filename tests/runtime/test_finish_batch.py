@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import String, cast, select, update
 
 from runtime import JobContext, JobStatus, Registry, Runtime
 from runtime.store.claim import Claim
@@ -88,3 +88,90 @@ async def test_a_batch_without_dependents_settles_nothing(
     assert [r.done for r in results] == [True, True, True]
     assert all(r.dependents == [] for r in results)
     assert all(_status(store_url, i) == JobStatus.COMPLETED.value for i in ids)
+
+
+def _claim(url: str, count: int) -> list[uuid.UUID]:
+    engine = open_engine(url)
+    try:
+        with writer_connection(engine) as conn, conn.begin():
+            return [row["id"] for row in Claim("default", count, "w", time.time()).apply(conn).rows]
+    finally:
+        engine.dispose()
+
+
+def _stored(url: str, ids: list[uuid.UUID]) -> list[tuple[object, ...]]:
+    """Each job's recorded ending, its JSON as the database's text (a JSON
+    ``null`` is not SQL NULL), in the order of ``ids``."""
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            columns = (jobs.c.status, jobs.c.revision, jobs.c.worker_id, jobs.c.wall_time)
+            json = (jobs.c.result, jobs.c.errors)
+            query = select(jobs.c.id, *columns, *(cast(c, String) for c in json))
+            rows = {row[0]: tuple(row[1:]) for row in conn.execute(query)}
+            return [rows[i] for i in ids]
+    finally:
+        engine.dispose()
+
+
+def _ending(result: object, wall_time: float | None) -> dict[str, object]:
+    now = time.time()
+    return {
+        "status": "completed",
+        "finished_at": now,
+        "result": result,
+        "errors": None,
+        "updated_at": now,
+        "wall_time": wall_time,
+    }
+
+
+async def test_a_batch_records_what_each_finish_alone_would(
+    make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
+) -> None:
+    @registry.job(name="t", max_retries=0)
+    async def t(ctx: JobContext, params: Empty) -> None: ...
+
+    async with make_runtime(url=store_url, workers=False) as rt:
+        for _ in range(6):
+            await rt.enqueue("t", {})
+    endings = [_ending({"n": 1, "s": "x"}, 0.5), _ending(None, None), _ending([1, "a"], 2.0)]
+    together, alone = _claim(store_url, 3), _claim(store_url, 3)
+    engine = open_engine(store_url)
+    try:
+        with writer_connection(engine) as conn:
+            with conn.begin():
+                finishes = [Finish(i, "w", dict(e)) for i, e in zip(together, endings, strict=True)]
+                assert all(r.done for r in Finish.apply_many(conn, finishes))
+            for job_id, ending in zip(alone, endings, strict=True):
+                with conn.begin():
+                    assert Finish(job_id, "w", dict(ending)).apply(conn).done
+    finally:
+        engine.dispose()
+    # The same status, revision (one bump past the claim's), worker, time and JSON.
+    assert _stored(store_url, together) == _stored(store_url, alone)
+
+
+async def test_a_batch_with_a_job_taken_elsewhere_records_the_others(
+    make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
+) -> None:
+    @registry.job(name="t", max_retries=0)
+    async def t(ctx: JobContext, params: Empty) -> None: ...
+
+    async with make_runtime(url=store_url, workers=False) as rt:
+        for _ in range(3):
+            await rt.enqueue("t", {})
+    ids = _claim(store_url, 3)
+    engine = open_engine(store_url)
+    try:
+        with writer_connection(engine) as conn:
+            with conn.begin():
+                conn.execute(update(jobs).where(jobs.c.id == ids[1]).values(worker_id="other"))
+            with conn.begin():
+                finishes = [Finish(i, "w", _ending(None, 1.0)) for i in ids]
+                results = Finish.apply_many(conn, finishes)
+    finally:
+        engine.dispose()
+    assert [r.done for r in results] == [True, False, True]
+    assert [row[0] for row in _stored(store_url, ids)] == ["completed", "running", "completed"]
+    assert _stored(store_url, ids)[1][2] == "other"
