@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,20 +36,22 @@ def callboard(*args: str, cwd: Path) -> subprocess.Popen[str]:
 
 
 def lines_until(proc: subprocess.Popen[str], pattern: str) -> Iterator[str]:
-    """stderr lines up to the first that matches ``pattern`` (or fail after a deadline)."""
+    """stderr lines up to the first that matches ``pattern`` (or fail after a deadline).
+
+    Blocking reads, with the process killed at the deadline (its stream then
+    ends): a ``select`` on the pipe would miss lines already read into the
+    stream's buffer with an earlier one, and wait for the deadline.
+    """
     assert proc.stderr is not None
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stderr, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=deadline - time.monotonic()):
-                break
-            line = proc.stderr.readline()
-            if not line:
-                break
+    timer = threading.Timer(STARTUP_TIMEOUT, proc.kill)
+    timer.start()
+    try:
+        for line in iter(proc.stderr.readline, ""):
             yield line
             if re.search(pattern, line):
                 return
+    finally:
+        timer.cancel()
     proc.kill()
     raise AssertionError(f"no line matching {pattern!r} in time")
 
