@@ -77,17 +77,25 @@ async def test_a_batch_settles_the_dependents_of_its_first_finish(
 async def test_a_batch_without_dependents_settles_nothing(
     make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
 ) -> None:
-    @registry.job(name="t", max_retries=0)
-    async def t(ctx: JobContext, params: Empty) -> None: ...
-
-    async with make_runtime(url=store_url, workers=False) as rt:
-        for _ in range(3):
-            await rt.enqueue("t", {})
+    await _store_jobs(make_runtime, registry, store_url, 3)
     ids, results = _finish_together(store_url, 3)
     assert len(ids) == 3
     assert [r.done for r in results] == [True, True, True]
     assert all(r.dependents == [] for r in results)
     assert all(_status(store_url, i) == JobStatus.COMPLETED.value for i in ids)
+
+
+async def _store_jobs(
+    make_runtime: Callable[..., Runtime], registry: Registry, url: str, count: int
+) -> None:
+    """``count`` waiting jobs of a type ``t`` (registered here) in the store at ``url``."""
+
+    @registry.job(name="t", max_retries=0)
+    async def t(ctx: JobContext, params: Empty) -> None: ...
+
+    async with make_runtime(url=url, workers=False) as rt:
+        for _ in range(count):
+            await rt.enqueue("t", {})
 
 
 def _claim(url: str, count: int) -> list[uuid.UUID]:
@@ -129,12 +137,7 @@ def _ending(result: object, wall_time: float | None) -> dict[str, object]:
 async def test_a_batch_records_what_each_finish_alone_would(
     make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
 ) -> None:
-    @registry.job(name="t", max_retries=0)
-    async def t(ctx: JobContext, params: Empty) -> None: ...
-
-    async with make_runtime(url=store_url, workers=False) as rt:
-        for _ in range(6):
-            await rt.enqueue("t", {})
+    await _store_jobs(make_runtime, registry, store_url, 6)
     endings = [_ending({"n": 1, "s": "x"}, 0.5), _ending(None, None), _ending([1, "a"], 2.0)]
     together, alone = _claim(store_url, 3), _claim(store_url, 3)
     engine = open_engine(store_url)
@@ -155,12 +158,7 @@ async def test_a_batch_records_what_each_finish_alone_would(
 async def test_a_batch_with_a_job_taken_elsewhere_records_the_others(
     make_runtime: Callable[..., Runtime], registry: Registry, store_url: str
 ) -> None:
-    @registry.job(name="t", max_retries=0)
-    async def t(ctx: JobContext, params: Empty) -> None: ...
-
-    async with make_runtime(url=store_url, workers=False) as rt:
-        for _ in range(3):
-            await rt.enqueue("t", {})
+    await _store_jobs(make_runtime, registry, store_url, 3)
     ids = _claim(store_url, 3)
     engine = open_engine(store_url)
     try:
