@@ -146,17 +146,14 @@ class EnqueueMethods:
         options: EnqueueOptions,
     ) -> list[Job]:
         plans = self._lone_plans
-        lone = (
+        # The type's first lone enqueue makes its plan (see ``enqueue``).
+        learn = (
             trace_context is None
             and depends_on is None
             and plans is not None
             and lone_plan_fits(jt, items, idempotency_keys, options)
             and not self._serves(jt.queue)
         )
-        if lone and plans is not None:
-            plan = plans.get(jt)
-            if plan is not None:
-                return [await self._enqueue_lone(plan, items[0])]
         now = self.clock.now()
         with collector_paused(len(items)):
             new = build_new_jobs(
@@ -177,7 +174,7 @@ class EnqueueMethods:
             return await self._insert_new(op)
         if not op.rows:  # nothing to store (the options were checked all the same)
             return []
-        if lone and plans is not None:  # the type's first lone enqueue: its plan
+        if learn and plans is not None and plans.get(jt) is None:
             plans.learn(jt, op.rows[0])
         return await self._insert_rows(op, op.rows)
 
